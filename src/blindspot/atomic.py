@@ -1,0 +1,47 @@
+"""Atomic outputs: write to a temporary sibling, rename into place only on success.
+
+A killed job therefore never leaves a file or directory at the final path that looks complete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextmanager
+def atomic_output(final: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; on clean exit, replace ``final`` with it.
+
+    Works for files and directories (e.g. a Zarr store). On an exception the temporary path is removed and
+    ``final`` is left untouched.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        yield tmp
+    except BaseException:
+        _remove(tmp)
+        raise
+    if not tmp.exists():
+        raise FileNotFoundError(f"{final}: the writer produced nothing at the temporary path {tmp}")
+    if final.is_dir() and not final.is_symlink():
+        # os.replace cannot replace a non-empty directory: move the old one aside first.
+        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, final)

@@ -1,0 +1,132 @@
+"""The ``blindspot`` command line: one subcommand per pipeline stage, plus config and fixture helpers.
+
+Every Snakemake rule calls one of these. Errors a user can fix print one line (``blindspot <cmd>: error: ...``)
+and exit with status 2; nothing prints a traceback for a bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from blindspot.config import ConfigError, format_validation_error, json_schema, load_config
+
+
+class UserError(Exception):
+    """An error with a one-line message for the user."""
+
+
+def _parse_slice(stage: str, text: str):
+    from blindspot.slices import parse_slice
+
+    try:
+        return parse_slice(stage, text)
+    except ValidationError as error:
+        raise UserError(f"bad {stage} slice: {format_validation_error(error).splitlines()[0]}") from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> None:
+    config = load_config(args.config)
+    print(f"{args.config}: OK ({len(config.benchmarks)} benchmark(s): {', '.join(config.benchmarks)})")
+
+
+def cmd_schema(args: argparse.Namespace) -> None:
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
+def cmd_stage(args: argparse.Namespace) -> None:
+    from blindspot.staging.sources import SourceError
+    from blindspot.staging.stage import StageError, stage_benchmark
+
+    config = _parse_slice("stage", args.slice)
+    try:
+        summary = stage_benchmark(args.bench, config.benchmark, args.out)
+    except SourceError as error:
+        raise UserError(f"benchmarks.{args.bench}.{error}") from None
+    except StageError as error:
+        raise UserError(str(error)) from None
+    reasons = ", ".join(f"{k}={v}" for k, v in summary.reasons.items()) or "none"
+    print(f"staged {args.bench}: {summary.items} items, {summary.images} images, {summary.rejects} rejects ({reasons})")
+
+
+def cmd_render(args: argparse.Namespace) -> None:
+    from blindspot.render.run import render_benchmark
+
+    config = _parse_slice("render", args.slice)
+    if not Path(args.images).is_file():
+        raise UserError(f"no staged images at '{args.images}'; run the stage step first")
+    summary = render_benchmark(args.images, config.render, config.seed, args.out, workers=args.workers)
+    print(f"rendered {args.out}: {summary.images} images x {summary.conditions} conditions")
+
+
+def cmd_demo_data(args: argparse.Namespace) -> None:
+    from blindspot.fixtures import write_shapes_benchmark
+
+    path = write_shapes_benchmark(
+        args.out,
+        n_items=args.items,
+        seed=args.seed,
+        fmt=args.format,
+        image_mode=args.image_mode,
+        kind=args.kind,
+        bad_rows=args.bad_rows,
+    )
+    print(f"wrote {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="blindspot", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], None], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("check-config", cmd_check_config, "Validate a config file; one line per problem.")
+    p.add_argument("config")
+    p = add("schema", cmd_schema, "Print (or write) the config's JSON schema.")
+    p.add_argument("--out")
+    p = add("stage", cmd_stage, "Stage one benchmark into the canonical items table.")
+    p.add_argument("--bench", required=True)
+    p.add_argument("--slice", required=True, help="the stage's config slice, as JSON")
+    p.add_argument("--out", required=True, help="output directory (items/images/rejects.parquet)")
+    p = add("render", cmd_render, "Render every obfuscation family and level of a staged benchmark to Zarr.")
+    p.add_argument("--images", required=True, help="staged images.parquet")
+    p.add_argument("--slice", required=True, help="the render config slice, as JSON")
+    p.add_argument("--out", required=True, help="output .zarr store")
+    p.add_argument("--workers", type=int, default=2, help="threads rendering images in parallel")
+    p = add("demo-data", cmd_demo_data, "Write a small fixture benchmark (coloured shapes) in the generic format.")
+    p.add_argument("--out", required=True)
+    p.add_argument("--items", type=int, default=48)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", choices=["parquet", "jsonl"], default="parquet")
+    p.add_argument("--image-mode", choices=["struct", "bytes", "base64", "path"], default="struct")
+    p.add_argument("--kind", choices=["color_mc", "shape_yes_no"], default="color_mc")
+    p.add_argument("--bad-rows", action=argparse.BooleanOptionalAction, default=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (UserError, ConfigError) as error:
+        for line in str(error).splitlines():
+            print(f"blindspot {args.command}: error: {line}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,312 @@
+"""The one validated configuration object of a blindspot run.
+
+`config/config.yaml` (or any file given to Snakemake with ``--configfile``) is parsed into :class:`BlindspotConfig`.
+Every stage receives only its *slice* of it (see :mod:`blindspot.slices`), and the slice's hash goes into the
+stage's output metadata.
+
+Relative paths are resolved against the working directory (the directory Snakemake runs in), like every other
+path in a Snakemake workflow.
+
+Every choice that METHOD.md calls "ours" (where the paper is silent) is a field here with its default, so a
+user can change it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]*$"
+"""Benchmark and model names become Snakemake wildcards and file names."""
+
+AnswerType = Literal["multiple_choice", "yes_no", "open", "count"]
+
+
+class ConfigError(ValueError):
+    """A configuration problem, formatted as one line per problem: ``key.path: what is wrong``."""
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _existing_path(value: str, *, kind: Literal["file", "directory", "any"]) -> str:
+    path = Path(value).expanduser()
+    if kind == "directory" and not path.is_dir():
+        raise PydanticCustomError("path", "no such directory '{path}'", {"path": value})
+    if kind == "file" and not path.is_file():
+        raise PydanticCustomError("path", "no such file '{path}'", {"path": value})
+    if kind == "any" and not path.exists():
+        raise PydanticCustomError("path", "no such file or directory '{path}'", {"path": value})
+    return value
+
+
+# --------------------------------------------------------------------------------------------------- benchmarks
+
+
+class ColumnMapping(StrictModel):
+    """Which source column holds each canonical field (generic adapter)."""
+
+    id: str | None = Field(None, description="Item id column; without it ids are content hashes.")
+    question: str = "question"
+    options: str | list[str] | None = Field(
+        None,
+        description="One column holding a list (or a JSON / Python-literal list string), or a list of "
+        "columns holding one option each (e.g. [A, B, C, D]; empty ones are skipped).",
+    )
+    answer: str = "answer"
+    image: str = "image"
+    metadata: list[str] | None = Field(
+        None, description="Columns copied into the item's metadata; default: every other non-binary column."
+    )
+
+
+class GenericBenchmark(StrictModel):
+    """A benchmark described entirely in config: a local parquet/JSONL table plus optional image folder."""
+
+    adapter: Literal["generic"] = "generic"
+    path: str = Field(description="A .parquet or .jsonl file, or a directory of .parquet shards.")
+    image_root: str | None = Field(None, description="Folder that relative image paths are resolved against.")
+    columns: ColumnMapping = ColumnMapping()
+    answer_type: AnswerType
+    answer_format: Literal["auto", "letter", "index", "text"] = Field(
+        "auto",
+        description="How a multiple-choice answer is written in the source. 'auto' accepts a letter, an "
+        "integer index or the option text, and rejects an item where these disagree.",
+    )
+    limit: int | None = Field(None, ge=1, description="Stage only the first N source rows (smoke runs).")
+
+    @field_validator("path")
+    @classmethod
+    def _path_exists(cls, value: str) -> str:
+        return _existing_path(value, kind="any")
+
+    @field_validator("image_root")
+    @classmethod
+    def _image_root_exists(cls, value: str | None) -> str | None:
+        return None if value is None else _existing_path(value, kind="directory")
+
+
+BenchmarkConfig = Annotated[GenericBenchmark, Field(discriminator="adapter")]
+
+
+# --------------------------------------------------------------------------------------------------- rendering
+
+
+class ResizeConfig(StrictModel):
+    """The canonical working size every image is brought to before any obfuscation."""
+
+    longest_side: int = Field(448, ge=16, description="Longest side of the working image, in pixels.")
+    multiple_of: int = Field(
+        28,
+        ge=1,
+        description="Both sides are rounded to a multiple of this (Qwen2.5-VL: patch 14 x merge 2 = 28), so "
+        "the processor does not resize again and vision tokens line up across levels.",
+    )
+    upscale: bool = Field(False, description="Also enlarge images smaller than longest_side.")
+
+
+class BlurFamily(StrictModel):
+    """The paper's Gaussian-blur ladder. Level 0 must be the identity (kernel 1)."""
+
+    kernels: list[int] = Field([1, 9, 17, 25, 35, 43, 51, 61], min_length=2)
+    sigma_mode: Literal["absolute", "relative"] = Field(
+        "absolute",
+        description="absolute: OpenCV's default sigma 0.15*k + 0.35 on the working image. relative: that "
+        "sigma scaled by (shorter side / reference_side), kernel widened to cover +-3 sigma.",
+    )
+    reference_side: int = Field(448, ge=1, description="Shorter side at which relative sigma equals absolute.")
+
+    @field_validator("kernels")
+    @classmethod
+    def _check_kernels(cls, kernels: list[int]) -> list[int]:
+        if kernels[0] != 1:
+            raise PydanticCustomError(
+                "kernels", "level 0 must be kernel 1 (the clean image), got {k}", {"k": kernels[0]}
+            )
+        for k in kernels:
+            if k < 1 or k % 2 == 0:
+                raise PydanticCustomError("kernels", "kernel sizes must be odd and positive, got {k}", {"k": k})
+        if any(b <= a for a, b in itertools.pairwise(kernels)):
+            raise PydanticCustomError("kernels", "kernel sizes must be strictly increasing", {})
+        return kernels
+
+
+class PixelateFamily(StrictModel):
+    """Downsample by a block size (area average), then upsample back (nearest)."""
+
+    enabled: bool = True
+    blocks: list[int] = Field([4, 8, 16, 32], min_length=1)
+
+    @field_validator("blocks")
+    @classmethod
+    def _check_blocks(cls, blocks: list[int]) -> list[int]:
+        if any(b < 2 for b in blocks) or any(b2 <= b1 for b1, b2 in itertools.pairwise(blocks)):
+            raise PydanticCustomError("blocks", "block sizes must be >= 2 and strictly increasing", {})
+        return blocks
+
+
+class BlankFamily(StrictModel):
+    """Replace the image with a single colour."""
+
+    enabled: bool = True
+    fill: Literal["mean", "gray"] = Field("mean", description="mean: the image's mean colour; gray: 128.")
+
+
+class NoiseFamily(StrictModel):
+    """Replace the image with seeded uniform noise (no information from the image)."""
+
+    enabled: bool = True
+
+
+class CompressionConfig(StrictModel):
+    """Blosc compression of the render store. Pixel data compresses little (about 1.0-1.2x with lz4 on photos);
+    ``zstd`` + ``bitshuffle`` saves ~25-40% of disk at several times the write cost. ``none`` stores raw."""
+
+    cname: Literal["none", "lz4", "zstd", "blosclz", "zlib"] = "lz4"
+    clevel: int = Field(1, ge=0, le=9)
+    shuffle: Literal["noshuffle", "shuffle", "bitshuffle"] = "bitshuffle"
+
+
+class RenderConfig(StrictModel):
+    resize: ResizeConfig = ResizeConfig()
+    blur: BlurFamily = BlurFamily()
+    pixelate: PixelateFamily = PixelateFamily()
+    blank: BlankFamily = BlankFamily()
+    noise: NoiseFamily = NoiseFamily()
+    compression: CompressionConfig = CompressionConfig()
+
+
+# --------------------------------------------------------------------------------------------------- top level
+
+
+class BlindspotConfig(StrictModel):
+    """The whole run. ``benchmarks`` and ``models`` are keyed by a name used in output paths."""
+
+    seed: int = Field(0, description="Seed for every random choice (noise images, bootstrap, probe splits).")
+    benchmarks: dict[str, BenchmarkConfig] = Field(min_length=1)
+    render: RenderConfig = RenderConfig()
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _check_names(cls, benchmarks: dict[str, Any]) -> dict[str, Any]:
+        for name in benchmarks:
+            if not re.match(NAME_PATTERN, name):
+                raise PydanticCustomError(
+                    "name", "benchmark name '{name}' must match {pattern}", {"name": name, "pattern": NAME_PATTERN}
+                )
+        return benchmarks
+
+    @model_validator(mode="after")
+    def _check_render_fits(self) -> BlindspotConfig:
+        if self.render.resize.multiple_of > self.render.resize.longest_side:
+            raise ValueError("render.resize.multiple_of must not exceed render.resize.longest_side")
+        return self
+
+
+# --------------------------------------------------------------------------------------------------- errors
+
+
+_SELF_DESCRIBING_ERRORS = {"path", "kernels", "blocks", "name"}
+
+
+def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    return node
+
+
+def _key_path_and_siblings(schema: dict[str, Any], loc: tuple[Any, ...]) -> tuple[list[str], list[str]]:
+    """Follow a pydantic error location through the config's JSON schema.
+
+    Returns the user-facing key path (union tags removed) and the keys allowed beside the last one.
+    """
+    node = schema
+    path: list[str] = []
+    allowed: list[str] = []
+    for part in loc:
+        node = _resolve(schema, node)
+        mapping = node.get("discriminator", {}).get("mapping", {})
+        if part in mapping:  # a union member chosen by its tag: not a key the user wrote
+            node = _resolve(schema, {"$ref": mapping[part]})
+            continue
+        path.append(str(part))
+        properties = node.get("properties", {})
+        allowed = sorted(properties)
+        if str(part) in properties:
+            node = properties[str(part)]
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        else:
+            node = {}
+    return path, allowed
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One line per problem, each naming the dotted key and what to do."""
+    schema = BlindspotConfig.model_json_schema()
+    lines = []
+    for item in error.errors():
+        path, allowed = _key_path_and_siblings(schema, tuple(item["loc"]))
+        key = ".".join(path) or "<config>"
+        if item["type"] == "extra_forbidden":
+            hint = difflib.get_close_matches(path[-1], allowed, n=1)
+            message = "unknown key" + (f"; did you mean '{hint[0]}'?" if hint else "")
+            if allowed:
+                message += f" (allowed: {', '.join(allowed)})"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        elif item["type"] == "union_tag_not_found":
+            key += "." + item["ctx"]["discriminator"].strip("'")
+            message = "required key is missing"
+        elif item["type"] == "union_tag_invalid":
+            key += "." + item["ctx"]["discriminator"].strip("'")
+            message = f"unknown value {item['ctx']['tag']!r} (known: {item['ctx']['expected_tags']})"
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            if item["type"] not in _SELF_DESCRIBING_ERRORS:
+                shown = json.dumps(item.get("input"), default=str)
+                if len(shown) <= 60:
+                    message += f" (got {shown})"
+        lines.append(f"{key}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any]) -> BlindspotConfig:
+    """Validate a config mapping; raise :class:`ConfigError` with one line per problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"<config>: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return BlindspotConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error)) from None
+
+
+def load_config(path: str | Path) -> BlindspotConfig:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"<config>: no such file '{path}'")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"<config>: '{path}' is not valid YAML: {str(error).splitlines()[0]}") from None
+    return parse_config(data or {})
+
+
+def json_schema() -> dict[str, Any]:
+    """The config's JSON schema, for editors and ``snakemake.utils.validate``."""
+    schema = BlindspotConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "blindspot configuration"
+    return schema

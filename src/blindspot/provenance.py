@@ -1,0 +1,66 @@
+"""Provenance carried by every output: config-slice hash, the slice itself, package versions.
+
+No timestamps: rerunning a job on the same inputs gives byte-identical outputs.
+
+Parquet outputs carry it as schema metadata under the key ``blindspot``; Zarr stores as the ``provenance``
+attribute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from importlib import metadata
+from typing import Any
+
+from pydantic import BaseModel
+
+import blindspot
+
+PARQUET_KEY = b"blindspot"
+_PACKAGES = (
+    "numpy",
+    "opencv-python-headless",
+    "pyarrow",
+    "polars",
+    "zarr",
+    "numcodecs",
+    "pydantic",
+    "torch",
+    "transformers",
+)
+
+
+def canonical_json(value: Any) -> str:
+    """Stable JSON for hashing: sorted keys, no whitespace, pydantic models dumped in JSON mode."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def slice_hash(value: Any) -> str:
+    """Short sha256 of a config slice; equal slices give equal hashes across runs and machines."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:16]
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"blindspot": blindspot.__version__, "python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def provenance(stage: str, config_slice: Any, **extra: Any) -> dict[str, Any]:
+    """The provenance record of one stage output."""
+    record = {
+        "stage": stage,
+        "config_hash": slice_hash(config_slice),
+        "config": json.loads(canonical_json(config_slice)),
+        "versions": package_versions(),
+    }
+    record.update(extra)
+    return record

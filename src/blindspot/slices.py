@@ -1,0 +1,40 @@
+"""Config slices: the part of the config each stage receives.
+
+The Snakefile passes a stage its slice as JSON (``params``), so a job reruns exactly when its own slice changes;
+the stage validates the slice with the model below and records its hash in the output's provenance.
+"""
+
+from __future__ import annotations
+
+from pydantic import TypeAdapter
+
+from blindspot.config import BenchmarkConfig, BlindspotConfig, RenderConfig, StrictModel
+from blindspot.provenance import canonical_json
+
+
+class StageSlice(StrictModel):
+    benchmark: BenchmarkConfig
+
+
+class RenderSlice(StrictModel):
+    render: RenderConfig
+    seed: int
+
+
+SLICE_MODELS: dict[str, type[StrictModel]] = {"stage": StageSlice, "render": RenderSlice}
+
+
+def stage_slice(config: BlindspotConfig, bench: str) -> StageSlice:
+    return StageSlice(benchmark=config.benchmarks[bench])
+
+
+def render_slice(config: BlindspotConfig) -> RenderSlice:
+    return RenderSlice(render=config.render, seed=config.seed)
+
+
+def to_json(slice_: StrictModel) -> str:
+    return canonical_json(slice_)
+
+
+def parse_slice(stage: str, text: str) -> StrictModel:
+    return TypeAdapter(SLICE_MODELS[stage]).validate_json(text)

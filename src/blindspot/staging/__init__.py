@@ -1,0 +1,1 @@
+"""Benchmark staging: adapters turn published benchmark files into one canonical items table."""

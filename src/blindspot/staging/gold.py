@@ -1,0 +1,151 @@
+"""Canonical gold answers: one spelling per answer type, so scoring compares like with like.
+
+- multiple_choice: the option letter ("A", "B", ...), from a letter, a 0-based index or the option text;
+- yes_no: "yes" / "no";
+- count: the number in its shortest decimal form ("3", "2.5");
+- open: the stripped text, with every reference answer kept in ``answers``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from collections import Counter
+from typing import Any
+
+from blindspot.staging.schema import RejectedItem
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LETTER_RE = re.compile(r"^\(?\s*([A-Za-z])\s*[\).:]?$")
+_YES = {"yes", "y", "true", "1"}
+_NO = {"no", "n", "false", "0"}
+NUMBER_WORDS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty"
+).split()
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def parse_options(value: Any) -> list[str] | None:
+    """Options from a list, an array, or a JSON / Python-literal list string. Empty entries are dropped."""
+    if _is_missing(value):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        parsed: Any = None
+        for loader in (json.loads, ast.literal_eval):
+            try:
+                parsed = loader(text)
+                break
+            except (ValueError, SyntaxError):
+                continue
+        if not isinstance(parsed, list | tuple):
+            raise RejectedItem("bad_options", f"options string is not a list: {text[:60]!r}")
+        value = parsed
+    if not isinstance(value, list | tuple) and hasattr(value, "tolist"):
+        value = value.tolist()
+    if not isinstance(value, list | tuple):
+        raise RejectedItem("bad_options", f"options must be a list, got {type(value).__name__}")
+    options = [str(v).strip() for v in value if not _is_missing(v)]
+    return options or None
+
+
+def format_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def parse_number(text: str) -> float | None:
+    """A number from text: digits (with sign, decimals, thousands commas) or an English word up to twenty."""
+    cleaned = text.strip().lower().replace(",", "")
+    if cleaned in NUMBER_WORDS:
+        return float(NUMBER_WORDS.index(cleaned))
+    try:
+        number = float(cleaned)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _multiple_choice(answer: Any, options: list[str] | None, answer_format: str) -> str:
+    if not options or len(options) < 2:
+        raise RejectedItem("bad_options", "multiple-choice item needs at least 2 options")
+    if len(options) > len(LETTERS):
+        raise RejectedItem("bad_options", f"{len(options)} options is more than {len(LETTERS)} letters")
+    n = len(options)
+    text = str(answer).strip()
+    letter_match = _LETTER_RE.match(text)
+    by_letter = letter_match.group(1).upper() if letter_match else None
+    if by_letter is not None and LETTERS.index(by_letter) >= n:
+        by_letter = None
+    by_index = None
+    if isinstance(answer, int | float) and not isinstance(answer, bool) and float(answer).is_integer():
+        by_index = LETTERS[int(answer)] if 0 <= int(answer) < n else None
+    elif re.fullmatch(r"\d+", text):
+        by_index = LETTERS[int(text)] if 0 <= int(text) < n else None
+    folded = [o.casefold() for o in options]
+    by_text = LETTERS[folded.index(text.casefold())] if text.casefold() in folded else None
+
+    chosen = {"letter": by_letter, "index": by_index, "text": by_text}
+    if answer_format != "auto":
+        if chosen[answer_format] is None:
+            raise RejectedItem("bad_answer", f"answer {text!r} is not a valid {answer_format} for {n} options")
+        return chosen[answer_format]  # type: ignore[return-value]
+    if isinstance(answer, int) and not isinstance(answer, bool):
+        candidates = {by_index}  # an integer-typed column is an index, never a letter or option text
+    else:  # every reading that applies must agree
+        candidates = {by_letter, by_text, by_index}
+    candidates.discard(None)
+    if not candidates:
+        raise RejectedItem("bad_answer", f"answer {text!r} matches no letter, index or text of {n} options")
+    if len(candidates) > 1:
+        raise RejectedItem(
+            "ambiguous_answer",
+            f"answer {text!r} reads as options {sorted(candidates)}; set answer_format in the benchmark config",
+        )
+    return candidates.pop()
+
+
+def canonical_gold(
+    answer: Any, answer_type: str, options: list[str] | None, answer_format: str = "auto"
+) -> tuple[str, list[str] | None]:
+    """The canonical gold answer and, for multi-reference open answers, the list of references."""
+    if hasattr(answer, "tolist") and not isinstance(answer, str):
+        answer = answer.tolist()
+    if _is_missing(answer) or (isinstance(answer, list) and not answer):
+        raise RejectedItem("missing_answer", "missing answer")
+    if answer_type == "multiple_choice":
+        return _multiple_choice(answer, options, answer_format), None
+    if isinstance(answer, list):
+        references = [str(a).strip() for a in answer if not _is_missing(a)]
+        if answer_type != "open":
+            raise RejectedItem("bad_answer", f"a list of answers is only valid for open questions: {answer!r}")
+        if not references:
+            raise RejectedItem("missing_answer", "missing answer (empty reference list)")
+        counts = Counter(references)
+        best = max(counts.values())
+        return next(r for r in references if counts[r] == best), references
+    text = str(answer).strip()
+    if answer_type == "yes_no":
+        if isinstance(answer, bool):
+            return ("yes" if answer else "no"), None
+        folded = text.casefold().rstrip(".")
+        if folded in _YES:
+            return "yes", None
+        if folded in _NO:
+            return "no", None
+        raise RejectedItem("bad_answer", f"yes/no answer {text!r} is neither yes nor no")
+    if answer_type == "count":
+        number = parse_number(text)
+        if number is None:
+            raise RejectedItem("bad_answer", f"count answer {text!r} is not a number")
+        return format_number(number), None
+    return text, None

@@ -1,0 +1,62 @@
+"""Row readers for local benchmark files: parquet (a file or a folder of shards) and JSONL.
+
+Rows are streamed batch by batch, so a benchmark with embedded images never sits in memory whole.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+
+class SourceError(ValueError):
+    """The source file as a whole cannot be read (a config problem, not a per-item reject)."""
+
+
+def parquet_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(path.rglob("*.parquet"))
+        if not files:
+            raise SourceError(f"no .parquet files under '{path}'")
+        return files
+    return [path]
+
+
+def source_columns(path: Path) -> list[str] | None:
+    """Column names of a parquet source (None for JSONL, whose rows may differ)."""
+    if path.is_dir() or path.suffix == ".parquet":
+        return list(pq.read_schema(parquet_files(path)[0]).names)
+    return None
+
+
+def iter_rows(path: Path, columns: list[str] | None = None, batch_size: int = 64) -> Iterator[dict[str, Any] | str]:
+    """Yield each row as a dict, in file order. A malformed JSONL line is yielded as its error message (str)."""
+    if path.is_dir() or path.suffix == ".parquet":
+        for file in parquet_files(path):
+            try:
+                reader = pq.ParquetFile(file)
+            except Exception as error:  # pyarrow raises several types for a corrupt file
+                raise SourceError(f"cannot read parquet '{file}': {error}") from None
+            wanted = [c for c in columns if c in reader.schema_arrow.names] if columns else None
+            for batch in reader.iter_batches(batch_size=batch_size, columns=wanted):
+                yield from batch.to_pylist()
+    elif path.suffix in {".jsonl", ".ndjson"}:
+        with path.open() as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as error:
+                    yield f"line {number} is not valid JSON: {error.msg}"
+                    continue
+                if not isinstance(row, dict):
+                    yield f"line {number} is not a JSON object"
+                    continue
+                yield row
+    else:
+        raise SourceError(f"'{path}' is neither .parquet, .jsonl nor a folder of parquet shards")

@@ -1,0 +1,159 @@
+"""The stage step: adapter rows -> canonical ``items.parquet``, ``images.parquet`` and ``rejects.parquet``.
+
+Every source row ends up in exactly one of items or rejects. Images are deduplicated by the sha256 of their
+source bytes (POPE asks many questions about one image), so rendering works per unique image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from blindspot.atomic import atomic_output
+from blindspot.images import ImageError, decode_rgb, resolve_image_bytes, sha256_hex
+from blindspot.provenance import provenance
+from blindspot.staging.gold import canonical_gold
+from blindspot.staging.registry import get_adapter
+from blindspot.staging.schema import (
+    IMAGES_SCHEMA,
+    ITEMS_SCHEMA,
+    REJECTS_SCHEMA,
+    RawItem,
+    Reject,
+    RejectedItem,
+)
+from blindspot.tables import with_provenance, write_table
+
+_IMAGE_ROW_GROUP = 32
+
+
+class StageError(RuntimeError):
+    """The benchmark as a whole cannot be staged."""
+
+
+@dataclass(frozen=True)
+class StageSummary:
+    items: int
+    rejects: int
+    images: int
+    reasons: dict[str, int]
+
+
+def content_id(question: str, options: list[str] | None, image_sha: str) -> str:
+    """A stable id for sources without one: a hash of what the item asks about what."""
+    payload = json.dumps([question, options, image_sha], ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _metadata_json(metadata: dict[str, Any]) -> str:
+    def default(value: Any) -> Any:
+        return value.tolist() if hasattr(value, "tolist") else str(value)
+
+    return json.dumps(metadata, ensure_ascii=False, sort_keys=True, default=default)
+
+
+class _ImageSink:
+    """Streams unique images to parquet in row groups; remembers each image's size."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self._writer = pq.ParquetWriter(path, schema, compression="none")
+        self._schema = schema
+        self._pending: list[dict[str, Any]] = []
+        self.sizes: dict[str, tuple[int, int]] = {}
+
+    def add(self, data: bytes) -> tuple[str, int, int]:
+        sha = sha256_hex(data)
+        if sha not in self.sizes:
+            height, width = decode_rgb(data).shape[:2]  # raises ImageError for a corrupt image
+            self.sizes[sha] = (width, height)
+            self._pending.append({"image_sha256": sha, "data": data, "width": width, "height": height})
+            if len(self._pending) >= _IMAGE_ROW_GROUP:
+                self.flush()
+        width, height = self.sizes[sha]
+        return sha, width, height
+
+    def flush(self) -> None:
+        if self._pending:
+            self._writer.write_table(pa.Table.from_pylist(self._pending, schema=self._schema))
+            self._pending = []
+
+    def close(self) -> None:
+        self.flush()
+        self._writer.close()
+
+
+def _canonical_row(
+    raw: RawItem, config: Any, images: _ImageSink, image_root: Path | None, seen_ids: set[str]
+) -> dict[str, Any]:
+    if raw.source_id is not None and raw.source_id in seen_ids:
+        raise RejectedItem("duplicate_id", f"item_id '{raw.source_id}' appeared earlier")
+    question = raw.question
+    if question is None or not str(question).strip():
+        raise RejectedItem("missing_question", "missing question")
+    answer, answers = canonical_gold(raw.answer, config.answer_type, raw.options, config.answer_format)
+    try:
+        sha, width, height = images.add(resolve_image_bytes(raw.image, image_root))
+    except ImageError as error:
+        reason = "missing_image" if str(error).startswith("missing image") else "bad_image"
+        raise RejectedItem(reason, str(error)) from None
+    question = str(question).strip()
+    item_id = raw.source_id if raw.source_id is not None else content_id(question, raw.options, sha)
+    if item_id in seen_ids:
+        raise RejectedItem("duplicate_id", f"item_id '{item_id}' (a content hash) appeared earlier")
+    return {
+        "item_id": item_id,
+        "question": question,
+        "options": raw.options,
+        "answer": answer,
+        "answers": answers,
+        "answer_type": config.answer_type,
+        "image_sha256": sha,
+        "width": width,
+        "height": height,
+        "source_index": raw.source_index,
+        "metadata": _metadata_json(raw.metadata),
+    }
+
+
+def stage_benchmark(name: str, config: Any, out_dir: str | Path) -> StageSummary:
+    """Stage one benchmark into ``out_dir`` (items.parquet is written last: its presence means complete)."""
+    out_dir = Path(out_dir)
+    spec = get_adapter(config.adapter)
+    record = provenance("stage", config, benchmark=name, adapter=spec.name)
+    items: list[dict[str, Any]] = []
+    rejects: list[Reject] = []
+    seen_ids: set[str] = set()
+
+    with atomic_output(out_dir / "images.parquet") as images_tmp:
+        sink = _ImageSink(images_tmp, with_provenance(IMAGES_SCHEMA, record))
+        try:
+            for raw in tqdm(spec.read(config), desc=f"stage {name}", unit="item", mininterval=1.0, delay=0.5):
+                if isinstance(raw, Reject):
+                    rejects.append(raw)
+                    continue
+                try:
+                    row = _canonical_row(raw, config, sink, spec.image_root(config), seen_ids)
+                except RejectedItem as error:
+                    rejects.append(Reject(raw.source_index, raw.source_id, error.reason, error.message))
+                    continue
+                seen_ids.add(row["item_id"])
+                items.append(row)
+        finally:
+            sink.close()
+
+    reasons = dict(Counter(r.reason for r in rejects).most_common())
+    if not items:
+        summary = ", ".join(f"{k}: {v}" for k, v in reasons.items()) or "the source has no rows"
+        raise StageError(f"benchmark '{name}': no item staged ({summary}); check its config entry")
+
+    write_table([r.__dict__ for r in rejects], REJECTS_SCHEMA, record, out_dir / "rejects.parquet")
+    write_table(items, ITEMS_SCHEMA, record, out_dir / "items.parquet")
+    return StageSummary(items=len(items), rejects=len(rejects), images=len(sink.sizes), reasons=reasons)

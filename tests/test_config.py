@@ -1,0 +1,127 @@
+"""Config validation: every problem is one line naming the dotted key, before any job starts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from conftest import REPO, generic_entry
+
+from blindspot.cli import main
+from blindspot.config import ConfigError, json_schema, load_config, parse_config
+
+
+def errors_of(data: dict) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    return str(info.value).splitlines()
+
+
+def test_default_config_is_valid_after_demo_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from blindspot.fixtures import write_shapes_benchmark
+
+    monkeypatch.chdir(tmp_path)
+    write_shapes_benchmark("data/demo/shapes_colour", n_items=4)
+    write_shapes_benchmark("data/demo/shapes_yesno", n_items=4, fmt="jsonl", image_mode="path", kind="shape_yes_no")
+    config = load_config(REPO / "config" / "config.yaml")
+    assert sorted(config.benchmarks) == ["shapes_colour", "shapes_yesno"]
+    assert config.render.blur.kernels == [1, 9, 17, 25, 35, 43, 51, 61]
+
+
+def test_missing_path_names_the_key(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    lines = errors_of({"benchmarks": {"mmstar": generic_entry(missing)}})
+    assert lines == [f"benchmarks.mmstar.path: no such file or directory '{missing}'"]
+
+
+def test_missing_image_root_directory(shapes_parquet: Path, tmp_path: Path) -> None:
+    lines = errors_of({"benchmarks": {"b": generic_entry(shapes_parquet, image_root=str(tmp_path / "imgs"))}})
+    assert lines == [f"benchmarks.b.image_root: no such directory '{tmp_path / 'imgs'}'"]
+
+
+def test_unknown_key_suggests_the_close_match(shapes_parquet: Path) -> None:
+    entry = generic_entry(shapes_parquet)
+    entry["colums"] = entry.pop("columns")
+    (line,) = errors_of({"benchmarks": {"b": entry}})
+    assert line.startswith("benchmarks.b.colums: unknown key; did you mean 'columns'?")
+    (line,) = errors_of({"benchmarks": {"b": generic_entry(shapes_parquet)}, "rendr": {}})
+    assert line.startswith("rendr: unknown key; did you mean 'render'?")
+
+
+def test_wrong_type_and_bad_values_each_get_a_line(shapes_parquet: Path) -> None:
+    lines = errors_of(
+        {
+            "benchmarks": {"b": generic_entry(shapes_parquet, answer_type="essay")},
+            "render": {"resize": {"longest_side": "big"}, "blur": {"kernels": [1, 4, 9]}},
+        }
+    )
+    assert len(lines) == 3
+    assert lines[0].startswith("benchmarks.b.answer_type: Input should be")
+    assert "render.resize.longest_side: Input should be a valid integer" in lines[1]
+    assert lines[2] == "render.blur.kernels: kernel sizes must be odd and positive, got 4"
+
+
+@pytest.mark.parametrize(
+    ("kernels", "message"),
+    [
+        ([3, 9], "level 0 must be kernel 1 (the clean image), got 3"),
+        ([1, 9, 9], "kernel sizes must be strictly increasing"),
+    ],
+)
+def test_blur_ladder_rules(shapes_parquet: Path, kernels: list[int], message: str) -> None:
+    (line,) = errors_of({"benchmarks": {"b": generic_entry(shapes_parquet)}, "render": {"blur": {"kernels": kernels}}})
+    assert line == f"render.blur.kernels: {message}"
+
+
+def test_adapter_is_required_and_checked(shapes_parquet: Path) -> None:
+    entry = generic_entry(shapes_parquet)
+    del entry["adapter"]
+    assert errors_of({"benchmarks": {"b": entry}}) == ["benchmarks.b.adapter: required key is missing"]
+    (line,) = errors_of({"benchmarks": {"b": {**entry, "adapter": "nope"}}})
+    assert line.startswith("benchmarks.b.adapter: unknown value 'nope'")
+
+
+def test_benchmark_names_must_be_wildcard_safe(shapes_parquet: Path) -> None:
+    (line,) = errors_of({"benchmarks": {"my bench": generic_entry(shapes_parquet)}})
+    assert line.startswith("benchmarks: benchmark name 'my bench' must match")
+
+
+def test_no_benchmarks_is_an_error() -> None:
+    assert errors_of({}) == ["benchmarks: required key is missing"]
+
+
+def test_yaml_problems_are_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("benchmarks: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"^<config>: '.*bad.yaml' is not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_cli_check_config_prints_one_line_per_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"benchmarks": {"mmstar": generic_entry(tmp_path / "x")}}))
+    assert main(["check-config", str(config)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"blindspot check-config: error: benchmarks.mmstar.path: no such file or directory '{tmp_path / 'x'}'"
+    ]
+
+
+def test_exported_schema_is_current_and_validates_configs(shapes_parquet: Path) -> None:
+    committed = json.loads((REPO / "workflow" / "schemas" / "config.schema.json").read_text())
+    assert committed == json_schema(), "run `make schema` to refresh workflow/schemas/config.schema.json"
+    good = {"benchmarks": {"b": generic_entry(shapes_parquet)}}
+    jsonschema.validate(good, committed)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"benchmarks": {"b": {**generic_entry(shapes_parquet), "bogus": 1}}}, committed)
+
+
+def test_config_is_immutable(shapes_parquet: Path) -> None:
+    config = parse_config({"benchmarks": {"b": generic_entry(shapes_parquet)}})
+    with pytest.raises(Exception, match="frozen"):
+        config.seed = 3  # type: ignore[misc]

@@ -1,0 +1,186 @@
+"""Rendering: blur correctness against OpenCV, level-0 identity, equal dimensions, store layout, atomicity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import zarr
+from conftest import generic_entry
+
+from blindspot.config import GenericBenchmark, RenderConfig, ResizeConfig
+from blindspot.fixtures import write_shapes_benchmark
+from blindspot.images import decode_rgb
+from blindspot.render.families import Condition, blur_parameters, conditions, opencv_default_sigma, render_all
+from blindspot.render.resize import resize_to_working, working_size
+from blindspot.render.run import render_benchmark
+from blindspot.render.store import RenderStore
+from blindspot.staging.stage import stage_benchmark
+
+KERNELS = [1, 9, 17, 25, 35, 43, 51, 61]
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("render")
+    path = write_shapes_benchmark(root / "src", n_items=6, seed=4, bad_rows=False)
+    stage_benchmark("b", GenericBenchmark.model_validate(generic_entry(path)), root / "staged")
+    return root / "staged" / "images.parquet"
+
+
+@pytest.fixture(scope="module")
+def store(staged: Path) -> RenderStore:
+    out = staged.parent.parent / "b.zarr"
+    render_benchmark(staged, RenderConfig(), seed=7, out=out, workers=2, progress=False)
+    return RenderStore(out)
+
+
+def source_images(staged: Path) -> dict[str, np.ndarray]:
+    table = pq.read_table(staged)
+    return {k: decode_rgb(d) for k, d in zip(table["image_sha256"].to_pylist(), table["data"].to_pylist(), strict=True)}
+
+
+def test_working_size_rounds_to_the_patch_grid() -> None:
+    config = ResizeConfig(longest_side=448, multiple_of=28)
+    assert working_size(1000, 500, config) == (448, 224)
+    assert working_size(300, 200, config) == (308, 196)  # no upscaling: only snapped to multiples of 28
+    assert working_size(10, 10, config) == (28, 28)
+    assert working_size(300, 200, ResizeConfig(longest_side=448, multiple_of=28, upscale=True)) == (448, 308)
+
+
+def test_opencv_default_sigma_formula() -> None:
+    assert opencv_default_sigma(61) == pytest.approx(0.15 * 61 + 0.35) == pytest.approx(9.5)
+    image = np.random.default_rng(0).integers(0, 255, (120, 90, 3), dtype=np.uint8)
+    for k in KERNELS[1:]:  # for the ladder's kernels, sigma=0 blurs exactly as the documented sigma does
+        np.testing.assert_array_equal(
+            cv2.GaussianBlur(image, (k, k), 0), cv2.GaussianBlur(image, (k, k), opencv_default_sigma(k))
+        )
+
+
+def test_blur_levels_match_cv2_gaussianblur_bit_for_bit(store: RenderStore, staged: Path) -> None:
+    for key, source in source_images(staged).items():
+        clean = resize_to_working(source, RenderConfig().resize)
+        levels = store.levels(key)
+        assert levels.shape[1:] == clean.shape  # every condition has the clean image's exact dimensions
+        np.testing.assert_array_equal(levels[store.condition_index("blur", 0)], clean)  # level 0 is the clean image
+        for level, k in enumerate(KERNELS):
+            expected = clean if k == 1 else cv2.GaussianBlur(clean, (k, k), 0)
+            np.testing.assert_array_equal(levels[store.condition_index("blur", level)], expected)
+
+
+def test_store_layout_and_metadata(store: RenderStore) -> None:
+    pixels = store.group["pixels"]
+    n_conditions = len(KERNELS) + 4 + 2
+    assert pixels.metadata.dimension_names == ("image", "condition", "y", "x", "channel")
+    assert pixels.chunks == (1, n_conditions, *pixels.shape[2:])  # one image's levels = one chunk
+    assert [c.key for c in store.conditions][:8] == [f"blur/{i}" for i in range(8)]
+    assert [c.key for c in store.conditions][8:] == [
+        "pixelate/1",
+        "pixelate/2",
+        "pixelate/3",
+        "pixelate/4",
+        "blank/1",
+        "noise/1",
+    ]
+    assert store.group["sigma"].metadata.dimension_names == ("image", "condition")
+    sigmas = store.group["sigma"][:]
+    np.testing.assert_allclose(sigmas[:, 1:8], [[0.15 * k + 0.35 for k in KERNELS[1:]]] * sigmas.shape[0], rtol=1e-6)
+    provenance = store.attrs["provenance"]
+    assert provenance["stage"] == "render" and len(provenance["config_hash"]) == 16
+    assert provenance["config"]["seed"] == 7
+
+
+def test_padding_is_zero_and_sizes_recorded(store: RenderStore) -> None:
+    pixels = store.group["pixels"]
+    for index in range(len(store.image_keys)):
+        h, w = int(store.heights[index]), int(store.widths[index])
+        chunk = pixels[index]
+        assert not chunk[:, h:].any() and not chunk[:, :, w:].any()
+
+
+def test_other_families(store: RenderStore, staged: Path) -> None:
+    for key, source in source_images(staged).items():
+        clean = resize_to_working(source, RenderConfig().resize)
+        levels = store.levels(key)
+        blank = levels[store.condition_index("blank", 1)]
+        assert (blank == np.rint(clean.reshape(-1, 3).mean(0)).astype(np.uint8)).all()
+        pix = levels[store.condition_index("pixelate", 2)]  # block 8: constant within aligned 8x8 blocks
+        assert pix.shape == clean.shape
+        assert len(np.unique(pix[:8, :8].reshape(-1, 3), axis=0)) == 1 if clean.shape[0] % 8 == 0 else True
+        noise = levels[store.condition_index("noise", 1)]
+        assert abs(noise.mean() - 127.5) < 3 and noise.std() > 70  # uniform noise, unrelated to the image
+    keys = store.image_keys
+    assert not np.array_equal(store.image(keys[0], "noise", 1)[:28, :28], store.image(keys[1], "noise", 1)[:28, :28])
+
+
+def test_noise_and_render_are_deterministic(staged: Path, tmp_path: Path) -> None:
+    for workers, name in ((1, "a.zarr"), (2, "b.zarr")):
+        render_benchmark(staged, RenderConfig(), seed=7, out=tmp_path / name, workers=workers, progress=False)
+    a, b = RenderStore(tmp_path / "a.zarr"), RenderStore(tmp_path / "b.zarr")
+    for key in a.image_keys:
+        np.testing.assert_array_equal(a.levels(key), b.levels(key))
+
+
+def test_relative_sigma_scales_with_the_shorter_side() -> None:
+    config = RenderConfig.model_validate({"blur": {"sigma_mode": "relative", "reference_side": 448}}).blur
+    assert blur_parameters(61, 448, config) == (59, pytest.approx(9.5))  # +-3 sigma: radius ceil(28.5) = 29
+    ksize, sigma = blur_parameters(61, 224, config)
+    assert sigma == pytest.approx(4.75) and ksize == 2 * 15 + 1
+    assert blur_parameters(1, 224, config) == (1, 0.0)
+    image = np.random.default_rng(0).integers(0, 255, (224, 336, 3), dtype=np.uint8)
+    conds = [Condition("blur", 0, 1.0), Condition("blur", 1, 61.0)]
+    stack, sigmas = render_all(
+        image, conds, RenderConfig.model_validate({"blur": {"sigma_mode": "relative"}}), 0, "ab" * 32
+    )
+    np.testing.assert_array_equal(stack[1], cv2.GaussianBlur(image, (31, 31), 4.75))
+    assert sigmas.tolist() == [0.0, pytest.approx(4.75)]
+
+
+@pytest.mark.parametrize(
+    "compression",
+    [
+        {"cname": "lz4", "clevel": 1, "shuffle": "bitshuffle"},
+        {"cname": "zstd", "clevel": 3, "shuffle": "shuffle"},
+        {"cname": "none"},
+    ],
+)
+def test_directly_written_chunks_read_back_through_zarr(staged: Path, tmp_path: Path, compression: dict) -> None:
+    """PixelChunks bypasses zarr's write path; zarr must read the chunks back bit for bit."""
+    config = RenderConfig.model_validate({"compression": compression})
+    render_benchmark(staged, config, seed=0, out=tmp_path / "s.zarr", workers=1, progress=False)
+    group = zarr.open_group(str(tmp_path / "s.zarr"), mode="r")
+    meta = json.loads((tmp_path / "s.zarr" / "pixels" / "zarr.json").read_text())
+    assert [c["name"] for c in meta["codecs"]] == (["bytes"] if compression["cname"] == "none" else ["bytes", "blosc"])
+    store = RenderStore(tmp_path / "s.zarr")
+    for index, (key, source) in enumerate(source_images(staged).items()):
+        clean = resize_to_working(source, config.resize)
+        expected, _ = render_all(clean, conditions(config), config, 0, key)
+        np.testing.assert_array_equal(group["pixels"][index, :, : clean.shape[0], : clean.shape[1]], expected)
+        assert store.image_keys[index] == key
+
+
+def test_a_failed_render_leaves_no_store(staged: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import blindspot.render.run as run
+
+    calls = {"n": 0}
+    real = run.render_one
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run, "render_one", failing)
+    with pytest.raises(RuntimeError, match="killed"):
+        render_benchmark(staged, RenderConfig(), seed=0, out=tmp_path / "x.zarr", workers=1, progress=False)
+    assert list(tmp_path.iterdir()) == []  # neither the store nor its temporary sibling
+
+
+def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="run the render stage first"):
+        RenderStore(tmp_path / "none.zarr")

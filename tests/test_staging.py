@@ -1,0 +1,243 @@
+"""The generic adapter over every input path, canonical items, and the rejects table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import generic_entry
+
+from blindspot.config import GenericBenchmark
+from blindspot.fixtures import write_shapes_benchmark
+from blindspot.images import decode_rgb, encode_png, sha256_hex
+from blindspot.staging.sources import SourceError
+from blindspot.staging.stage import StageError, stage_benchmark
+from blindspot.tables import read_provenance
+
+EXPECTED_REJECTS = {"bad_image", "missing_answer", "duplicate_id"}
+
+
+def stage(tmp_path: Path, entry: dict, name: str = "b") -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    out = tmp_path / "staged" / name
+    stage_benchmark(name, GenericBenchmark.model_validate(entry), out)
+    return (
+        pl.read_parquet(out / "items.parquet"),
+        pl.read_parquet(out / "rejects.parquet"),
+        pl.read_parquet(out / "images.parquet"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("fmt", "image_mode"),
+    [
+        ("parquet", "struct"),
+        ("parquet", "bytes"),
+        ("parquet", "base64"),
+        ("parquet", "path"),
+        ("jsonl", "base64"),
+        ("jsonl", "path"),
+    ],
+)
+def test_every_input_path_stages_the_same_items(tmp_path: Path, fmt: str, image_mode: str) -> None:
+    path = write_shapes_benchmark(tmp_path / "src", n_items=10, seed=3, fmt=fmt, image_mode=image_mode)
+    entry = generic_entry(path, image_root=str(tmp_path / "src" / "images") if image_mode == "path" else None)
+    items, rejects, images = stage(tmp_path, entry)
+
+    assert items.height == 10
+    assert set(rejects["reason"]) == EXPECTED_REJECTS and rejects.height == 3
+    assert set(rejects["source_index"]) == {10, 11, 12}
+    assert items["item_id"].to_list() == [f"q{i:05d}" for i in range(10)]
+    assert set(items["answer"]) <= {"A", "B", "C", "D"}
+    assert items["options"].list.len().to_list() == [4] * 10
+    # Images are keyed by the sha256 of their source bytes and decode to the recorded size.
+    for row in images.iter_rows(named=True):
+        assert sha256_hex(row["data"]) == row["image_sha256"]
+        assert decode_rgb(row["data"]).shape[:2] == (row["height"], row["width"])
+    assert set(items["image_sha256"]) == set(images["image_sha256"])
+    # Every source row is accounted for exactly once.
+    assert sorted(items["source_index"].to_list() + rejects["source_index"].to_list()) == list(range(13))
+
+
+def test_same_items_whatever_the_encoding(tmp_path: Path) -> None:
+    """The canonical table does not depend on how the source stored its images."""
+    tables = []
+    for mode in ("struct", "path"):
+        path = write_shapes_benchmark(tmp_path / mode, n_items=6, seed=5, image_mode=mode)
+        entry = generic_entry(path, image_root=str(tmp_path / mode / "images"))
+        tables.append(stage(tmp_path / mode, entry)[0].drop("metadata"))
+    assert tables[0].equals(tables[1])
+
+
+def test_gold_text_answer_becomes_the_option_letter(tmp_path: Path) -> None:
+    path = write_shapes_benchmark(tmp_path / "src", n_items=8, seed=2, bad_rows=False)
+    source = pq.read_table(path).to_pylist()
+    items, _, _ = stage(tmp_path, generic_entry(path))
+    for row, item in zip(source, items.iter_rows(named=True), strict=True):
+        assert item["options"][ord(item["answer"]) - ord("A")] == row["answer"]
+        assert json.loads(item["metadata"]) == {"category": "colour"}
+
+
+def test_yes_no_questions_share_images(tmp_path: Path) -> None:
+    path = write_shapes_benchmark(tmp_path / "src", n_items=8, kind="shape_yes_no", bad_rows=False)
+    items, rejects, images = stage(
+        tmp_path, {**generic_entry(path), "answer_type": "yes_no", "columns": {"id": "question_id"}}
+    )
+    assert rejects.height == 0
+    assert items["answer"].to_list() == ["yes", "no"] * 4
+    assert images.height == 4  # two questions per image, each image stored once
+
+
+def write_table(path: Path, rows: list[dict]) -> Path:
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+@pytest.fixture
+def png() -> bytes:
+    return encode_png(np.full((20, 30, 3), 90, dtype=np.uint8))
+
+
+def test_options_in_separate_columns_and_index_answers(tmp_path: Path, png: bytes) -> None:
+    rows = [
+        {"index": 0, "question": "q?", "A": "cat", "B": "dog", "C": None, "D": None, "answer": "B", "image": png},
+        {"index": 1, "question": "q?", "A": "x", "B": "y", "C": "z", "D": "", "answer": "C", "image": png},
+    ]
+    path = write_table(tmp_path / "mmbench.parquet", rows)
+    entry = generic_entry(path, columns={"id": "index", "options": ["A", "B", "C", "D"]})
+    items, rejects, _ = stage(tmp_path, entry)
+    assert rejects.height == 0
+    assert items["options"].to_list() == [["cat", "dog"], ["x", "y", "z"]]
+    assert items["answer"].to_list() == ["B", "C"]
+
+    rows = [{"id": i, "question": "q", "options": ["a", "b", "c"], "answer": i, "image": png} for i in range(3)]
+    path = write_table(tmp_path / "ai2d.parquet", rows)
+    items, _, _ = stage(tmp_path, generic_entry(path, columns={"id": "id", "options": "options"}), name="ai2d")
+    assert items["answer"].to_list() == ["A", "B", "C"]  # an integer column is a 0-based index
+
+
+def test_stringified_options_and_ambiguous_answers(tmp_path: Path, png: bytes) -> None:
+    rows = [
+        {"id": "1", "question": "q", "options": "['red', 'blue']", "answer": "blue", "image": png},
+        {"id": "2", "question": "q", "options": '["1", "2", "3"]', "answer": "2", "image": png},  # text B, index C
+        {"id": "3", "question": "q", "options": "not a list", "answer": "A", "image": png},
+        {"id": "4", "question": "q", "options": "['a', 'b']", "answer": "E", "image": png},
+    ]
+    path = write_table(tmp_path / "mmmu.parquet", rows)
+    items, rejects, _ = stage(tmp_path, generic_entry(path, columns={"id": "id", "options": "options"}))
+    assert items["answer"].to_list() == ["B"]
+    assert dict(zip(rejects["item_id"], rejects["reason"], strict=True)) == {
+        "2": "ambiguous_answer",
+        "3": "bad_options",
+        "4": "bad_answer",
+    }
+    assert "set answer_format" in rejects.filter(pl.col("item_id") == "2")["message"][0]
+    entry = generic_entry(path, columns={"id": "id", "options": "options"}, answer_format="text")
+    items, _, _ = stage(tmp_path, entry, name="as_text")
+    assert items["answer"].to_list() == ["B", "B"]
+
+
+def test_open_answers_keep_every_reference(tmp_path: Path, png: bytes) -> None:
+    rows = [
+        {"question_id": 7, "question": "what?", "answers": ["stop", "stop", "halt", "stop sign"], "image": png},
+        {"question_id": 8, "question": "what?", "answers": [], "image": png},
+    ]
+    path = write_table(tmp_path / "textvqa.parquet", rows)
+    entry = {
+        "adapter": "generic",
+        "path": str(path),
+        "answer_type": "open",
+        "columns": {"id": "question_id", "answer": "answers"},
+    }
+    items, rejects, _ = stage(tmp_path, entry)
+    assert items["answer"].to_list() == ["stop"]
+    assert items["answers"].to_list() == [["stop", "stop", "halt", "stop sign"]]
+    assert items["item_id"].to_list() == ["7"]
+    assert rejects["reason"].to_list() == ["missing_answer"]
+
+
+def test_yes_no_and_count_normalisation(tmp_path: Path, png: bytes) -> None:
+    rows = [{"q": f"is it {i}?", "a": a, "img": png} for i, a in enumerate(["1", "0", "Yes", "no.", "maybe"])]
+    path = write_table(tmp_path / "hallusion.parquet", rows)
+    cols = {"question": "q", "answer": "a", "image": "img"}
+    items, rejects, _ = stage(tmp_path, {"path": str(path), "answer_type": "yes_no", "columns": cols})
+    assert items["answer"].to_list() == ["yes", "no", "yes", "no"]
+    assert rejects["reason"].to_list() == ["bad_answer"]
+    assert items["item_id"].n_unique() == 4  # content ids where the source has none
+    rows = [{"q": f"how many {i}?", "a": a, "img": png} for i, a in enumerate(["3", "three", "2.50", "1,000", "lots"])]
+    path = write_table(tmp_path / "count.parquet", rows)
+    items, rejects, _ = stage(tmp_path, {"path": str(path), "answer_type": "count", "columns": cols}, name="c")
+    assert items["answer"].to_list() == ["3", "3", "2.5", "1000"]
+    assert rejects["reason"].to_list() == ["bad_answer"]
+
+
+def test_content_ids_are_stable_and_deduplicate(tmp_path: Path, png: bytes) -> None:
+    rows = [{"question": "same?", "answer": "yes", "image": png}] * 2 + [
+        {"question": "other?", "answer": "no", "image": png}
+    ]
+    path = write_table(tmp_path / "noid.parquet", rows)
+    entry = {"path": str(path), "answer_type": "yes_no"}
+    first, rejects, _ = stage(tmp_path, entry)
+    again, _, _ = stage(tmp_path, entry, name="again")
+    assert first["item_id"].to_list() == again["item_id"].to_list()
+    assert first.height == 2 and rejects["reason"].to_list() == ["duplicate_id"]
+
+
+def test_missing_images_and_questions_are_rejected_not_dropped(tmp_path: Path, png: bytes) -> None:
+    rows = [
+        {"id": "ok", "question": "q", "answer": "yes", "image": "present.png"},
+        {"id": "gone", "question": "q", "answer": "yes", "image": "absent.png"},
+        {"id": "none", "question": "q", "answer": "yes", "image": None},
+        {"id": "noq", "question": "  ", "answer": "yes", "image": "present.png"},
+        {"id": "b64", "question": "q", "answer": "yes", "image": "bm90IGFuIGltYWdl"},  # base64 of "not an image"
+    ]
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "present.png").write_bytes(png)
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{broken json\n")
+    entry = {"path": str(path), "image_root": str(tmp_path / "imgs"), "answer_type": "yes_no", "columns": {"id": "id"}}
+    items, rejects, _ = stage(tmp_path, entry)
+    assert items["item_id"].to_list() == ["ok"]
+    reasons = dict(zip(rejects["source_index"], rejects["reason"], strict=True))
+    assert reasons == {1: "bad_image", 2: "missing_image", 3: "missing_question", 4: "bad_image", 5: "malformed_row"}
+    assert "image file not found" in rejects.filter(pl.col("item_id") == "gone")["message"][0]
+
+
+def test_a_wrong_column_mapping_is_a_clear_error(shapes_parquet: Path, tmp_path: Path) -> None:
+    entry = generic_entry(shapes_parquet, columns={"id": "question_id", "question": "prompt"})
+    with pytest.raises(SourceError, match=r"^columns.question: column 'prompt' is not in '.*' \(columns: "):
+        stage(tmp_path, entry)
+
+
+def test_everything_rejected_fails_the_stage(tmp_path: Path, png: bytes) -> None:
+    path = write_table(tmp_path / "t.parquet", [{"question": "q", "answer": None, "image": png}])
+    with pytest.raises(StageError, match=r"no item staged \(missing_answer: 1\)"):
+        stage(tmp_path, {"path": str(path), "answer_type": "yes_no"})
+    assert not (tmp_path / "staged" / "b" / "items.parquet").exists()
+
+
+def test_folder_of_shards_and_limit(tmp_path: Path, png: bytes) -> None:
+    shards = tmp_path / "data"
+    shards.mkdir()
+    for s in range(2):
+        write_table(
+            shards / f"test-0000{s}-of-00002.parquet",
+            [{"question": f"q{s}{i}", "answer": "no", "image": png} for i in range(3)],
+        )
+    items, _, _ = stage(tmp_path, {"path": str(shards), "answer_type": "yes_no"})
+    assert items["question"].to_list() == ["q00", "q01", "q02", "q10", "q11", "q12"]
+    items, _, _ = stage(tmp_path, {"path": str(shards), "answer_type": "yes_no", "limit": 4}, name="lim")
+    assert items.height == 4
+
+
+def test_outputs_carry_provenance(shapes_parquet: Path, tmp_path: Path) -> None:
+    entry = generic_entry(shapes_parquet)
+    stage(tmp_path, entry)
+    record = read_provenance(tmp_path / "staged" / "b" / "items.parquet")
+    assert record["stage"] == "stage" and record["benchmark"] == "b" and record["adapter"] == "generic"
+    assert len(record["config_hash"]) == 16 and record["config"]["path"] == str(shapes_parquet)
+    assert "numpy" in record["versions"]

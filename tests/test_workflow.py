@@ -1,0 +1,121 @@
+"""Real Snakemake runs of the workflow on fixture data: end to end, incremental reruns, config errors, lint."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import polars as pl
+import pytest
+from conftest import generic_entry, run_snakemake, write_config
+
+from blindspot.fixtures import write_shapes_benchmark
+from blindspot.render.store import RenderStore
+
+pytestmark = pytest.mark.slow
+
+SMALL_RENDER = {"resize": {"longest_side": 112, "multiple_of": 28}, "pixelate": {"blocks": [4, 8]}}
+
+
+def bench_entry(workdir: Path, name: str, seed: int, **kw: object) -> dict:
+    path = write_shapes_benchmark(workdir / "data" / name, n_items=6, seed=seed, **kw)
+    return generic_entry(path.relative_to(workdir))
+
+
+def snapshot(paths: list[Path]) -> dict[str, tuple[str, int]]:
+    """sha256 and mtime (ns) of every file under the given paths."""
+    out = {}
+    for root in paths:
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for f in files:
+            out[str(f)] = (hashlib.sha256(f.read_bytes()).hexdigest(), f.stat().st_mtime_ns)
+    return out
+
+
+def scheduled_jobs(dry_run_output: str) -> list[tuple[str, str | None]]:
+    """(rule, bench wildcard) of every job in a `snakemake -n` listing."""
+    jobs, rule = [], None
+    for line in dry_run_output.splitlines():
+        if m := re.match(r"^(?:local)?rule (\w+):", line.strip()):
+            if rule is not None:
+                jobs.append((rule, None))
+            rule = m.group(1)
+        elif rule and (m := re.match(r"wildcards: bench=(\S+)", line.strip())):
+            jobs.append((rule, m.group(1)))
+            rule = None
+    if rule is not None:
+        jobs.append((rule, None))
+    return jobs
+
+
+def test_end_to_end_run(tmp_path: Path) -> None:
+    config = {
+        "benchmarks": {
+            "colour": bench_entry(tmp_path, "colour", seed=1),
+            "yesno": {
+                **bench_entry(tmp_path, "yesno", seed=2, kind="shape_yes_no", fmt="jsonl", image_mode="path"),
+                "answer_type": "yes_no",
+                "image_root": "data/yesno/images",
+                "columns": {"id": "question_id"},
+            },
+        },
+        "render": SMALL_RENDER,
+    }
+    write_config(tmp_path, config)
+    run_snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1")
+    for bench in ("colour", "yesno"):
+        items = pl.read_parquet(tmp_path / f"results/staged/{bench}/items.parquet")
+        rejects = pl.read_parquet(tmp_path / f"results/staged/{bench}/rejects.parquet")
+        assert items.height == 6 and rejects.height == 3
+        store = RenderStore(tmp_path / f"results/render/{bench}.zarr")
+        assert set(items["image_sha256"]) == set(store.image_keys)
+        assert len(store.conditions) == 8 + 2 + 2
+        assert (tmp_path / f"results/logs/stage/{bench}.log").is_file()
+        assert (tmp_path / f"results/logs/render/{bench}.log").is_file()
+    assert not list((tmp_path / "results").rglob(".*.tmp-*")), "temporary outputs left behind"
+    # Nothing left to do afterwards.
+    assert "Nothing to be done" in run_snakemake(tmp_path, "-n").stdout
+
+
+def test_adding_a_benchmark_reruns_only_its_jobs(tmp_path: Path) -> None:
+    first = bench_entry(tmp_path, "first", seed=1)
+    write_config(tmp_path, {"benchmarks": {"first": first}, "render": SMALL_RENDER})
+    run_snakemake(tmp_path, "--cores", "2")
+    outputs = [tmp_path / "results/staged/first", tmp_path / "results/render/first.zarr"]
+    before = snapshot(outputs)
+
+    second = bench_entry(tmp_path, "second", seed=2)
+    write_config(tmp_path, {"benchmarks": {"first": first, "second": second}, "render": SMALL_RENDER})
+    jobs = scheduled_jobs(run_snakemake(tmp_path, "-n").stdout)
+    assert sorted(jobs) == [("all", None), ("render", "second"), ("stage", "second")]
+
+    run_snakemake(tmp_path, "--cores", "2")
+    assert snapshot(outputs) == before  # bytes and mtimes of the first benchmark untouched
+    assert (tmp_path / "results/render/second.zarr/zarr.json").is_file()
+
+
+def test_changing_a_slice_reruns_exactly_its_jobs(tmp_path: Path) -> None:
+    a, b = bench_entry(tmp_path, "a", seed=1), bench_entry(tmp_path, "b", seed=2)
+    write_config(tmp_path, {"benchmarks": {"a": a, "b": b}, "render": SMALL_RENDER})
+    run_snakemake(tmp_path, "--cores", "2")
+    write_config(tmp_path, {"benchmarks": {"a": {**a, "limit": 4}, "b": b}, "render": SMALL_RENDER})
+    jobs = scheduled_jobs(run_snakemake(tmp_path, "-n").stdout)
+    assert sorted(jobs) == [("all", None), ("render", "a"), ("stage", "a")]
+    write_config(tmp_path, {"benchmarks": {"a": a, "b": b}, "render": {**SMALL_RENDER, "noise": {"enabled": False}}})
+    jobs = scheduled_jobs(run_snakemake(tmp_path, "-n").stdout)
+    assert sorted(jobs) == [("all", None), ("render", "a"), ("render", "b")]
+
+
+def test_bad_config_stops_before_any_job(tmp_path: Path) -> None:
+    write_config(tmp_path, {"benchmarks": {"mmstar": generic_entry(Path("data/missing"))}})
+    result = run_snakemake(tmp_path, "--cores", "1", check=False)
+    assert result.returncode != 0
+    assert "config error: benchmarks.mmstar.path: no such file or directory 'data/missing'" in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_is_clean(tmp_path: Path) -> None:
+    write_config(tmp_path, {"benchmarks": {"a": bench_entry(tmp_path, "a", seed=1)}})
+    result = run_snakemake(tmp_path, "--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
