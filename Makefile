@@ -18,6 +18,10 @@ demo-data: $(STAMP)
 	  $(BIN)/blindspot demo-data --out data/demo/shapes_colour --items 48 --kind color_mc --image-mode struct
 	test -f data/demo/shapes_yesno/items.jsonl || \
 	  $(BIN)/blindspot demo-data --out data/demo/shapes_yesno --items 48 --kind shape_yes_no --format jsonl --image-mode path
+	test -f data/models/tiny_qwen/model.safetensors || \
+	  $(BIN)/blindspot tiny-model --family qwen2_5_vl --out data/models/tiny_qwen
+	test -f data/models/tiny_llava/model.safetensors || \
+	  $(BIN)/blindspot tiny-model --family llava_next --out data/models/tiny_llava
 
 demo: demo-data
 	$(BIN)/snakemake --workflow-profile workflow/profiles/local
@@ -34,9 +38,10 @@ lint: demo-data
 
 bench: $(STAMP)
 	$(BIN)/python bench/render.py
+	$(BIN)/python bench/predict.py
 
 schema: $(STAMP)
 	$(BIN)/blindspot schema --out workflow/schemas/config.schema.json
 
 clean:
-	rm -rf results/staged results/render results/logs .snakemake
+	rm -rf results/staged results/render results/predictions results/decay results/benchmarks results/logs .snakemake

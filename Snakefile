@@ -20,6 +20,8 @@ if not workflow.overwrite_configfiles:
 include: "rules/common.smk"
 include: "rules/stage.smk"
 include: "rules/render.smk"
+include: "rules/predict.smk"
+include: "rules/decay.smk"
 
 
 rule all:

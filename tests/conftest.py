@@ -14,6 +14,37 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-snapshots", action="store_true", help="rewrite tests/snapshots from the current code")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Both tiny model families, built once per test session."""
+    from blindspot.models.tiny import build_tiny_model
+
+    root = tmp_path_factory.mktemp("tiny")
+    return {family: build_tiny_model(family, root / family) for family in ("qwen2_5_vl", "llava_next")}
+
+
+@pytest.fixture(scope="session")
+def small_benchmark(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A staged and rendered MC benchmark: 6 items, conditions blur/0, blur/1 (k=25), blank/1, noise/1."""
+    from blindspot.config import GenericBenchmark, RenderConfig
+    from blindspot.fixtures import write_shapes_benchmark
+    from blindspot.render.run import render_benchmark
+    from blindspot.staging.stage import stage_benchmark
+
+    root = tmp_path_factory.mktemp("small")
+    path = write_shapes_benchmark(root / "src", n_items=6, seed=11, bad_rows=False)
+    stage_benchmark("small", GenericBenchmark.model_validate(generic_entry(path)), root / "staged")
+    render = RenderConfig.model_validate(
+        {"resize": {"longest_side": 112}, "blur": {"kernels": [1, 25]}, "pixelate": {"enabled": False}}
+    )
+    render_benchmark(root / "staged" / "images.parquet", render, 0, root / "small.zarr", workers=1, progress=False)
+    return {"items": root / "staged" / "items.parquet", "render": root / "small.zarr", "root": root}
+
+
 @pytest.fixture
 def shapes_parquet(tmp_path: Path) -> Path:
     from blindspot.fixtures import write_shapes_benchmark

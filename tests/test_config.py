@@ -20,14 +20,20 @@ def errors_of(data: dict) -> list[str]:
     return str(info.value).splitlines()
 
 
-def test_default_config_is_valid_after_demo_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_config_is_valid_after_demo_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_models: dict[str, Path]
+) -> None:
     from blindspot.fixtures import write_shapes_benchmark
 
     monkeypatch.chdir(tmp_path)
     write_shapes_benchmark("data/demo/shapes_colour", n_items=4)
     write_shapes_benchmark("data/demo/shapes_yesno", n_items=4, fmt="jsonl", image_mode="path", kind="shape_yes_no")
+    (tmp_path / "data" / "models").mkdir()
+    (tmp_path / "data" / "models" / "tiny_qwen").symlink_to(tiny_models["qwen2_5_vl"])
+    (tmp_path / "data" / "models" / "tiny_llava").symlink_to(tiny_models["llava_next"])
     config = load_config(REPO / "config" / "config.yaml")
     assert sorted(config.benchmarks) == ["shapes_colour", "shapes_yesno"]
+    assert sorted(config.models) == ["tiny_llava", "tiny_qwen"]
     assert config.render.blur.kernels == [1, 9, 17, 25, 35, 43, 51, 61]
 
 
@@ -86,7 +92,7 @@ def test_adapter_is_required_and_checked(shapes_parquet: Path) -> None:
 
 def test_benchmark_names_must_be_wildcard_safe(shapes_parquet: Path) -> None:
     (line,) = errors_of({"benchmarks": {"my bench": generic_entry(shapes_parquet)}})
-    assert line.startswith("benchmarks: benchmark name 'my bench' must match")
+    assert line.startswith("benchmarks: name 'my bench' must match")
 
 
 def test_no_benchmarks_is_an_error() -> None:

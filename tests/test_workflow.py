@@ -41,7 +41,7 @@ def scheduled_jobs(dry_run_output: str) -> list[tuple[str, str | None]]:
             if rule is not None:
                 jobs.append((rule, None))
             rule = m.group(1)
-        elif rule and (m := re.match(r"wildcards: bench=(\S+)", line.strip())):
+        elif rule and (m := re.match(r"wildcards: (?:model=\S+, )?bench=(\S+)", line.strip())):
             jobs.append((rule, m.group(1)))
             rule = None
     if rule is not None:
@@ -105,6 +105,33 @@ def test_changing_a_slice_reruns_exactly_its_jobs(tmp_path: Path) -> None:
     write_config(tmp_path, {"benchmarks": {"a": a, "b": b}, "render": {**SMALL_RENDER, "noise": {"enabled": False}}})
     jobs = scheduled_jobs(run_snakemake(tmp_path, "-n").stdout)
     assert sorted(jobs) == [("all", None), ("render", "a"), ("render", "b")]
+
+
+def test_models_run_through_predict_and_decay(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    """stage -> render -> predict -> decay for a model; adding a second model schedules only its jobs."""
+    render = {"resize": {"longest_side": 56, "multiple_of": 28}, "blur": {"kernels": [1, 25, 61]},
+              "pixelate": {"enabled": False}}  # fmt: skip
+    qwen = {"adapter": "qwen2_5_vl", "path": str(tiny_models["qwen2_5_vl"]), "max_new_tokens": 4}
+    bench = bench_entry(tmp_path, "colour", seed=1)
+    write_config(tmp_path, {"benchmarks": {"colour": bench}, "models": {"qwen": qwen}, "render": render,
+                            "decay": {"bootstrap": 50}})  # fmt: skip
+    run_snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1")
+    predictions = pl.read_parquet(tmp_path / "results/predictions/qwen/colour.parquet")
+    assert predictions.height == 6 * (3 + 2 + 1)  # blur x3, blank, noise, none
+    items = pl.read_parquet(tmp_path / "results/decay/qwen/colour.items.parquet")
+    assert items.height == 6 and set(items["class"]) <= {"fine_visual", "coarse_visual", "language_prior", "unparsed"}
+    assert (tmp_path / "results/decay/qwen/colour.manifest.json").is_file()
+    assert (tmp_path / "results/benchmarks/predict/qwen/colour.tsv").is_file()
+
+    before = snapshot([tmp_path / "results/predictions/qwen", tmp_path / "results/decay/qwen"])
+    llava = {"adapter": "llava_next", "path": str(tiny_models["llava_next"]), "max_new_tokens": 4}
+    write_config(tmp_path, {"benchmarks": {"colour": bench}, "models": {"qwen": qwen, "llava": llava},
+                            "render": render, "decay": {"bootstrap": 50}})  # fmt: skip
+    jobs = scheduled_jobs(run_snakemake(tmp_path, "-n").stdout)
+    assert sorted(jobs) == [("all", None), ("decay", "colour"), ("predict", "colour")]
+    assert "model=llava" in run_snakemake(tmp_path, "-n").stdout
+    run_snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1")
+    assert snapshot([tmp_path / "results/predictions/qwen", tmp_path / "results/decay/qwen"]) == before
 
 
 def test_bad_config_stops_before_any_job(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -21,13 +22,19 @@ class UserError(Exception):
     """An error with a one-line message for the user."""
 
 
-def _parse_slice(stage: str, text: str):
+def _parse_slice(stage: str, text: str, **names: str) -> Any:
+    """Validate a stage's slice. Errors name the user's config key: with ``model="qwen"`` the slice key
+    ``model.path`` reads ``models.qwen.path``, as in the config file."""
     from blindspot.slices import parse_slice
 
     try:
         return parse_slice(stage, text)
     except ValidationError as error:
-        raise UserError(f"bad {stage} slice: {format_validation_error(error).splitlines()[0]}") from None
+        line = format_validation_error(error).splitlines()[0]
+        head, _, rest = line.partition(".")
+        if head in names:
+            raise UserError(f"{head}s.{names[head]}.{rest}") from None
+        raise UserError(f"bad {stage} slice: {line}") from None
 
 
 def cmd_check_config(args: argparse.Namespace) -> None:
@@ -47,7 +54,7 @@ def cmd_stage(args: argparse.Namespace) -> None:
     from blindspot.staging.sources import SourceError
     from blindspot.staging.stage import StageError, stage_benchmark
 
-    config = _parse_slice("stage", args.slice)
+    config = _parse_slice("stage", args.slice, benchmark=args.bench)
     try:
         summary = stage_benchmark(args.bench, config.benchmark, args.out)
     except SourceError as error:
@@ -66,6 +73,43 @@ def cmd_render(args: argparse.Namespace) -> None:
         raise UserError(f"no staged images at '{args.images}'; run the stage step first")
     summary = render_benchmark(args.images, config.render, config.seed, args.out, workers=args.workers)
     print(f"rendered {args.out}: {summary.images} images x {summary.conditions} conditions")
+
+
+def cmd_tiny_model(args: argparse.Namespace) -> None:
+    from blindspot.models.tiny import build_tiny_model
+
+    out = build_tiny_model(args.family, args.out, seed=args.seed)
+    print(f"wrote tiny {args.family} model to {out}")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from blindspot.models.loading import ModelLoadError
+    from blindspot.predict import PredictError, predict_benchmark
+
+    config = _parse_slice("predict", args.slice, model=args.model)
+    for path, stage in ((args.items, "stage"), (args.render, "render")):
+        if not Path(path).exists():
+            raise UserError(f"no {stage} output at '{path}'; run the {stage} step first")
+    try:
+        rows = predict_benchmark(args.model, config.model, config.predict, args.items, args.render, args.out)
+    except ModelLoadError as error:
+        raise UserError(f"models.{args.model}.{error}") from None
+    except PredictError as error:
+        raise UserError(str(error)) from None
+    print(f"predicted {args.model} on {Path(args.out).stem}: {rows} rows")
+
+
+def cmd_decay(args: argparse.Namespace) -> None:
+    from blindspot.decay import DecayError, decay_benchmark
+
+    config = _parse_slice("decay", args.slice)
+    if not Path(args.predictions).is_file():
+        raise UserError(f"no predictions at '{args.predictions}'; run the predict step first")
+    try:
+        n = decay_benchmark(args.predictions, config.decay, config.seed, args.out_dir, args.bench)
+    except DecayError as error:
+        raise UserError(str(error)) from None
+    print(f"decay metrics for {args.bench}: {n} items")
 
 
 def cmd_demo_data(args: argparse.Namespace) -> None:
@@ -105,6 +149,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slice", required=True, help="the render config slice, as JSON")
     p.add_argument("--out", required=True, help="output .zarr store")
     p.add_argument("--workers", type=int, default=2, help="threads rendering images in parallel")
+    p = add("tiny-model", cmd_tiny_model, "Build a tiny random model (real transformers classes) for offline runs.")
+    p.add_argument("--family", required=True, choices=["qwen2_5_vl", "llava_next"])
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p = add("predict", cmd_predict, "Run one model on every rendered condition of one benchmark.")
+    p.add_argument("--model", required=True)
+    p.add_argument("--slice", required=True, help="the predict config slice, as JSON")
+    p.add_argument("--items", required=True, help="staged items.parquet")
+    p.add_argument("--render", required=True, help="render store (.zarr)")
+    p.add_argument("--out", required=True, help="predictions parquet")
+    p = add("decay", cmd_decay, "Decay metrics, item classes and the vision-indispensable manifest.")
+    p.add_argument("--bench", required=True)
+    p.add_argument("--slice", required=True, help="the decay config slice, as JSON")
+    p.add_argument("--predictions", required=True)
+    p.add_argument("--out-dir", required=True)
     p = add("demo-data", cmd_demo_data, "Write a small fixture benchmark (coloured shapes) in the generic format.")
     p.add_argument("--out", required=True)
     p.add_argument("--items", type=int, default=48)

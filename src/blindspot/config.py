@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]*$"
@@ -187,6 +187,90 @@ class RenderConfig(StrictModel):
     compression: CompressionConfig = CompressionConfig()
 
 
+# --------------------------------------------------------------------------------------------------- models
+
+HUB_ID_PATTERN = r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$"
+
+
+class ModelConfig(StrictModel):
+    """One vision-language model. ``path`` is a local directory (the default, offline) or a hub id."""
+
+    adapter: Literal["qwen2_5_vl", "llava_next", "auto"] = Field(
+        description="qwen2_5_vl (Qwen2.5-VL 3B/7B), llava_next (LLaVA-v1.6), or auto (any AutoModelForImageTextToText)."
+    )
+    revision: str | None = None
+    hub_id: str | None = Field(None, description="Where the weights come from; named in the fetch command on errors.")
+    local_files_only: bool = Field(True, description="Never download (the default): runs stay offline.")
+    path: str = Field(description="Local model directory, or a hub id when local_files_only is false.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto: bfloat16 on CUDA, float32 on CPU."
+    )
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: cuda when available, else cpu.")
+    trust_remote_code: bool = Field(False, description="Run code shipped with the model (off unless enabled here).")
+    attn_implementation: Literal["eager", "sdpa"] = "sdpa"
+    batch_size: int = Field(8, ge=1)
+    max_new_tokens: int = Field(16, ge=1, le=512)
+
+    @field_validator("path")
+    @classmethod
+    def _check_location(cls, path: str, info: ValidationInfo) -> str:
+        if info.data.get("local_files_only", True):
+            check_model_dir(path, info.data.get("hub_id"))
+        return path
+
+
+def check_model_dir(path: str, hub_id: str | None) -> None:
+    """A missing local model is a one-line error naming the path and the command that fetches it."""
+    if not Path(path).expanduser().is_dir():
+        source = hub_id or (path if re.match(HUB_ID_PATTERN, path) else "ORG/NAME")
+        raise PydanticCustomError(
+            "model_path",
+            "no such model directory '{path}'; fetch it with: huggingface-cli download {source} --local-dir {path}",
+            {"path": path, "source": source},
+        )
+
+
+class PredictConfig(StrictModel):
+    """How every model is run on every rendered condition (METHOD.md §1)."""
+
+    prompt_version: Literal["v1"] = Field("v1", description="Versioned prompt templates (blindspot.models.prompts).")
+    conditions: list[str] | Literal["all"] = Field(
+        "all",
+        description="Conditions to run: 'all' rendered ones plus 'none', or a list such as ['blur/0', 'blur/7', "
+        "'blank/1', 'none']. 'none' is the text-only condition (MMStar S_wv). blur/0 (clean) is always included.",
+    )
+    shard_size: int = Field(256, ge=1, description="Work units per resumable shard.")
+
+    @field_validator("conditions")
+    @classmethod
+    def _check_conditions(cls, value: list[str] | str) -> list[str] | str:
+        if isinstance(value, list):
+            for key in value:
+                if key != "none" and not re.match(r"^[a-z]+/\d+$", key):
+                    raise PydanticCustomError(
+                        "conditions", "condition '{key}' is not 'family/level' or 'none'", {"key": key}
+                    )
+        return value
+
+
+class DecayConfig(StrictModel):
+    """Decay metrics and item classes (METHOD.md §1)."""
+
+    bootstrap: int = Field(1000, ge=10, description="Bootstrap resamples (over items) for every confidence interval.")
+    confidence: float = Field(0.95, gt=0, lt=1)
+    margin_threshold: float = Field(
+        1.0,
+        ge=0,
+        description="Evidence-based survival: at a level, the clean answer must stay the top option with a log-prob "
+        "margin of at least this many nats over the runner-up (1.0 nat = e times as likely). Identity alone counts "
+        "coin flips that land on the clean answer as survival.",
+    )
+    blur_family: str = Field("blur", description="The ladder whose every level defines C (the paper's blur).")
+    coarse_families: list[str] = Field(
+        ["blank", "noise", "none"], description="A blur survivor that changes under any of these is coarse-visual."
+    )
+
+
 # --------------------------------------------------------------------------------------------------- top level
 
 
@@ -195,17 +279,20 @@ class BlindspotConfig(StrictModel):
 
     seed: int = Field(0, description="Seed for every random choice (noise images, bootstrap, probe splits).")
     benchmarks: dict[str, BenchmarkConfig] = Field(min_length=1)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
     render: RenderConfig = RenderConfig()
+    predict: PredictConfig = PredictConfig()
+    decay: DecayConfig = DecayConfig()
 
-    @field_validator("benchmarks")
+    @field_validator("benchmarks", "models")
     @classmethod
-    def _check_names(cls, benchmarks: dict[str, Any]) -> dict[str, Any]:
-        for name in benchmarks:
+    def _check_names(cls, entries: dict[str, Any]) -> dict[str, Any]:
+        for name in entries:
             if not re.match(NAME_PATTERN, name):
                 raise PydanticCustomError(
-                    "name", "benchmark name '{name}' must match {pattern}", {"name": name, "pattern": NAME_PATTERN}
+                    "name", "name '{name}' must match {pattern}", {"name": name, "pattern": NAME_PATTERN}
                 )
-        return benchmarks
+        return entries
 
     @model_validator(mode="after")
     def _check_render_fits(self) -> BlindspotConfig:
@@ -217,7 +304,7 @@ class BlindspotConfig(StrictModel):
 # --------------------------------------------------------------------------------------------------- errors
 
 
-_SELF_DESCRIBING_ERRORS = {"path", "kernels", "blocks", "name"}
+_SELF_DESCRIBING_ERRORS = {"path", "kernels", "blocks", "name", "model_path", "conditions"}
 
 
 def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from pydantic import TypeAdapter
 
-from blindspot.config import BenchmarkConfig, BlindspotConfig, RenderConfig, StrictModel
+from blindspot.config import (
+    BenchmarkConfig,
+    BlindspotConfig,
+    DecayConfig,
+    ModelConfig,
+    PredictConfig,
+    RenderConfig,
+    StrictModel,
+)
 from blindspot.provenance import canonical_json
 
 
@@ -21,7 +29,22 @@ class RenderSlice(StrictModel):
     seed: int
 
 
-SLICE_MODELS: dict[str, type[StrictModel]] = {"stage": StageSlice, "render": RenderSlice}
+class PredictSlice(StrictModel):
+    model: ModelConfig
+    predict: PredictConfig
+
+
+class DecaySlice(StrictModel):
+    decay: DecayConfig
+    seed: int
+
+
+SLICE_MODELS: dict[str, type[StrictModel]] = {
+    "stage": StageSlice,
+    "render": RenderSlice,
+    "predict": PredictSlice,
+    "decay": DecaySlice,
+}
 
 
 def stage_slice(config: BlindspotConfig, bench: str) -> StageSlice:
@@ -30,6 +53,14 @@ def stage_slice(config: BlindspotConfig, bench: str) -> StageSlice:
 
 def render_slice(config: BlindspotConfig) -> RenderSlice:
     return RenderSlice(render=config.render, seed=config.seed)
+
+
+def predict_slice(config: BlindspotConfig, model: str) -> PredictSlice:
+    return PredictSlice(model=config.models[model], predict=config.predict)
+
+
+def decay_slice(config: BlindspotConfig) -> DecaySlice:
+    return DecaySlice(decay=config.decay, seed=config.seed)
 
 
 def to_json(slice_: StrictModel) -> str:

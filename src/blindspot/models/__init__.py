@@ -1,0 +1,1 @@
+"""Vision-language models: a registry of family adapters, loading, prompts, batched inference, tiny models."""

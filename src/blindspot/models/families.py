@@ -1,0 +1,75 @@
+"""Registry of model families: what differs between Qwen2.5-VL, LLaVA-NeXT and any other image-text-to-text model.
+
+Each family is a small frozen record. The differences it captures are where the decoder layers live, which token
+marks image positions, and which transformers class loads it. Nothing is inferred from a model's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    name: str
+    model_class: str
+    """transformers class that loads it; AutoModelForImageTextToText for the generic adapter."""
+    model_types: tuple[str, ...]
+    """``config.model_type`` values this family accepts (empty: any)."""
+    description: str
+
+    def decoder_layers(self, model: nn.Module) -> nn.ModuleList:
+        """The language model's decoder layers: ``model.model.language_model.layers`` in transformers 5.x."""
+        inner = getattr(model, "model", None)
+        language_model = getattr(inner, "language_model", None)
+        layers = getattr(language_model, "layers", None)
+        if isinstance(layers, nn.ModuleList):
+            return layers
+        raise AttributeError(f"{type(model).__name__}: no decoder layers at model.language_model.layers")
+
+    def image_token_id(self, model: nn.Module) -> int:
+        config = model.config
+        for attr in ("image_token_id", "image_token_index"):
+            value = getattr(config, attr, None)
+            if isinstance(value, int):
+                return value
+        raise AttributeError(f"{type(model).__name__}: config has no image_token_id / image_token_index")
+
+    def image_positions(self, model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+        """Boolean mask ``(batch, seq)`` of image-token positions."""
+        return input_ids == self.image_token_id(model)
+
+
+FAMILIES: dict[str, ModelFamily] = {
+    family.name: family
+    for family in (
+        ModelFamily(
+            "qwen2_5_vl",
+            "Qwen2_5_VLForConditionalGeneration",
+            ("qwen2_5_vl",),
+            "Qwen2.5-VL (3B / 7B). M-RoPE positions need mm_token_type_ids, which its processor returns.",
+        ),
+        ModelFamily(
+            "llava_next",
+            "LlavaNextForConditionalGeneration",
+            ("llava_next",),
+            "LLaVA-NeXT / LLaVA-v1.6 (e.g. llava-v1.6-mistral-7b-hf), anyres tiling.",
+        ),
+        ModelFamily(
+            "auto",
+            "AutoModelForImageTextToText",
+            (),
+            "Any model AutoModelForImageTextToText and AutoProcessor load, with a chat template.",
+        ),
+    )
+}
+
+
+def get_family(name: str) -> ModelFamily:
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise KeyError(f"unknown model adapter '{name}' (known: {', '.join(FAMILIES)})") from None

@@ -1,0 +1,120 @@
+"""Loading a model and its processor from a local directory (or a hub id where allowed), with one-line errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from pydantic_core import PydanticCustomError
+from torch import nn
+
+from blindspot.config import ModelConfig, check_model_dir
+from blindspot.models.families import ModelFamily, get_family
+
+
+class ModelLoadError(RuntimeError):
+    """A model that cannot be loaded; the message is one line naming the path and what to do."""
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    processor: Any
+    family: ModelFamily
+    config: ModelConfig
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.processor.tokenizer
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        return self.family.decoder_layers(self.model)
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "model_path": self.config.path,
+            "hub_id": self.config.hub_id,
+            "revision": self.config.revision,
+            "model_class": type(self.model).__name__,
+            "model_type": self.model.config.model_type,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": str(self.device),
+            "n_layers": len(self.layers),
+        }
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device '{device}' requested but CUDA is not available; set device: cpu or auto")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, dtype)
+
+
+def _check_local(config: ModelConfig) -> None:
+    if not config.local_files_only:
+        return
+    try:
+        check_model_dir(config.path, config.hub_id)
+    except PydanticCustomError as error:
+        raise ModelLoadError(f"path: {error.message()}") from None
+    config_file = Path(config.path) / "config.json"
+    if not config_file.is_file():
+        raise ModelLoadError(f"path: '{config.path}' has no config.json; is it a downloaded model directory?")
+    has_safetensors = any(Path(config.path).glob("*.safetensors"))
+    if not has_safetensors:
+        raise ModelLoadError(
+            f"path: '{config.path}' has no .safetensors weights; blindspot never loads pickled (.bin) weights"
+        )
+
+
+def _check_family(config: ModelConfig, family: ModelFamily) -> None:
+    if not family.model_types or not config.local_files_only:
+        return
+    model_type = json.loads((Path(config.path) / "config.json").read_text()).get("model_type")
+    if model_type not in family.model_types:
+        raise ModelLoadError(
+            f"adapter: '{config.adapter}' expects model_type {' or '.join(family.model_types)}, but "
+            f"'{config.path}' is '{model_type}'; use adapter: auto or the matching adapter"
+        )
+
+
+def load_model(config: ModelConfig) -> LoadedModel:
+    """Load model + processor for inference: eval mode, left padding, safetensors only, no remote code by default."""
+    family = get_family(config.adapter)
+    _check_local(config)
+    _check_family(config, family)
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config.dtype, device)
+    common = {
+        "revision": config.revision,
+        "local_files_only": config.local_files_only,
+        "trust_remote_code": config.trust_remote_code,
+    }
+    try:
+        processor = transformers.AutoProcessor.from_pretrained(config.path, **common)
+        model_class = getattr(transformers, family.model_class)
+        model = model_class.from_pretrained(
+            config.path, dtype=dtype, use_safetensors=True, attn_implementation=config.attn_implementation, **common
+        )
+    except (OSError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelLoadError(f"path: cannot load '{config.path}': {first}") from None
+    model.to(device).eval()
+    processor.tokenizer.padding_side = "left"  # generation appends on the right: pad on the left
+    if processor.tokenizer.pad_token_id is None:
+        processor.tokenizer.pad_token = processor.tokenizer.eos_token
+    return LoadedModel(model=model, processor=processor, family=family, config=config, device=device, dtype=dtype)

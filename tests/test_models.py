@@ -1,0 +1,149 @@
+"""Tiny models of both families through the real transformers code paths; loading errors; prompt snapshots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from blindspot.config import ModelConfig
+from blindspot.models.families import FAMILIES
+from blindspot.models.inference import Request, encode_batch, generate_batch, option_token_ids
+from blindspot.models.loading import ModelLoadError, load_model
+from blindspot.models.prompts import PROMPTS, question_text, render_prompt
+from blindspot.models.tiny import build_tiny_model
+
+FAMILY_NAMES = ("qwen2_5_vl", "llava_next")
+SNAPSHOTS = REPO / "tests" / "snapshots" / "prompts.json"
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_tiny_model_loads_back_with_auto_classes(tiny_models: dict[str, Path], family: str) -> None:
+    processor = AutoProcessor.from_pretrained(tiny_models[family], local_files_only=True)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_models[family], local_files_only=True)
+    assert type(model).__name__ == FAMILIES[family].model_class
+    assert len(FAMILIES[family].decoder_layers(model)) == 2
+    assert processor.chat_template
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_image_tokens_agree_between_processor_and_model(tiny_models: dict[str, Path], family: str) -> None:
+    """The processor expands the image placeholder into exactly as many tokens as the vision tower produces;
+    a mismatch makes the forward pass fail."""
+    loaded = load_model(ModelConfig(adapter=family, path=str(tiny_models[family])))
+    rng = np.random.default_rng(0)
+    prompt = render_prompt(loaded.processor, "What colour is it?", with_image=True)
+    for height, width in [(112, 84), (56, 112), (224, 224)]:
+        inputs = encode_batch(loaded, [Request(prompt, rng.integers(0, 255, (height, width, 3), np.uint8), None)])
+        positions = loaded.family.image_positions(loaded.model, inputs["input_ids"])
+        assert positions.sum() > 0
+        with torch.inference_mode():
+            out = loaded.model(**inputs)
+        assert out.logits.shape[:2] == inputs["input_ids"].shape
+        if family == "qwen2_5_vl":  # M-RoPE needs mm_token_type_ids, or it silently falls back to 1D positions
+            assert "mm_token_type_ids" in inputs
+            grid = inputs["image_grid_thw"][0]
+            assert positions.sum() == grid.prod() // 4  # 2x2 spatial merge
+            assert tuple(grid[1:] * 14) == (height, width)  # working-size images are not resized again
+
+
+def test_tiny_models_are_deterministic(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    for family in FAMILY_NAMES:
+        again = build_tiny_model(family, tmp_path / family)
+        assert (again / "model.safetensors").read_bytes() == (tiny_models[family] / "model.safetensors").read_bytes()
+        assert (again / "tokenizer.json").read_text() == (tiny_models[family] / "tokenizer.json").read_text()
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_option_labels_are_single_tokens(tiny_models: dict[str, Path], family: str) -> None:
+    loaded = load_model(ModelConfig(adapter=family, path=str(tiny_models[family])))
+    ids = option_token_ids(loaded.tokenizer, ("A", "B", "C", "D"))
+    assert all(ids.values()) and len({i for t in ids.values() for i in t}) == sum(len(t) for t in ids.values())
+    yes_no = option_token_ids(loaded.tokenizer, ("yes", "no"))
+    for label, token_ids in yes_no.items():
+        for token_id in token_ids:
+            assert label.startswith(loaded.tokenizer.decode([token_id]).strip().lower())
+
+
+def test_generation_returns_text_and_option_logprobs(tiny_models: dict[str, Path]) -> None:
+    loaded = load_model(ModelConfig(adapter="llava_next", path=str(tiny_models["llava_next"])))
+    image = np.zeros((56, 56, 3), np.uint8)
+    prompt = render_prompt(loaded.processor, question_text("Q?", ["x", "y"], "multiple_choice", "v1"), True)
+    (response,) = generate_batch(loaded, [Request(prompt, image, ("A", "B"))], max_new_tokens=4)
+    assert isinstance(response.text, str)
+    assert set(response.option_logprobs) == {"A", "B"}
+    assert all(v < 0 for v in response.option_logprobs.values())
+
+
+def test_missing_model_is_one_line_with_the_fetch_command(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as info:
+        ModelConfig(adapter="qwen2_5_vl", path=str(tmp_path / "qwen7b"), hub_id="Qwen/Qwen2.5-VL-7B-Instruct")
+    message = info.value.errors()[0]["msg"]
+    assert message == (
+        f"no such model directory '{tmp_path / 'qwen7b'}'; fetch it with: huggingface-cli download "
+        f"Qwen/Qwen2.5-VL-7B-Instruct --local-dir {tmp_path / 'qwen7b'}"
+    )
+
+
+def test_load_errors_are_one_line(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ModelLoadError, match=r"^path: '.*empty' has no config.json"):
+        load_model(ModelConfig(adapter="auto", path=str(empty)))
+    (empty / "config.json").write_text(json.dumps({"model_type": "llava_next"}))
+    (empty / "pytorch_model.bin").write_bytes(b"pickle")
+    with pytest.raises(ModelLoadError, match="never loads pickled"):
+        load_model(ModelConfig(adapter="auto", path=str(empty)))
+    with pytest.raises(ModelLoadError, match=r"expects model_type qwen2_5_vl, but .* is 'llava_next'"):
+        load_model(ModelConfig(adapter="qwen2_5_vl", path=str(tiny_models["llava_next"])))
+    loaded = load_model(ModelConfig(adapter="auto", path=str(tiny_models["llava_next"])))
+    assert loaded.tokenizer.padding_side == "left" and loaded.device.type == "cpu"
+
+
+def test_cli_predict_names_the_model_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from blindspot.cli import main
+
+    slice_json = json.dumps({"model": {"adapter": "qwen2_5_vl", "path": "data/models/q"}, "predict": {}})
+    assert main(["predict", "--model", "qwen", "--slice", slice_json, "--items", "i", "--render", "r",
+                 "--out", "o"]) == 2  # fmt: skip
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        "blindspot predict: error: models.qwen.path: no such model directory 'data/models/q'; "
+        "fetch it with: huggingface-cli download ORG/NAME --local-dir data/models/q"
+    )
+
+
+def rendered_prompts(tiny_models: dict[str, Path]) -> dict[str, str]:
+    cases = {
+        "multiple_choice": ("What colour is the circle?", ["red", "green", "blue", "yellow"]),
+        "yes_no": ("Is there a circle in the image?", None),
+        "open": ("What is written on the sign?", None),
+        "count": ("How many circles are there?", None),
+    }
+    out = {}
+    for family in FAMILY_NAMES:
+        processor = AutoProcessor.from_pretrained(tiny_models[family], local_files_only=True)
+        for version in PROMPTS:
+            for answer_type, (question, options) in cases.items():
+                text = question_text(question, options, answer_type, version)
+                for with_image in (True, False):
+                    key = f"{family}/{version}/{answer_type}/{'image' if with_image else 'none'}"
+                    out[key] = render_prompt(processor, text, with_image)
+    return out
+
+
+def test_prompt_snapshots(tiny_models: dict[str, Path], request: pytest.FixtureRequest) -> None:
+    """The exact rendered prompt for each answer type, model family and image condition. A deliberate change is a
+    new prompt version; refresh with `pytest tests/test_models.py --update-snapshots`."""
+    actual = rendered_prompts(tiny_models)
+    if request.config.getoption("--update-snapshots"):
+        SNAPSHOTS.parent.mkdir(exist_ok=True)
+        SNAPSHOTS.write_text(json.dumps(actual, indent=1, sort_keys=True) + "\n")
+    assert json.loads(SNAPSHOTS.read_text()) == actual

@@ -1,0 +1,98 @@
+"""The predict stage: batch invariance, resume after a kill, conditions, and the predictions table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import blindspot.predict as predict_module
+from blindspot.config import ModelConfig, PredictConfig
+from blindspot.models.loading import load_model
+from blindspot.predict import PredictError, predict_benchmark, select_conditions
+from blindspot.render.store import RenderStore
+from blindspot.tables import read_provenance
+
+
+def run(tiny_models: dict[str, Path], bench: dict[str, Path], out: Path, family: str = "qwen2_5_vl",
+        batch_size: int = 4, **predict: object) -> pl.DataFrame:  # fmt: skip
+    model = ModelConfig(adapter=family, path=str(tiny_models[family]), batch_size=batch_size, max_new_tokens=6)
+    predict_benchmark("m", model, PredictConfig.model_validate(predict), bench["items"], bench["render"], out,
+                      progress=False)  # fmt: skip
+    return pl.read_parquet(out)
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "llava_next"])
+def test_batch_size_does_not_change_answers(tiny_models, small_benchmark, tmp_path: Path, family: str) -> None:
+    one = run(tiny_models, small_benchmark, tmp_path / "bs1.parquet", family, batch_size=1)
+    four = run(tiny_models, small_benchmark, tmp_path / "bs4.parquet", family, batch_size=4)
+    assert one.select("item_id", "family", "level").equals(four.select("item_id", "family", "level"))
+    assert one["raw_text"].to_list() == four["raw_text"].to_list()
+    assert one["parsed"].to_list() == four["parsed"].to_list()
+    a = one["option_logprobs"].explode().to_numpy()
+    b = four["option_logprobs"].explode().to_numpy()
+    assert abs(a - b).max() < 1e-4
+
+
+def test_predictions_table(tiny_models, small_benchmark, tmp_path: Path) -> None:
+    table = run(tiny_models, small_benchmark, tmp_path / "p.parquet")
+    conditions = sorted(set(zip(table["family"], table["level"], strict=True)))
+    assert conditions == [("blank", 1), ("blur", 0), ("blur", 1), ("noise", 1), ("none", 1)]
+    assert table.height == 6 * 5
+    assert set(table["outcome"]) <= {"correct", "wrong", "unparsed", "abstain"}
+    assert (table["option_labels"].list.len() == 4).all()
+    scored = [labels[max(range(4), key=lp.__getitem__)] for labels, lp in
+              zip(table["option_labels"], table["option_logprobs"], strict=True)]  # fmt: skip
+    assert table["scored"].to_list() == scored
+    record = read_provenance(tmp_path / "p.parquet")
+    assert record["stage"] == "predict" and record["prompt_version"] == "v1"
+    assert record["model"]["model_type"] == "qwen2_5_vl" and record["model"]["n_layers"] == 2
+    assert not list(tmp_path.glob(".p.parquet.shards-*")), "shard folder left behind"
+
+
+def test_resume_after_a_kill_gives_the_same_table(tiny_models, small_benchmark, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    reference = run(tiny_models, small_benchmark, tmp_path / "ref.parquet", shard_size=7)
+
+    real = predict_module.generate_batch
+    calls = {"n": 0}
+
+    def dies_on_the_fourth_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(predict_module, "generate_batch", dies_on_the_fourth_batch)
+    out = tmp_path / "resumed.parquet"
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_models, small_benchmark, out, shard_size=7)
+    assert not out.exists()
+    (shards,) = tmp_path.glob(".resumed.parquet.shards-*")
+    finished = sorted(p.name for p in shards.iterdir())
+    assert finished == ["shard-00000.parquet"]  # batches of 4 in shards of 7: 2 batches per shard
+
+    calls["n"] = -(10**9)  # no more kills; count the batches the restart runs
+    resumed = run(tiny_models, small_benchmark, out, shard_size=7)
+    assert resumed.equals(reference)
+    # 30 units in shards of 7 (7, 7, 7, 7, 2); shard 0 is reused. Batches of 4 never mix image and text-only units:
+    # shards 1-3 take 2 batches each (shard 3: 3 image units + 4 text-only), shard 4 one batch: 7 in all.
+    assert calls["n"] == -(10**9) + 7
+
+
+def test_condition_selection(small_benchmark) -> None:
+    store = RenderStore(small_benchmark["render"])
+    chosen = select_conditions(store, PredictConfig(conditions=["blur/1", "none"]))
+    assert [c.key for c in chosen] == ["blur/0", "blur/1", "none/1"]
+    with pytest.raises(PredictError, match=r"predict.conditions: blur/7 not rendered"):
+        select_conditions(store, PredictConfig(conditions=["blur/7"]))
+
+
+def test_a_loaded_model_is_reused(tiny_models, small_benchmark, tmp_path: Path) -> None:
+    model = ModelConfig(adapter="llava_next", path=str(tiny_models["llava_next"]), max_new_tokens=6)
+    loaded = load_model(model)
+    predict_benchmark("m", model, PredictConfig(conditions=["none"]), small_benchmark["items"],
+                      small_benchmark["render"], tmp_path / "x.parquet", loaded=loaded, progress=False)  # fmt: skip
+    table = pl.read_parquet(tmp_path / "x.parquet")
+    assert sorted(set(table["family"])) == ["blur", "none"]
