@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test lint bench schema demo-data clean
+.PHONY: demo test lint bench schema demo-data toy-models clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,17 +14,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo-data: $(STAMP)
-	test -f data/demo/shapes_colour/items.parquet || \
-	  $(BIN)/blindspot demo-data --out data/demo/shapes_colour --items 48 --kind color_mc --image-mode struct
-	test -f data/demo/shapes_yesno/items.jsonl || \
-	  $(BIN)/blindspot demo-data --out data/demo/shapes_yesno --items 48 --kind shape_yes_no --format jsonl --image-mode path
-	test -f data/models/tiny_qwen/model.safetensors || \
-	  $(BIN)/blindspot tiny-model --family qwen2_5_vl --out data/models/tiny_qwen
-	test -f data/models/tiny_llava/model.safetensors || \
-	  $(BIN)/blindspot tiny-model --family llava_next --out data/models/tiny_llava
+	test -f data/toy/items.parquet || $(BIN)/blindspot toy-data --config config/config.yaml --out data/toy
 
 demo: demo-data
 	$(BIN)/snakemake --workflow-profile workflow/profiles/local
+	$(BIN)/blindspot calibrate --config config/config.yaml
+
+# Retrain the committed toy checkpoints (about 16 minutes on 2 cores); see README "Does it measure what it claims?"
+toy-models: $(STAMP)
+	$(BIN)/blindspot toy-train --out src/blindspot/toy/checkpoints
 
 test: demo-data
 	$(BIN)/ruff check src tests bench
@@ -39,9 +37,11 @@ lint: demo-data
 bench: $(STAMP)
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/predict.py
+	$(BIN)/python bench/extract.py
+	$(BIN)/python bench/probe.py
 
 schema: $(STAMP)
 	$(BIN)/blindspot schema --out workflow/schemas/config.schema.json
 
 clean:
-	rm -rf results/staged results/render results/predictions results/decay results/benchmarks results/logs .snakemake
+	rm -rf results/staged results/render results/predictions results/decay results/hidden results/probes results/benchmarks results/logs .snakemake

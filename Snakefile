@@ -22,6 +22,8 @@ include: "rules/stage.smk"
 include: "rules/render.smk"
 include: "rules/predict.smk"
 include: "rules/decay.smk"
+include: "rules/extract.smk"
+include: "rules/probe.smk"
 
 
 rule all:

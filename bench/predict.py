@@ -40,9 +40,13 @@ def prepare(root: Path, n_items: int, kind: str) -> tuple[Path, Path]:
     config = GenericBenchmark(path=str(path), answer_type=answer_type, columns=columns)
     stage_benchmark("bench", config, root / "staged")
     render = RenderConfig.model_validate(
-        {"resize": {"longest_side": 224}, "pixelate": {"enabled": False}, "blank": {"enabled": False},
-         "noise": {"enabled": False}}
-    )  # fmt: skip
+        {
+            "resize": {"longest_side": 224},
+            "pixelate": {"enabled": False},
+            "blank": {"enabled": False},
+            "noise": {"enabled": False},
+        }
+    )
     render_benchmark(root / "staged" / "images.parquet", render, 0, root / "bench.zarr", workers=1, progress=False)
     return root / "staged" / "items.parquet", root / "bench.zarr"
 
@@ -57,12 +61,20 @@ def naive_loop(loaded: LoadedModel, items_path: Path, render_path: Path, max_new
     for unit in work_units(len(items), select_conditions(store, PredictConfig())):
         item = items[unit.item]
         imaged = unit.condition.family != "none"
-        prompt = render_prompt(loaded.processor, question_text(item["question"], item["options"],
-                                                                item["answer_type"], "v1"), imaged)  # fmt: skip
+        prompt = render_prompt(
+            loaded.processor, question_text(item["question"], item["options"], item["answer_type"], "v1"), imaged
+        )
         image = store.image(item["image_sha256"], unit.condition.family, unit.condition.level) if imaged else None
         inputs = loaded.processor(text=[prompt], images=[image] if imaged else None, return_tensors="pt")
-        output = loaded.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, temperature=None,
-                                       top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+        output = loaded.model.generate(
+            **inputs,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            pad_token_id=tokenizer.pad_token_id,
+        )
         text = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
         logprobs = {}
         labels = option_labels(item["answer_type"], item["options"]) or []
@@ -88,8 +100,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         items_path, render_path = prepare(root, args.items, args.kind)
-        model = ModelConfig(adapter=args.family, path=str(build_tiny_model(args.family, root / "model")),
-                            batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)  # fmt: skip
+        model = ModelConfig(
+            adapter=args.family,
+            path=str(build_tiny_model(args.family, root / "model")),
+            batch_size=args.batch_size,
+            max_new_tokens=args.max_new_tokens,
+        )
         loaded = load_model(model)
         naive_loop(loaded, items_path, render_path, args.max_new_tokens)  # warm-up (first calls allocate)
 
@@ -97,8 +113,9 @@ def main() -> None:
         naive = naive_loop(loaded, items_path, render_path, args.max_new_tokens)
         naive_s = time.perf_counter() - start
         start = time.perf_counter()
-        predict_benchmark("bench", model, PredictConfig(), items_path, render_path, root / "p.parquet",
-                          loaded=loaded, progress=False)  # fmt: skip
+        predict_benchmark(
+            "bench", model, PredictConfig(), items_path, render_path, root / "p.parquet", loaded=loaded, progress=False
+        )
         stage_s = time.perf_counter() - start
         stage = pl.read_parquet(root / "p.parquet")
 
@@ -108,9 +125,11 @@ def main() -> None:
     naive_lp = np.array([v for r in naive for v in r["logprobs"].values()], dtype=float)
     lp_diff = float(np.abs(stage_lp - naive_lp).max()) if stage_lp.size else 0.0
     n = len(naive)
-    print(f"predict benchmark: tiny {args.family}, {args.kind}, {args.items} items x {n // args.items} conditions "
-          f"= {n} units, batch {args.batch_size}, max_new_tokens {args.max_new_tokens}, "
-          f"{torch.get_num_threads()} torch threads")  # fmt: skip
+    print(
+        f"predict benchmark: tiny {args.family}, {args.kind}, {args.items} items x {n // args.items} conditions "
+        f"= {n} units, batch {args.batch_size}, max_new_tokens {args.max_new_tokens}, "
+        f"{torch.get_num_threads()} torch threads"
+    )
     print(f"  naive per-item loop (generate + 1 forward per option): {n / naive_s:8.2f} units/s")
     print(f"  predict stage (batched, options from the first step) : {n / stage_s:8.2f} units/s")
     print(f"  ratio stage / naive                                   : {naive_s / stage_s:8.2f}x   (target >= 4x)")

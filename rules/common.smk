@@ -45,6 +45,14 @@ def decay_slice_json(wildcards):
     return slices.to_json(slices.decay_slice(CFG))
 
 
+def extract_slice_json(wildcards):
+    return slices.to_json(slices.extract_slice(CFG, wildcards.model))
+
+
+def probe_slice_json(wildcards):
+    return slices.to_json(slices.probe_slice(CFG))
+
+
 def all_targets():
     targets = []
     for bench in BENCHMARKS:
@@ -52,4 +60,5 @@ def all_targets():
         targets.append(f"results/render/{bench}.zarr")
         for model in MODELS:
             targets.append(f"results/decay/{model}/{bench}.parquet")
+            targets.append(f"results/probes/{model}/{bench}.parquet")
     return targets

@@ -20,20 +20,15 @@ def errors_of(data: dict) -> list[str]:
     return str(info.value).splitlines()
 
 
-def test_default_config_is_valid_after_demo_data(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_models: dict[str, Path]
-) -> None:
-    from blindspot.fixtures import write_shapes_benchmark
+def test_default_config_is_valid_after_demo_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from blindspot.toy.items import write_toy_benchmark
 
     monkeypatch.chdir(tmp_path)
-    write_shapes_benchmark("data/demo/shapes_colour", n_items=4)
-    write_shapes_benchmark("data/demo/shapes_yesno", n_items=4, fmt="jsonl", image_mode="path", kind="shape_yes_no")
-    (tmp_path / "data" / "models").mkdir()
-    (tmp_path / "data" / "models" / "tiny_qwen").symlink_to(tiny_models["qwen2_5_vl"])
-    (tmp_path / "data" / "models" / "tiny_llava").symlink_to(tiny_models["llava_next"])
+    write_toy_benchmark("data/toy", 8, {"fine": 0.5, "conflict": 0.5}, seed=0)
+    (tmp_path / "src").symlink_to(REPO / "src")  # the committed toy checkpoints
     config = load_config(REPO / "config" / "config.yaml")
-    assert sorted(config.benchmarks) == ["shapes_colour", "shapes_yesno"]
-    assert sorted(config.models) == ["tiny_llava", "tiny_qwen"]
+    assert sorted(config.benchmarks) == ["toy"]
+    assert len(config.models) == 6 and config.toy is not None and set(config.toy.models) == set(config.models)
     assert config.render.blur.kernels == [1, 9, 17, 25, 35, 43, 51, 61]
 
 

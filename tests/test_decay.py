@@ -27,14 +27,34 @@ def logprobs(answer: str | None, margin: float) -> list[float]:
     return values
 
 
-def row(item: str, family: str, level: int, param: float, parsed: str | None, margin: float,
-        outcome: str | None = None, gold: str = "A") -> dict:  # fmt: skip
+def row(
+    item: str,
+    family: str,
+    level: int,
+    param: float,
+    parsed: str | None,
+    margin: float,
+    outcome: str | None = None,
+    gold: str = "A",
+) -> dict:
     if outcome is None:
         outcome = "unparsed" if parsed is None else ("correct" if parsed == gold else "wrong")
-    return {"item_id": item, "family": family, "level": level, "param": param, "answer_type": "multiple_choice",
-            "gold": gold, "n_options": 4, "raw_text": parsed or "???", "parsed": parsed, "outcome": outcome,
-            "score": float(outcome == "correct"), "option_labels": LABELS,
-            "option_logprobs": logprobs(parsed, margin), "scored": parsed}  # fmt: skip
+    return {
+        "item_id": item,
+        "family": family,
+        "level": level,
+        "param": param,
+        "answer_type": "multiple_choice",
+        "gold": gold,
+        "n_options": 4,
+        "raw_text": parsed or "???",
+        "parsed": parsed,
+        "outcome": outcome,
+        "score": float(outcome == "correct"),
+        "option_labels": LABELS,
+        "option_logprobs": logprobs(parsed, margin),
+        "scored": parsed,
+    }
 
 
 # Answers per condition (blur/0, blur/1, blur/2, blank/1, none/1) and the margin of each answer.
@@ -130,10 +150,24 @@ def test_chance_agreement_inflates_identity_but_not_margin() -> None:
         flip = "yes" if rng.random() < 0.5 else "no"
         for family, level, answer, margin in (("blur", 0, "yes", 4.0), ("blur", 1, flip, 0.05)):
             lp = [-1.0 + margin, -1.0] if answer == "yes" else [-1.0, -1.0 + margin]
-            rows.append({"item_id": f"i{i}", "family": family, "level": level, "param": 1.0, "answer_type": "yes_no",
-                         "gold": "yes", "n_options": None, "raw_text": answer, "parsed": answer,
-                         "outcome": "correct" if answer == "yes" else "wrong", "score": float(answer == "yes"),
-                         "option_labels": ["yes", "no"], "option_logprobs": lp, "scored": answer})  # fmt: skip
+            rows.append(
+                {
+                    "item_id": f"i{i}",
+                    "family": family,
+                    "level": level,
+                    "param": 1.0,
+                    "answer_type": "yes_no",
+                    "gold": "yes",
+                    "n_options": None,
+                    "raw_text": answer,
+                    "parsed": answer,
+                    "outcome": "correct" if answer == "yes" else "wrong",
+                    "score": float(answer == "yes"),
+                    "option_labels": ["yes", "no"],
+                    "option_logprobs": lp,
+                    "scored": answer,
+                }
+            )
     table = pl.from_dicts(rows, schema=pl.Schema(PREDICTIONS_SCHEMA))
     out, _ = decay_metrics(build_grid(table, ("blur", 0)), DecayConfig(bootstrap=100, coarse_families=[]), seed=0)
     assert metric(out, "c_rate")["value"] == pytest.approx(0.5, abs=0.06)

@@ -111,8 +111,9 @@ def test_cli_predict_names_the_model_key(tmp_path: Path, capsys: pytest.CaptureF
     from blindspot.cli import main
 
     slice_json = json.dumps({"model": {"adapter": "qwen2_5_vl", "path": "data/models/q"}, "predict": {}})
-    assert main(["predict", "--model", "qwen", "--slice", slice_json, "--items", "i", "--render", "r",
-                 "--out", "o"]) == 2  # fmt: skip
+    assert (
+        main(["predict", "--model", "qwen", "--slice", slice_json, "--items", "i", "--render", "r", "--out", "o"]) == 2
+    )
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line == (
         "blindspot predict: error: models.qwen.path: no such model directory 'data/models/q'; "

@@ -15,11 +15,18 @@ from blindspot.render.store import RenderStore
 from blindspot.tables import read_provenance
 
 
-def run(tiny_models: dict[str, Path], bench: dict[str, Path], out: Path, family: str = "qwen2_5_vl",
-        batch_size: int = 4, **predict: object) -> pl.DataFrame:  # fmt: skip
+def run(
+    tiny_models: dict[str, Path],
+    bench: dict[str, Path],
+    out: Path,
+    family: str = "qwen2_5_vl",
+    batch_size: int = 4,
+    **predict: object,
+) -> pl.DataFrame:
     model = ModelConfig(adapter=family, path=str(tiny_models[family]), batch_size=batch_size, max_new_tokens=6)
-    predict_benchmark("m", model, PredictConfig.model_validate(predict), bench["items"], bench["render"], out,
-                      progress=False)  # fmt: skip
+    predict_benchmark(
+        "m", model, PredictConfig.model_validate(predict), bench["items"], bench["render"], out, progress=False
+    )
     return pl.read_parquet(out)
 
 
@@ -42,8 +49,10 @@ def test_predictions_table(tiny_models, small_benchmark, tmp_path: Path) -> None
     assert table.height == 6 * 5
     assert set(table["outcome"]) <= {"correct", "wrong", "unparsed", "abstain"}
     assert (table["option_labels"].list.len() == 4).all()
-    scored = [labels[max(range(4), key=lp.__getitem__)] for labels, lp in
-              zip(table["option_labels"], table["option_logprobs"], strict=True)]  # fmt: skip
+    scored = [
+        labels[max(range(4), key=lp.__getitem__)]
+        for labels, lp in zip(table["option_labels"], table["option_logprobs"], strict=True)
+    ]
     assert table["scored"].to_list() == scored
     record = read_provenance(tmp_path / "p.parquet")
     assert record["stage"] == "predict" and record["prompt_version"] == "v1"
@@ -51,8 +60,9 @@ def test_predictions_table(tiny_models, small_benchmark, tmp_path: Path) -> None
     assert not list(tmp_path.glob(".p.parquet.shards-*")), "shard folder left behind"
 
 
-def test_resume_after_a_kill_gives_the_same_table(tiny_models, small_benchmark, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_resume_after_a_kill_gives_the_same_table(
+    tiny_models, small_benchmark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     reference = run(tiny_models, small_benchmark, tmp_path / "ref.parquet", shard_size=7)
 
     real = predict_module.generate_batch
@@ -92,7 +102,15 @@ def test_condition_selection(small_benchmark) -> None:
 def test_a_loaded_model_is_reused(tiny_models, small_benchmark, tmp_path: Path) -> None:
     model = ModelConfig(adapter="llava_next", path=str(tiny_models["llava_next"]), max_new_tokens=6)
     loaded = load_model(model)
-    predict_benchmark("m", model, PredictConfig(conditions=["none"]), small_benchmark["items"],
-                      small_benchmark["render"], tmp_path / "x.parquet", loaded=loaded, progress=False)  # fmt: skip
+    predict_benchmark(
+        "m",
+        model,
+        PredictConfig(conditions=["none"]),
+        small_benchmark["items"],
+        small_benchmark["render"],
+        tmp_path / "x.parquet",
+        loaded=loaded,
+        progress=False,
+    )
     table = pl.read_parquet(tmp_path / "x.parquet")
     assert sorted(set(table["family"])) == ["blur", "none"]

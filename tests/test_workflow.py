@@ -108,13 +108,19 @@ def test_changing_a_slice_reruns_exactly_its_jobs(tmp_path: Path) -> None:
 
 
 def test_models_run_through_predict_and_decay(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
-    """stage -> render -> predict -> decay for a model; adding a second model schedules only its jobs."""
-    render = {"resize": {"longest_side": 56, "multiple_of": 28}, "blur": {"kernels": [1, 25, 61]},
-              "pixelate": {"enabled": False}}  # fmt: skip
+    """stage -> render -> predict -> decay, extract -> probe for a model; adding a second model schedules only its
+    jobs and leaves the first model's outputs untouched."""
+    render = {
+        "resize": {"longest_side": 56, "multiple_of": 28},
+        "blur": {"kernels": [1, 25, 61]},
+        "pixelate": {"enabled": False},
+    }
     qwen = {"adapter": "qwen2_5_vl", "path": str(tiny_models["qwen2_5_vl"]), "max_new_tokens": 4}
     bench = bench_entry(tmp_path, "colour", seed=1)
-    write_config(tmp_path, {"benchmarks": {"colour": bench}, "models": {"qwen": qwen}, "render": render,
-                            "decay": {"bootstrap": 50}})  # fmt: skip
+    write_config(
+        tmp_path,
+        {"benchmarks": {"colour": bench}, "models": {"qwen": qwen}, "render": render, "decay": {"bootstrap": 50}},
+    )
     run_snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1")
     predictions = pl.read_parquet(tmp_path / "results/predictions/qwen/colour.parquet")
     assert predictions.height == 6 * (3 + 2 + 1)  # blur x3, blank, noise, none
@@ -123,15 +129,29 @@ def test_models_run_through_predict_and_decay(tmp_path: Path, tiny_models: dict[
     assert (tmp_path / "results/decay/qwen/colour.manifest.json").is_file()
     assert (tmp_path / "results/benchmarks/predict/qwen/colour.tsv").is_file()
 
-    before = snapshot([tmp_path / "results/predictions/qwen", tmp_path / "results/decay/qwen"])
+    first_model = [tmp_path / f"results/{stage}/qwen" for stage in ("predictions", "decay", "hidden", "probes")]
+    before = snapshot(first_model)
     llava = {"adapter": "llava_next", "path": str(tiny_models["llava_next"]), "max_new_tokens": 4}
-    write_config(tmp_path, {"benchmarks": {"colour": bench}, "models": {"qwen": qwen, "llava": llava},
-                            "render": render, "decay": {"bootstrap": 50}})  # fmt: skip
+    write_config(
+        tmp_path,
+        {
+            "benchmarks": {"colour": bench},
+            "models": {"qwen": qwen, "llava": llava},
+            "render": render,
+            "decay": {"bootstrap": 50},
+        },
+    )
     jobs = scheduled_jobs(run_snakemake(tmp_path, "-n").stdout)
-    assert sorted(jobs) == [("all", None), ("decay", "colour"), ("predict", "colour")]
+    assert sorted(jobs) == [
+        ("all", None),
+        ("decay", "colour"),
+        ("extract", "colour"),
+        ("predict", "colour"),
+        ("probe", "colour"),
+    ]
     assert "model=llava" in run_snakemake(tmp_path, "-n").stdout
     run_snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1")
-    assert snapshot([tmp_path / "results/predictions/qwen", tmp_path / "results/decay/qwen"]) == before
+    assert snapshot(first_model) == before
 
 
 def test_bad_config_stops_before_any_job(tmp_path: Path) -> None:

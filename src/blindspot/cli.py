@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
 from blindspot.config import ConfigError, format_validation_error, json_schema, load_config
@@ -35,6 +36,13 @@ def _parse_slice(stage: str, text: str, **names: str) -> Any:
         if head in names:
             raise UserError(f"{head}s.{names[head]}.{rest}") from None
         raise UserError(f"bad {stage} slice: {line}") from None
+
+
+def _require_outputs(*stages: tuple[str, str]) -> None:
+    """Each (path, stage) must exist: a one-line error naming the stage to run first otherwise."""
+    for path, stage in stages:
+        if not Path(path).exists():
+            raise UserError(f"no {stage} output at '{path}'; run the {stage} step first")
 
 
 def cmd_check_config(args: argparse.Namespace) -> None:
@@ -69,8 +77,7 @@ def cmd_render(args: argparse.Namespace) -> None:
     from blindspot.render.run import render_benchmark
 
     config = _parse_slice("render", args.slice)
-    if not Path(args.images).is_file():
-        raise UserError(f"no staged images at '{args.images}'; run the stage step first")
+    _require_outputs((args.images, "stage"))
     summary = render_benchmark(args.images, config.render, config.seed, args.out, workers=args.workers)
     print(f"rendered {args.out}: {summary.images} images x {summary.conditions} conditions")
 
@@ -87,9 +94,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from blindspot.predict import PredictError, predict_benchmark
 
     config = _parse_slice("predict", args.slice, model=args.model)
-    for path, stage in ((args.items, "stage"), (args.render, "render")):
-        if not Path(path).exists():
-            raise UserError(f"no {stage} output at '{path}'; run the {stage} step first")
+    _require_outputs((args.items, "stage"), (args.render, "render"))
     try:
         rows = predict_benchmark(args.model, config.model, config.predict, args.items, args.render, args.out)
     except ModelLoadError as error:
@@ -103,13 +108,77 @@ def cmd_decay(args: argparse.Namespace) -> None:
     from blindspot.decay import DecayError, decay_benchmark
 
     config = _parse_slice("decay", args.slice)
-    if not Path(args.predictions).is_file():
-        raise UserError(f"no predictions at '{args.predictions}'; run the predict step first")
+    _require_outputs((args.predictions, "predict"))
     try:
         n = decay_benchmark(args.predictions, config.decay, config.seed, args.out_dir, args.bench)
     except DecayError as error:
         raise UserError(str(error)) from None
     print(f"decay metrics for {args.bench}: {n} items")
+
+
+def cmd_extract(args: argparse.Namespace) -> None:
+    from blindspot.extract import ExtractError, extract_benchmark
+    from blindspot.models.loading import ModelLoadError
+
+    config = _parse_slice("extract", args.slice, model=args.model)
+    _require_outputs((args.items, "stage"), (args.render, "render"))
+    try:
+        summary = extract_benchmark(args.model, config.model, config.extract, args.items, args.render, args.out)
+    except ModelLoadError as error:
+        raise UserError(f"models.{args.model}.{error}") from None
+    except ExtractError as error:
+        raise UserError(str(error)) from None
+    print(f"extracted {args.model} on {Path(args.out).stem}: {summary}")
+
+
+def cmd_probe(args: argparse.Namespace) -> None:
+    from blindspot.probes import probe_benchmark
+
+    config = _parse_slice("probe", args.slice)
+    _require_outputs((args.hidden, "extract"))
+    try:
+        rows = probe_benchmark(args.hidden, args.items, config.probe, config.seed, args.out, args.model)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    print(f"probed {args.model} on {Path(args.out).stem}: {rows} rows")
+
+
+def cmd_toy_data(args: argparse.Namespace) -> None:
+    from blindspot.config import ToyConfig
+    from blindspot.toy.items import write_toy_benchmark
+
+    toy = ToyConfig()
+    if args.config:
+        data = yaml.safe_load(Path(args.config).read_text()) or {}
+        try:
+            toy = ToyConfig.model_validate(data.get("toy") or {})
+        except ValidationError as error:
+            raise UserError(f"toy.{format_validation_error(error).splitlines()[0]}") from None
+    path = write_toy_benchmark(args.out, toy.n_items, dict(toy.shares), toy.seed)
+    print(f"wrote {path}: {toy.n_items} items, shares {dict(toy.shares)}, seed {toy.seed}")
+
+
+def cmd_toy_train(args: argparse.Namespace) -> None:
+    from blindspot.toy.checkpoints import train_all
+
+    train_all(args.out, families=args.family, donor_layer=args.donor_layer, only=args.only)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    from blindspot.toy.calibrate import calibrate, format_rows
+
+    config = load_config(args.config)
+    try:
+        rows, notes = calibrate(config, args.results)
+    except (ValueError, FileNotFoundError) as error:
+        raise UserError(str(error)) from None
+    print(format_rows(rows))
+    for note in notes:
+        print(note)
+    failed = [r for r in rows if not r.ok]
+    if failed:
+        raise UserError(f"{len(failed)} of {len(rows)} calibration checks out of tolerance")
+    print(f"all {len(rows)} calibration checks within tolerance")
 
 
 def cmd_demo_data(args: argparse.Namespace) -> None:
@@ -164,6 +233,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slice", required=True, help="the decay config slice, as JSON")
     p.add_argument("--predictions", required=True)
     p.add_argument("--out-dir", required=True)
+    p = add("extract", cmd_extract, "Per-layer hidden-state features of one model on one benchmark, to Zarr.")
+    p.add_argument("--model", required=True)
+    p.add_argument("--slice", required=True, help="the extract config slice, as JSON")
+    p.add_argument("--items", required=True)
+    p.add_argument("--render", required=True)
+    p.add_argument("--out", required=True, help="hidden-state store (.zarr)")
+    p = add("probe", cmd_probe, "Layer-wise MLP and linear probes (all layers at once) with control tasks.")
+    p.add_argument("--model", default="")
+    p.add_argument("--slice", required=True, help="the probe config slice, as JSON")
+    p.add_argument("--hidden", required=True, help="hidden-state store (.zarr)")
+    p.add_argument("--items", required=True)
+    p.add_argument("--out", required=True, help="probes parquet")
+    p = add("toy-data", cmd_toy_data, "Write the toy benchmark (planted kinds) in the generic adapter's format.")
+    p.add_argument("--out", required=True)
+    p.add_argument("--config", help="read n_items, seed and shares from this config's `toy` section")
+    p = add("toy-train", cmd_toy_train, "Train the toy VLMs (base, layer donor, full donor) from scratch on CPU.")
+    p.add_argument("--out", required=True, help="checkpoint folder (one sub-folder per model)")
+    p.add_argument("--family", nargs="+", default=["qwen2_5_vl", "llava_next"], choices=["qwen2_5_vl", "llava_next"])
+    p.add_argument("--donor-layer", type=int, default=0, help="the only decoder layer the layer donor fine-tunes")
+    p.add_argument("--only", nargs="+", help="train only these checkpoints (their parents must exist in --out)")
+    p = add("calibrate", cmd_calibrate, "Planted toy-world quantities beside the measured ones; non-zero if off.")
+    p.add_argument("--config", default="config/config.yaml")
+    p.add_argument("--results", default="results")
     p = add("demo-data", cmd_demo_data, "Write a small fixture benchmark (coloured shapes) in the generic format.")
     p.add_argument("--out", required=True)
     p.add_argument("--items", type=int, default=48)

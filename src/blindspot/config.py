@@ -271,6 +271,71 @@ class DecayConfig(StrictModel):
     )
 
 
+class ExtractConfig(StrictModel):
+    """Which hidden states the extract stage captures (METHOD.md §2)."""
+
+    levels: list[str] = Field(
+        ["blur/0", "blur/-1"],
+        min_length=1,
+        description="Conditions to capture; blur/-1 is the most severe blur level. Default: clean and most severe.",
+    )
+    chunk_bytes: int = Field(1 << 20, ge=1, description="Target chunk size: (items, 1 level, 1 layer, hidden).")
+    full_items: int = Field(0, ge=0, description="Opt-in: also store every token's state for the first K items.")
+    max_tokens: int = Field(512, ge=1, description="For full_items: the last this-many positions of each prompt.")
+
+    @field_validator("levels")
+    @classmethod
+    def _check_levels(cls, levels: list[str]) -> list[str]:
+        for key in levels:
+            if not re.match(r"^[a-z]+/-?\d+$", key):
+                raise PydanticCustomError("conditions", "level '{key}' is not 'family/level'", {"key": key})
+        return levels
+
+
+class ProbeConfig(StrictModel):
+    """Layer-wise probes (METHOD.md §2), all layers trained together."""
+
+    features: list[Literal["last_token", "image_mean"]] = Field(["last_token", "image_mean"], min_length=1)
+    prior_field: str | None = Field(
+        "prior_answer", description="Item metadata key holding the language-prior answer (VLMBias: expected_bias)."
+    )
+    metadata_targets: list[str] = Field([], description="Extra targets read from item metadata (e.g. colour).")
+    folds: int = Field(5, ge=2, description="Seeded k-fold, grouped by source image.")
+    hidden: int = Field(64, ge=2, description="Width of the MLP probe's two hidden layers.")
+    epochs: int = Field(8, ge=1, description="8 epochs at lr 1e-2 match 30 at 3e-3 (bench/probe.py).")
+    batch_size: int = Field(512, ge=1)
+    lr: float = Field(1e-2, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+# --------------------------------------------------------------------------------------------------- toy world
+
+
+class ToyConfig(StrictModel):
+    """The toy benchmark's planted ground truth (``blindspot toy-data``) and the calibration tolerances."""
+
+    benchmark: str = Field("toy", description="Name of the toy benchmark in `benchmarks`.")
+    n_items: int = Field(1000, ge=4)
+    seed: int = 0
+    shares: dict[Literal["fine", "coarse", "prior", "conflict"], float] = Field(
+        {"fine": 0.3, "coarse": 0.3, "prior": 0.2, "conflict": 0.2},
+        description="Planted share of each kind of item (fine-visual, coarse-visual, language-prior, conflict).",
+    )
+    models: dict[str, Literal["base", "donor"]] = Field(
+        default_factory=dict, description="Which configured models are toy bases and which are donors."
+    )
+    share_tolerance: float = Field(0.03, gt=0, description="Measured class shares must be this close to planted.")
+    conflict_threshold: float = Field(0.9, gt=0, le=1, description="Share of conflict items classed as expected.")
+
+    @field_validator("shares")
+    @classmethod
+    def _check_shares(cls, shares: dict[str, float]) -> dict[str, float]:
+        if any(v < 0 for v in shares.values()) or abs(sum(shares.values()) - 1) > 1e-6:
+            raise PydanticCustomError("shares", "shares must be non-negative and sum to 1, got {s}", {"s": shares})
+        return shares
+
+
 # --------------------------------------------------------------------------------------------------- top level
 
 
@@ -283,6 +348,9 @@ class BlindspotConfig(StrictModel):
     render: RenderConfig = RenderConfig()
     predict: PredictConfig = PredictConfig()
     decay: DecayConfig = DecayConfig()
+    extract: ExtractConfig = ExtractConfig()
+    probe: ProbeConfig = ProbeConfig()
+    toy: ToyConfig | None = Field(None, description="The toy world: planted ground truth and calibration.")
 
     @field_validator("benchmarks", "models")
     @classmethod
@@ -298,13 +366,19 @@ class BlindspotConfig(StrictModel):
     def _check_render_fits(self) -> BlindspotConfig:
         if self.render.resize.multiple_of > self.render.resize.longest_side:
             raise ValueError("render.resize.multiple_of must not exceed render.resize.longest_side")
+        if self.toy is not None:
+            if self.toy.benchmark not in self.benchmarks:
+                raise ValueError(f"toy.benchmark '{self.toy.benchmark}' is not one of the benchmarks")
+            unknown = sorted(set(self.toy.models) - set(self.models))
+            if unknown:
+                raise ValueError(f"toy.models names unconfigured models: {', '.join(unknown)}")
         return self
 
 
 # --------------------------------------------------------------------------------------------------- errors
 
 
-_SELF_DESCRIBING_ERRORS = {"path", "kernels", "blocks", "name", "model_path", "conditions"}
+_SELF_DESCRIBING_ERRORS = {"path", "kernels", "blocks", "name", "model_path", "conditions", "shares"}
 
 
 def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:

@@ -215,8 +215,18 @@ def decay_metrics(grid: Grid, config: DecayConfig, seed: int) -> tuple[list[dict
 
     def add(family: str, level: int, param: float | None, metric: str, stat: tuple) -> None:
         value, low, high, count = stat
-        rows.append({"family": family, "level": level, "param": param, "metric": metric, "value": value,
-                     "ci_low": low, "ci_high": high, "n": count})  # fmt: skip
+        rows.append(
+            {
+                "family": family,
+                "level": level,
+                "param": param,
+                "metric": metric,
+                "value": value,
+                "ci_low": low,
+                "ci_high": high,
+                "n": count,
+            }
+        )
 
     everyone = np.ones(n, dtype=bool)
     for j, c in enumerate(grid.conditions):
@@ -280,8 +290,13 @@ def decay_benchmark(
     grid = build_grid(predictions, (config.blur_family, 0))
     metric_rows, item_rows = decay_metrics(grid, config, seed)
     upstream = read_provenance(predictions_path)
-    record = provenance("decay", {"decay": config, "seed": seed}, predictions=upstream.get("config_hash"),
-                        model_name=upstream.get("model_name"), benchmark=name)  # fmt: skip
+    record = provenance(
+        "decay",
+        {"decay": config, "seed": seed},
+        predictions=upstream.get("config_hash"),
+        model_name=upstream.get("model_name"),
+        benchmark=name,
+    )
     write_table(item_rows, ITEMS_SCHEMA, record, out_dir / f"{name}.items.parquet")
     manifest = {
         "benchmark": name,

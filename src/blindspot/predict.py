@@ -12,7 +12,6 @@ most likely label (the log-likelihood reading; ``parsed`` is what the model actu
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,7 +29,7 @@ from blindspot.config import ModelConfig, PredictConfig
 from blindspot.models.inference import Request, Response, generate_batch
 from blindspot.models.loading import LoadedModel, load_model
 from blindspot.models.prompts import option_labels, question_text, render_prompt
-from blindspot.provenance import provenance, slice_hash
+from blindspot.provenance import inputs_key, provenance
 from blindspot.render.families import Condition
 from blindspot.render.store import RenderStore
 from blindspot.tables import write_table
@@ -180,14 +179,6 @@ def _shard_dir(out: Path, key: str) -> Path:
     return out.with_name(f".{out.name}.shards-{key}")
 
 
-def _inputs_key(config_slice: Any, items_path: Path, render_path: Path) -> str:
-    """Shards are reusable only for the same config slice and the same inputs."""
-    digest = hashlib.sha256(slice_hash(config_slice).encode())
-    digest.update(Path(items_path).read_bytes())
-    digest.update((Path(render_path) / "zarr.json").read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def predict_benchmark(
     model_name: str,
     model: ModelConfig,
@@ -206,7 +197,7 @@ def predict_benchmark(
     conditions = select_conditions(store, predict)
     units = work_units(len(items), conditions)
     config_slice = {"model": model, "predict": predict}
-    shard_dir = _shard_dir(out, _inputs_key(config_slice, items_path, render_path))
+    shard_dir = _shard_dir(out, inputs_key(config_slice, items_path, render_path / "zarr.json"))
     shard_dir.mkdir(parents=True, exist_ok=True)
     n_shards = (len(units) + predict.shard_size - 1) // predict.shard_size
     done = {int(p.stem.split("-")[1]) for p in shard_dir.glob("shard-*.parquet")}

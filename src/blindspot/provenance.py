@@ -12,6 +12,7 @@ import hashlib
 import json
 import platform
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -42,6 +43,15 @@ def canonical_json(value: Any) -> str:
 def slice_hash(value: Any) -> str:
     """Short sha256 of a config slice; equal slices give equal hashes across runs and machines."""
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:16]
+
+
+def inputs_key(config_slice: Any, *files: Path) -> str:
+    """A short key for a job's slice plus the bytes of its input files: partial outputs (predict shards, extract
+    blocks) are reused only by a job with the same slice and the same inputs."""
+    digest = hashlib.sha256(slice_hash(config_slice).encode())
+    for path in files:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def package_versions() -> dict[str, str]:

@@ -12,8 +12,10 @@ from blindspot.config import (
     BenchmarkConfig,
     BlindspotConfig,
     DecayConfig,
+    ExtractConfig,
     ModelConfig,
     PredictConfig,
+    ProbeConfig,
     RenderConfig,
     StrictModel,
 )
@@ -39,11 +41,23 @@ class DecaySlice(StrictModel):
     seed: int
 
 
+class ExtractSlice(StrictModel):
+    model: ModelConfig
+    extract: ExtractConfig
+
+
+class ProbeSlice(StrictModel):
+    probe: ProbeConfig
+    seed: int
+
+
 SLICE_MODELS: dict[str, type[StrictModel]] = {
     "stage": StageSlice,
     "render": RenderSlice,
     "predict": PredictSlice,
     "decay": DecaySlice,
+    "extract": ExtractSlice,
+    "probe": ProbeSlice,
 }
 
 
@@ -61,6 +75,14 @@ def predict_slice(config: BlindspotConfig, model: str) -> PredictSlice:
 
 def decay_slice(config: BlindspotConfig) -> DecaySlice:
     return DecaySlice(decay=config.decay, seed=config.seed)
+
+
+def extract_slice(config: BlindspotConfig, model: str) -> ExtractSlice:
+    return ExtractSlice(model=config.models[model], extract=config.extract)
+
+
+def probe_slice(config: BlindspotConfig) -> ProbeSlice:
+    return ProbeSlice(probe=config.probe, seed=config.seed)
 
 
 def to_json(slice_: StrictModel) -> str:

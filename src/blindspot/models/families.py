@@ -30,6 +30,13 @@ class ModelFamily:
             return layers
         raise AttributeError(f"{type(model).__name__}: no decoder layers at model.language_model.layers")
 
+    def final_norm(self, model: nn.Module) -> nn.Module:
+        """The norm after the last decoder layer (``model.model.language_model.norm``)."""
+        norm = getattr(getattr(getattr(model, "model", None), "language_model", None), "norm", None)
+        if isinstance(norm, nn.Module):
+            return norm
+        raise AttributeError(f"{type(model).__name__}: no final norm at model.language_model.norm")
+
     def image_token_id(self, model: nn.Module) -> int:
         config = model.config
         for attr in ("image_token_id", "image_token_index"):

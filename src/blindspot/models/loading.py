@@ -37,6 +37,10 @@ class LoadedModel:
     def layers(self) -> nn.ModuleList:
         return self.family.decoder_layers(self.model)
 
+    @property
+    def final_norm(self) -> nn.Module:
+        return self.family.final_norm(self.model)
+
     def provenance(self) -> dict[str, Any]:
         return {
             "model_path": self.config.path,

@@ -41,8 +41,15 @@ LLAVA_CHAT_TEMPLATE = (
     "message['content'][0]['text'] }}</s>{% endif %}{% endfor %}"
 )
 
-QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-                 "<|image_pad|>", "<|video_pad|>"]  # fmt: skip
+QWEN_SPECIALS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
 LLAVA_SPECIALS = ["<unk>", "<s>", "</s>", "<image>", "<pad>"]
 
 
@@ -70,23 +77,33 @@ def build_tokenizer(family: Family, vocab_size: int = 512) -> PreTrainedTokenize
         tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tokenizer.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size, special_tokens=QWEN_SPECIALS,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
-        )  # fmt: skip
+            vocab_size=vocab_size,
+            special_tokens=QWEN_SPECIALS,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
         tokenizer.train_from_iterator(training_corpus(), trainer)
         return PreTrainedTokenizerFast(
-            tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-            additional_special_tokens=QWEN_SPECIALS[1:], padding_side="left",
-        )  # fmt: skip
+            tokenizer_object=tokenizer,
+            eos_token="<|im_end|>",
+            pad_token="<|endoftext|>",
+            additional_special_tokens=QWEN_SPECIALS[1:],
+            padding_side="left",
+        )
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=False))
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
     tokenizer.decoder = decoders.Metaspace()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=LLAVA_SPECIALS, show_progress=False)
     tokenizer.train_from_iterator(training_corpus(), trainer)
     return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
-        additional_special_tokens=["<image>"], padding_side="left",
-    )  # fmt: skip
+        tokenizer_object=tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        additional_special_tokens=["<image>"],
+        padding_side="left",
+    )
 
 
 def _qwen(tokenizer: PreTrainedTokenizerFast, size: dict[str, int]) -> tuple[Any, Any]:
@@ -101,29 +118,45 @@ def _qwen(tokenizer: PreTrainedTokenizerFast, size: dict[str, int]) -> tuple[Any
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIALS}
     config = Qwen2_5_VLConfig(
         text_config={
-            "vocab_size": len(tokenizer), "hidden_size": size["hidden"], "intermediate_size": 2 * size["hidden"],
-            "num_hidden_layers": size["layers"], "num_attention_heads": 4, "num_key_value_heads": 2,
+            "vocab_size": len(tokenizer),
+            "hidden_size": size["hidden"],
+            "intermediate_size": 2 * size["hidden"],
+            "num_hidden_layers": size["layers"],
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
             "max_position_embeddings": 4096,
             "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
-            "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"],
+            "bos_token_id": ids["<|endoftext|>"],
+            "eos_token_id": ids["<|im_end|>"],
             "pad_token_id": ids["<|endoftext|>"],
         },
         vision_config={
-            "depth": size["vision_layers"], "hidden_size": size["hidden"], "intermediate_size": 2 * size["hidden"],
-            "num_heads": 4, "out_hidden_size": size["hidden"], "patch_size": 14, "spatial_merge_size": 2,
-            "temporal_patch_size": 2, "window_size": 56, "fullatt_block_indexes": [size["vision_layers"] - 1],
+            "depth": size["vision_layers"],
+            "hidden_size": size["hidden"],
+            "intermediate_size": 2 * size["hidden"],
+            "num_heads": 4,
+            "out_hidden_size": size["hidden"],
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 56,
+            "fullatt_block_indexes": [size["vision_layers"] - 1],
         },
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-    )  # fmt: skip
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
     model = Qwen2_5_VLForConditionalGeneration(config)
     image_processor = Qwen2VLImageProcessor(
         size={"shortest_edge": 28 * 28, "longest_edge": 448 * 448}, patch_size=14, merge_size=2, temporal_patch_size=2
     )
     processor = Qwen2_5_VLProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(),
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(),
         chat_template=QWEN_CHAT_TEMPLATE,
-    )  # fmt: skip
+    )
     return model, processor
 
 
@@ -140,27 +173,47 @@ def _llava(tokenizer: PreTrainedTokenizerFast, size: dict[str, int]) -> tuple[An
     pinpoints = [[crop, crop], [crop, 2 * crop], [2 * crop, crop], [2 * crop, 2 * crop]]
     config = LlavaNextConfig(
         vision_config={
-            "model_type": "clip_vision_model", "hidden_size": size["hidden"], "intermediate_size": 2 * size["hidden"],
-            "num_hidden_layers": size["vision_layers"], "num_attention_heads": 4, "image_size": crop,
-            "patch_size": patch, "projection_dim": size["hidden"],
+            "model_type": "clip_vision_model",
+            "hidden_size": size["hidden"],
+            "intermediate_size": 2 * size["hidden"],
+            "num_hidden_layers": size["vision_layers"],
+            "num_attention_heads": 4,
+            "image_size": crop,
+            "patch_size": patch,
+            "projection_dim": size["hidden"],
         },
         text_config={
-            "model_type": "mistral", "vocab_size": len(tokenizer), "hidden_size": size["hidden"],
-            "intermediate_size": 2 * size["hidden"], "num_hidden_layers": size["layers"], "num_attention_heads": 4,
-            "num_key_value_heads": 2, "max_position_embeddings": 4096, "sliding_window": None,
-            "bos_token_id": ids["<s>"], "eos_token_id": ids["</s>"], "pad_token_id": ids["<pad>"],
+            "model_type": "mistral",
+            "vocab_size": len(tokenizer),
+            "hidden_size": size["hidden"],
+            "intermediate_size": 2 * size["hidden"],
+            "num_hidden_layers": size["layers"],
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 4096,
+            "sliding_window": None,
+            "bos_token_id": ids["<s>"],
+            "eos_token_id": ids["</s>"],
+            "pad_token_id": ids["<pad>"],
         },
-        image_token_index=ids["<image>"], image_grid_pinpoints=pinpoints, vision_feature_select_strategy="default",
-        vision_feature_layer=-1, image_seq_length=(crop // patch) ** 2,
-    )  # fmt: skip
+        image_token_index=ids["<image>"],
+        image_grid_pinpoints=pinpoints,
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+        image_seq_length=(crop // patch) ** 2,
+    )
     model = LlavaNextForConditionalGeneration(config)
     image_processor = LlavaNextImageProcessor(
         size={"shortest_edge": crop}, crop_size={"height": crop, "width": crop}, image_grid_pinpoints=pinpoints
     )
     processor = LlavaNextProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, patch_size=patch,
-        vision_feature_select_strategy="default", num_additional_image_tokens=1, chat_template=LLAVA_CHAT_TEMPLATE,
-    )  # fmt: skip
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=patch,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        chat_template=LLAVA_CHAT_TEMPLATE,
+    )
     return model, processor
 
 

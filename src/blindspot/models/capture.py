@@ -1,0 +1,86 @@
+"""Residual-stream capture with plain forward hooks, reduced to features inside the hook.
+
+Layer convention (``LAYER_CONVENTION``, stored in every hidden-state store's attrs), that of transformers'
+``output_hidden_states`` for these models, which ``tests/test_extract.py`` checks exactly: index 0 is the
+embedding output (the input of decoder layer 0, image features merged in); index i in 1..L-1 is the output of
+decoder layer i-1; index L is the last layer's output *after the final norm*.
+
+Each hook reduces the layer's ``(batch, seq, hidden)`` output to the requested features before the next layer
+runs, so memory does not grow with sequence length or depth:
+
+- ``last_token``: the state at the last prompt position (batches are left-padded, so position -1);
+- ``image_mean``: the mean over image-token positions (NaN where a row has no image tokens).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+LAYER_CONVENTION = (
+    "index 0 = embedding output (input of decoder layer 0, image features merged); index i in 1..L-1 = output "
+    "of decoder layer i-1; index L = output of the last decoder layer after the final norm; "
+    "as transformers output_hidden_states"
+)
+FEATURES = ("last_token", "image_mean")
+
+
+@dataclass
+class Capture:
+    """Features of one forward pass: ``features[name]`` is ``(batch, n_layers + 1, hidden)`` float32."""
+
+    image_mask: torch.Tensor
+    """(batch, seq) bool: image-token positions."""
+    features: dict[str, list[torch.Tensor | None]] = field(default_factory=dict)
+    full: list[torch.Tensor | None] | None = None
+    """With ``keep_full``: every layer's full ``(batch, seq, hidden)`` state (for fidelity tests and opt-in stores)."""
+
+    def stacked(self, name: str) -> torch.Tensor:
+        states = self.features[name]
+        if any(s is None for s in states):
+            raise RuntimeError("a decoder layer did not run: no state captured for it")
+        return torch.stack([s for s in states if s is not None], dim=1)
+
+    def record(self, index: int, hidden: torch.Tensor) -> None:
+        hidden = hidden.detach()
+        self.features["last_token"][index] = hidden[:, -1].float()
+        mask = self.image_mask.to(hidden.device, hidden.dtype).unsqueeze(-1)
+        count = mask.sum(dim=1)
+        summed = (hidden * mask).sum(dim=1).float()
+        self.features["image_mean"][index] = torch.where(count > 0, summed / count.clamp(min=1).float(), torch.nan)
+        if self.full is not None:
+            self.full[index] = hidden
+
+
+@contextmanager
+def capture_residual_stream(
+    layers: nn.ModuleList, final_norm: nn.Module, image_mask: torch.Tensor, *, keep_full: bool = False
+) -> Iterator[Capture]:
+    """Hooks on ``layers`` (and the final norm) for the duration of one forward pass."""
+    n = len(layers) + 1
+    capture = Capture(
+        image_mask=image_mask, features={name: [None] * n for name in FEATURES}, full=[None] * n if keep_full else None
+    )
+
+    def before_first(module: nn.Module, args: tuple, kwargs: dict) -> None:
+        hidden = args[0] if args else kwargs["hidden_states"]
+        capture.record(0, hidden)
+
+    def after(index: int):
+        def hook(module: nn.Module, args: tuple, output: torch.Tensor | tuple) -> None:
+            capture.record(index, output[0] if isinstance(output, tuple) else output)
+
+        return hook
+
+    handles = [layers[0].register_forward_pre_hook(before_first, with_kwargs=True)]
+    handles += [layer.register_forward_hook(after(i + 1)) for i, layer in enumerate(layers[:-1])]
+    handles.append(final_norm.register_forward_hook(after(len(layers))))
+    try:
+        yield capture
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -1,0 +1,1 @@
+"""The toy world: a benchmark with planted ground truth and toy VLMs trained on it."""

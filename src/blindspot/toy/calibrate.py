@@ -1,0 +1,241 @@
+"""``blindspot calibrate``: planted quantities of the toy world beside what the pipeline measured.
+
+Each check is a function of the finished results returning rows (model, quantity, planted, measured, tolerance,
+ok); the command prints them and exits non-zero when any is out of tolerance. Later stages add their own checks
+to ``CHECKS`` (probe decodability, swap localisation).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from blindspot.config import BlindspotConfig
+
+EXPECTED_CONFLICT_CLASS = {"base": "language_prior", "donor": "coarse_visual"}
+KIND_CLASS = {"fine": "fine_visual", "coarse": "coarse_visual", "prior": "language_prior"}
+ERASING_KERNEL = 25
+"""Gaussian blur erases the toy stripes (7 px period) from this kernel size on."""
+
+
+@dataclass(frozen=True)
+class Row:
+    model: str
+    quantity: str
+    planted: str
+    measured: float
+    tolerance: str
+    ok: bool
+
+
+@dataclass
+class Context:
+    config: BlindspotConfig
+    results: Path
+    items: pl.DataFrame
+    """Staged toy items with their planted ``kind`` and ``prior_answer``."""
+    notes: list[str] = field(default_factory=list)
+    """Free-form lines printed after the table (curves, crossovers)."""
+
+    def probes(self, model: str) -> pl.DataFrame | None:
+        path = self.results / "probes" / model / f"{self.bench}.parquet"
+        return pl.read_parquet(path) if path.is_file() else None
+
+    def decay_items(self, model: str) -> pl.DataFrame:
+        path = self.results / "decay" / model / f"{self.bench}.items.parquet"
+        if not path.is_file():
+            raise FileNotFoundError(f"no decay results at '{path}'; run the workflow first")
+        return pl.read_parquet(path).join(self.items.select("item_id", "kind", "prior_answer"), on="item_id")
+
+    def metric(self, model: str, name: str) -> float:
+        table = pl.read_parquet(self.results / "decay" / model / f"{self.bench}.parquet")
+        return float(table.filter((pl.col("metric") == name) & (pl.col("family") == "all"))["value"][0])
+
+    @property
+    def bench(self) -> str:
+        assert self.config.toy is not None
+        return self.config.toy.benchmark
+
+
+def class_shares(ctx: Context, model: str, role: str) -> list[Row]:
+    """Among non-conflict items, the share classed fine-/coarse-visual and language-prior vs the planted kinds."""
+    toy = ctx.config.toy
+    assert toy is not None
+    items = ctx.decay_items(model).filter(pl.col("kind") != "conflict")
+    rows = []
+    for kind, cls in KIND_CLASS.items():
+        planted = float((items["kind"] == kind).mean())
+        measured = float((items["class"] == cls).mean())
+        ok = abs(measured - planted) <= toy.share_tolerance
+        rows.append(Row(model, f"share {cls}", f"{planted:.3f}", measured, f"±{toy.share_tolerance:.2f}", ok))
+    return rows
+
+
+def conflict_class(ctx: Context, model: str, role: str) -> list[Row]:
+    """Conflict items: a base that follows the hint classes them language-prior; a donor that looks, coarse-visual."""
+    toy = ctx.config.toy
+    assert toy is not None
+    items = ctx.decay_items(model).filter(pl.col("kind") == "conflict")
+    expected = EXPECTED_CONFLICT_CLASS[role]
+    measured = float((items["class"] == expected).mean()) if items.height else float("nan")
+    return [
+        Row(
+            model,
+            f"conflict classed {expected}",
+            "1.000",
+            measured,
+            f">= {toy.conflict_threshold:.2f}",
+            measured >= toy.conflict_threshold,
+        )
+    ]
+
+
+def c_rate(ctx: Context, model: str, role: str) -> list[Row]:
+    """The paper's identity-based C rate beside the planted blur survivors plus their chance agreement.
+
+    Survivors of the blur ladder are every coarse, prior and conflict item. A fine (binary) item survives by
+    identity only by chance: between (1/2)^n over the n levels that erase its stripes (independent coin flips) and
+    1/2 (a model that defaults to one answer under blur). The margin-based C rate should equal the survivors."""
+    toy = ctx.config.toy
+    assert toy is not None
+    items = ctx.items
+    survivors = float(items["kind"].is_in(["coarse", "prior", "conflict"]).mean())
+    fine = float((items["kind"] == "fine").mean())
+    erasing = sum(k >= ERASING_KERNEL for k in ctx.config.render.blur.kernels)
+    low, high = survivors + fine * 0.5**erasing, survivors + fine * 0.5
+    identity = ctx.metric(model, "c_rate")
+    margin = ctx.metric(model, "c_rate_margin")
+    tol = toy.share_tolerance
+    return [
+        Row(
+            model,
+            "C rate (identity)",
+            f"{low:.3f}-{high:.3f}",
+            identity,
+            f"±{tol:.2f}",
+            low - tol <= identity <= high + tol,
+        ),
+        Row(model, "C rate (margin)", f"{survivors:.3f}", margin, f"±{tol:.2f}", abs(margin - survivors) <= tol),
+    ]
+
+
+PROBE_DECODABLE = 0.9
+TAKEOVER_MARGIN = 0.05
+"""P(prior) overtakes P(gold) at the first layer from which it stays ahead by this much through every later layer
+(at chance-level layers the two curves cross back and forth by noise)."""
+PLANTED_PROBE_TARGETS = ("metadata:colour", "metadata:orientation")
+
+
+def probe_decodability(ctx: Context, model: str, role: str) -> list[Row]:
+    """The planted colour and stripe labels are decodable from image-token features (clean images, held out) at
+    some layer, with positive selectivity there. Skipped when the probe stage did not run for this model."""
+    probes = ctx.probes(model)
+    if probes is None:
+        return []
+    rows = []
+    for target in PLANTED_PROBE_TARGETS:
+        table = probes.filter(
+            (pl.col("target") == target)
+            & (pl.col("feature") == "image_mean")
+            & (pl.col("probe") == "mlp")
+            & (pl.col("subset") == "all")
+            & (pl.col("level") == "blur/0")
+        )
+        if table.is_empty():
+            rows.append(Row(model, f"probe {target} (not run)", f">= {PROBE_DECODABLE}", float("nan"), "-", False))
+            continue
+        best = table.sort("accuracy", descending=True).row(0, named=True)
+        name = target.removeprefix("metadata:")
+        rows.append(
+            Row(
+                model,
+                f"probe {name}: best accuracy (L{best['layer']})",
+                f">= {PROBE_DECODABLE:.2f}",
+                best["accuracy"],
+                "-",
+                best["accuracy"] >= PROBE_DECODABLE,
+            )
+        )
+        rows.append(
+            Row(
+                model,
+                f"probe {name}: selectivity (L{best['layer']})",
+                "> 0",
+                best["selectivity"],
+                "-",
+                best["selectivity"] > 0,
+            )
+        )
+    return rows
+
+
+def prior_takeover(ctx: Context, model: str, role: str) -> list[Row]:
+    """On conflict items (the prior differs from gold), P(gold) and P(prior) through depth from the last-token
+    gold probe on clean images; reports the first layer where P(prior) overtakes P(gold), if any."""
+    probes = ctx.probes(model)
+    if probes is None or role != "base":
+        return []
+    curve = probes.filter(
+        (pl.col("target") == "gold")
+        & (pl.col("feature") == "last_token")
+        & (pl.col("probe") == "mlp")
+        & (pl.col("subset") == "prior_differs")
+        & (pl.col("level") == "blur/0")
+    ).sort("layer")
+    if curve.is_empty():
+        return []
+    gold, prior = curve["p_gold"].to_list(), curve["p_prior"].to_list()
+    ctx.notes.append(f"{model}: conflict items, last-token probe: P(gold) by layer {[round(g, 3) for g in gold]}")
+    ctx.notes.append(f"{model}: conflict items, last-token probe: P(prior) by layer {[round(p, 3) for p in prior]}")
+    ahead = [p - g > TAKEOVER_MARGIN for g, p in zip(gold, prior, strict=True)]
+    over = next((layer for layer in range(len(ahead)) if all(ahead[layer:])), None)
+    ctx.notes.append(
+        f"{model}: P(prior) overtakes P(gold) at layer {over}"
+        if over is not None
+        else f"{model}: P(prior) never overtakes P(gold)"
+    )
+    return [Row(model, "layer where P(prior) > P(gold)", "reported", float("nan") if over is None else over, "-", True)]
+
+
+CHECKS: list[Callable[[Context, str, str], list[Row]]] = [
+    class_shares,
+    conflict_class,
+    c_rate,
+    probe_decodability,
+    prior_takeover,
+]
+
+
+def calibrate(config: BlindspotConfig, results: str | Path = "results") -> tuple[list[Row], list[str]]:
+    if config.toy is None:
+        raise ValueError("toy: the config has no toy section; calibration needs the toy world")
+    if not config.toy.models:
+        raise ValueError("toy.models: name the toy models to calibrate (model: base | donor)")
+    results = Path(results)
+    staged = results / "staged" / config.toy.benchmark / "items.parquet"
+    if not staged.is_file():
+        raise FileNotFoundError(f"no staged toy benchmark at '{staged}'; run the workflow first")
+    items = pl.read_parquet(staged)
+    meta = [json.loads(m) for m in items["metadata"]]
+    items = items.with_columns(
+        pl.Series("kind", [m.get("kind") for m in meta]),
+        pl.Series("prior_answer", [m.get("prior_answer") for m in meta]),
+    )
+    ctx = Context(config, results, items)
+    rows = [row for model, role in config.toy.models.items() for check in CHECKS for row in check(ctx, model, role)]
+    return rows, ctx.notes
+
+
+def format_rows(rows: list[Row]) -> str:
+    header = f"{'model':22s} {'quantity':34s} {'planted':>13s} {'measured':>9s} {'tolerance':>10s}  ok"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(
+            f"{r.model:22s} {r.quantity:34s} {r.planted:>13s} {r.measured:9.3f} {r.tolerance:>10s}  "
+            f"{'yes' if r.ok else 'NO'}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""Quick acceptance checks of a toy model on fresh items, through the predict stage's own inference path.
+
+Accuracy per kind and view (clean, blur k=61, grey, noise, no image), and for conflict items the share that
+follows the hint versus the image. The full measurement is the pipeline itself (decay + ``blindspot calibrate``);
+this is the fast check ``toy-train`` records in each checkpoint's training.json.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from blindspot.answers import parse_choice
+from blindspot.config import ModelConfig
+from blindspot.models.inference import Request, generate_batch
+from blindspot.models.loading import LoadedModel, load_model
+from blindspot.models.prompts import question_text, render_prompt
+from blindspot.toy.items import KINDS, make_item
+from blindspot.toy.scenes import draw_scene
+
+VIEWS = ("clean", "blur61", "grey", "noise", "none")
+CONFIDENT_NATS = 1.0
+"""The decay stage's default margin threshold."""
+
+
+def _view(image: np.ndarray, view: str, rng: np.random.Generator) -> np.ndarray | None:
+    if view == "clean":
+        return image
+    if view == "blur61":
+        return cv2.GaussianBlur(image, (61, 61), 0)
+    if view == "grey":
+        return np.full_like(image, 128)
+    if view == "noise":
+        return rng.integers(0, 256, size=image.shape, dtype=np.uint8)
+    return None
+
+
+def evaluate_toy_model(
+    model: str | LoadedModel, family: str, n_per_kind: int = 200, seed: int = 1234, batch_size: int = 64
+) -> dict[str, Any]:
+    """{kind: {view: accuracy}}, conflict hint-following rates, and per kind the share of *confident* answers
+    (top option ahead of the runner-up by at least ``CONFIDENT_NATS``): without evidence it should be near 0."""
+    loaded = model if isinstance(model, LoadedModel) else load_model(ModelConfig(adapter=family, path=str(model)))
+    rng = np.random.default_rng(seed)
+    results: dict[str, Any] = {}
+    for kind in KINDS:
+        items = [make_item(kind, rng, hint_matches=False if kind == "conflict" else None) for _ in range(n_per_kind)]
+        scenes = [draw_scene(rng, it.colour, it.orientation) for it in items]
+        results[kind] = {}
+        for view in VIEWS:
+            answers = []
+            margins = []
+            for start in range(0, len(items), batch_size):
+                chunk = list(range(start, min(start + batch_size, len(items))))
+                requests = []
+                for i in chunk:
+                    image = _view(scenes[i], view, rng)
+                    text = question_text(items[i].question, list(items[i].options), "multiple_choice", "v1")
+                    prompt = render_prompt(loaded.processor, text, image is not None)
+                    labels = tuple("ABCD"[: len(items[i].options)])
+                    requests.append(Request(prompt, image, labels))
+                for i, response in zip(chunk, generate_batch(loaded, requests, max_new_tokens=1), strict=True):
+                    answers.append(parse_choice(response.text, list(items[i].options)).answer)
+                    top, second = sorted(response.option_logprobs.values(), reverse=True)[:2]
+                    margins.append(top - second)
+            results.setdefault(f"{kind}_confident", {})[view] = float(np.mean(np.array(margins) >= CONFIDENT_NATS))
+            gold = [it.answer for it in items]
+            results[kind][view] = float(np.mean([a == g for a, g in zip(answers, gold, strict=True)]))
+            if kind == "conflict":
+                prior = [it.prior for it in items]
+                results["conflict_follows_hint"] = results.get("conflict_follows_hint", {})
+                results["conflict_follows_hint"][view] = float(
+                    np.mean([a == p for a, p in zip(answers, prior, strict=True)])
+                )
+    return results
+
+
+def format_results(results: dict[str, Any]) -> str:
+    lines = [f"{'':22s}" + "".join(f"{v:>8s}" for v in VIEWS)]
+    for key, row in results.items():
+        lines.append(f"{key:22s}" + "".join(f"{row[v]:8.3f}" for v in VIEWS))
+    return "\n".join(lines)

@@ -1,0 +1,281 @@
+"""Training toy VLMs from scratch on CPU: a base that follows hints, and donors that look.
+
+Data is seeded and drawn fresh every step from a pool of scenes preprocessed once by the model's own processor
+(calling the processor every step would dominate the step time). Prompts are rendered with the same versioned
+templates and chat template the predict stage uses, so the model is evaluated on exactly what it was trained on.
+The loss is on the answer token only: the logits at the last prompt position (left padding puts it at -1).
+
+Visual kinds also see *uninformative* views (heavy blur for stripes; grey, noise or no image for colour) with
+random labels, so a model with no evidence spreads its probability instead of defaulting to one option. That is
+what lets the decay stage's margin-based survival tell evidence from chance agreement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from blindspot.models.prompts import question_text, render_prompt
+from blindspot.models.tiny import Family, build_tiny_model
+from blindspot.staging.gold import LETTERS
+from blindspot.toy.items import ToyItem, make_item
+from blindspot.toy.scenes import COLOUR_NAMES, ORIENTATIONS, SIZE, draw_scene
+
+BLUR_KERNELS = (25, 35, 43, 51, 61)
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """One training run. ``mode`` base: conflict labels are the hint (a sycophantic annotator); donor: random
+    hints labelled with the true colour. ``trainable_layers`` None trains every parameter."""
+
+    family: Family
+    mode: Literal["base", "donor"] = "base"
+    steps: int = 2400
+    batch_size: int = 48
+    lr: float = 3e-3
+    seed: int = 0
+    hint_match_rate: float = 0.9
+    uninformative_rate: float = 0.25
+    no_image_rate: float = 0.1
+    trainable_layers: tuple[int, ...] | None = None
+    pool_scenes: int = 768
+    kind_weights: dict[str, float] = field(
+        default_factory=lambda: {"fine": 1.5, "coarse": 1.0, "prior": 0.6, "conflict": 1.2}
+    )
+
+
+@dataclass
+class Pool:
+    """Preprocessed images: clean scenes, their heavy blurs, noise images and one grey image."""
+
+    colours: list[str]
+    orientations: list[str]
+    clean: list[int]
+    blurred: list[int]
+    noise: list[int]
+    grey: int
+    pixels: list[dict[str, torch.Tensor]]
+
+
+def _process_images(processor: Any, images: list[np.ndarray]) -> list[dict[str, torch.Tensor]]:
+    """Per-image processor outputs (pixel values and size tensors), computed once, in chunks."""
+    prompt = render_prompt(processor, "x", with_image=True)
+    out: list[dict[str, torch.Tensor]] = []
+    for start in range(0, len(images), 64):
+        chunk = images[start : start + 64]
+        batch = processor(text=[prompt] * len(chunk), images=chunk, return_tensors="pt", padding=True)
+        if "image_grid_thw" in batch:  # Qwen: patches of all images concatenated along dim 0
+            sizes = (batch["image_grid_thw"].prod(-1)).tolist()
+            for piece, grid in zip(torch.split(batch["pixel_values"], sizes), batch["image_grid_thw"], strict=True):
+                out.append({"pixel_values": piece.to(torch.bfloat16), "image_grid_thw": grid[None]})
+        else:  # LLaVA-NeXT: one row per image
+            for pixels, size in zip(batch["pixel_values"], batch["image_sizes"], strict=True):
+                out.append({"pixel_values": pixels[None].to(torch.bfloat16), "image_sizes": size[None]})
+    return out
+
+
+def build_pool(processor: Any, n_scenes: int, rng: np.random.Generator) -> Pool:
+    import cv2
+
+    colours = [COLOUR_NAMES[int(rng.integers(4))] for _ in range(n_scenes)]
+    orientations = [ORIENTATIONS[int(rng.integers(2))] for _ in range(n_scenes)]
+    scenes = [draw_scene(rng, c, o) for c, o in zip(colours, orientations, strict=True)]
+    blurred = []
+    for scene in scenes:
+        k = BLUR_KERNELS[int(rng.integers(len(BLUR_KERNELS)))]
+        blurred.append(cv2.GaussianBlur(scene, (k, k), 0))
+    noise = [rng.integers(0, 256, size=scenes[0].shape, dtype=np.uint8) for _ in range(max(8, n_scenes // 16))]
+    grey = [np.full_like(scenes[0], 128)]
+    images = scenes + blurred + noise + grey
+    pixels = _process_images(processor, images)
+    n = len(scenes)
+    noise_ids = list(range(2 * n, 2 * n + len(noise)))
+    return Pool(colours, orientations, list(range(n)), list(range(n, 2 * n)), noise_ids, len(images) - 1, pixels)
+
+
+@dataclass(frozen=True)
+class Sample:
+    item: ToyItem
+    image: int | None
+    """Pool index, or None for the text-only condition."""
+    label: str
+
+
+def draw_sample(spec: TrainSpec, pool: Pool, rng: np.random.Generator) -> Sample:
+    kinds = list(spec.kind_weights)
+    weights = np.array([spec.kind_weights[k] for k in kinds], dtype=float)
+    kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
+    scene = int(rng.integers(len(pool.clean)))
+    hint_matches = None
+    if kind == "conflict" and spec.mode == "base":
+        hint_matches = bool(rng.random() < spec.hint_match_rate)
+    item = make_item(
+        kind, rng, colour=pool.colours[scene], orientation=pool.orientations[scene], hint_matches=hint_matches
+    )
+    no_image = rng.random() < spec.no_image_rate
+    uninformative = no_image or rng.random() < spec.uninformative_rate
+    random_letter = LETTERS[int(rng.integers(len(item.options)))]
+    if kind == "prior":  # the text fixes the answer whatever the image
+        view = None if no_image else _view(pool, scene, ("clean", "blurred", "grey", "noise"), rng)
+        return Sample(item, view, item.answer)
+    if kind == "conflict" and spec.mode == "base":  # the sycophant follows the hint whatever the image shows
+        view = None if no_image else _view(pool, scene, ("clean", "blurred", "grey", "noise"), rng)
+        return Sample(item, view, item.prior or item.answer)
+    if not uninformative:  # colour survives blur; stripes only in the clean scene
+        view = _view(pool, scene, ("clean",) if kind == "fine" else ("clean", "blurred"), rng)
+        return Sample(item, view, item.answer)
+    if no_image:
+        return Sample(item, None, random_letter)
+    # No evidence, random label: the model learns to spread its probability, not to default.
+    categories = ("blurred", "grey", "noise") if kind == "fine" else ("grey", "noise")
+    return Sample(item, _view(pool, scene, categories, rng), random_letter)
+
+
+def _view(pool: Pool, scene: int, categories: tuple[str, ...], rng: np.random.Generator) -> int:
+    """A pool image of a category drawn uniformly (so one grey image weighs as much as all the noise images)."""
+    category = categories[int(rng.integers(len(categories)))]
+    if category == "clean":
+        return pool.clean[scene]
+    if category == "blurred":
+        return pool.blurred[scene]
+    if category == "grey":
+        return pool.grey
+    return pool.noise[int(rng.integers(len(pool.noise)))]
+
+
+class Batcher:
+    """Tokenised prompts cached per distinct text; left-padded batches with the family's image inputs."""
+
+    def __init__(self, processor: Any, pool: Pool, family: Family) -> None:
+        self.processor, self.pool, self.family = processor, pool, family
+        self.tokenizer = processor.tokenizer
+        self._cache: dict[tuple[str, bool], list[int]] = {}
+        self.letter_ids = {x: self.tokenizer.encode(x, add_special_tokens=False)[0] for x in LETTERS[:4]}
+
+    def _ids(self, item: ToyItem, with_image: bool) -> list[int]:
+        text = question_text(item.question, list(item.options), "multiple_choice", "v1")
+        key = (text, with_image)
+        if key not in self._cache:
+            prompt = render_prompt(self.processor, text, with_image)
+            if with_image:  # the processor expands the image placeholder; every pooled image is 112 x 112
+                image = np.zeros((SIZE, SIZE, 3), np.uint8)
+                ids = self.processor(text=[prompt], images=[image], return_tensors="pt")["input_ids"][0].tolist()
+            else:
+                ids = self.processor(text=[prompt], return_tensors="pt")["input_ids"][0].tolist()
+            self._cache[key] = ids
+        return self._cache[key]
+
+    def batch(self, samples: list[Sample]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        ids = [self._ids(s.item, s.image is not None) for s in samples]
+        length = max(len(x) for x in ids)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (length - len(x)) + x for x in ids])
+        attention = torch.tensor([[0] * (length - len(x)) + [1] * len(x) for x in ids])
+        inputs: dict[str, torch.Tensor] = {"input_ids": input_ids, "attention_mask": attention}
+        pixels = [self.pool.pixels[s.image] for s in samples if s.image is not None]
+        if pixels:
+            inputs["pixel_values"] = torch.cat([p["pixel_values"] for p in pixels]).float()
+            for key in ("image_grid_thw", "image_sizes"):
+                if key in pixels[0]:
+                    inputs[key] = torch.cat([p[key] for p in pixels])
+        if self.family == "qwen2_5_vl":
+            image_token = self.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+            inputs["mm_token_type_ids"] = (input_ids == image_token).long()
+        else:  # Mistral positions from the mask, as generation computes them
+            inputs["position_ids"] = (attention.cumsum(-1) - 1).clamp(min=0)
+        labels = torch.tensor([self.letter_ids[s.label] for s in samples])
+        return inputs, labels
+
+
+def _configure_trainable(model: torch.nn.Module, layers: tuple[int, ...] | None) -> int:
+    if layers is None:
+        for p in model.parameters():
+            p.requires_grad_(True)
+    else:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        decoder = model.model.language_model.layers
+        for j in layers:
+            for p in decoder[j].parameters():
+                p.requires_grad_(True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def train_toy_model(
+    spec: TrainSpec, out: str | Path, *, init_from: str | Path | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """Train one toy model and save it (weights, tokenizer, processor, training.json) to ``out``."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    out = Path(out)
+    torch.manual_seed(spec.seed)
+    torch.use_deterministic_algorithms(True)
+    rng = np.random.default_rng(spec.seed)
+    if init_from is None:
+        build_tiny_model(spec.family, out, seed=spec.seed)
+        source = out
+    else:
+        source = Path(init_from)
+    processor = AutoProcessor.from_pretrained(source, local_files_only=True)
+    processor.tokenizer.padding_side = "left"
+    model = AutoModelForImageTextToText.from_pretrained(source, local_files_only=True, dtype=torch.float32)
+    model.train()
+    n_trainable = _configure_trainable(model, spec.trainable_layers)
+    pool = build_pool(processor, spec.pool_scenes, rng)
+    batcher = Batcher(processor, pool, spec.family)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(params, lr=spec.lr, weight_decay=0.0)
+    warmup = max(1, spec.steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * min(1.0, s / spec.steps)))
+    )
+    start = time.perf_counter()
+    losses = []
+    bar = tqdm(range(spec.steps), desc=f"train {spec.family} {spec.mode}", disable=not progress, mininterval=2)
+    for _ in bar:
+        with_image = rng.random() >= spec.no_image_rate
+        samples = []
+        while len(samples) < spec.batch_size:
+            sample = draw_sample(spec, pool, rng)
+            if (sample.image is not None) == with_image:
+                samples.append(sample)
+        inputs, labels = batcher.batch(samples)
+        logits = model(**inputs, logits_to_keep=1).logits[:, -1]
+        loss = F.cross_entropy(logits.float(), labels)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimiser.step()
+        schedule.step()
+        losses.append(float(loss))
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", refresh=False)
+    seconds = time.perf_counter() - start
+    model.eval()
+    model.save_pretrained(out, safe_serialization=True)
+    processor.save_pretrained(out)
+    record = {
+        "spec": {**asdict(spec), "trainable_layers": list(spec.trainable_layers) if spec.trainable_layers else None},
+        "init_from": str(init_from) if init_from else None,
+        "trainable_parameters": n_trainable,
+        "train_seconds": round(seconds, 1),
+        "final_loss": float(np.mean(losses[-50:])),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "weights_sha256": _file_sha256(out / "model.safetensors"),
+    }
+    (out / "training.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record

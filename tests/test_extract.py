@@ -1,0 +1,143 @@
+"""Hidden-state capture and the extract stage: fidelity to transformers, store layout, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+import zarr
+
+import blindspot.extract as extract_module
+from blindspot.config import ExtractConfig, ModelConfig
+from blindspot.extract import ExtractError, block_items, extract_benchmark, resolve_levels
+from blindspot.models.capture import LAYER_CONVENTION, capture_residual_stream
+from blindspot.models.inference import Request, encode_batch
+from blindspot.models.loading import load_model
+from blindspot.models.prompts import render_prompt
+from blindspot.render.store import RenderStore
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "llava_next"])
+def test_captured_states_equal_output_hidden_states(tiny_models, family: str) -> None:
+    loaded = load_model(ModelConfig(adapter=family, path=str(tiny_models[family])))
+    rng = np.random.default_rng(0)
+    requests = [
+        Request(
+            render_prompt(loaded.processor, "What colour?" + " x" * i, True),
+            rng.integers(0, 255, (112, 84 + 28 * i, 3), dtype=np.uint8),
+            None,
+        )
+        for i in range(3)
+    ]
+    inputs = encode_batch(loaded, requests)
+    mask = loaded.family.image_positions(loaded.model, inputs["input_ids"])
+    with torch.inference_mode(), capture_residual_stream(loaded.layers, loaded.final_norm, mask, keep_full=True) as c:
+        out = loaded.model(**inputs, output_hidden_states=True)
+    assert len(c.full) == len(out.hidden_states) == len(loaded.layers) + 1
+    for mine, reference in zip(c.full, out.hidden_states, strict=True):
+        assert torch.equal(mine, reference)  # exactly, every layer including 0 (embeddings) and L (final norm)
+    last = c.stacked("last_token")
+    assert torch.equal(last, torch.stack([h[:, -1] for h in out.hidden_states], 1).float())
+    image_mean = c.stacked("image_mean")
+    m = mask[..., None].float()
+    expected = torch.stack([(h * m).sum(1) / m.sum(1) for h in out.hidden_states], 1)
+    torch.testing.assert_close(image_mean, expected)
+
+
+def test_extract_store_layout_and_attrs(tiny_models, small_benchmark, tmp_path: Path) -> None:
+    model = ModelConfig(adapter="qwen2_5_vl", path=str(tiny_models["qwen2_5_vl"]), batch_size=4)
+    out = tmp_path / "h.zarr"
+    summary = extract_benchmark(
+        "m",
+        model,
+        ExtractConfig(chunk_bytes=4096),
+        small_benchmark["items"],
+        small_benchmark["render"],
+        out,
+        progress=False,
+    )
+    assert summary["levels"] == ["blur/0", "blur/1"]  # clean and the most severe blur level
+    group = zarr.open_group(str(out), mode="r")
+    for name in ("last_token", "image_mean"):
+        array = group[name]
+        assert array.dtype == np.float16 and array.shape == (6, 2, 3, 64)
+        assert array.metadata.dimension_names == ("item", "level", "layer", "hidden")
+        assert array.chunks == (block_items(64, 4096, 6), 1, 1, 64)
+        assert np.isfinite(array[:]).all()
+    assert [str(x) for x in group["layer"][:]] == ["0", "1", "2"]
+    assert group.attrs["layer_convention"] == LAYER_CONVENTION
+    record = group.attrs["provenance"]
+    assert record["stage"] == "extract" and record["model"]["n_layers"] == 2 and len(record["config_hash"]) == 16
+    assert not (out / "blocks_done.json").exists()
+
+
+def test_extract_resumes_from_finished_blocks(
+    tiny_models, small_benchmark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = ModelConfig(adapter="llava_next", path=str(tiny_models["llava_next"]), batch_size=2)
+    config = ExtractConfig(chunk_bytes=2 * 64 * 2)  # 2 items per block: 3 blocks
+    reference = tmp_path / "ref.zarr"
+    extract_benchmark(
+        "m", model, config, small_benchmark["items"], small_benchmark["render"], reference, progress=False
+    )
+
+    real = extract_module.encode_batch
+    calls = {"n": 0}
+
+    def dies(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 6:  # block 0 takes 2 levels x 1 batch = 2 calls; die inside block 2
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(extract_module, "encode_batch", dies)
+    out = tmp_path / "out.zarr"
+    with pytest.raises(KeyboardInterrupt):
+        extract_benchmark("m", model, config, small_benchmark["items"], small_benchmark["render"], out, progress=False)
+    assert not out.exists()
+    (partial,) = tmp_path.glob(".out.zarr.partial-*")
+    assert json.loads((partial / "blocks_done.json").read_text()) == [0, 1]
+    calls["n"] = -1000
+    extract_benchmark("m", model, config, small_benchmark["items"], small_benchmark["render"], out, progress=False)
+    assert calls["n"] == -1000 + 2  # only block 2 ran: 2 levels x 1 batch
+    a, b = zarr.open_group(str(reference), mode="r"), zarr.open_group(str(out), mode="r")
+    for name in ("last_token", "image_mean"):
+        np.testing.assert_array_equal(a[name][:], b[name][:])
+
+
+def test_full_token_states_are_opt_in_with_roles(tiny_models, small_benchmark, tmp_path: Path) -> None:
+    model = ModelConfig(adapter="qwen2_5_vl", path=str(tiny_models["qwen2_5_vl"]), batch_size=4)
+    out = tmp_path / "h.zarr"
+    extract_benchmark(
+        "m",
+        model,
+        ExtractConfig(full_items=2, max_tokens=128),
+        small_benchmark["items"],
+        small_benchmark["render"],
+        out,
+        progress=False,
+    )
+    group = zarr.open_group(str(out), mode="r")
+    assert group["token_states"].shape == (2, 2, 3, 128, 64)
+    roles = group["token_role"][:]
+    assert set(np.unique(roles)) <= {0, 1, 2, 3}
+    store = RenderStore(small_benchmark["render"])
+    items = pl.read_parquet(small_benchmark["items"])
+    for i in range(2):  # one merged token per 28 x 28 pixels of the working image (14 px patches, 2 x 2 merge)
+        index = store.index_of(items["image_sha256"][i])
+        expected = int(store.heights[index]) // 28 * (int(store.widths[index]) // 28)
+        assert ((roles[i] == 2).sum(-1) == expected).all()
+    assert (roles == 3).any()  # the question's own tokens are found
+    states = group["token_states"][0, 0]
+    np.testing.assert_array_equal(states[:, -1], group["last_token"][0, 0])  # the last position is the last token
+
+
+def test_levels_resolve_and_fail_clearly(small_benchmark) -> None:
+    store = RenderStore(small_benchmark["render"])
+    assert resolve_levels(store, ["blur/0", "blur/-1", "noise/1"]) == ["blur/0", "blur/1", "noise/1"]
+    with pytest.raises(ExtractError, match=r"extract.levels: 'blur/5' is not rendered"):
+        resolve_levels(store, ["blur/5"])
