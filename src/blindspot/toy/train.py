@@ -261,7 +261,7 @@ def train_toy_model(
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimiser.step()
         schedule.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", refresh=False)
     seconds = time.perf_counter() - start
     model.eval()
