@@ -27,6 +27,7 @@ import pyarrow as pa
 from blindspot.atomic import atomic_output
 from blindspot.config import DecayConfig
 from blindspot.provenance import provenance
+from blindspot.render.families import Condition
 from blindspot.tables import read_provenance, write_table
 
 CLASSES = ("fine_visual", "coarse_visual", "language_prior", "unparsed")
@@ -63,13 +64,6 @@ ITEMS_SCHEMA = pa.schema(
 
 class DecayError(ValueError):
     """The predictions cannot support the decay metrics (one line)."""
-
-
-@dataclass(frozen=True)
-class Condition:
-    family: str
-    level: int
-    param: float
 
 
 @dataclass

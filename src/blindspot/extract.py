@@ -35,9 +35,10 @@ from blindspot.config import ExtractConfig, ModelConfig
 from blindspot.models.capture import FEATURES, LAYER_CONVENTION, capture_residual_stream
 from blindspot.models.inference import Request, encode_batch
 from blindspot.models.loading import LoadedModel, load_model
-from blindspot.models.prompts import question_text, render_prompt
+from blindspot.models.prompts import PromptCache
 from blindspot.provenance import inputs_key, provenance
 from blindspot.render.store import RenderStore
+from blindspot.zarr_arrays import write_array
 
 ROLE_PAD, ROLE_TEMPLATE, ROLE_IMAGE, ROLE_QUESTION = 0, 1, 2, 3
 
@@ -132,7 +133,8 @@ def extract_benchmark(
     )
     group = _open_store(tmp, items, levels, n_layers, hidden, block, full, extract.max_tokens, record)
     done = set(json.loads((tmp / "blocks_done.json").read_text())) if (tmp / "blocks_done.json").exists() else set()
-    prompts: dict[tuple[int, bool], str] = {}
+    prompts = PromptCache(loaded.processor, items, "v1")
+    conditions = [store.condition_index(k.partition("/")[0], int(k.partition("/")[2])) for k in levels]
     n_blocks = (n_items + block - 1) // block
     bar = tqdm(total=n_items, desc=f"extract {model_name}/{out.stem}", unit="item", disable=not progress)
     for b in range(n_blocks):
@@ -141,18 +143,14 @@ def extract_benchmark(
             bar.update(len(rows))
             continue
         buffers = {name: np.zeros((len(rows), len(levels), n_layers, hidden), np.float16) for name in FEATURES}
-        for li, key in enumerate(levels):
-            family, _, level = key.partition("/")
-            condition = store.condition_index(family, int(level))
-            for start in range(0, len(rows), model.batch_size):
-                batch = list(rows)[start : start + model.batch_size]
-                requests = []
-                for i in batch:
-                    item = items[i]
-                    if (i, True) not in prompts:
-                        text = question_text(item["question"], item["options"], item["answer_type"], "v1")
-                        prompts[(i, True)] = render_prompt(loaded.processor, text, True)
-                    requests.append(Request(prompts[(i, True)], store.levels(item["image_sha256"])[condition], None))
+        for start in range(0, len(rows), model.batch_size):
+            batch = list(rows)[start : start + model.batch_size]
+            chunks = [store.levels(items[i]["image_sha256"]) for i in batch]  # one chunk read per item, all levels
+            for li, condition in enumerate(conditions):
+                requests = [
+                    Request(prompts.get(i, with_image=True), chunk[condition], None)
+                    for i, chunk in zip(batch, chunks, strict=True)
+                ]
                 inputs = encode_batch(loaded, requests)
                 mask = loaded.family.image_positions(loaded.model, inputs["input_ids"])
                 keep_full = any(i < full for i in batch)
@@ -206,14 +204,10 @@ def _open_store(
             dimension_names=("item", "level", "layer", "hidden"),
         )
 
-    def put(name: str, values: np.ndarray, dims: tuple[str, ...]) -> None:
-        dtype = str if values.dtype.kind == "U" else values.dtype
-        group.create_array(name, shape=values.shape, dtype=dtype, dimension_names=dims)[...] = values
-
-    put("item_id", np.array([r["item_id"] for r in items], dtype=str), ("item",))
-    put("image_sha256", np.array([r["image_sha256"] for r in items], dtype=str), ("item",))
-    put("level", np.array(levels, dtype=str), ("level",))
-    put("layer", np.arange(n_layers, dtype=np.int32), ("layer",))
+    write_array(group, "item_id", np.array([r["item_id"] for r in items], dtype=str), ("item",))
+    write_array(group, "image_sha256", np.array([r["image_sha256"] for r in items], dtype=str), ("item",))
+    write_array(group, "level", np.array(levels, dtype=str), ("level",))
+    write_array(group, "layer", np.arange(n_layers, dtype=np.int32), ("layer",))
     if full:
         group.create_array(
             "token_states",

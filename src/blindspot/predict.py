@@ -28,7 +28,7 @@ from blindspot.answers import parse_answer, score_answer
 from blindspot.config import ModelConfig, PredictConfig
 from blindspot.models.inference import Request, Response, generate_batch
 from blindspot.models.loading import LoadedModel, load_model
-from blindspot.models.prompts import option_labels, question_text, render_prompt
+from blindspot.models.prompts import PromptCache, option_labels
 from blindspot.provenance import inputs_key, provenance
 from blindspot.render.families import Condition
 from blindspot.render.store import RenderStore
@@ -90,22 +90,6 @@ def work_units(n_items: int, conditions: list[Condition]) -> list[WorkUnit]:
     return units
 
 
-class _Prompts:
-    """Rendered prompts per item, with and without an image, built once."""
-
-    def __init__(self, loaded: LoadedModel, items: list[dict[str, Any]], version: str) -> None:
-        self._loaded, self._items, self._version = loaded, items, version
-        self._cache: dict[tuple[int, bool], str] = {}
-
-    def get(self, item: int, with_image: bool) -> str:
-        key = (item, with_image)
-        if key not in self._cache:
-            row = self._items[item]
-            text = question_text(row["question"], row["options"], row["answer_type"], self._version)
-            self._cache[key] = render_prompt(self._loaded.processor, text, with_image)
-        return self._cache[key]
-
-
 def _rows(units: list[WorkUnit], responses: list[Response], items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for unit, response in zip(units, responses, strict=True):
@@ -139,7 +123,7 @@ def predict_units(
     items: list[dict[str, Any]],
     store: RenderStore | None,
     units: list[WorkUnit],
-    prompts: _Prompts,
+    prompts: PromptCache,
     batch_size: int,
     max_new_tokens: int,
     bar: tqdm | None = None,
@@ -203,7 +187,7 @@ def predict_benchmark(
     done = {int(p.stem.split("-")[1]) for p in shard_dir.glob("shard-*.parquet")}
 
     loaded = loaded or load_model(model)
-    prompts = _Prompts(loaded, items, predict.prompt_version)
+    prompts = PromptCache(loaded.processor, items, predict.prompt_version)
     record = provenance(
         "predict", config_slice, model_name=model_name, model=loaded.provenance(), prompt_version=predict.prompt_version
     )

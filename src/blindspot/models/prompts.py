@@ -53,6 +53,22 @@ def render_prompt(processor: Any, text: str, with_image: bool) -> str:
     return processor.apply_chat_template(chat_messages(text, with_image), add_generation_prompt=True, tokenize=False)
 
 
+class PromptCache:
+    """Rendered prompts per item (row of the items table), with and without an image, each built once."""
+
+    def __init__(self, processor: Any, items: list[dict[str, Any]], version: str) -> None:
+        self._processor, self._items, self._version = processor, items, version
+        self._cache: dict[tuple[int, bool], str] = {}
+
+    def get(self, item: int, with_image: bool) -> str:
+        key = (item, with_image)
+        if key not in self._cache:
+            row = self._items[item]
+            text = question_text(row["question"], row["options"], row["answer_type"], self._version)
+            self._cache[key] = render_prompt(self._processor, text, with_image)
+        return self._cache[key]
+
+
 def option_labels(answer_type: str, options: list[str] | None) -> list[str] | None:
     """The closed answer space scored from the first-token distribution (None for open answers)."""
     if answer_type == "multiple_choice" and options:

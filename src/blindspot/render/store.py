@@ -24,6 +24,7 @@ from zarr.codecs import BloscCodec
 
 from blindspot.config import CompressionConfig
 from blindspot.render.families import Condition
+from blindspot.zarr_arrays import write_array
 
 PIXEL_DIMS = ("image", "condition", "y", "x", "channel")
 _SHUFFLE = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}
@@ -87,17 +88,12 @@ def create_store(
     if pixels.metadata.chunk_key_encoding.to_dict() != _DEFAULT_KEY_ENCODING:
         raise RuntimeError("zarr changed its default chunk key encoding; update PixelChunks.write")
 
-    def put(name: str, values: np.ndarray, dims: tuple[str, ...]) -> None:
-        dtype = str if values.dtype.kind == "U" else values.dtype  # str: Zarr v3's variable-length UTF-8
-        array = group.create_array(name, shape=values.shape, dtype=dtype, dimension_names=dims)
-        array[...] = values
-
-    put("height", np.array([h for h, _ in sizes], dtype=np.int32), ("image",))
-    put("width", np.array([w for _, w in sizes], dtype=np.int32), ("image",))
-    put("image_sha256", np.array(image_keys, dtype=str), ("image",))
-    put("condition_family", np.array([c.family for c in conds], dtype=str), ("condition",))
-    put("condition_level", np.array([c.level for c in conds], dtype=np.int32), ("condition",))
-    put("condition_param", np.array([c.param for c in conds], dtype=np.float32), ("condition",))
+    write_array(group, "height", np.array([h for h, _ in sizes], dtype=np.int32), ("image",))
+    write_array(group, "width", np.array([w for _, w in sizes], dtype=np.int32), ("image",))
+    write_array(group, "image_sha256", np.array(image_keys, dtype=str), ("image",))
+    write_array(group, "condition_family", np.array([c.family for c in conds], dtype=str), ("condition",))
+    write_array(group, "condition_level", np.array([c.level for c in conds], dtype=np.int32), ("condition",))
+    write_array(group, "condition_param", np.array([c.param for c in conds], dtype=np.float32), ("condition",))
     group.attrs.update(attrs)
     return PixelChunks(root=str(path), block_shape=(n_conds, max_h, max_w, 3), compression=compression)
 

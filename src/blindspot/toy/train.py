@@ -12,7 +12,6 @@ what lets the decay stage's margin-based survival tell evidence from chance agre
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from blindspot.images import sha256_hex
 from blindspot.models.prompts import question_text, render_prompt
 from blindspot.models.tiny import Family, build_tiny_model
 from blindspot.staging.gold import LETTERS
@@ -211,10 +211,6 @@ def _configure_trainable(model: torch.nn.Module, layers: tuple[int, ...] | None)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def train_toy_model(
     spec: TrainSpec, out: str | Path, *, init_from: str | Path | None = None, progress: bool = True
 ) -> dict[str, Any]:
@@ -275,7 +271,7 @@ def train_toy_model(
         "final_loss": float(np.mean(losses[-50:])),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "weights_sha256": _file_sha256(out / "model.safetensors"),
+        "weights_sha256": sha256_hex((out / "model.safetensors").read_bytes()),
     }
     (out / "training.json").write_text(json.dumps(record, indent=1) + "\n")
     return record
