@@ -1,9 +1,11 @@
-# Shared helpers: config validation, config slices for params, target lists. The logic lives in blindspot.*.
+# Shared helpers: config validation, each rule's config slice and command (from the stage table in
+# blindspot.stages), input functions and target lists. The logic lives in blindspot.*.
 import os
 import sys
 
-from blindspot.config import ConfigError, parse_config
-from blindspot import slices
+from blindspot.config import ConfigError, parse_config, path_problems
+from blindspot.stages import STAGES
+
 
 envvars:
     "PATH",
@@ -13,12 +15,19 @@ envvars:
 # when the venv is not activated; with --software-deployment-method conda the env's own bin still comes first.
 os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
+
+def _fail(lines):
+    for line in lines:
+        print(f"config error: {line}", file=sys.stderr)
+    sys.exit(1)
+
+
 try:
     CFG = parse_config(config)
 except ConfigError as error:
-    for line in str(error).splitlines():
-        print(f"config error: {line}", file=sys.stderr)
-    sys.exit(1)
+    _fail(str(error).splitlines())
+if CFG.check_paths:
+    _fail(path_problems(CFG))
 
 BENCHMARKS = sorted(CFG.benchmarks)
 MODELS = sorted(CFG.models)
@@ -29,28 +38,28 @@ wildcard_constraints:
     model="|".join(MODELS) or "(?!)",
 
 
-def stage_slice_json(wildcards):
-    return slices.to_json(slices.stage_slice(CFG, wildcards.bench))
+def slice_param(stage):
+    """The rule's `params: slice`: the stage's config slice as JSON (a change reruns exactly its jobs)."""
+
+    def param(wildcards):
+        return STAGES[stage].slice_json(CFG, {key: getattr(wildcards, key) for key in wildcards.keys()})
+
+    return param
 
 
-def render_slice_json(wildcards):
-    return slices.to_json(slices.render_slice(CFG))
+def cli(stage):
+    """The rule's shell command: `blindspot <stage>` with its wildcards, slice, inputs, outputs and log."""
+    return STAGES[stage].cli_command()
 
 
-def predict_slice_json(wildcards):
-    return slices.to_json(slices.predict_slice(CFG, wildcards.model))
+def benchmark_files(wildcards):
+    """A benchmark's source files (a file, or every shard of a folder): rewriting one re-stages it."""
+    return CFG.benchmarks[wildcards.bench].input_files()
 
 
-def decay_slice_json(wildcards):
-    return slices.to_json(slices.decay_slice(CFG))
-
-
-def extract_slice_json(wildcards):
-    return slices.to_json(slices.extract_slice(CFG, wildcards.model))
-
-
-def probe_slice_json(wildcards):
-    return slices.to_json(slices.probe_slice(CFG))
+def model_files(wildcards):
+    """A local model directory's files (weights, config, tokenizer): retraining in place reruns its jobs."""
+    return CFG.models[wildcards.model].weight_files()
 
 
 def all_targets():

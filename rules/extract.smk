@@ -1,11 +1,12 @@
 rule extract:
     input:
-        table="results/staged/{bench}/items.parquet",
+        items="results/staged/{bench}/items.parquet",
         render="results/render/{bench}.zarr",
+        weights=model_files,
     output:
-        directory("results/hidden/{model}/{bench}.zarr"),
+        hidden=directory("results/hidden/{model}/{bench}.zarr"),
     params:
-        slice=extract_slice_json,
+        slice=slice_param("extract"),
     resources:
         gpu=1,
     benchmark:
@@ -15,5 +16,4 @@ rule extract:
     conda:
         "../envs/blindspot.yaml"
     shell:
-        "blindspot extract --model {wildcards.model} --slice {params.slice:q} --items {input.table:q}"
-        " --render {input.render:q} --out {output:q} > {log:q} 2>&1"
+        cli("extract")

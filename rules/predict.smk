@@ -1,11 +1,12 @@
 rule predict:
     input:
-        table="results/staged/{bench}/items.parquet",
+        items="results/staged/{bench}/items.parquet",
         render="results/render/{bench}.zarr",
+        weights=model_files,
     output:
-        "results/predictions/{model}/{bench}.parquet",
+        predictions="results/predictions/{model}/{bench}.parquet",
     params:
-        slice=predict_slice_json,
+        slice=slice_param("predict"),
     resources:
         gpu=1,
     benchmark:
@@ -15,5 +16,4 @@ rule predict:
     conda:
         "../envs/blindspot.yaml"
     shell:
-        "blindspot predict --model {wildcards.model} --slice {params.slice:q} --items {input.table:q}"
-        " --render {input.render:q} --out {output:q} > {log:q} 2>&1"
+        cli("predict")

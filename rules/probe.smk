@@ -1,11 +1,11 @@
 rule probe:
     input:
         hidden="results/hidden/{model}/{bench}.zarr",
-        table="results/staged/{bench}/items.parquet",
+        items="results/staged/{bench}/items.parquet",
     output:
-        "results/probes/{model}/{bench}.parquet",
+        probes="results/probes/{model}/{bench}.parquet",
     params:
-        slice=probe_slice_json,
+        slice=slice_param("probe"),
     benchmark:
         "results/benchmarks/probe/{model}/{bench}.tsv"
     log:
@@ -13,5 +13,4 @@ rule probe:
     conda:
         "../envs/blindspot.yaml"
     shell:
-        "blindspot probe --model {wildcards.model} --slice {params.slice:q} --hidden {input.hidden:q}"
-        " --items {input.table:q} --out {output:q} > {log:q} 2>&1"
+        cli("probe")

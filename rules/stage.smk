@@ -1,14 +1,15 @@
 rule stage:
+    input:
+        source=benchmark_files,
     output:
-        table="results/staged/{bench}/items.parquet",
+        items="results/staged/{bench}/items.parquet",
         images="results/staged/{bench}/images.parquet",
         rejects="results/staged/{bench}/rejects.parquet",
     params:
-        slice=stage_slice_json,
+        slice=slice_param("stage"),
     log:
         "results/logs/stage/{bench}.log",
     conda:
         "../envs/blindspot.yaml"
     shell:
-        "blindspot stage --bench {wildcards.bench} --slice {params.slice:q}"
-        " --out $(dirname {output.table:q}) > {log:q} 2>&1"
+        cli("stage")

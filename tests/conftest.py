@@ -30,14 +30,13 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def small_benchmark(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A staged and rendered MC benchmark: 6 items, conditions blur/0, blur/1 (k=25), blank/1, noise/1."""
-    from blindspot.config import GenericBenchmark, RenderConfig
+    from blindspot.config import RenderConfig
     from blindspot.fixtures import write_shapes_benchmark
     from blindspot.render.run import render_benchmark
-    from blindspot.staging.stage import stage_benchmark
 
     root = tmp_path_factory.mktemp("small")
     path = write_shapes_benchmark(root / "src", n_items=6, seed=11, bad_rows=False)
-    stage_benchmark("small", GenericBenchmark.model_validate(generic_entry(path)), root / "staged")
+    stage_entry("small", generic_entry(path), root / "staged")
     render = RenderConfig.model_validate(
         {"resize": {"longest_side": 112}, "blur": {"kernels": [1, 25]}, "pixelate": {"enabled": False}}
     )
@@ -50,6 +49,23 @@ def shapes_parquet(tmp_path: Path) -> Path:
     from blindspot.fixtures import write_shapes_benchmark
 
     return write_shapes_benchmark(tmp_path / "shapes", n_items=12, seed=1, fmt="parquet", image_mode="struct")
+
+
+def stage_entry(name: str, entry: dict[str, Any], folder: Path) -> Any:
+    """Stage a benchmark config entry into ``folder`` (items/images/rejects.parquet); returns the summary."""
+    from blindspot.benchmarks.generic import GenericBenchmark
+    from blindspot.staging.stage import stage_benchmark, staged_paths
+
+    return stage_benchmark(name, GenericBenchmark.model_validate(entry), staged_paths(folder))
+
+
+def slice_json(stage: str, **sections: Any) -> str:
+    """A stage's config slice as JSON, with the stage's current output version."""
+    from blindspot.provenance import canonical_json
+    from blindspot.stages import STAGES
+
+    spec = STAGES[stage]
+    return canonical_json(spec.slice.model_validate({"output_version": spec.version, **sections}))
 
 
 def generic_entry(path: Path, **overrides: Any) -> dict[str, Any]:

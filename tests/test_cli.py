@@ -10,61 +10,75 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import generic_entry
+from conftest import generic_entry, slice_json, stage_entry
 
 from blindspot.cli import main
-from blindspot.config import GenericBenchmark, RenderConfig
 from blindspot.fixtures import write_shapes_benchmark
-from blindspot.slices import RenderSlice, StageSlice, to_json
-from blindspot.staging.stage import stage_benchmark
+
+STAGE_OUTPUTS = ["--items", "i.parquet", "--images", "m.parquet", "--rejects", "r.parquet"]
 
 
 def test_stage_cli_stages_and_summarises(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_shapes_benchmark(tmp_path / "src", n_items=5)
-    slice_json = to_json(StageSlice(benchmark=GenericBenchmark.model_validate(generic_entry(path))))
-    assert main(["stage", "--bench", "b", "--slice", slice_json, "--out", str(tmp_path / "out")]) == 0
+    out = [str(tmp_path / "out" / f) for f in ("items.parquet", "images.parquet", "rejects.parquet")]
+    text = slice_json("stage", benchmark=generic_entry(path))
+    args = ["--items", out[0], "--images", out[1], "--rejects", out[2]]
+    assert main(["stage", "--bench", "b", "--slice", text, *args]) == 0
+    assert all(Path(p).is_file() for p in out)
     out = capsys.readouterr().out
     assert "staged b: 5 items, 5 images, 3 rejects (bad_image=1, missing_answer=1, duplicate_id=1)" in out
 
 
 def test_bad_slice_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["render", "--images", "x", "--slice", '{"render": {}, "seed": "x"}', "--out", "y"]) == 2
+    bad = '{"output_version": 1, "render": {}, "seed": "x"}'
+    assert main(["render", "--bench", "b", "--images", "x", "--slice", bad, "--store", "y"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("blindspot render: error: bad render slice: seed: Input should be a valid integer")
+    assert line.startswith("blindspot render: error: seed: Input should be a valid integer")
+
+
+def test_slice_from_another_output_version_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    old = '{"output_version": 0, "render": {}, "seed": 0}'
+    assert main(["render", "--bench", "b", "--images", "x", "--slice", old, "--store", "y"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "built for output version 0, but this blindspot writes version 1" in line
 
 
 def test_wrong_column_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_shapes_benchmark(tmp_path / "src", n_items=3)
     entry = generic_entry(path, columns={"question": "prompt"})
-    slice_json = to_json(StageSlice(benchmark=GenericBenchmark.model_validate(entry)))
-    assert main(["stage", "--bench", "mmstar", "--slice", slice_json, "--out", str(tmp_path / "o")]) == 2
+    text = slice_json("stage", benchmark=entry)
+    assert main(["stage", "--bench", "mmstar", "--slice", text, *STAGE_OUTPUTS]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("blindspot stage: error: benchmarks.mmstar.columns.question: column 'prompt' is not in")
 
 
 def test_missing_staged_images_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    slice_json = to_json(RenderSlice(render=RenderConfig(), seed=0))
-    assert main(["render", "--images", str(tmp_path / "no.parquet"), "--slice", slice_json, "--out", "o"]) == 2
+    text = slice_json("render", render={}, seed=0)
+    assert (
+        main(["render", "--bench", "b", "--images", str(tmp_path / "no.parquet"), "--slice", text, "--store", "o"]) == 2
+    )
     assert "run the stage step first" in capsys.readouterr().err
 
 
 def test_sigkill_during_render_leaves_no_final_store(tmp_path: Path) -> None:
     path = write_shapes_benchmark(tmp_path / "src", n_items=60, bad_rows=False)
-    stage_benchmark("b", GenericBenchmark.model_validate(generic_entry(path)), tmp_path / "staged")
-    slice_json = to_json(RenderSlice(render=RenderConfig(), seed=0))
+    stage_entry("b", generic_entry(path), tmp_path / "staged")
+    text = slice_json("render", render={}, seed=0)
     out = tmp_path / "render" / "b.zarr"
     command = [
         sys.executable,
         "-m",
         "blindspot",
         "render",
+        "--bench",
+        "b",
         "--images",
         str(tmp_path / "staged" / "images.parquet"),
         "--slice",
-        slice_json,
-        "--out",
+        text,
+        "--store",
         str(out),
-        "--workers",
+        "--threads",
         "1",
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

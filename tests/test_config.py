@@ -11,7 +11,7 @@ import yaml
 from conftest import REPO, generic_entry
 
 from blindspot.cli import main
-from blindspot.config import ConfigError, json_schema, load_config, parse_config
+from blindspot.config import ConfigError, check_paths, json_schema, load_config, parse_config, path_problems
 
 
 def errors_of(data: dict) -> list[str]:
@@ -34,13 +34,24 @@ def test_default_config_is_valid_after_demo_data(tmp_path: Path, monkeypatch: py
 
 def test_missing_path_names_the_key(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
-    lines = errors_of({"benchmarks": {"mmstar": generic_entry(missing)}})
-    assert lines == [f"benchmarks.mmstar.path: no such file or directory '{missing}'"]
+    config = parse_config({"benchmarks": {"mmstar": generic_entry(missing)}})  # the shape is fine
+    assert path_problems(config) == [f"benchmarks.mmstar.path: no such file or directory '{missing}'"]
+    with pytest.raises(ConfigError, match=r"^benchmarks.mmstar.path: no such file or directory"):
+        check_paths(config)
 
 
 def test_missing_image_root_directory(shapes_parquet: Path, tmp_path: Path) -> None:
-    lines = errors_of({"benchmarks": {"b": generic_entry(shapes_parquet, image_root=str(tmp_path / "imgs"))}})
-    assert lines == [f"benchmarks.b.image_root: no such directory '{tmp_path / 'imgs'}'"]
+    config = parse_config({"benchmarks": {"b": generic_entry(shapes_parquet, image_root=str(tmp_path / "imgs"))}})
+    assert path_problems(config) == [f"benchmarks.b.image_root: no such directory '{tmp_path / 'imgs'}'"]
+
+
+def test_missing_model_directory_names_the_key_and_the_fetch_command(shapes_parquet: Path, tmp_path: Path) -> None:
+    model = {"adapter": "qwen2_5_vl", "path": str(tmp_path / "qwen7b"), "hub_id": "Qwen/Qwen2.5-VL-7B-Instruct"}
+    config = parse_config({"benchmarks": {"b": generic_entry(shapes_parquet)}, "models": {"q": model}})
+    assert path_problems(config) == [
+        f"models.q.path: no such model directory '{tmp_path / 'qwen7b'}'; fetch it with: huggingface-cli download "
+        f"Qwen/Qwen2.5-VL-7B-Instruct --local-dir {tmp_path / 'qwen7b'}"
+    ]
 
 
 def test_unknown_key_suggests_the_close_match(shapes_parquet: Path) -> None:

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 from blindspot.config import DecayConfig
+from blindspot.contracts.tables import PREDICTIONS_SCHEMA
 from blindspot.decay import DecayError, build_grid, decay_benchmark, decay_metrics
-from blindspot.predict import PREDICTIONS_SCHEMA
 from blindspot.provenance import provenance
 from blindspot.tables import write_table
 
@@ -40,6 +40,8 @@ def row(
     if outcome is None:
         outcome = "unparsed" if parsed is None else ("correct" if parsed == gold else "wrong")
     return {
+        "model": "m",
+        "benchmark": "bench",
         "item_id": item,
         "family": family,
         "level": level,
@@ -152,6 +154,8 @@ def test_chance_agreement_inflates_identity_but_not_margin() -> None:
             lp = [-1.0 + margin, -1.0] if answer == "yes" else [-1.0, -1.0 + margin]
             rows.append(
                 {
+                    "model": "m",
+                    "benchmark": "bench",
                     "item_id": f"i{i}",
                     "family": family,
                     "level": level,
@@ -186,10 +190,12 @@ def test_missing_predictions_are_an_error() -> None:
 def test_decay_outputs(tmp_path: Path) -> None:
     path = tmp_path / "pred.parquet"
     write_table(predictions().to_arrow(), PREDICTIONS_SCHEMA, provenance("predict", {}, model_name="m"), path)
-    assert decay_benchmark(path, DecayConfig(bootstrap=50), 0, tmp_path / "decay", "bench") == 5
-    manifest = json.loads((tmp_path / "decay" / "bench.manifest.json").read_text())
+    outputs = {name: tmp_path / "decay" / f"bench.{name}" for name in ("metrics", "classes", "manifest")}
+    assert decay_benchmark(path, DecayConfig(bootstrap=50), 0, outputs, "m", "bench") == 5
+    manifest = json.loads(outputs["manifest"].read_text())
     assert manifest["item_ids"] == ["fine", "coarse", "coinflip"] and manifest["model"] == "m"
-    items = pl.read_parquet(tmp_path / "decay" / "bench.items.parquet")
+    items = pl.read_parquet(outputs["classes"])
     assert items["class"].to_list() == ["language_prior", "fine_visual", "coarse_visual", "fine_visual", "unparsed"]
-    metrics = pl.read_parquet(tmp_path / "decay" / "bench.parquet")
+    metrics = pl.read_parquet(outputs["metrics"])
+    assert set(metrics["model"]) == {"m"} and set(metrics["benchmark"]) == {"bench"}
     assert {"identical_rate", "accuracy", "c_rate", "mg"} <= set(metrics["metric"])

@@ -12,7 +12,7 @@ import torch
 import zarr
 
 import blindspot.extract as extract_module
-from blindspot.config import ExtractConfig, ModelConfig
+from blindspot.config import ExtractConfig, ModelConfig, PromptConfig
 from blindspot.extract import ExtractError, block_items, extract_benchmark, resolve_levels
 from blindspot.models.capture import LAYER_CONVENTION, capture_residual_stream
 from blindspot.models.inference import Request, encode_batch
@@ -27,8 +27,8 @@ def test_captured_states_equal_output_hidden_states(tiny_models, family: str) ->
     rng = np.random.default_rng(0)
     requests = [
         Request(
-            render_prompt(loaded.processor, "What colour?" + " x" * i, True),
-            rng.integers(0, 255, (112, 84 + 28 * i, 3), dtype=np.uint8),
+            render_prompt(loaded.processor, "What colour?" + " x" * i, 1),
+            (rng.integers(0, 255, (112, 84 + 28 * i, 3), dtype=np.uint8),),
             None,
         )
         for i in range(3)
@@ -53,8 +53,10 @@ def test_extract_store_layout_and_attrs(tiny_models, small_benchmark, tmp_path: 
     out = tmp_path / "h.zarr"
     summary = extract_benchmark(
         "m",
+        "b",
         model,
         ExtractConfig(chunk_bytes=4096),
+        PromptConfig(),
         small_benchmark["items"],
         small_benchmark["render"],
         out,
@@ -82,7 +84,15 @@ def test_extract_resumes_from_finished_blocks(
     config = ExtractConfig(chunk_bytes=2 * 64 * 2)  # 2 items per block: 3 blocks
     reference = tmp_path / "ref.zarr"
     extract_benchmark(
-        "m", model, config, small_benchmark["items"], small_benchmark["render"], reference, progress=False
+        "m",
+        "b",
+        model,
+        config,
+        PromptConfig(),
+        small_benchmark["items"],
+        small_benchmark["render"],
+        reference,
+        progress=False,
     )
 
     real = extract_module.encode_batch
@@ -97,12 +107,32 @@ def test_extract_resumes_from_finished_blocks(
     monkeypatch.setattr(extract_module, "encode_batch", dies)
     out = tmp_path / "out.zarr"
     with pytest.raises(KeyboardInterrupt):
-        extract_benchmark("m", model, config, small_benchmark["items"], small_benchmark["render"], out, progress=False)
+        extract_benchmark(
+            "m",
+            "b",
+            model,
+            config,
+            PromptConfig(),
+            small_benchmark["items"],
+            small_benchmark["render"],
+            out,
+            progress=False,
+        )
     assert not out.exists()
-    (partial,) = tmp_path.glob(".out.zarr.partial-*")
+    (partial,) = tmp_path.glob(".out.zarr.resume-*")
     assert json.loads((partial / "blocks_done.json").read_text()) == [0, 1]
     calls["n"] = -1000
-    extract_benchmark("m", model, config, small_benchmark["items"], small_benchmark["render"], out, progress=False)
+    extract_benchmark(
+        "m",
+        "b",
+        model,
+        config,
+        PromptConfig(),
+        small_benchmark["items"],
+        small_benchmark["render"],
+        out,
+        progress=False,
+    )
     assert calls["n"] == -1000 + 2  # only block 2 ran: 2 levels x 1 batch
     a, b = zarr.open_group(str(reference), mode="r"), zarr.open_group(str(out), mode="r")
     for name in ("last_token", "image_mean"):
@@ -114,8 +144,10 @@ def test_full_token_states_are_opt_in_with_roles(tiny_models, small_benchmark, t
     out = tmp_path / "h.zarr"
     extract_benchmark(
         "m",
+        "b",
         model,
         ExtractConfig(full_items=2, max_tokens=128),
+        PromptConfig(),
         small_benchmark["items"],
         small_benchmark["render"],
         out,
@@ -128,7 +160,7 @@ def test_full_token_states_are_opt_in_with_roles(tiny_models, small_benchmark, t
     store = RenderStore(small_benchmark["render"])
     items = pl.read_parquet(small_benchmark["items"])
     for i in range(2):  # one merged token per 28 x 28 pixels of the working image (14 px patches, 2 x 2 merge)
-        index = store.index_of(items["image_sha256"][i])
+        index = store.index_of(items["image_keys"][i][0])
         expected = int(store.heights[index]) // 28 * (int(store.widths[index]) // 28)
         assert ((roles[i] == 2).sum(-1) == expected).all()
     assert (roles == 3).any()  # the question's own tokens are found
@@ -139,5 +171,5 @@ def test_full_token_states_are_opt_in_with_roles(tiny_models, small_benchmark, t
 def test_levels_resolve_and_fail_clearly(small_benchmark) -> None:
     store = RenderStore(small_benchmark["render"])
     assert resolve_levels(store, ["blur/0", "blur/-1", "noise/1"]) == ["blur/0", "blur/1", "noise/1"]
-    with pytest.raises(ExtractError, match=r"extract.levels: 'blur/5' is not rendered"):
+    with pytest.raises(ExtractError, match=r"extract.levels: 'blur/5' is not available .* \(not rendered\)"):
         resolve_levels(store, ["blur/5"])

@@ -8,15 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, slice_json
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from blindspot.config import ModelConfig
 from blindspot.models.families import FAMILIES
 from blindspot.models.inference import Request, encode_batch, generate_batch, option_token_ids
 from blindspot.models.loading import ModelLoadError, load_model
-from blindspot.models.prompts import PROMPTS, question_text, render_prompt
+from blindspot.models.prompts import render_prompt
 from blindspot.models.tiny import build_tiny_model
+from blindspot.prompts import PROMPTS, question_text
 
 FAMILY_NAMES = ("qwen2_5_vl", "llava_next")
 SNAPSHOTS = REPO / "tests" / "snapshots" / "prompts.json"
@@ -37,9 +38,9 @@ def test_image_tokens_agree_between_processor_and_model(tiny_models: dict[str, P
     a mismatch makes the forward pass fail."""
     loaded = load_model(ModelConfig(adapter=family, path=str(tiny_models[family])))
     rng = np.random.default_rng(0)
-    prompt = render_prompt(loaded.processor, "What colour is it?", with_image=True)
+    prompt = render_prompt(loaded.processor, "What colour is it?", n_images=1)
     for height, width in [(112, 84), (56, 112), (224, 224)]:
-        inputs = encode_batch(loaded, [Request(prompt, rng.integers(0, 255, (height, width, 3), np.uint8), None)])
+        inputs = encode_batch(loaded, [Request(prompt, (rng.integers(0, 255, (height, width, 3), np.uint8),), None)])
         positions = loaded.family.image_positions(loaded.model, inputs["input_ids"])
         assert positions.sum() > 0
         with torch.inference_mode():
@@ -73,21 +74,19 @@ def test_option_labels_are_single_tokens(tiny_models: dict[str, Path], family: s
 def test_generation_returns_text_and_option_logprobs(tiny_models: dict[str, Path]) -> None:
     loaded = load_model(ModelConfig(adapter="llava_next", path=str(tiny_models["llava_next"])))
     image = np.zeros((56, 56, 3), np.uint8)
-    prompt = render_prompt(loaded.processor, question_text("Q?", ["x", "y"], "multiple_choice", "v1"), True)
-    (response,) = generate_batch(loaded, [Request(prompt, image, ("A", "B"))], max_new_tokens=4)
+    prompt = render_prompt(loaded.processor, question_text("Q?", ["x", "y"], "multiple_choice", "v1"), 1)
+    (response,) = generate_batch(loaded, [Request(prompt, (image,), ("A", "B"))], max_new_tokens=4)
     assert isinstance(response.text, str)
     assert set(response.option_logprobs) == {"A", "B"}
     assert all(v < 0 for v in response.option_logprobs.values())
 
 
 def test_missing_model_is_one_line_with_the_fetch_command(tmp_path: Path) -> None:
-    from pydantic import ValidationError
-
-    with pytest.raises(ValidationError) as info:
-        ModelConfig(adapter="qwen2_5_vl", path=str(tmp_path / "qwen7b"), hub_id="Qwen/Qwen2.5-VL-7B-Instruct")
-    message = info.value.errors()[0]["msg"]
-    assert message == (
-        f"no such model directory '{tmp_path / 'qwen7b'}'; fetch it with: huggingface-cli download "
+    model = ModelConfig(adapter="qwen2_5_vl", path=str(tmp_path / "qwen7b"), hub_id="Qwen/Qwen2.5-VL-7B-Instruct")
+    with pytest.raises(ModelLoadError) as info:
+        load_model(model)
+    assert str(info.value) == (
+        f"model.path: no such model directory '{tmp_path / 'qwen7b'}'; fetch it with: huggingface-cli download "
         f"Qwen/Qwen2.5-VL-7B-Instruct --local-dir {tmp_path / 'qwen7b'}"
     )
 
@@ -95,7 +94,7 @@ def test_missing_model_is_one_line_with_the_fetch_command(tmp_path: Path) -> Non
 def test_load_errors_are_one_line(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ModelLoadError, match=r"^path: '.*empty' has no config.json"):
+    with pytest.raises(ModelLoadError, match=r"^model.path: '.*empty' has no config.json"):
         load_model(ModelConfig(adapter="auto", path=str(empty)))
     (empty / "config.json").write_text(json.dumps({"model_type": "llava_next"}))
     (empty / "pytorch_model.bin").write_bytes(b"pickle")
@@ -107,13 +106,13 @@ def test_load_errors_are_one_line(tmp_path: Path, tiny_models: dict[str, Path]) 
     assert loaded.tokenizer.padding_side == "left" and loaded.device.type == "cpu"
 
 
-def test_cli_predict_names_the_model_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_predict_names_the_model_key(small_benchmark, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from blindspot.cli import main
 
-    slice_json = json.dumps({"model": {"adapter": "qwen2_5_vl", "path": "data/models/q"}, "predict": {}})
-    assert (
-        main(["predict", "--model", "qwen", "--slice", slice_json, "--items", "i", "--render", "r", "--out", "o"]) == 2
-    )
+    text = slice_json("predict", model={"adapter": "qwen2_5_vl", "path": "data/models/q"}, predict={}, prompt={})
+    inputs = ["--items", str(small_benchmark["items"]), "--render", str(small_benchmark["render"])]
+    out = ["--predictions", str(tmp_path / "o.parquet")]
+    assert main(["predict", "--model", "qwen", "--bench", "b", "--slice", text, *inputs, *out]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line == (
         "blindspot predict: error: models.qwen.path: no such model directory 'data/models/q'; "
@@ -134,9 +133,10 @@ def rendered_prompts(tiny_models: dict[str, Path]) -> dict[str, str]:
         for version in PROMPTS:
             for answer_type, (question, options) in cases.items():
                 text = question_text(question, options, answer_type, version)
-                for with_image in (True, False):
-                    key = f"{family}/{version}/{answer_type}/{'image' if with_image else 'none'}"
-                    out[key] = render_prompt(processor, text, with_image)
+                for n_images, name in ((1, "image"), (0, "none"), (2, "two_images")):
+                    if n_images == 2 and answer_type != "multiple_choice":
+                        continue
+                    out[f"{family}/{version}/{answer_type}/{name}"] = render_prompt(processor, text, n_images)
     return out
 
 

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 import blindspot.predict as predict_module
-from blindspot.config import ModelConfig, PredictConfig
+from blindspot.config import ModelConfig, PredictConfig, PromptConfig
 from blindspot.models.loading import load_model
 from blindspot.predict import PredictError, predict_benchmark, select_conditions
 from blindspot.render.store import RenderStore
@@ -25,7 +25,15 @@ def run(
 ) -> pl.DataFrame:
     model = ModelConfig(adapter=family, path=str(tiny_models[family]), batch_size=batch_size, max_new_tokens=6)
     predict_benchmark(
-        "m", model, PredictConfig.model_validate(predict), bench["items"], bench["render"], out, progress=False
+        "m",
+        "b",
+        model,
+        PredictConfig.model_validate(predict),
+        PromptConfig(),
+        bench["items"],
+        bench["render"],
+        out,
+        progress=False,
     )
     return pl.read_parquet(out)
 
@@ -57,7 +65,8 @@ def test_predictions_table(tiny_models, small_benchmark, tmp_path: Path) -> None
     record = read_provenance(tmp_path / "p.parquet")
     assert record["stage"] == "predict" and record["prompt_version"] == "v1"
     assert record["model"]["model_type"] == "qwen2_5_vl" and record["model"]["n_layers"] == 2
-    assert not list(tmp_path.glob(".p.parquet.shards-*")), "shard folder left behind"
+    assert (table["model"] == "m").all() and (table["benchmark"] == "b").all()
+    assert not list(tmp_path.glob(".p.parquet.resume-*")), "shard folder left behind"
 
 
 def test_resume_after_a_kill_gives_the_same_table(
@@ -79,7 +88,7 @@ def test_resume_after_a_kill_gives_the_same_table(
     with pytest.raises(KeyboardInterrupt):
         run(tiny_models, small_benchmark, out, shard_size=7)
     assert not out.exists()
-    (shards,) = tmp_path.glob(".resumed.parquet.shards-*")
+    (shards,) = tmp_path.glob(".resumed.parquet.resume-*")
     finished = sorted(p.name for p in shards.iterdir())
     assert finished == ["shard-00000.parquet"]  # batches of 4 in shards of 7: 2 batches per shard
 
@@ -95,7 +104,7 @@ def test_condition_selection(small_benchmark) -> None:
     store = RenderStore(small_benchmark["render"])
     chosen = select_conditions(store, PredictConfig(conditions=["blur/1", "none"]))
     assert [c.key for c in chosen] == ["blur/0", "blur/1", "none/1"]
-    with pytest.raises(PredictError, match=r"predict.conditions: blur/7 not rendered"):
+    with pytest.raises(PredictError, match=r"predict.conditions: 'blur/7' is not available .*\(not rendered\)"):
         select_conditions(store, PredictConfig(conditions=["blur/7"]))
 
 
@@ -104,8 +113,10 @@ def test_a_loaded_model_is_reused(tiny_models, small_benchmark, tmp_path: Path) 
     loaded = load_model(model)
     predict_benchmark(
         "m",
+        "b",
         model,
         PredictConfig(conditions=["none"]),
+        PromptConfig(),
         small_benchmark["items"],
         small_benchmark["render"],
         tmp_path / "x.parquet",

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from blindspot.config import ProbeConfig
+from blindspot.errors import BlindspotError
 from blindspot.probes import ProbeData, control_labels, grouped_folds, run_probes
 
 CONFIG = ProbeConfig(folds=4, epochs=40, hidden=32, batch_size=128, lr=5e-3)
@@ -68,5 +69,5 @@ def test_folds_never_split_a_source_image() -> None:
         assert len(set(folds[groups == g])) == 1
     assert sorted(set(folds)) == [0, 1, 2, 3, 4]
     assert np.array_equal(folds, grouped_folds(groups, 5, seed=0))
-    with pytest.raises(ValueError, match="need at least 5 source images"):
+    with pytest.raises(BlindspotError, match="probe.folds: 5 folds need at least 5 source images"):
         grouped_folds(np.array(["a", "b"]), 5, seed=0)

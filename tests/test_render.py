@@ -10,16 +10,16 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import zarr
-from conftest import generic_entry
+from conftest import generic_entry, stage_entry
 
-from blindspot.config import GenericBenchmark, RenderConfig, ResizeConfig
+from blindspot.config import RenderConfig, ResizeConfig
+from blindspot.contracts.conditions import Condition
 from blindspot.fixtures import write_shapes_benchmark
 from blindspot.images import decode_rgb
-from blindspot.render.families import Condition, blur_parameters, conditions, opencv_default_sigma, render_all
+from blindspot.render.families import blur_parameters, conditions, opencv_default_sigma, render_all
 from blindspot.render.resize import resize_to_working, working_size
 from blindspot.render.run import render_benchmark
 from blindspot.render.store import RenderStore
-from blindspot.staging.stage import stage_benchmark
 
 KERNELS = [1, 9, 17, 25, 35, 43, 51, 61]
 
@@ -28,7 +28,7 @@ KERNELS = [1, 9, 17, 25, 35, 43, 51, 61]
 def staged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("render")
     path = write_shapes_benchmark(root / "src", n_items=6, seed=4, bad_rows=False)
-    stage_benchmark("b", GenericBenchmark.model_validate(generic_entry(path)), root / "staged")
+    stage_entry("b", generic_entry(path), root / "staged")
     return root / "staged" / "images.parquet"
 
 

@@ -10,13 +10,12 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import generic_entry
+from conftest import generic_entry, stage_entry
 
-from blindspot.config import GenericBenchmark
+from blindspot.benchmarks.sources import SourceError
 from blindspot.fixtures import write_shapes_benchmark
 from blindspot.images import decode_rgb, encode_png, sha256_hex
-from blindspot.staging.sources import SourceError
-from blindspot.staging.stage import StageError, stage_benchmark
+from blindspot.staging.stage import StageError
 from blindspot.tables import read_provenance
 
 EXPECTED_REJECTS = {"bad_image", "missing_answer", "duplicate_id"}
@@ -24,7 +23,7 @@ EXPECTED_REJECTS = {"bad_image", "missing_answer", "duplicate_id"}
 
 def stage(tmp_path: Path, entry: dict, name: str = "b") -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     out = tmp_path / "staged" / name
-    stage_benchmark(name, GenericBenchmark.model_validate(entry), out)
+    stage_entry(name, entry, out)
     return (
         pl.read_parquet(out / "items.parquet"),
         pl.read_parquet(out / "rejects.parquet"),
@@ -58,7 +57,9 @@ def test_every_input_path_stages_the_same_items(tmp_path: Path, fmt: str, image_
     for row in images.iter_rows(named=True):
         assert sha256_hex(row["data"]) == row["image_sha256"]
         assert decode_rgb(row["data"]).shape[:2] == (row["height"], row["width"])
-    assert set(items["image_sha256"]) == set(images["image_sha256"])
+    assert items["image_keys"].list.len().to_list() == [1] * 10
+    assert set(items["image_keys"].explode()) == set(images["image_sha256"])
+    assert (items["benchmark"] == "b").all() and (rejects["benchmark"] == "b").all()
     # Every source row is accounted for exactly once.
     assert sorted(items["source_index"].to_list() + rejects["source_index"].to_list()) == list(range(13))
 
@@ -209,7 +210,7 @@ def test_missing_images_and_questions_are_rejected_not_dropped(tmp_path: Path, p
 
 def test_a_wrong_column_mapping_is_a_clear_error(shapes_parquet: Path, tmp_path: Path) -> None:
     entry = generic_entry(shapes_parquet, columns={"id": "question_id", "question": "prompt"})
-    with pytest.raises(SourceError, match=r"^columns.question: column 'prompt' is not in '.*' \(columns: "):
+    with pytest.raises(SourceError, match=r"^benchmark.columns.question: column 'prompt' is not in '.*' \(columns: "):
         stage(tmp_path, entry)
 
 

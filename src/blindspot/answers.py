@@ -14,10 +14,9 @@ import re
 from dataclasses import dataclass
 from itertools import combinations
 
-from blindspot.staging.gold import LETTERS, format_number, parse_number
+from blindspot.contracts.answers import LETTERS, OUTCOMES, Outcome, format_number, parse_number
 
-Outcome = str  # "correct" | "wrong" | "unparsed" | "abstain"
-OUTCOMES = ("correct", "wrong", "unparsed", "abstain")
+__all__ = ["OUTCOMES", "Outcome", "Parsed", "parse_answer", "score_answer"]
 
 
 @dataclass(frozen=True)

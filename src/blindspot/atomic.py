@@ -37,11 +37,21 @@ def atomic_output(final: str | Path) -> Iterator[Path]:
         raise
     if not tmp.exists():
         raise FileNotFoundError(f"{final}: the writer produced nothing at the temporary path {tmp}")
+    replace_path(tmp, final)
+
+
+def replace_path(new: Path, final: Path) -> None:
+    """Move ``new`` (a file or a directory) to ``final``. An old directory at ``final`` is moved aside first
+    (os.replace cannot replace a non-empty directory) and deleted only once ``new`` is in place."""
+    final.parent.mkdir(parents=True, exist_ok=True)
     if final.is_dir() and not final.is_symlink():
-        # os.replace cannot replace a non-empty directory: move the old one aside first.
         old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
         os.replace(final, old)
-        os.replace(tmp, final)
+        try:
+            os.replace(new, final)
+        except BaseException:
+            os.replace(old, final)  # put the old store back: never leave nothing
+            raise
         shutil.rmtree(old)
     else:
-        os.replace(tmp, final)
+        os.replace(new, final)

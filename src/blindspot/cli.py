@@ -11,43 +11,24 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-import yaml
-from pydantic import ValidationError
-
-from blindspot.config import ConfigError, format_validation_error, json_schema, load_config
+from blindspot.config import ConfigError, json_schema, load_config
+from blindspot.errors import BlindspotError
+from blindspot.stages import STAGES, JobContext, Stage, option, user_key
 
 
 class UserError(Exception):
     """An error with a one-line message for the user."""
 
 
-def _parse_slice(stage: str, text: str, **names: str) -> Any:
-    """Validate a stage's slice. Errors name the user's config key: with ``model="qwen"`` the slice key
-    ``model.path`` reads ``models.qwen.path``, as in the config file."""
-    from blindspot.slices import parse_slice
-
-    try:
-        return parse_slice(stage, text)
-    except ValidationError as error:
-        line = format_validation_error(error).splitlines()[0]
-        head, _, rest = line.partition(".")
-        if head in names:
-            raise UserError(f"{head}s.{names[head]}.{rest}") from None
-        raise UserError(f"bad {stage} slice: {line}") from None
-
-
-def _require_outputs(*stages: tuple[str, str]) -> None:
-    """Each (path, stage) must exist: a one-line error naming the stage to run first otherwise."""
-    for path, stage in stages:
-        if not Path(path).exists():
-            raise UserError(f"no {stage} output at '{path}'; run the {stage} step first")
-
-
 def cmd_check_config(args: argparse.Namespace) -> None:
+    from blindspot.config import check_paths
+
     config = load_config(args.config)
-    print(f"{args.config}: OK ({len(config.benchmarks)} benchmark(s): {', '.join(config.benchmarks)})")
+    if args.paths:
+        check_paths(config)
+    checked = "shape and paths" if args.paths else "shape only; paths not checked"
+    print(f"{args.config}: OK ({checked}; {len(config.benchmarks)} benchmark(s): {', '.join(config.benchmarks)})")
 
 
 def cmd_schema(args: argparse.Namespace) -> None:
@@ -58,28 +39,21 @@ def cmd_schema(args: argparse.Namespace) -> None:
         sys.stdout.write(text)
 
 
-def cmd_stage(args: argparse.Namespace) -> None:
-    from blindspot.staging.sources import SourceError
-    from blindspot.staging.stage import StageError, stage_benchmark
-
-    config = _parse_slice("stage", args.slice, benchmark=args.bench)
+def run_stage(stage: Stage, args: argparse.Namespace) -> None:
+    """Validate the slice, check the inputs exist, and call the stage's runner."""
+    wildcards = {w: getattr(args, w) for w in stage.wildcards}
     try:
-        summary = stage_benchmark(args.bench, config.benchmark, args.out)
-    except SourceError as error:
-        raise UserError(f"benchmarks.{args.bench}.{error}") from None
-    except StageError as error:
-        raise UserError(str(error)) from None
-    reasons = ", ".join(f"{k}={v}" for k, v in summary.reasons.items()) or "none"
-    print(f"staged {args.bench}: {summary.items} items, {summary.images} images, {summary.rejects} rejects ({reasons})")
-
-
-def cmd_render(args: argparse.Namespace) -> None:
-    from blindspot.render.run import render_benchmark
-
-    config = _parse_slice("render", args.slice)
-    _require_outputs((args.images, "stage"))
-    summary = render_benchmark(args.images, config.render, config.seed, args.out, workers=args.workers)
-    print(f"rendered {args.out}: {summary.images} images x {summary.conditions} conditions")
+        config = stage.parse_slice(args.slice, wildcards)
+        inputs = {name: Path(getattr(args, name)) for name, _ in stage.inputs}
+        for name, producer in stage.inputs:
+            if not inputs[name].exists():
+                raise UserError(f"no {producer} output at '{inputs[name]}'; run the {producer} step first")
+        outputs = {name: Path(getattr(args, name)) for name in stage.outputs}
+        job = JobContext(stage.name, wildcards, threads=args.threads, progress=not args.quiet)
+        summary = stage.load_runner()(config, inputs, outputs, job)
+    except BlindspotError as error:
+        raise UserError(user_key(str(error), wildcards)) from None
+    print(summary)
 
 
 def cmd_tiny_model(args: argparse.Namespace) -> None:
@@ -89,71 +63,12 @@ def cmd_tiny_model(args: argparse.Namespace) -> None:
     print(f"wrote tiny {args.family} model to {out}")
 
 
-def cmd_predict(args: argparse.Namespace) -> None:
-    from blindspot.models.loading import ModelLoadError
-    from blindspot.predict import PredictError, predict_benchmark
-
-    config = _parse_slice("predict", args.slice, model=args.model)
-    _require_outputs((args.items, "stage"), (args.render, "render"))
-    try:
-        rows = predict_benchmark(args.model, config.model, config.predict, args.items, args.render, args.out)
-    except ModelLoadError as error:
-        raise UserError(f"models.{args.model}.{error}") from None
-    except PredictError as error:
-        raise UserError(str(error)) from None
-    print(f"predicted {args.model} on {Path(args.out).stem}: {rows} rows")
-
-
-def cmd_decay(args: argparse.Namespace) -> None:
-    from blindspot.decay import DecayError, decay_benchmark
-
-    config = _parse_slice("decay", args.slice)
-    _require_outputs((args.predictions, "predict"))
-    try:
-        n = decay_benchmark(args.predictions, config.decay, config.seed, args.out_dir, args.bench)
-    except DecayError as error:
-        raise UserError(str(error)) from None
-    print(f"decay metrics for {args.bench}: {n} items")
-
-
-def cmd_extract(args: argparse.Namespace) -> None:
-    from blindspot.extract import ExtractError, extract_benchmark
-    from blindspot.models.loading import ModelLoadError
-
-    config = _parse_slice("extract", args.slice, model=args.model)
-    _require_outputs((args.items, "stage"), (args.render, "render"))
-    try:
-        summary = extract_benchmark(args.model, config.model, config.extract, args.items, args.render, args.out)
-    except ModelLoadError as error:
-        raise UserError(f"models.{args.model}.{error}") from None
-    except ExtractError as error:
-        raise UserError(str(error)) from None
-    print(f"extracted {args.model} on {Path(args.out).stem}: {summary}")
-
-
-def cmd_probe(args: argparse.Namespace) -> None:
-    from blindspot.probes import probe_benchmark
-
-    config = _parse_slice("probe", args.slice)
-    _require_outputs((args.hidden, "extract"))
-    try:
-        rows = probe_benchmark(args.hidden, args.items, config.probe, config.seed, args.out, args.model)
-    except ValueError as error:
-        raise UserError(str(error)) from None
-    print(f"probed {args.model} on {Path(args.out).stem}: {rows} rows")
-
-
 def cmd_toy_data(args: argparse.Namespace) -> None:
     from blindspot.config import ToyConfig
     from blindspot.toy.items import write_toy_benchmark
 
-    toy = ToyConfig()
-    if args.config:
-        data = yaml.safe_load(Path(args.config).read_text()) or {}
-        try:
-            toy = ToyConfig.model_validate(data.get("toy") or {})
-        except ValidationError as error:
-            raise UserError(f"toy.{format_validation_error(error).splitlines()[0]}") from None
+    # The config's shape is validated whole (paths are not checked: this command creates the benchmark's path).
+    toy = (load_config(args.config).toy if args.config else None) or ToyConfig()
     path = write_toy_benchmark(args.out, toy.n_items, dict(toy.shares), toy.seed)
     print(f"wrote {path}: {toy.n_items} items, shares {dict(toy.shares)}, seed {toy.seed}")
 
@@ -207,44 +122,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("check-config", cmd_check_config, "Validate a config file; one line per problem.")
     p.add_argument("config")
+    p.add_argument(
+        "--paths",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also check that every configured path exists (--no-paths: the shape only)",
+    )
     p = add("schema", cmd_schema, "Print (or write) the config's JSON schema.")
     p.add_argument("--out")
-    p = add("stage", cmd_stage, "Stage one benchmark into the canonical items table.")
-    p.add_argument("--bench", required=True)
-    p.add_argument("--slice", required=True, help="the stage's config slice, as JSON")
-    p.add_argument("--out", required=True, help="output directory (items/images/rejects.parquet)")
-    p = add("render", cmd_render, "Render every obfuscation family and level of a staged benchmark to Zarr.")
-    p.add_argument("--images", required=True, help="staged images.parquet")
-    p.add_argument("--slice", required=True, help="the render config slice, as JSON")
-    p.add_argument("--out", required=True, help="output .zarr store")
-    p.add_argument("--workers", type=int, default=2, help="threads rendering images in parallel")
+    for stage in STAGES.values():
+        p = add(stage.name, lambda args, stage=stage: run_stage(stage, args), stage.help)
+        for wildcard in stage.wildcards:
+            p.add_argument(f"--{wildcard}", required=True, help=f"the {wildcard} name (a config key)")
+        p.add_argument("--slice", required=True, help=f"the {stage.name} config slice, as JSON")
+        for name, producer in stage.inputs:
+            p.add_argument(f"--{option(name)}", dest=name, required=True, help=f"input: the {producer} step's {name}")
+        for name in stage.outputs:
+            p.add_argument(f"--{option(name)}", dest=name, required=True, help=f"output: {name}")
+        p.add_argument("--threads", type=int, default=1, help="CPU threads the job may use")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
     p = add("tiny-model", cmd_tiny_model, "Build a tiny random model (real transformers classes) for offline runs.")
     p.add_argument("--family", required=True, choices=["qwen2_5_vl", "llava_next"])
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
-    p = add("predict", cmd_predict, "Run one model on every rendered condition of one benchmark.")
-    p.add_argument("--model", required=True)
-    p.add_argument("--slice", required=True, help="the predict config slice, as JSON")
-    p.add_argument("--items", required=True, help="staged items.parquet")
-    p.add_argument("--render", required=True, help="render store (.zarr)")
-    p.add_argument("--out", required=True, help="predictions parquet")
-    p = add("decay", cmd_decay, "Decay metrics, item classes and the vision-indispensable manifest.")
-    p.add_argument("--bench", required=True)
-    p.add_argument("--slice", required=True, help="the decay config slice, as JSON")
-    p.add_argument("--predictions", required=True)
-    p.add_argument("--out-dir", required=True)
-    p = add("extract", cmd_extract, "Per-layer hidden-state features of one model on one benchmark, to Zarr.")
-    p.add_argument("--model", required=True)
-    p.add_argument("--slice", required=True, help="the extract config slice, as JSON")
-    p.add_argument("--items", required=True)
-    p.add_argument("--render", required=True)
-    p.add_argument("--out", required=True, help="hidden-state store (.zarr)")
-    p = add("probe", cmd_probe, "Layer-wise MLP and linear probes (all layers at once) with control tasks.")
-    p.add_argument("--model", default="")
-    p.add_argument("--slice", required=True, help="the probe config slice, as JSON")
-    p.add_argument("--hidden", required=True, help="hidden-state store (.zarr)")
-    p.add_argument("--items", required=True)
-    p.add_argument("--out", required=True, help="probes parquet")
     p = add("toy-data", cmd_toy_data, "Write the toy benchmark (planted kinds) in the generic adapter's format.")
     p.add_argument("--out", required=True)
     p.add_argument("--config", help="read n_items, seed and shares from this config's `toy` section")

@@ -7,8 +7,11 @@ stage's output metadata.
 Relative paths are resolved against the working directory (the directory Snakemake runs in), like every other
 path in a Snakemake workflow.
 
-Every choice that METHOD.md calls "ours" (where the paper is silent) is a field here with its default, so a
-user can change it.
+Every choice the method leaves open (where the paper is silent) is a field here with its default, so a user can
+change it.
+
+Validation checks the config's shape only; :func:`check_paths` checks that the paths it names exist, as a step of
+its own (see :mod:`blindspot.config_base`).
 """
 
 from __future__ import annotations
@@ -18,86 +21,32 @@ import itertools
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
+
+from blindspot.benchmarks import registered
+from blindspot.config_base import StrictModel, path_problem
+from blindspot.contracts.conditions import parse_condition_key
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]*$"
 """Benchmark and model names become Snakemake wildcards and file names."""
-
-AnswerType = Literal["multiple_choice", "yes_no", "open", "count"]
 
 
 class ConfigError(ValueError):
     """A configuration problem, formatted as one line per problem: ``key.path: what is wrong``."""
 
 
-class StrictModel(BaseModel):
-    """Base for every config section: unknown keys are errors, instances are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _existing_path(value: str, *, kind: Literal["file", "directory", "any"]) -> str:
-    path = Path(value).expanduser()
-    if kind == "directory" and not path.is_dir():
-        raise PydanticCustomError("path", "no such directory '{path}'", {"path": value})
-    if kind == "file" and not path.is_file():
-        raise PydanticCustomError("path", "no such file '{path}'", {"path": value})
-    if kind == "any" and not path.exists():
-        raise PydanticCustomError("path", "no such file or directory '{path}'", {"path": value})
-    return value
-
-
 # --------------------------------------------------------------------------------------------------- benchmarks
 
 
-class ColumnMapping(StrictModel):
-    """Which source column holds each canonical field (generic adapter)."""
-
-    id: str | None = Field(None, description="Item id column; without it ids are content hashes.")
-    question: str = "question"
-    options: str | list[str] | None = Field(
-        None,
-        description="One column holding a list (or a JSON / Python-literal list string), or a list of "
-        "columns holding one option each (e.g. [A, B, C, D]; empty ones are skipped).",
-    )
-    answer: str = "answer"
-    image: str = "image"
-    metadata: list[str] | None = Field(
-        None, description="Columns copied into the item's metadata; default: every other non-binary column."
-    )
-
-
-class GenericBenchmark(StrictModel):
-    """A benchmark described entirely in config: a local parquet/JSONL table plus optional image folder."""
-
-    adapter: Literal["generic"] = "generic"
-    path: str = Field(description="A .parquet or .jsonl file, or a directory of .parquet shards.")
-    image_root: str | None = Field(None, description="Folder that relative image paths are resolved against.")
-    columns: ColumnMapping = ColumnMapping()
-    answer_type: AnswerType
-    answer_format: Literal["auto", "letter", "index", "text"] = Field(
-        "auto",
-        description="How a multiple-choice answer is written in the source. 'auto' accepts a letter, an "
-        "integer index or the option text, and rejects an item where these disagree.",
-    )
-    limit: int | None = Field(None, ge=1, description="Stage only the first N source rows (smoke runs).")
-
-    @field_validator("path")
-    @classmethod
-    def _path_exists(cls, value: str) -> str:
-        return _existing_path(value, kind="any")
-
-    @field_validator("image_root")
-    @classmethod
-    def _image_root_exists(cls, value: str | None) -> str | None:
-        return None if value is None else _existing_path(value, kind="directory")
-
-
-BenchmarkConfig = Annotated[GenericBenchmark, Field(discriminator="adapter")]
+BenchmarkConfig = Annotated[
+    Union[tuple(spec.config for spec in registered())],  # type: ignore[valid-type]  # noqa: UP007
+    Field(discriminator="adapter"),
+]
+"""Any registered benchmark's config, chosen by its ``adapter`` key (see blindspot.benchmarks)."""
 
 
 # --------------------------------------------------------------------------------------------------- rendering
@@ -189,8 +138,6 @@ class RenderConfig(StrictModel):
 
 # --------------------------------------------------------------------------------------------------- models
 
-HUB_ID_PATTERN = r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$"
-
 
 class ModelConfig(StrictModel):
     """One vision-language model. ``path`` is a local directory (the default, offline) or a hub id."""
@@ -211,29 +158,25 @@ class ModelConfig(StrictModel):
     batch_size: int = Field(8, ge=1)
     max_new_tokens: int = Field(16, ge=1, le=512)
 
-    @field_validator("path")
-    @classmethod
-    def _check_location(cls, path: str, info: ValidationInfo) -> str:
-        if info.data.get("local_files_only", True):
-            check_model_dir(path, info.data.get("hub_id"))
-        return path
+    def weight_files(self) -> list[str]:
+        """The files of a local model directory whose change must rerun the model's jobs (weights, config,
+        tokenizer, processor, chat template): every regular file at its top level. Empty for a hub id."""
+        path = Path(self.path).expanduser()
+        if not self.local_files_only or not path.is_dir():
+            return []
+        return sorted(str(p) for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
-def check_model_dir(path: str, hub_id: str | None) -> None:
-    """A missing local model is a one-line error naming the path and the command that fetches it."""
-    if not Path(path).expanduser().is_dir():
-        source = hub_id or (path if re.match(HUB_ID_PATTERN, path) else "ORG/NAME")
-        raise PydanticCustomError(
-            "model_path",
-            "no such model directory '{path}'; fetch it with: huggingface-cli download {source} --local-dir {path}",
-            {"path": path, "source": source},
-        )
+class PromptConfig(StrictModel):
+    """The prompt every model-running stage uses (predict, extract and every later one): one spec, in each of
+    their slices, so they cannot disagree."""
+
+    version: Literal["v1"] = Field("v1", description="Versioned prompt templates (blindspot.prompts).")
 
 
 class PredictConfig(StrictModel):
     """How every model is run on every rendered condition (METHOD.md §1)."""
 
-    prompt_version: Literal["v1"] = Field("v1", description="Versioned prompt templates (blindspot.models.prompts).")
     conditions: list[str] | Literal["all"] = Field(
         "all",
         description="Conditions to run: 'all' rendered ones plus 'none', or a list such as ['blur/0', 'blur/7', "
@@ -246,11 +189,15 @@ class PredictConfig(StrictModel):
     def _check_conditions(cls, value: list[str] | str) -> list[str] | str:
         if isinstance(value, list):
             for key in value:
-                if key != "none" and not re.match(r"^[a-z]+/\d+$", key):
-                    raise PydanticCustomError(
-                        "conditions", "condition '{key}' is not 'family/level' or 'none'", {"key": key}
-                    )
+                _condition_key(key)
         return value
+
+
+def _condition_key(key: str) -> None:
+    try:
+        parse_condition_key(key)
+    except ValueError as error:
+        raise PydanticCustomError("conditions", str(error), {}) from None
 
 
 class DecayConfig(StrictModel):
@@ -287,8 +234,7 @@ class ExtractConfig(StrictModel):
     @classmethod
     def _check_levels(cls, levels: list[str]) -> list[str]:
         for key in levels:
-            if not re.match(r"^[a-z]+/-?\d+$", key):
-                raise PydanticCustomError("conditions", "level '{key}' is not 'family/level'", {"key": key})
+            _condition_key(key)
         return levels
 
 
@@ -343,6 +289,12 @@ class BlindspotConfig(StrictModel):
     """The whole run. ``benchmarks`` and ``models`` are keyed by a name used in output paths."""
 
     seed: int = Field(0, description="Seed for every random choice (noise images, bootstrap, probe splits).")
+    check_paths: bool = Field(
+        True,
+        description="Check that every configured path exists before any job (false where the submit node cannot "
+        "see the paths the compute nodes see; each job still checks its own inputs).",
+    )
+    prompt: PromptConfig = PromptConfig()
     benchmarks: dict[str, BenchmarkConfig] = Field(min_length=1)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     render: RenderConfig = RenderConfig()
@@ -378,7 +330,7 @@ class BlindspotConfig(StrictModel):
 # --------------------------------------------------------------------------------------------------- errors
 
 
-_SELF_DESCRIBING_ERRORS = {"path", "kernels", "blocks", "name", "model_path", "conditions", "shares"}
+_SELF_DESCRIBING_ERRORS = {"kernels", "blocks", "name", "conditions", "shares"}
 
 
 def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
@@ -453,8 +405,31 @@ def parse_config(data: dict[str, Any]) -> BlindspotConfig:
         raise ConfigError(format_validation_error(error)) from None
 
 
+def path_problems(config: BlindspotConfig) -> list[str]:
+    """One line per configured path that does not exist: ``benchmarks.x.path: no such file ...``."""
+    lines = []
+    for name, bench in config.benchmarks.items():
+        for key, value, kind in bench.paths():
+            problem = path_problem(value, kind)
+            if problem:
+                lines.append(f"benchmarks.{name}.{key}: {problem}")
+    for name, model in config.models.items():
+        if model.local_files_only:
+            problem = path_problem(model.path, "model", model.hub_id)
+            if problem:
+                lines.append(f"models.{name}.path: {problem}")
+    return lines
+
+
+def check_paths(config: BlindspotConfig) -> None:
+    """Raise :class:`ConfigError` listing every configured path that does not exist."""
+    problems = path_problems(config)
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
 def load_config(path: str | Path) -> BlindspotConfig:
-    """Read and validate a YAML config file."""
+    """Read and validate a YAML config file (its shape; :func:`check_paths` checks its paths)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"<config>: no such file '{path}'")

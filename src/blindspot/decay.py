@@ -22,47 +22,22 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from blindspot.atomic import atomic_output
+from blindspot.benchmarks import get_benchmark
 from blindspot.config import DecayConfig
+from blindspot.contracts.answers import chance_options
+from blindspot.contracts.conditions import NONE_FAMILY, Condition
+from blindspot.contracts.tables import DECAY_ITEMS_SCHEMA, DECAY_METRICS_SCHEMA
+from blindspot.errors import BlindspotError
 from blindspot.provenance import provenance
-from blindspot.render.families import Condition
+from blindspot.stages import DecaySlice, JobContext, Paths
 from blindspot.tables import read_provenance, write_table
 
 CLASSES = ("fine_visual", "coarse_visual", "language_prior", "unparsed")
 
-METRICS_SCHEMA = pa.schema(
-    [
-        pa.field("family", pa.string(), nullable=False),
-        pa.field("level", pa.int32(), nullable=False),
-        pa.field("param", pa.float32()),
-        pa.field("metric", pa.string(), nullable=False),
-        pa.field("value", pa.float64()),
-        pa.field("ci_low", pa.float64()),
-        pa.field("ci_high", pa.float64()),
-        pa.field("n", pa.int64(), nullable=False),
-    ]
-)
-"""Long format. Summary rows have family ``all`` and level -1."""
 
-ITEMS_SCHEMA = pa.schema(
-    [
-        pa.field("item_id", pa.string(), nullable=False),
-        pa.field("answer_type", pa.string(), nullable=False),
-        pa.field("clean_answer", pa.string()),
-        pa.field("clean_outcome", pa.string(), nullable=False),
-        pa.field("consecutive_identical", pa.bool_()),
-        pa.field("consecutive_margin", pa.bool_()),
-        pa.field("class_identity", pa.string(), nullable=False),
-        pa.field("class_margin", pa.string()),
-        pa.field("class", pa.string(), nullable=False),
-        pa.field("vision_indispensable", pa.bool_(), nullable=False),
-    ]
-)
-
-
-class DecayError(ValueError):
+class DecayError(BlindspotError):
     """The predictions cannot support the decay metrics (one line)."""
 
 
@@ -122,10 +97,7 @@ def build_grid(predictions: pl.DataFrame, clean: tuple[str, int]) -> Grid:
         if answer in lp and len(lp) > 1:
             margin[i, j] = lp[answer] - max(v for k, v in lp.items() if k != answer)
     n_options = np.array(
-        [
-            r["n_options"] if r["answer_type"] == "multiple_choice" else 2 if r["answer_type"] == "yes_no" else np.nan
-            for r in firsts.iter_rows(named=True)
-        ],
+        [chance_options(r["answer_type"], r["n_options"]) or np.nan for r in firsts.iter_rows(named=True)],
         dtype=float,
     )
     return Grid(item_ids, firsts["answer_type"].to_list(), n_options, conditions, parsed, outcome, score, margin)
@@ -241,8 +213,8 @@ def decay_metrics(grid: Grid, config: DecayConfig, seed: int) -> tuple[list[dict
     add("all", -1, None, "c_rate_margin", boot.mean(np.nan_to_num(c_margin), margin_mask))
     chance = (1.0 / grid.n_options) ** ladder
     add("all", -1, None, "c_chance", boot.mean(np.nan_to_num(chance), clean_ok & np.isfinite(chance)))
-    if grid.levels("none"):
-        mg = boot.difference(grid.score[:, clean_col], grid.score[:, grid.column("none", 1)])
+    if grid.levels(NONE_FAMILY):
+        mg = boot.difference(grid.score[:, clean_col], grid.score[:, grid.column(NONE_FAMILY, 1)])
         add("all", -1, None, "mg", mg)
     add("all", -1, None, "ml", (None, None, None, 0))  # needs S_t, the base LLM alone: not run by this stage
 
@@ -273,34 +245,64 @@ def decay_metrics(grid: Grid, config: DecayConfig, seed: int) -> tuple[list[dict
     return rows, items
 
 
+def official_rows(predictions: pl.DataFrame, adapter: str) -> list[dict[str, Any]]:
+    """The benchmark's official scores (its registry ``aggregate`` hook) per condition, as metric rows."""
+    spec = get_benchmark(adapter)
+    rows = []
+    for key, group in predictions.group_by(["family", "level", "param"], maintain_order=True):
+        family, level, param = key
+        for score in spec.aggregate(group):
+            rows.append(
+                {
+                    "family": family,
+                    "level": level,
+                    "param": param,
+                    "metric": f"official_{score['metric']}",
+                    "value": score["value"],
+                    "ci_low": score.get("ci_low"),
+                    "ci_high": score.get("ci_high"),
+                    "n": group["item_id"].n_unique(),
+                }
+            )
+    return rows
+
+
 def decay_benchmark(
-    predictions_path: str | Path, config: DecayConfig, seed: int, out_dir: str | Path, name: str
+    predictions_path: Path, config: DecayConfig, seed: int, outputs: Paths, model: str, bench: str
 ) -> int:
-    """Write ``{name}.parquet`` (metrics), ``{name}.items.parquet`` and ``{name}.manifest.json`` to ``out_dir``."""
-    out_dir = Path(out_dir)
+    """Write the metrics, the per-item classes and the vision-indispensable manifest to ``outputs``."""
     predictions = pl.read_parquet(predictions_path)
     if predictions.is_empty():
         raise DecayError(f"'{predictions_path}' has no predictions")
     grid = build_grid(predictions, (config.blur_family, 0))
     metric_rows, item_rows = decay_metrics(grid, config, seed)
     upstream = read_provenance(predictions_path)
+    adapter = upstream.get("adapter", "generic")
+    metric_rows += official_rows(predictions, adapter)
     record = provenance(
         "decay",
         {"decay": config, "seed": seed},
         predictions=upstream.get("config_hash"),
-        model_name=upstream.get("model_name"),
-        benchmark=name,
+        model_name=model,
+        benchmark=bench,
+        adapter=adapter,
     )
-    write_table(item_rows, ITEMS_SCHEMA, record, out_dir / f"{name}.items.parquet")
+    identity = {"model": model, "benchmark": bench}
+    write_table([identity | r for r in item_rows], DECAY_ITEMS_SCHEMA, record, outputs["classes"])
     manifest = {
-        "benchmark": name,
-        "model": upstream.get("model_name"),
+        "benchmark": bench,
+        "model": model,
         "classes": ["fine_visual", "coarse_visual"],
         "class_basis": "margin where option log-probs exist, identity otherwise",
         "margin_threshold": config.margin_threshold,
         "item_ids": [r["item_id"] for r in item_rows if r["vision_indispensable"]],
     }
-    with atomic_output(out_dir / f"{name}.manifest.json") as tmp:
+    with atomic_output(outputs["manifest"]) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    write_table(metric_rows, METRICS_SCHEMA, record, out_dir / f"{name}.parquet")
+    write_table([identity | r for r in metric_rows], DECAY_METRICS_SCHEMA, record, outputs["metrics"])
     return len(item_rows)
+
+
+def run(config: DecaySlice, inputs: Paths, outputs: Paths, job: JobContext) -> str:
+    n = decay_benchmark(inputs["predictions"], config.decay, config.seed, outputs, job.model, job.bench)
+    return f"decay metrics for {job.model} on {job.bench}: {n} items"

@@ -12,52 +12,29 @@ most likely label (the log-likelihood reading; ``parsed`` is what the model actu
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from blindspot.answers import parse_answer, score_answer
-from blindspot.config import ModelConfig, PredictConfig
+from blindspot.config import ModelConfig, PredictConfig, PromptConfig
+from blindspot.contracts.conditions import NONE_CONDITION, Condition, resolve_condition_key
+from blindspot.contracts.tables import PREDICTIONS_SCHEMA
+from blindspot.errors import BlindspotError
 from blindspot.models.inference import Request, Response, generate_batch
-from blindspot.models.loading import LoadedModel, load_model
-from blindspot.models.prompts import PromptCache, option_labels
-from blindspot.provenance import inputs_key, provenance
-from blindspot.render.families import Condition
+from blindspot.models.job import ModelJob
+from blindspot.models.loading import LoadedModel
+from blindspot.prompts import option_labels
 from blindspot.render.store import RenderStore
+from blindspot.stages import JobContext, Paths, PredictSlice
 from blindspot.tables import write_table
 
-NONE_CONDITION = Condition("none", 1, 0.0)
-"""The text-only condition: the same prompt with no image at all."""
 
-PREDICTIONS_SCHEMA = pa.schema(
-    [
-        pa.field("item_id", pa.string(), nullable=False),
-        pa.field("family", pa.string(), nullable=False),
-        pa.field("level", pa.int32(), nullable=False),
-        pa.field("param", pa.float32(), nullable=False),
-        pa.field("answer_type", pa.string(), nullable=False),
-        pa.field("gold", pa.string(), nullable=False),
-        pa.field("n_options", pa.int32()),
-        pa.field("raw_text", pa.string(), nullable=False),
-        pa.field("parsed", pa.string()),
-        pa.field("outcome", pa.string(), nullable=False),
-        pa.field("score", pa.float64(), nullable=False),
-        pa.field("option_labels", pa.list_(pa.string())),
-        pa.field("option_logprobs", pa.list_(pa.float64())),
-        pa.field("scored", pa.string()),
-    ]
-)
-
-
-class PredictError(RuntimeError):
+class PredictError(BlindspotError):
     """The predict job cannot run as configured (one line)."""
 
 
@@ -70,15 +47,18 @@ class WorkUnit:
 
 def select_conditions(store: RenderStore, config: PredictConfig) -> list[Condition]:
     """Conditions to run, in store order, then ``none``. The clean image (blur/0) is always included."""
-    stored = {c.key: c for c in store.conditions}
     if config.conditions == "all":
         return [*store.conditions, NONE_CONDITION]
-    wanted = ["blur/0", *[k for k in config.conditions if k != "blur/0"]]
-    missing = [k for k in wanted if k != "none" and k not in stored]
-    if missing:
-        raise PredictError(f"predict.conditions: {', '.join(missing)} not rendered (have: {', '.join(stored)})")
+    wanted = {"blur/0"}
+    for key in config.conditions:
+        if key == NONE_CONDITION.family:
+            continue
+        try:
+            wanted.add(resolve_condition_key(key, store.conditions).key)
+        except KeyError as error:
+            raise PredictError(f"{error.args[0]} (not rendered)", key="predict.conditions") from None
     chosen = [c for c in store.conditions if c.key in wanted]
-    return chosen + ([NONE_CONDITION] if "none" in wanted else [])
+    return chosen + ([NONE_CONDITION] if NONE_CONDITION.family in config.conditions else [])
 
 
 def work_units(n_items: int, conditions: list[Condition]) -> list[WorkUnit]:
@@ -90,15 +70,17 @@ def work_units(n_items: int, conditions: list[Condition]) -> list[WorkUnit]:
     return units
 
 
-def _rows(units: list[WorkUnit], responses: list[Response], items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _rows(job: ModelJob, units: list[WorkUnit], responses: list[Response]) -> list[dict[str, Any]]:
     rows = []
     for unit, response in zip(units, responses, strict=True):
-        item = items[unit.item]
-        parsed = parse_answer(response.text, item["answer_type"], item["options"])
-        outcome, score = score_answer(parsed, item["answer"], item["answer_type"], item["answers"])
+        item = job.items[unit.item]
+        parsed = job.benchmark.parse(response.text, item)
+        outcome, score = job.benchmark.score(parsed, item)
         logprobs = response.option_logprobs
         rows.append(
             {
+                "model": job.model_name,
+                "benchmark": job.bench,
                 "item_id": item["item_id"],
                 "family": unit.condition.family,
                 "level": unit.condition.level,
@@ -119,90 +101,103 @@ def _rows(units: list[WorkUnit], responses: list[Response], items: list[dict[str
 
 
 def predict_units(
-    loaded: LoadedModel,
-    items: list[dict[str, Any]],
-    store: RenderStore | None,
+    job: ModelJob,
     units: list[WorkUnit],
-    prompts: PromptCache,
     batch_size: int,
     max_new_tokens: int,
     bar: tqdm | None = None,
+    loaded: LoadedModel | None = None,
 ) -> list[dict[str, Any]]:
-    """Run ``units`` in batches; a batch never mixes units with and without an image."""
-
-    @lru_cache(maxsize=4)
-    def levels(image_key: str) -> np.ndarray:
-        assert store is not None
-        return store.levels(image_key)
-
+    """Run ``units`` in batches; a batch never mixes units with and without images. ``loaded`` runs another model
+    (a hybrid) through the job's items, prompts and parsing."""
+    model = loaded or job.loaded
+    cache: dict[str, np.ndarray] = {}  # all conditions of the images of the item being run (one chunk read each)
     rows: list[dict[str, Any]] = []
     start = 0
     while start < len(units):
-        imaged = units[start].condition.family != "none"
+        imaged = units[start].condition.family != NONE_CONDITION.family
         end = start
         while end < len(units) and end - start < batch_size and (units[end].condition.family != "none") == imaged:
             end += 1
         batch = units[start:end]
         requests = []
         for unit in batch:
-            item = items[unit.item]
-            image = None
+            item = job.items[unit.item]
+            images: tuple[np.ndarray, ...] = ()
             if imaged:
-                assert store is not None
-                image = levels(item["image_sha256"])[store.condition_index(unit.condition.family, unit.condition.level)]
+                cache = {k: cache[k] if k in cache else job.store.levels(k) for k in item["image_keys"]}
+                index = job.store.condition_index(unit.condition.family, unit.condition.level)
+                images = tuple(job.images(unit.item, index, cache))
             labels = option_labels(item["answer_type"], item["options"])
-            requests.append(Request(prompts.get(unit.item, imaged), image, tuple(labels) if labels else None))
-        rows += _rows(batch, generate_batch(loaded, requests, max_new_tokens), items)
+            requests.append(Request(job.prompts.get(unit.item, imaged), images, tuple(labels) if labels else None))
+        rows += _rows(job, batch, generate_batch(model, requests, max_new_tokens))
         if bar is not None:
             bar.update(len(batch))
         start = end
     return rows
 
 
-def _shard_dir(out: Path, key: str) -> Path:
-    return out.with_name(f".{out.name}.shards-{key}")
-
-
 def predict_benchmark(
     model_name: str,
+    bench: str,
     model: ModelConfig,
     predict: PredictConfig,
-    items_path: str | Path,
-    render_path: str | Path,
-    out: str | Path,
+    prompt: PromptConfig,
+    items_path: Path,
+    render_path: Path,
+    out: Path,
     *,
     loaded: LoadedModel | None = None,
     progress: bool = True,
 ) -> int:
     """Run the predict step; returns the number of rows written. ``loaded`` reuses an already loaded model."""
-    items_path, render_path, out = Path(items_path), Path(render_path), Path(out)
-    items = pl.read_parquet(items_path).to_dicts()
-    store = RenderStore(render_path)
-    conditions = select_conditions(store, predict)
-    units = work_units(len(items), conditions)
-    config_slice = {"model": model, "predict": predict}
-    shard_dir = _shard_dir(out, inputs_key(config_slice, items_path, render_path / "zarr.json"))
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    n_shards = (len(units) + predict.shard_size - 1) // predict.shard_size
-    done = {int(p.stem.split("-")[1]) for p in shard_dir.glob("shard-*.parquet")}
-
-    loaded = loaded or load_model(model)
-    prompts = PromptCache(loaded.processor, items, predict.prompt_version)
-    record = provenance(
-        "predict", config_slice, model_name=model_name, model=loaded.provenance(), prompt_version=predict.prompt_version
+    config_slice = {"model": model, "predict": predict, "prompt": prompt}
+    job = ModelJob.open(
+        "predict",
+        model_name,
+        bench,
+        model,
+        prompt,
+        config_slice,
+        items_path,
+        render_path,
+        out,
+        loaded=loaded,
+        progress=progress,
     )
-    bar = tqdm(total=len(units), desc=f"predict {model_name}/{out.stem}", unit="unit", disable=not progress)
+    conditions = select_conditions(job.store, predict)
+    units = work_units(len(job.items), conditions)
+    job.resume.mkdir(parents=True, exist_ok=True)
+    n_shards = (len(units) + predict.shard_size - 1) // predict.shard_size
+    done = {int(p.stem.split("-")[1]) for p in job.resume.glob("shard-*.parquet")}
+
+    bar = job.bar(len(units), "unit")
     bar.update(sum(len(units[s * predict.shard_size : (s + 1) * predict.shard_size]) for s in done))
     for shard in range(n_shards):
         if shard in done:
             continue
         shard_units = units[shard * predict.shard_size : (shard + 1) * predict.shard_size]
-        rows = predict_units(loaded, items, store, shard_units, prompts, model.batch_size, model.max_new_tokens, bar)
-        write_table(rows, PREDICTIONS_SCHEMA, record, shard_dir / f"shard-{shard:05d}.parquet")
+        rows = predict_units(job, shard_units, model.batch_size, model.max_new_tokens, bar)
+        write_table(rows, PREDICTIONS_SCHEMA, job.record, job.resume / f"shard-{shard:05d}.parquet")
     bar.close()
 
-    shards = [pq.read_table(shard_dir / f"shard-{s:05d}.parquet") for s in range(n_shards)]
+    shards = [pq.read_table(job.resume / f"shard-{s:05d}.parquet") for s in range(n_shards)]
     table = pa.concat_tables(shards) if shards else PREDICTIONS_SCHEMA.empty_table()
-    write_table(table, PREDICTIONS_SCHEMA, record, out)
-    shutil.rmtree(shard_dir)
+    write_table(table, PREDICTIONS_SCHEMA, job.record, out)
+    job.finish()
     return table.num_rows
+
+
+def run(config: PredictSlice, inputs: Paths, outputs: Paths, job: JobContext) -> str:
+    rows = predict_benchmark(
+        job.model,
+        job.bench,
+        config.model,
+        config.predict,
+        config.prompt,
+        inputs["items"],
+        inputs["render"],
+        outputs["predictions"],
+        progress=job.progress,
+    )
+    return f"predicted {job.model} on {job.bench}: {rows} rows"

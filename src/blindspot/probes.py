@@ -25,32 +25,17 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 import torch
-import zarr
+from jaxtyping import Float, Int
 from torch import nn
 
 from blindspot.config import ProbeConfig
+from blindspot.contracts.tables import PROBES_SCHEMA
+from blindspot.errors import BlindspotError
+from blindspot.hidden_store import HiddenStore
 from blindspot.provenance import provenance
+from blindspot.stages import JobContext, Paths, ProbeSlice
 from blindspot.tables import write_table
-
-PROBES_SCHEMA = pa.schema(
-    [
-        pa.field("feature", pa.string(), nullable=False),
-        pa.field("target", pa.string(), nullable=False),
-        pa.field("probe", pa.string(), nullable=False),
-        pa.field("level", pa.string(), nullable=False),
-        pa.field("layer", pa.int32(), nullable=False),
-        pa.field("subset", pa.string(), nullable=False),
-        pa.field("accuracy", pa.float64()),
-        pa.field("control_accuracy", pa.float64()),
-        pa.field("selectivity", pa.float64()),
-        pa.field("p_gold", pa.float64()),
-        pa.field("p_prior", pa.float64()),
-        pa.field("n", pa.int64(), nullable=False),
-        pa.field("n_classes", pa.int32(), nullable=False),
-    ]
-)
 
 
 class BatchedProbes(nn.Module):
@@ -87,7 +72,7 @@ class BatchedProbes(nn.Module):
         self.weights = nn.ParameterList(uniform(probes, i, o, fan_in=i) for i, o in itertools.pairwise(sizes[1:]))
         self.biases = nn.ParameterList(nn.Parameter(torch.zeros(probes, 1, o)) for o in sizes[2:])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Float[torch.Tensor, "n layers d"]) -> Float[torch.Tensor, "variants folds layers n classes"]:
         v, f, layers = self.shape
         n, _, d = x.shape
         out = self.first.shape[-1] // (v * f)
@@ -107,22 +92,22 @@ def grouped_folds(groups: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Fold index per sample; every sample of a group lands in the same fold (seeded)."""
     unique = np.unique(groups)
     if len(unique) < k:
-        raise ValueError(f"probe.folds: {k} folds need at least {k} source images, got {len(unique)}")
+        raise BlindspotError(f"{k} folds need at least {k} source images, got {len(unique)}", key="probe.folds")
     order = np.random.default_rng(seed).permutation(len(unique))
     fold_of = {g: i % k for i, g in zip(range(len(unique)), unique[order], strict=True)}
     return np.array([fold_of[g] for g in groups])
 
 
 def fit_heldout(
-    x: torch.Tensor,
-    labels: torch.Tensor,
-    folds: torch.Tensor,
+    x: Float[torch.Tensor, "n layers d"],
+    labels: Int[torch.Tensor, "n variants"],
+    folds: Int[torch.Tensor, " n"],
     n_folds: int,
     classes: int,
     config: ProbeConfig,
     depth: int,
     seed: int,
-) -> torch.Tensor:
+) -> Float[torch.Tensor, "n variants layers classes"]:
     """Train every (variant, fold, layer) probe at once and return held-out probabilities.
 
     ``x`` (n, layers, d); ``labels`` (n, variants) class indices, -1 where a sample has no label; ``folds`` (n,).
@@ -170,12 +155,11 @@ class ProbeData:
     prior: list[str | None]
 
 
-def load_probe_data(hidden_store: Path, items_path: Path, feature: str, config: ProbeConfig) -> ProbeData:
-    group = zarr.open_group(str(hidden_store), mode="r")
-    if feature not in group:
-        raise ValueError(f"probe.features: '{feature}' is not in '{hidden_store}'")
-    features = group[feature][:].astype(np.float32)
-    item_ids = [str(x) for x in group["item_id"][:]]
+def load_probe_data(store: HiddenStore, items_path: Path, feature: str, config: ProbeConfig) -> ProbeData:
+    if feature not in store.features:
+        raise BlindspotError(f"'{feature}' is not in '{store.path}'", key="probe.features")
+    features = store.read(feature)
+    item_ids = store.item_ids
     items = pl.read_parquet(items_path)
     by_id = {r["item_id"]: r for r in items.iter_rows(named=True)}
     rows = [by_id[i] for i in item_ids]
@@ -189,8 +173,8 @@ def load_probe_data(hidden_store: Path, items_path: Path, feature: str, config: 
         labels[f"metadata:{key}"] = [None if m.get(key) is None else str(m.get(key)) for m in meta]
     return ProbeData(
         features=features,
-        levels=[str(x) for x in group["level"][:]],
-        groups=np.array([str(x) for x in group["image_sha256"][:]]),
+        levels=store.levels,
+        groups=np.array(store.groups),
         labels=labels,
         types=[r["question"] for r in rows],
         gold=gold,
@@ -290,20 +274,26 @@ def _summarise(
 
 
 def probe_benchmark(
-    hidden_store: str | Path,
-    items_path: str | Path,
-    config: ProbeConfig,
-    seed: int,
-    out: str | Path,
-    model_name: str = "",
+    hidden_store: Path, items_path: Path, config: ProbeConfig, seed: int, out: Path, model: str, bench: str
 ) -> int:
+    store = HiddenStore(hidden_store)
     rows: list[dict[str, Any]] = []
     for feature in config.features:
-        data = load_probe_data(Path(hidden_store), Path(items_path), feature, config)
+        data = load_probe_data(store, items_path, feature, config)
         rows += run_probes(data, feature, config, seed)
-    upstream = zarr.open_group(str(hidden_store), mode="r").attrs.get("provenance", {})
     record = provenance(
-        "probe", {"probe": config, "seed": seed}, model_name=model_name, hidden=upstream.get("config_hash")
+        "probe",
+        {"probe": config, "seed": seed},
+        model_name=model,
+        benchmark=bench,
+        hidden=store.provenance.get("config_hash"),
     )
-    write_table(rows, PROBES_SCHEMA, record, out)
+    write_table([{"model": model, "benchmark": bench} | r for r in rows], PROBES_SCHEMA, record, out)
     return len(rows)
+
+
+def run(config: ProbeSlice, inputs: Paths, outputs: Paths, job: JobContext) -> str:
+    rows = probe_benchmark(
+        inputs["hidden"], inputs["items"], config.probe, config.seed, outputs["probes"], job.model, job.bench
+    )
+    return f"probed {job.model} on {job.bench}: {rows} rows"

@@ -45,12 +45,14 @@ def slice_hash(value: Any) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:16]
 
 
-def inputs_key(config_slice: Any, *files: Path) -> str:
-    """A short key for a job's slice plus the bytes of its input files: partial outputs (predict shards, extract
-    blocks) are reused only by a job with the same slice and the same inputs."""
+def inputs_key(config_slice: Any, *files: Path, extra: str = "") -> str:
+    """A short key for a job's slice plus the bytes of its input files (and ``extra``, e.g. a weights
+    fingerprint): partial outputs (predict shards, extract blocks) are reused only by a job with the same slice
+    and the same inputs."""
     digest = hashlib.sha256(slice_hash(config_slice).encode())
     for path in files:
         digest.update(Path(path).read_bytes())
+    digest.update(extra.encode())
     return digest.hexdigest()[:16]
 
 

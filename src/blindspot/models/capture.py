@@ -21,12 +21,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-LAYER_CONVENTION = (
-    "index 0 = embedding output (input of decoder layer 0, image features merged); index i in 1..L-1 = output "
-    "of decoder layer i-1; index L = output of the last decoder layer after the final norm; "
-    "as transformers output_hidden_states"
-)
-FEATURES = ("last_token", "image_mean")
+from blindspot.contracts.hidden import FEATURES, LAYER_CONVENTION
+
+__all__ = ["FEATURES", "LAYER_CONVENTION", "Capture", "capture_residual_stream"]
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from jaxtyping import UInt8
 
 from blindspot.models.loading import LoadedModel
 
@@ -21,9 +22,9 @@ from blindspot.models.loading import LoadedModel
 @dataclass(frozen=True)
 class Request:
     prompt: str
-    """The rendered chat prompt (generation prompt appended)."""
-    image: np.ndarray | None
-    """``(H, W, 3)`` uint8 RGB, or None for the text-only condition."""
+    """The rendered chat prompt (generation prompt appended), with one image placeholder per image."""
+    images: tuple[UInt8[np.ndarray, "height width 3"], ...]
+    """The item's images in prompt order, RGB; empty for the text-only condition."""
     labels: tuple[str, ...] | None
     """Option labels to score (closed answer spaces), or None."""
 
@@ -72,12 +73,14 @@ def option_token_ids(tokenizer: Any, labels: tuple[str, ...]) -> dict[str, tuple
 
 
 def encode_batch(loaded: LoadedModel, requests: list[Request]) -> dict[str, torch.Tensor]:
-    with_image = [r.image is not None for r in requests]
+    """Tokenise a batch (left-padded) with its images. The processors take the batch's images as one flat list
+    and hand them to the prompts' image placeholders in order, so an item's several images stay with it."""
+    with_image = [bool(r.images) for r in requests]
     if any(with_image) and not all(with_image):
         raise ValueError("a batch mixes requests with and without an image; batch them separately")
     inputs = loaded.processor(
         text=[r.prompt for r in requests],
-        images=[r.image for r in requests] if all(with_image) else None,
+        images=[image for r in requests for image in r.images] if all(with_image) else None,
         return_tensors="pt",
         padding=True,
     )

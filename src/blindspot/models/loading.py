@@ -9,15 +9,19 @@ from typing import Any
 
 import torch
 import transformers
-from pydantic_core import PydanticCustomError
 from torch import nn
 
-from blindspot.config import ModelConfig, check_model_dir
+from blindspot.config import ModelConfig
+from blindspot.config_base import path_problem
+from blindspot.errors import BlindspotError
 from blindspot.models.families import ModelFamily, get_family
 
 
-class ModelLoadError(RuntimeError):
-    """A model that cannot be loaded; the message is one line naming the path and what to do."""
+class ModelLoadError(BlindspotError):
+    """A model that cannot be loaded: one line naming the path and what to do, keyed ``model.<field>``."""
+
+    def __init__(self, message: str, key: str = "model.path") -> None:
+        super().__init__(message, key)
 
 
 @dataclass
@@ -58,7 +62,9 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError(f"device '{device}' requested but CUDA is not available; set device: cpu or auto")
+        raise ModelLoadError(
+            f"device '{device}' requested but CUDA is not available; set device: cpu or auto", key="model.device"
+        )
     return torch.device(device)
 
 
@@ -71,17 +77,16 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 def _check_local(config: ModelConfig) -> None:
     if not config.local_files_only:
         return
-    try:
-        check_model_dir(config.path, config.hub_id)
-    except PydanticCustomError as error:
-        raise ModelLoadError(f"path: {error.message()}") from None
+    problem = path_problem(config.path, "model", config.hub_id)
+    if problem:
+        raise ModelLoadError(problem)
     config_file = Path(config.path) / "config.json"
     if not config_file.is_file():
-        raise ModelLoadError(f"path: '{config.path}' has no config.json; is it a downloaded model directory?")
+        raise ModelLoadError(f"'{config.path}' has no config.json; is it a downloaded model directory?")
     has_safetensors = any(Path(config.path).glob("*.safetensors"))
     if not has_safetensors:
         raise ModelLoadError(
-            f"path: '{config.path}' has no .safetensors weights; blindspot never loads pickled (.bin) weights"
+            f"'{config.path}' has no .safetensors weights; blindspot never loads pickled (.bin) weights"
         )
 
 
@@ -91,8 +96,9 @@ def _check_family(config: ModelConfig, family: ModelFamily) -> None:
     model_type = json.loads((Path(config.path) / "config.json").read_text()).get("model_type")
     if model_type not in family.model_types:
         raise ModelLoadError(
-            f"adapter: '{config.adapter}' expects model_type {' or '.join(family.model_types)}, but "
-            f"'{config.path}' is '{model_type}'; use adapter: auto or the matching adapter"
+            f"'{config.adapter}' expects model_type {' or '.join(family.model_types)}, but "
+            f"'{config.path}' is '{model_type}'; use adapter: auto or the matching adapter",
+            key="model.adapter",
         )
 
 
@@ -116,7 +122,7 @@ def load_model(config: ModelConfig) -> LoadedModel:
         )
     except (OSError, ValueError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelLoadError(f"path: cannot load '{config.path}': {first}") from None
+        raise ModelLoadError(f"cannot load '{config.path}': {first}") from None
     model.to(device).eval()
     processor.tokenizer.padding_side = "left"  # generation appends on the right: pad on the left
     if processor.tokenizer.pad_token_id is None:

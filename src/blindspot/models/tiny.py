@@ -17,10 +17,13 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from blindspot.fixtures import COLOURS, SHAPES
-from blindspot.models.prompts import PROMPTS
+from blindspot.prompts import PROMPTS
 
 Family = Literal["qwen2_5_vl", "llava_next"]
+
+TOKENIZER_COLOURS = ("red", "green", "blue", "yellow")
+TOKENIZER_SHAPES = ("circle", "square", "triangle")
+"""Answer words the tiny tokenizers learn whole (the fixture benchmarks' colours and shapes)."""
 
 # Modelled on Qwen2.5-VL-Instruct's template: default system prompt, image placeholder inside vision markers.
 QWEN_CHAT_TEMPLATE = (
@@ -56,7 +59,7 @@ LLAVA_SPECIALS = ["<unk>", "<s>", "</s>", "<image>", "<pad>"]
 def training_corpus() -> list[str]:
     """Text the tiny tokenizers are trained on: prompt templates, chat roles, answer words. A fresh list per call,
     so building a second tokenizer in the same process cannot change the first one's vocabulary."""
-    words = [*COLOURS, *SHAPES, "yes", "no", "horizontal", "vertical", "stripes", "object", "image", "colour", "color"]
+    words = [*TOKENIZER_COLOURS, *TOKENIZER_SHAPES, "yes", "no", "horizontal", "vertical", "stripes", "object", "image", "colour", "color"]
     lines = [
         "You are a helpful assistant. system user assistant",
         "What colour is the object? Are the stripes horizontal or vertical? Is there a circle in the image?",

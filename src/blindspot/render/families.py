@@ -15,24 +15,12 @@ Every condition keeps the working image's exact height and width, so vision toke
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from blindspot.config import BlurFamily, RenderConfig
-
-
-@dataclass(frozen=True)
-class Condition:
-    family: str
-    level: int
-    param: float
-    """Kernel size (blur), block size (pixelate), 0 otherwise."""
-
-    @property
-    def key(self) -> str:
-        return f"{self.family}/{self.level}"
+from blindspot.contracts.conditions import Condition
 
 
 def conditions(config: RenderConfig) -> list[Condition]:

@@ -22,11 +22,13 @@ from tqdm import tqdm
 
 from blindspot.atomic import atomic_output
 from blindspot.config import RenderConfig
+from blindspot.contracts.conditions import Condition
 from blindspot.images import decode_rgb
 from blindspot.provenance import provenance
-from blindspot.render.families import Condition, conditions, render_all
+from blindspot.render.families import conditions, render_all
 from blindspot.render.resize import resize_to_working, working_size
 from blindspot.render.store import PixelChunks, create_store, write_sigmas
+from blindspot.stages import JobContext, Paths, RenderSlice
 
 
 @dataclass(frozen=True)
@@ -154,3 +156,10 @@ def render_benchmark(
         bar.close()
         write_sigmas(tmp, sigmas)
     return RenderSummary(images=len(keys), conditions=len(conds))
+
+
+def run(config: RenderSlice, inputs: Paths, outputs: Paths, job: JobContext) -> str:
+    summary = render_benchmark(
+        inputs["images"], config.render, config.seed, outputs["store"], workers=job.threads, progress=job.progress
+    )
+    return f"rendered {job.bench}: {summary.images} images x {summary.conditions} conditions"

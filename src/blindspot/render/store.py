@@ -23,7 +23,7 @@ from numcodecs import Blosc
 from zarr.codecs import BloscCodec
 
 from blindspot.config import CompressionConfig
-from blindspot.render.families import Condition
+from blindspot.contracts.conditions import Condition
 from blindspot.zarr_arrays import write_array
 
 PIXEL_DIMS = ("image", "condition", "y", "x", "channel")

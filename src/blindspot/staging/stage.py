@@ -1,7 +1,8 @@
 """The stage step: adapter rows -> canonical ``items.parquet``, ``images.parquet`` and ``rejects.parquet``.
 
 Every source row ends up in exactly one of items or rejects. Images are deduplicated by the sha256 of their
-source bytes (POPE asks many questions about one image), so rendering works per unique image.
+source bytes (POPE asks many questions about one image), so rendering works per unique image. An item may have
+several images (MMMU); they keep their order.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,24 +20,21 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from blindspot.atomic import atomic_output
+from blindspot.benchmarks import get_benchmark
+from blindspot.benchmarks.gold import canonical_gold
+from blindspot.benchmarks.registry import BenchmarkConfigBase
+from blindspot.contracts.items import RawItem, Reject, RejectedItem
+from blindspot.contracts.tables import IMAGES_SCHEMA, ITEMS_SCHEMA, REJECTS_SCHEMA
+from blindspot.errors import BlindspotError
 from blindspot.images import ImageError, decode_rgb, resolve_image_bytes, sha256_hex
 from blindspot.provenance import provenance
-from blindspot.staging.gold import canonical_gold
-from blindspot.staging.registry import get_adapter
-from blindspot.staging.schema import (
-    IMAGES_SCHEMA,
-    ITEMS_SCHEMA,
-    REJECTS_SCHEMA,
-    RawItem,
-    Reject,
-    RejectedItem,
-)
+from blindspot.stages import JobContext, Paths, StageSlice
 from blindspot.tables import with_provenance, write_table
 
 _IMAGE_ROW_GROUP = 32
 
 
-class StageError(RuntimeError):
+class StageError(BlindspotError):
     """The benchmark as a whole cannot be staged."""
 
 
@@ -47,9 +46,9 @@ class StageSummary:
     reasons: dict[str, int]
 
 
-def content_id(question: str, options: list[str] | None, image_sha: str) -> str:
+def content_id(question: str, options: list[str] | None, image_keys: list[str]) -> str:
     """A stable id for sources without one: a hash of what the item asks about what."""
-    payload = json.dumps([question, options, image_sha], ensure_ascii=False)
+    payload = json.dumps([question, options, image_keys[0] if len(image_keys) == 1 else image_keys], ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -91,48 +90,61 @@ class _ImageSink:
 
 
 def _canonical_row(
-    raw: RawItem, config: Any, images: _ImageSink, image_root: Path | None, seen_ids: set[str]
+    name: str, raw: RawItem, images: _ImageSink, image_root: Path | None, seen_ids: set[str]
 ) -> dict[str, Any]:
     if raw.source_id is not None and raw.source_id in seen_ids:
         raise RejectedItem("duplicate_id", f"item_id '{raw.source_id}' appeared earlier")
     question = raw.question
     if question is None or not str(question).strip():
         raise RejectedItem("missing_question", "missing question")
-    answer, answers = canonical_gold(raw.answer, config.answer_type, raw.options, config.answer_format)
-    try:
-        sha, width, height = images.add(resolve_image_bytes(raw.image, image_root))
-    except ImageError as error:
-        reason = "missing_image" if str(error).startswith("missing image") else "bad_image"
-        raise RejectedItem(reason, str(error)) from None
+    answer, answers = canonical_gold(raw.answer, raw.answer_type, raw.options, raw.answer_format)
+    if not raw.images or all(image is None for image in raw.images):
+        raise RejectedItem("missing_image", "missing image")
+    keys, widths, heights = [], [], []
+    for position, image in enumerate(raw.images):
+        try:
+            key, width, height = images.add(resolve_image_bytes(image, image_root))
+        except ImageError as error:
+            reason = "missing_image" if str(error).startswith("missing image") else "bad_image"
+            where = f"image {position + 1} of {len(raw.images)}: " if len(raw.images) > 1 else ""
+            raise RejectedItem(reason, where + str(error)) from None
+        keys.append(key)
+        widths.append(width)
+        heights.append(height)
     question = str(question).strip()
-    item_id = raw.source_id if raw.source_id is not None else content_id(question, raw.options, sha)
+    item_id = raw.source_id if raw.source_id is not None else content_id(question, raw.options, keys)
     if item_id in seen_ids:
         raise RejectedItem("duplicate_id", f"item_id '{item_id}' (a content hash) appeared earlier")
     return {
+        "benchmark": name,
         "item_id": item_id,
         "question": question,
         "options": raw.options,
         "answer": answer,
         "answers": answers,
-        "answer_type": config.answer_type,
-        "image_sha256": sha,
-        "width": width,
-        "height": height,
+        "answer_type": raw.answer_type,
+        "image_keys": keys,
+        "widths": widths,
+        "heights": heights,
         "source_index": raw.source_index,
         "metadata": _metadata_json(raw.metadata),
     }
 
 
-def stage_benchmark(name: str, config: Any, out_dir: str | Path) -> StageSummary:
-    """Stage one benchmark into ``out_dir`` (items.parquet is written last: its presence means complete)."""
-    out_dir = Path(out_dir)
-    spec = get_adapter(config.adapter)
+def staged_paths(folder: str | Path) -> dict[str, Path]:
+    """The workflow's layout of one benchmark's staged tables in ``folder`` (for scripts and tests)."""
+    return {name: Path(folder) / f"{name}.parquet" for name in ("items", "images", "rejects")}
+
+
+def stage_benchmark(name: str, config: BenchmarkConfigBase, outputs: Mapping[str, Path]) -> StageSummary:
+    """Stage one benchmark to ``outputs`` (items, images, rejects); items is written last."""
+    spec = get_benchmark(config.adapter)
     record = provenance("stage", config, benchmark=name, adapter=spec.name)
     items: list[dict[str, Any]] = []
     rejects: list[Reject] = []
     seen_ids: set[str] = set()
 
-    with atomic_output(out_dir / "images.parquet") as images_tmp:
+    with atomic_output(outputs["images"]) as images_tmp:
         sink = _ImageSink(images_tmp, with_provenance(IMAGES_SCHEMA, record))
         try:
             for raw in tqdm(spec.read(config), desc=f"stage {name}", unit="item", mininterval=1.0, delay=0.5):
@@ -140,7 +152,7 @@ def stage_benchmark(name: str, config: Any, out_dir: str | Path) -> StageSummary
                     rejects.append(raw)
                     continue
                 try:
-                    row = _canonical_row(raw, config, sink, spec.image_root(config), seen_ids)
+                    row = _canonical_row(name, raw, sink, config.image_folder(), seen_ids)
                 except RejectedItem as error:
                     rejects.append(Reject(raw.source_index, raw.source_id, error.reason, error.message))
                     continue
@@ -152,8 +164,15 @@ def stage_benchmark(name: str, config: Any, out_dir: str | Path) -> StageSummary
     reasons = dict(Counter(r.reason for r in rejects).most_common())
     if not items:
         summary = ", ".join(f"{k}: {v}" for k, v in reasons.items()) or "the source has no rows"
-        raise StageError(f"benchmark '{name}': no item staged ({summary}); check its config entry")
+        raise StageError(f"no item staged ({summary}); check its config entry", key="benchmark")
 
-    write_table([r.__dict__ for r in rejects], REJECTS_SCHEMA, record, out_dir / "rejects.parquet")
-    write_table(items, ITEMS_SCHEMA, record, out_dir / "items.parquet")
+    reject_rows = [{"benchmark": name, **r.__dict__} for r in rejects]
+    write_table(reject_rows, REJECTS_SCHEMA, record, outputs["rejects"])
+    write_table(items, ITEMS_SCHEMA, record, outputs["items"])
     return StageSummary(items=len(items), rejects=len(rejects), images=len(sink.sizes), reasons=reasons)
+
+
+def run(config: StageSlice, inputs: Paths, outputs: Paths, job: JobContext) -> str:
+    summary = stage_benchmark(job.bench, config.benchmark, outputs)
+    reasons = ", ".join(f"{k}={v}" for k, v in summary.reasons.items()) or "none"
+    return f"staged {job.bench}: {summary.items} items, {summary.images} images, {summary.rejects} rejects ({reasons})"

@@ -59,7 +59,8 @@ def train_all(out: str | Path, families: list[str], donor_layer: int = 0, only: 
 def evaluate_checkpoint(folder: Path, family: str, n_per_kind: int = EVALUATION_ITEMS) -> dict:
     """Evaluate a checkpoint on fresh items and record the result in its training.json."""
     record = json.loads((folder / "training.json").read_text())
-    record["evaluation"] = evaluate_toy_model(folder, family, n_per_kind=n_per_kind)
+    version = record["spec"].get("prompt_version", "v1")  # checkpoints trained before the field existed: v1
+    record["evaluation"] = evaluate_toy_model(folder, family, n_per_kind=n_per_kind, prompt_version=version)
     record["evaluation_items_per_kind"] = n_per_kind
     (folder / "training.json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"{folder.name}: evaluation on {n_per_kind} fresh items per kind")

@@ -16,7 +16,8 @@ from blindspot.answers import parse_choice
 from blindspot.config import ModelConfig
 from blindspot.models.inference import Request, generate_batch
 from blindspot.models.loading import LoadedModel, load_model
-from blindspot.models.prompts import question_text, render_prompt
+from blindspot.models.prompts import render_prompt
+from blindspot.prompts import question_text
 from blindspot.toy.items import KINDS, make_item
 from blindspot.toy.scenes import draw_scene
 
@@ -38,7 +39,12 @@ def _view(image: np.ndarray, view: str, rng: np.random.Generator) -> np.ndarray 
 
 
 def evaluate_toy_model(
-    model: str | LoadedModel, family: str, n_per_kind: int = 200, seed: int = 1234, batch_size: int = 64
+    model: str | LoadedModel,
+    family: str,
+    n_per_kind: int = 200,
+    seed: int = 1234,
+    batch_size: int = 64,
+    prompt_version: str = "v1",
 ) -> dict[str, Any]:
     """{kind: {view: accuracy}}, conflict hint-following rates, and per kind the share of *confident* answers
     (top option ahead of the runner-up by at least ``CONFIDENT_NATS``): without evidence it should be near 0."""
@@ -57,10 +63,10 @@ def evaluate_toy_model(
                 requests = []
                 for i in chunk:
                     image = _view(scenes[i], view, rng)
-                    text = question_text(items[i].question, list(items[i].options), "multiple_choice", "v1")
-                    prompt = render_prompt(loaded.processor, text, image is not None)
+                    text = question_text(items[i].question, list(items[i].options), "multiple_choice", prompt_version)
+                    prompt = render_prompt(loaded.processor, text, int(image is not None))
                     labels = tuple("ABCD"[: len(items[i].options)])
-                    requests.append(Request(prompt, image, labels))
+                    requests.append(Request(prompt, () if image is None else (image,), labels))
                 for i, response in zip(chunk, generate_batch(loaded, requests, max_new_tokens=1), strict=True):
                     answers.append(parse_choice(response.text, list(items[i].options)).answer)
                     top, second = sorted(response.option_logprobs.values(), reverse=True)[:2]

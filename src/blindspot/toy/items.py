@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from blindspot.images import encode_png
-from blindspot.staging.gold import LETTERS
+from blindspot.contracts.answers import LETTERS
 from blindspot.toy.scenes import COLOUR_NAMES, ORIENTATIONS, draw_scene
 
 KINDS = ("fine", "coarse", "prior", "conflict")

@@ -24,9 +24,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from blindspot.images import sha256_hex
-from blindspot.models.prompts import question_text, render_prompt
+from blindspot.models.prompts import render_prompt
+from blindspot.prompts import question_text
 from blindspot.models.tiny import Family, build_tiny_model
-from blindspot.staging.gold import LETTERS
+from blindspot.contracts.answers import LETTERS
 from blindspot.toy.items import ToyItem, make_item
 from blindspot.toy.scenes import COLOUR_NAMES, ORIENTATIONS, SIZE, draw_scene
 
@@ -52,6 +53,8 @@ class TrainSpec:
     kind_weights: dict[str, float] = field(
         default_factory=lambda: {"fine": 1.5, "coarse": 1.0, "prior": 0.6, "conflict": 1.2}
     )
+    prompt_version: str = "v1"
+    """The prompt version the model is trained on (the pipeline's ``prompt.version`` must match it)."""
 
 
 @dataclass
@@ -69,7 +72,7 @@ class Pool:
 
 def _process_images(processor: Any, images: list[np.ndarray]) -> list[dict[str, torch.Tensor]]:
     """Per-image processor outputs (pixel values and size tensors), computed once, in chunks."""
-    prompt = render_prompt(processor, "x", with_image=True)
+    prompt = render_prompt(processor, "x", n_images=1)
     out: list[dict[str, torch.Tensor]] = []
     for start in range(0, len(images), 64):
         chunk = images[start : start + 64]
@@ -156,17 +159,18 @@ def _view(pool: Pool, scene: int, categories: tuple[str, ...], rng: np.random.Ge
 class Batcher:
     """Tokenised prompts cached per distinct text; left-padded batches with the family's image inputs."""
 
-    def __init__(self, processor: Any, pool: Pool, family: Family) -> None:
+    def __init__(self, processor: Any, pool: Pool, family: Family, prompt_version: str) -> None:
         self.processor, self.pool, self.family = processor, pool, family
+        self.prompt_version = prompt_version
         self.tokenizer = processor.tokenizer
         self._cache: dict[tuple[str, bool], list[int]] = {}
         self.letter_ids = {x: self.tokenizer.encode(x, add_special_tokens=False)[0] for x in LETTERS[:4]}
 
     def _ids(self, item: ToyItem, with_image: bool) -> list[int]:
-        text = question_text(item.question, list(item.options), "multiple_choice", "v1")
+        text = question_text(item.question, list(item.options), "multiple_choice", self.prompt_version)
         key = (text, with_image)
         if key not in self._cache:
-            prompt = render_prompt(self.processor, text, with_image)
+            prompt = render_prompt(self.processor, text, int(with_image))
             if with_image:  # the processor expands the image placeholder; every pooled image is 112 x 112
                 image = np.zeros((SIZE, SIZE, 3), np.uint8)
                 ids = self.processor(text=[prompt], images=[image], return_tensors="pt")["input_ids"][0].tolist()
@@ -232,7 +236,7 @@ def train_toy_model(
     model.train()
     n_trainable = _configure_trainable(model, spec.trainable_layers)
     pool = build_pool(processor, spec.pool_scenes, rng)
-    batcher = Batcher(processor, pool, spec.family)
+    batcher = Batcher(processor, pool, spec.family, spec.prompt_version)
     params = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(params, lr=spec.lr, weight_decay=0.0)
     warmup = max(1, spec.steps // 20)

@@ -15,16 +15,12 @@ import re
 from collections import Counter
 from typing import Any
 
-from blindspot.staging.schema import RejectedItem
+from blindspot.contracts.answers import LETTERS, format_number, parse_number
+from blindspot.contracts.items import RejectedItem
 
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _LETTER_RE = re.compile(r"^\(?\s*([A-Za-z])\s*[\).:]?$")
 _YES = {"yes", "y", "true", "1"}
 _NO = {"no", "n", "false", "0"}
-NUMBER_WORDS = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty"
-).split()
 
 
 def _is_missing(value: Any) -> bool:
@@ -57,22 +53,6 @@ def parse_options(value: Any) -> list[str] | None:
         raise RejectedItem("bad_options", f"options must be a list, got {type(value).__name__}")
     options = [str(v).strip() for v in value if not _is_missing(v)]
     return options or None
-
-
-def format_number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def parse_number(text: str) -> float | None:
-    """A number from text: digits (with sign, decimals, thousands commas) or an English word up to twenty."""
-    cleaned = text.strip().lower().replace(",", "")
-    if cleaned in NUMBER_WORDS:
-        return float(NUMBER_WORDS.index(cleaned))
-    try:
-        number = float(cleaned)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _multiple_choice(answer: Any, options: list[str] | None, answer_format: str) -> str:

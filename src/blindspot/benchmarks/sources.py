@@ -12,9 +12,15 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from blindspot.errors import BlindspotError
 
-class SourceError(ValueError):
-    """The source file as a whole cannot be read (a config problem, not a per-item reject)."""
+
+class SourceError(BlindspotError):
+    """The source file as a whole cannot be read (a config problem, not a per-item reject). Its key is relative
+    to the benchmark's config entry (``benchmark.path``)."""
+
+    def __init__(self, message: str, key: str = "benchmark.path") -> None:
+        super().__init__(message, key)
 
 
 def parquet_files(path: Path) -> list[Path]:

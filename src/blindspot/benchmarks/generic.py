@@ -1,0 +1,172 @@
+"""The ``generic`` benchmark: one described entirely by its config entry.
+
+A local parquet or JSONL file (or a folder of parquet shards) plus an optional image folder, a column mapping and
+an answer type. Images may be embedded bytes, Hugging Face image structs, base64 strings, or paths; an item may
+have several (a list column, or a list of columns such as MMMU's image_1 ... image_7). Prompting, parsing and
+scoring follow the answer type (the registry's defaults).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from blindspot.benchmarks.gold import parse_options
+from blindspot.benchmarks.registry import BenchmarkConfigBase, BenchmarkSpec, register
+from blindspot.benchmarks.sources import SourceError, iter_rows, parquet_files, source_columns
+from blindspot.config_base import PathKind, StrictModel
+from blindspot.contracts.answers import AnswerType
+from blindspot.contracts.items import RawItem, Reject, RejectedItem
+
+
+class ColumnMapping(StrictModel):
+    """Which source column holds each canonical field."""
+
+    id: str | None = Field(None, description="Item id column; without it ids are content hashes.")
+    question: str = "question"
+    options: str | list[str] | None = Field(
+        None,
+        description="One column holding a list (or a JSON / Python-literal list string), or a list of "
+        "columns holding one option each (e.g. [A, B, C, D]; empty ones are skipped).",
+    )
+    answer: str = "answer"
+    image: str | list[str] = Field(
+        "image",
+        description="One column holding an image or a list of images, or a list of columns holding one image "
+        "each (e.g. [image_1, image_2]; empty ones are skipped). Images are shown in this order.",
+    )
+    metadata: list[str] | None = Field(
+        None, description="Columns copied into the item's metadata; default: every other non-binary column."
+    )
+
+
+class GenericBenchmark(BenchmarkConfigBase):
+    """A benchmark described entirely in config: a local parquet/JSONL table plus optional image folder."""
+
+    adapter: Literal["generic"] = "generic"
+    path: str = Field(description="A .parquet or .jsonl file, or a directory of .parquet shards.")
+    image_root: str | None = Field(None, description="Folder that relative image paths are resolved against.")
+    columns: ColumnMapping = ColumnMapping()
+    answer_type: AnswerType
+    answer_format: Literal["auto", "letter", "index", "text"] = Field(
+        "auto",
+        description="How a multiple-choice answer is written in the source. 'auto' accepts a letter, an "
+        "integer index or the option text, and rejects an item where these disagree.",
+    )
+    limit: int | None = Field(None, ge=1, description="Stage only the first N source rows (smoke runs).")
+
+    def paths(self) -> list[tuple[str, str, PathKind]]:
+        out: list[tuple[str, str, PathKind]] = [("path", self.path, "any")]
+        if self.image_root is not None:
+            out.append(("image_root", self.image_root, "directory"))
+        return out
+
+    def image_folder(self) -> Path | None:
+        return Path(self.image_root) if self.image_root else None
+
+    def input_files(self) -> list[str]:
+        path = Path(self.path)
+        if path.is_dir():
+            try:
+                return [str(p) for p in parquet_files(path)]
+            except SourceError:
+                return []
+        return [self.path] if path.is_file() else []
+
+
+def _names(spec: str | list[str] | None) -> list[str]:
+    return spec if isinstance(spec, list) else [spec] if spec else []
+
+
+def _mapped_columns(config: GenericBenchmark) -> dict[str, str | list[str] | None]:
+    cols = config.columns
+    return {
+        "id": cols.id,
+        "question": cols.question,
+        "options": cols.options,
+        "answer": cols.answer,
+        "image": cols.image,
+    }
+
+
+def _check_columns(config: GenericBenchmark, available: list[str]) -> None:
+    for key, column in _mapped_columns(config).items():
+        for name in _names(column):
+            if name not in available:
+                raise SourceError(
+                    f"column '{name}' is not in '{config.path}' (columns: {', '.join(available)})",
+                    key=f"benchmark.columns.{key}",
+                )
+
+
+def _options(row: dict[str, Any], spec: str | list[str] | None) -> list[str] | None:
+    if spec is None:
+        return None
+    if isinstance(spec, list):
+        return parse_options([row.get(name) for name in spec])
+    return parse_options(row.get(spec))
+
+
+def _images(row: dict[str, Any], spec: str | list[str]) -> list[Any]:
+    """Every image of a row, in order; missing entries of a list of columns are skipped."""
+    if isinstance(spec, list):
+        return [row[name] for name in spec if row.get(name) is not None]
+    value = row.get(spec)
+    if isinstance(value, list | tuple):
+        return [v for v in value if v is not None]
+    return [value]
+
+
+def _metadata(row: dict[str, Any], config: GenericBenchmark) -> dict[str, Any]:
+    used = {c for v in _mapped_columns(config).values() for c in _names(v)}
+    names = config.columns.metadata if config.columns.metadata is not None else [c for c in row if c not in used]
+    out = {}
+    for name in names:
+        value = row.get(name)
+        if isinstance(value, bytes | bytearray | dict) or (isinstance(value, str) and len(value) > 2048):
+            continue  # binary payloads (images) stay out of the metadata
+        out[name] = value
+    return out
+
+
+def read_generic(config: GenericBenchmark) -> Iterator[RawItem | Reject]:
+    path = Path(config.path)
+    available = source_columns(path)
+    if available is not None:
+        _check_columns(config, available)
+    for index, row in enumerate(iter_rows(path)):
+        if config.limit is not None and index >= config.limit:
+            return
+        if isinstance(row, str):
+            yield Reject(index, None, "malformed_row", row)
+            continue
+        source_id = row.get(config.columns.id) if config.columns.id else None
+        try:
+            options = _options(row, config.columns.options)
+        except RejectedItem as error:
+            yield Reject(index, None if source_id is None else str(source_id), error.reason, error.message)
+            continue
+        yield RawItem(
+            source_index=index,
+            source_id=None if source_id is None else str(source_id),
+            question=row.get(config.columns.question),
+            options=options,
+            answer=row.get(config.columns.answer),
+            images=_images(row, config.columns.image),
+            answer_type=config.answer_type,
+            answer_format=config.answer_format,
+            metadata=_metadata(row, config),
+        )
+
+
+GENERIC = register(
+    BenchmarkSpec(
+        name="generic",
+        config=GenericBenchmark,
+        description="Local parquet/JSONL + image folder, described by a column mapping in config.",
+        read=read_generic,
+    )
+)

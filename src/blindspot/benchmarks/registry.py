@@ -1,0 +1,97 @@
+"""The benchmark registry: one :class:`BenchmarkSpec` per benchmark, keyed by its config's ``adapter`` name.
+
+A benchmark is one unit (as an lmms-eval task is): its config model, the reader that turns its local download
+into raw items, and how its items are prompted, parsed, scored and aggregated into its official scores. The
+defaults below serve any benchmark whose answers follow its answer type (multiple choice, yes/no, open, count);
+a benchmark with its own rules overrides them. Registering happens when a benchmark module is imported;
+:mod:`blindspot.benchmarks` imports them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from blindspot.answers import Parsed, parse_answer, score_answer
+from blindspot.config_base import PathKind, StrictModel
+from blindspot.contracts.items import RawItem, Reject
+from blindspot.prompts import item_text
+
+Item = Mapping[str, Any]
+"""A canonical item: one row of items.parquet (see blindspot.contracts.tables.ITEMS_SCHEMA)."""
+
+
+class BenchmarkConfigBase(StrictModel):
+    """Fields every benchmark's config has. Subclasses add theirs and fix ``adapter`` to their name."""
+
+    adapter: str
+    limit: int | None = None
+
+    def paths(self) -> list[tuple[str, str, PathKind]]:
+        """(key, path, kind) of every local path this entry names, for the filesystem check."""
+        return []
+
+    def image_folder(self) -> Path | None:
+        """The folder relative image paths are resolved against (None: paths are not allowed)."""
+        return None
+
+    def input_files(self) -> list[str]:
+        """The source files whose change must re-stage the benchmark (Snakemake inputs of the stage rule)."""
+        return []
+
+
+def default_prompt(item: Item, version: str) -> str:
+    return item_text(item, version)
+
+
+def default_parse(text: str, item: Item) -> Parsed:
+    return parse_answer(text, item["answer_type"], item["options"])
+
+
+def default_score(parsed: Parsed, item: Item) -> tuple[str, float]:
+    return score_answer(parsed, item["answer"], item["answer_type"], item["answers"])
+
+
+def no_official_scores(predictions: pl.DataFrame) -> list[dict[str, Any]]:
+    """Benchmarks without an official aggregate report the generic accuracy only."""
+    return []
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    name: str
+    config: type[BenchmarkConfigBase]
+    description: str
+    read: Callable[[Any], Iterator[RawItem | Reject]]
+    """Yields the raw items (or per-row rejects) of a config entry's source, in source order."""
+    prompt: Callable[[Item, str], str] = default_prompt
+    """The user text of an item at a prompt version (the model's chat template is applied later)."""
+    parse: Callable[[str, Item], Parsed] = default_parse
+    score: Callable[[Parsed, Item], tuple[str, float]] = default_score
+    aggregate: Callable[[pl.DataFrame], list[dict[str, Any]]] = no_official_scores
+    """Official scores from one condition's predictions: rows of {metric, value} (e.g. POPE's F1)."""
+
+
+_REGISTRY: dict[str, BenchmarkSpec] = {}
+
+
+def register(spec: BenchmarkSpec) -> BenchmarkSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"benchmark adapter '{spec.name}' is registered twice")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_benchmark(name: str) -> BenchmarkSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown benchmark adapter '{name}' (known: {', '.join(sorted(_REGISTRY))})") from None
+
+
+def registered() -> list[BenchmarkSpec]:
+    return [_REGISTRY[name] for name in sorted(_REGISTRY)]

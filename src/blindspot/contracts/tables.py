@@ -1,0 +1,125 @@
+"""Schemas of the tables stages pass to each other. One place, so a producer and its consumers cannot drift.
+
+Every per-benchmark table carries a ``benchmark`` column and every per-(model, benchmark) table a ``model`` column
+too, so later stages (aggregate, report) can stack and scan them without parsing paths.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+BENCHMARK_FIELD = pa.field("benchmark", pa.string(), nullable=False)
+MODEL_FIELD = pa.field("model", pa.string(), nullable=False)
+
+
+def _per_benchmark(*fields: pa.Field) -> pa.Schema:
+    return pa.schema([BENCHMARK_FIELD, *fields])
+
+
+def _per_model(*fields: pa.Field) -> pa.Schema:
+    return pa.schema([MODEL_FIELD, BENCHMARK_FIELD, *fields])
+
+
+# ------------------------------------------------------------------------------------------------ staging
+
+ITEMS_SCHEMA = _per_benchmark(
+    pa.field("item_id", pa.string(), nullable=False),
+    pa.field("question", pa.string(), nullable=False),
+    pa.field("options", pa.list_(pa.string())),
+    pa.field("answer", pa.string(), nullable=False),
+    pa.field("answers", pa.list_(pa.string())),
+    pa.field("answer_type", pa.string(), nullable=False),
+    pa.field("image_keys", pa.list_(pa.string()), nullable=False),
+    pa.field("widths", pa.list_(pa.int32()), nullable=False),
+    pa.field("heights", pa.list_(pa.int32()), nullable=False),
+    pa.field("source_index", pa.int64(), nullable=False),
+    pa.field("metadata", pa.string(), nullable=False),
+)
+"""One row per staged item. ``options`` is null for open answers; ``answer`` is the canonical gold answer (an
+option letter for multiple choice, ``yes``/``no``, a normalised number, or text); ``answers`` holds every reference
+answer where there are several (TextVQA's ten). ``image_keys`` are the sha256 of each source image's bytes, in the
+order the prompt shows them (one for most benchmarks, several for MMMU); ``widths``/``heights`` are the source
+images' sizes in the same order. ``metadata`` is a JSON object of the source's other columns."""
+
+REJECTS_SCHEMA = _per_benchmark(
+    pa.field("source_index", pa.int64(), nullable=False),
+    pa.field("item_id", pa.string()),
+    pa.field("reason", pa.string(), nullable=False),
+    pa.field("message", pa.string(), nullable=False),
+)
+"""One row per source row that did not stage. ``reason`` is a short category for grouping."""
+
+IMAGES_SCHEMA = pa.schema(
+    [
+        pa.field("image_sha256", pa.string(), nullable=False),
+        pa.field("data", pa.binary(), nullable=False),
+        pa.field("width", pa.int32(), nullable=False),
+        pa.field("height", pa.int32(), nullable=False),
+    ]
+)
+"""Unique source images (encoded bytes as published), keyed by the sha256 of those bytes."""
+
+# ------------------------------------------------------------------------------------------------ predict
+
+PREDICTIONS_SCHEMA = _per_model(
+    pa.field("item_id", pa.string(), nullable=False),
+    pa.field("family", pa.string(), nullable=False),
+    pa.field("level", pa.int32(), nullable=False),
+    pa.field("param", pa.float32(), nullable=False),
+    pa.field("answer_type", pa.string(), nullable=False),
+    pa.field("gold", pa.string(), nullable=False),
+    pa.field("n_options", pa.int32()),
+    pa.field("raw_text", pa.string(), nullable=False),
+    pa.field("parsed", pa.string()),
+    pa.field("outcome", pa.string(), nullable=False),
+    pa.field("score", pa.float64(), nullable=False),
+    pa.field("option_labels", pa.list_(pa.string())),
+    pa.field("option_logprobs", pa.list_(pa.float64())),
+    pa.field("scored", pa.string()),
+)
+"""One row per (item, condition)."""
+
+# ------------------------------------------------------------------------------------------------ decay
+
+DECAY_METRICS_SCHEMA = _per_model(
+    pa.field("family", pa.string(), nullable=False),
+    pa.field("level", pa.int32(), nullable=False),
+    pa.field("param", pa.float32()),
+    pa.field("metric", pa.string(), nullable=False),
+    pa.field("value", pa.float64()),
+    pa.field("ci_low", pa.float64()),
+    pa.field("ci_high", pa.float64()),
+    pa.field("n", pa.int64(), nullable=False),
+)
+"""Long format. Summary rows have family ``all`` and level -1."""
+
+DECAY_ITEMS_SCHEMA = _per_model(
+    pa.field("item_id", pa.string(), nullable=False),
+    pa.field("answer_type", pa.string(), nullable=False),
+    pa.field("clean_answer", pa.string()),
+    pa.field("clean_outcome", pa.string(), nullable=False),
+    pa.field("consecutive_identical", pa.bool_()),
+    pa.field("consecutive_margin", pa.bool_()),
+    pa.field("class_identity", pa.string(), nullable=False),
+    pa.field("class_margin", pa.string()),
+    pa.field("class", pa.string(), nullable=False),
+    pa.field("vision_indispensable", pa.bool_(), nullable=False),
+)
+
+# ------------------------------------------------------------------------------------------------ probe
+
+PROBES_SCHEMA = _per_model(
+    pa.field("feature", pa.string(), nullable=False),
+    pa.field("target", pa.string(), nullable=False),
+    pa.field("probe", pa.string(), nullable=False),
+    pa.field("level", pa.string(), nullable=False),
+    pa.field("layer", pa.int32(), nullable=False),
+    pa.field("subset", pa.string(), nullable=False),
+    pa.field("accuracy", pa.float64()),
+    pa.field("control_accuracy", pa.float64()),
+    pa.field("selectivity", pa.float64()),
+    pa.field("p_gold", pa.float64()),
+    pa.field("p_prior", pa.float64()),
+    pa.field("n", pa.int64(), nullable=False),
+    pa.field("n_classes", pa.int32(), nullable=False),
+)

@@ -1,0 +1,183 @@
+"""The hidden-state store: ``results/hidden/{model}/{bench}.zarr`` (Zarr v3). This module owns its layout.
+
+::
+
+    last_token    float16 [item, level, layer, hidden]   state at the last prompt token
+    image_mean    float16 [item, level, layer, hidden]   mean over image-token positions (NaN: no image tokens)
+    item_id       string  [item]
+    image_group   string  [item]     the item's source image keys joined by '+': probe folds are grouped by it,
+                                     so the blur copies of one image never straddle train and test
+    level         string  [level]    condition keys, e.g. blur/0 (clean) and blur/7 (most severe)
+    layer         int32   [layer]    0 = embeddings ... L = last layer after the final norm (see attrs)
+    token_states  float16 [item, level, layer, token, hidden]  opt-in: every token (the last ``max_tokens``,
+                                     right-aligned: the last prompt token is at -1) of the first ``full_items``
+    token_role    int8    [item, level, token]  0 pad, 1 template, 2 image, 3 question
+
+Chunks of the feature arrays are (block of items, 1 level, 1 layer, hidden), so reading one layer at one level
+touches only its own chunks. Attrs: provenance, ``layer_convention``, ``features``.
+
+:class:`HiddenStoreWriter` fills a partial store block by block and records finished blocks, so a killed job
+resumes; :meth:`HiddenStoreWriter.commit` puts it in place, never deleting an old store before the new one is
+there. :class:`HiddenStore` reads a finished store.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from jaxtyping import Float, Int8
+
+from blindspot.atomic import replace_path
+from blindspot.contracts.hidden import FEATURES
+from blindspot.zarr_arrays import write_array
+
+_DONE = "blocks_done.json"
+
+
+def image_group(image_keys: list[str]) -> str:
+    return "+".join(image_keys)
+
+
+class HiddenStore:
+    """Read access to a finished hidden-state store."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not (self.path / "zarr.json").is_file():
+            raise FileNotFoundError(f"no hidden-state store at '{self.path}'; run the extract stage first")
+        self.group = zarr.open_group(store=str(self.path), mode="r")
+        self.item_ids: list[str] = [str(x) for x in self.group["item_id"][:]]
+        self.groups: list[str] = [str(x) for x in self.group["image_group"][:]]
+        self.levels: list[str] = [str(x) for x in self.group["level"][:]]
+        self.layers: list[int] = [int(x) for x in self.group["layer"][:]]
+        self.features: list[str] = [f for f in FEATURES if f in self.group]
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self.group.attrs)
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        return dict(self.attrs.get("provenance", {}))
+
+    def _array(self, feature: str) -> Any:
+        if feature not in self.features:
+            raise KeyError(f"feature '{feature}' is not in '{self.path}' (have: {', '.join(self.features)})")
+        return self.group[feature]
+
+    def level_index(self, level: str) -> int:
+        try:
+            return self.levels.index(level)
+        except ValueError:
+            raise KeyError(f"level '{level}' is not in '{self.path}' (have: {', '.join(self.levels)})") from None
+
+    def read(self, feature: str) -> Float[np.ndarray, "item level layer hidden"]:
+        """One feature, every item, level and layer, as float32."""
+        return np.asarray(self._array(feature)[:], dtype=np.float32)
+
+    def layer(self, feature: str, layer: int, level: str) -> Float[np.ndarray, "item hidden"]:
+        """One layer at one level (reads only that layer's chunks), as float32."""
+        return np.asarray(self._array(feature)[:, self.level_index(level), layer], dtype=np.float32)
+
+    def tokens(
+        self, item: int, level: str
+    ) -> tuple[Float[np.ndarray, "layer token hidden"], Int8[np.ndarray, " token"]]:
+        """Opt-in full token states of one of the first ``full_items`` items, with their token roles."""
+        if "token_states" not in self.group:
+            raise KeyError(f"'{self.path}' has no token states (set extract.full_items)")
+        li = self.level_index(level)
+        states = np.asarray(self.group["token_states"][item, li], dtype=np.float32)
+        return states, np.asarray(self.group["token_role"][item, li])
+
+
+class HiddenStoreWriter:
+    """A partial store, created or resumed, filled block by block, then committed into place."""
+
+    def __init__(self, partial: Path, group: Any) -> None:
+        self.partial = partial
+        self.group = group
+
+    @classmethod
+    def open(
+        cls,
+        partial: Path,
+        item_ids: list[str],
+        groups: list[str],
+        levels: list[str],
+        n_layers: int,
+        hidden: int,
+        block: int,
+        full: int,
+        max_tokens: int,
+        attrs: dict[str, Any],
+    ) -> HiddenStoreWriter:
+        """Resume the partial store at ``partial`` if it exists, else create it."""
+        if (partial / "zarr.json").exists():
+            return cls(partial, zarr.open_group(store=str(partial), mode="r+"))
+        group = zarr.open_group(store=str(partial), mode="w", zarr_format=3)
+        shape = (len(item_ids), len(levels), n_layers, hidden)
+        for name in FEATURES:
+            group.create_array(
+                name,
+                shape=shape,
+                chunks=(block, 1, 1, hidden),
+                dtype="float16",
+                fill_value=np.nan,
+                dimension_names=("item", "level", "layer", "hidden"),
+            )
+        write_array(group, "item_id", np.array(item_ids, dtype=str), ("item",))
+        write_array(group, "image_group", np.array(groups, dtype=str), ("item",))
+        write_array(group, "level", np.array(levels, dtype=str), ("level",))
+        write_array(group, "layer", np.arange(n_layers, dtype=np.int32), ("layer",))
+        if full:
+            group.create_array(
+                "token_states",
+                shape=(full, len(levels), n_layers, max_tokens, hidden),
+                dtype="float16",
+                chunks=(1, 1, n_layers, max_tokens, hidden),
+                fill_value=0.0,
+                dimension_names=("item", "level", "layer", "token", "hidden"),
+            )
+            group.create_array(
+                "token_role",
+                shape=(full, len(levels), max_tokens),
+                dtype="int8",
+                fill_value=0,
+                dimension_names=("item", "level", "token"),
+            )
+        group.attrs.update({**attrs, "features": list(FEATURES)})
+        return cls(partial, group)
+
+    def done(self) -> set[int]:
+        path = self.partial / _DONE
+        return set(json.loads(path.read_text())) if path.exists() else set()
+
+    def write_block(
+        self, block: int, rows: slice, features: dict[str, Float[np.ndarray, "item level layer hidden"]]
+    ) -> None:
+        """Write one block of items (every feature, level and layer) and mark it finished."""
+        for name in FEATURES:
+            self.group[name][rows] = features[name].astype(np.float16)
+        (self.partial / _DONE).write_text(json.dumps(sorted(self.done() | {block})))
+
+    def write_tokens(
+        self,
+        item: int,
+        level: int,
+        states: Float[np.ndarray, "layer token hidden"],
+        roles: Int8[np.ndarray, " token"],
+        max_tokens: int,
+    ) -> None:
+        """Every token's state of one item at one level, right-aligned in ``max_tokens`` positions."""
+        take = min(states.shape[1], max_tokens)
+        self.group["token_states"][item, level, :, max_tokens - take :] = states[:, -take:].astype(np.float16)
+        self.group["token_role"][item, level, max_tokens - take :] = roles[-take:].astype(np.int8)
+
+    def commit(self, final: Path) -> None:
+        """Put the finished store at ``final`` (an old store there is replaced only once the new one is in place)."""
+        (self.partial / _DONE).unlink(missing_ok=True)
+        replace_path(self.partial, final)

@@ -1,0 +1,125 @@
+"""What every model-running stage starts with: items, render store, model, prompts, a resume folder, provenance.
+
+Predict and extract (and the swap and patch stages after them) open a :class:`ModelJob` and then do only their
+own work. The resume folder beside the output is keyed by everything that determines the job's content (the
+config slice, the items table, the render store's metadata and a fingerprint of the model's weight files), so a
+restarted job reuses finished work only when nothing it depends on has changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from tqdm import tqdm
+
+from blindspot.benchmarks import BenchmarkSpec, get_benchmark
+from blindspot.config import ModelConfig, PromptConfig
+from blindspot.models.loading import LoadedModel, load_model
+from blindspot.models.prompts import PromptCache
+from blindspot.provenance import inputs_key, provenance
+from blindspot.render.store import RenderStore
+from blindspot.tables import read_provenance
+
+
+def weights_fingerprint(model: ModelConfig) -> str | None:
+    """sha256 over the names and contents of a local model directory's files (None for a hub id)."""
+    files = model.weight_files()
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for name in files:
+        path = Path(name)
+        digest.update(f"{path.name}\0".encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 24), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class ModelJob:
+    stage: str
+    model_name: str
+    bench: str
+    items: list[dict[str, Any]]
+    store: RenderStore
+    loaded: LoadedModel
+    benchmark: BenchmarkSpec
+    prompts: PromptCache
+    resume: Path
+    """The job's resume folder (shards, a partial store): reused only by a job with identical inputs."""
+    record: dict[str, Any]
+    """Provenance of the job's outputs."""
+    progress: bool = True
+
+    @classmethod
+    def open(
+        cls,
+        stage: str,
+        model_name: str,
+        bench: str,
+        model: ModelConfig,
+        prompt: PromptConfig,
+        config_slice: Any,
+        items_path: Path,
+        render_path: Path,
+        out: Path,
+        *,
+        loaded: LoadedModel | None = None,
+        progress: bool = True,
+        **record: Any,
+    ) -> ModelJob:
+        items = pl.read_parquet(items_path).to_dicts()
+        store = RenderStore(render_path)
+        adapter = read_provenance(items_path).get("adapter", "generic")
+        benchmark = get_benchmark(adapter)
+        weights = weights_fingerprint(model)
+        key = inputs_key(config_slice, items_path, render_path / "zarr.json", extra=weights or "")
+        loaded = loaded or load_model(model)
+        prompts = PromptCache(loaded.processor, items, lambda item: benchmark.prompt(item, prompt.version))
+        full_record = provenance(
+            stage,
+            config_slice,
+            model_name=model_name,
+            benchmark=bench,
+            adapter=adapter,
+            model=loaded.provenance(),
+            weights_sha256=weights,
+            prompt_version=prompt.version,
+            **record,
+        )
+        return cls(
+            stage=stage,
+            model_name=model_name,
+            bench=bench,
+            items=items,
+            store=store,
+            loaded=loaded,
+            benchmark=benchmark,
+            prompts=prompts,
+            resume=out.with_name(f".{out.name}.resume-{key}"),
+            record=full_record,
+            progress=progress,
+        )
+
+    def images(self, item: int, condition: int, cache: Mapping[str, np.ndarray] | None = None) -> list[np.ndarray]:
+        """Every image of one item at one rendered condition, in prompt order (``(H, W, 3)`` uint8 each)."""
+        keys = self.items[item]["image_keys"]
+        return [(cache[k] if cache is not None and k in cache else self.store.levels(k))[condition] for k in keys]
+
+    def bar(self, total: int, unit: str) -> tqdm:
+        return tqdm(
+            total=total, desc=f"{self.stage} {self.model_name}/{self.bench}", unit=unit, disable=not self.progress
+        )
+
+    def finish(self) -> None:
+        """Remove the resume folder once the final output is in place."""
+        if self.resume.exists():
+            shutil.rmtree(self.resume)
