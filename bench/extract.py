@@ -21,15 +21,18 @@ from pathlib import Path
 import polars as pl
 import torch
 
-from blindspot.config import ExtractConfig, GenericBenchmark, ModelConfig, RenderConfig
+from blindspot.benchmarks.generic import GenericBenchmark
+from blindspot.config import ExtractConfig, ModelConfig, PromptConfig, RenderConfig
 from blindspot.extract import extract_benchmark, resolve_levels
 from blindspot.models.inference import Request, encode_batch
 from blindspot.models.loading import load_model
-from blindspot.models.prompts import question_text, render_prompt
+from blindspot.models.prompts import render_prompt
+from blindspot.prompts import question_text
+from blindspot.provenance import canonical_json
 from blindspot.render.run import render_benchmark
 from blindspot.render.store import RenderStore
-from blindspot.slices import ExtractSlice, to_json
-from blindspot.staging.stage import stage_benchmark
+from blindspot.stages import STAGES
+from blindspot.staging.stage import stage_benchmark, staged_paths
 from blindspot.toy.checkpoints import CHECKPOINTS
 from blindspot.toy.items import write_toy_benchmark
 
@@ -41,7 +44,7 @@ def prepare(root: Path, n: int) -> tuple[Path, Path]:
     config = GenericBenchmark(
         path=str(path), answer_type="multiple_choice", columns={"id": "item_id", "options": "options"}
     )
-    stage_benchmark("toy", config, root / "staged")
+    stage_benchmark("toy", config, staged_paths(root / "staged"))
     render = RenderConfig.model_validate({"resize": {"longest_side": 112}, "pixelate": {"enabled": False}})
     render_benchmark(root / "staged" / "images.parquet", render, 0, root / "toy.zarr", workers=1, progress=False)
     return root / "staged" / "items.parquet", root / "toy.zarr"
@@ -61,9 +64,9 @@ def bare_loop(model: ModelConfig, items_path: Path, render_path: Path, levels: l
             requests = [
                 Request(
                     render_prompt(
-                        loaded.processor, question_text(i["question"], i["options"], i["answer_type"], "v1"), True
+                        loaded.processor, question_text(i["question"], i["options"], i["answer_type"], "v1"), 1
                     ),
-                    store.levels(i["image_sha256"])[index],
+                    (store.levels(i["image_keys"][0])[index],),
                     None,
                 )
                 for i in batch
@@ -73,11 +76,14 @@ def bare_loop(model: ModelConfig, items_path: Path, render_path: Path, levels: l
 
 
 def peak_rss_mib(model: ModelConfig, items_path: Path, render_path: Path, out: Path) -> float:
-    slice_json = to_json(ExtractSlice(model=model, extract=ExtractConfig()))
+    stage = STAGES["extract"]
+    slice_json = canonical_json(
+        stage.slice(output_version=stage.version, model=model, extract=ExtractConfig(), prompt=PromptConfig())
+    )
     code = (
         "import resource, sys\nfrom blindspot.cli import main\n"
-        f"rc = main(['extract', '--model', 'm', '--slice', {slice_json!r}, '--items', {str(items_path)!r}, "
-        f"'--render', {str(render_path)!r}, '--out', {str(out)!r}])\n"
+        f"rc = main(['extract', '--model', 'm', '--bench', 'toy', '--slice', {slice_json!r}, "
+        f"'--item-table', {str(items_path)!r}, '--render', {str(render_path)!r}, '--hidden', {str(out)!r}])\n"
         "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(rc)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -99,7 +105,16 @@ def main() -> None:
         loaded = load_model(model)
         start = time.perf_counter()
         extract_benchmark(
-            "m", model, ExtractConfig(), items_path, render_path, root / "h.zarr", loaded=loaded, progress=False
+            "m",
+            "toy",
+            model,
+            ExtractConfig(),
+            PromptConfig(),
+            items_path,
+            render_path,
+            root / "h.zarr",
+            loaded=loaded,
+            progress=False,
         )
         stage = time.perf_counter() - start
         small_items, small_render = prepare(root / "n1", args.items)

@@ -21,16 +21,18 @@ import polars as pl
 import torch
 
 from blindspot.answers import parse_answer
-from blindspot.config import GenericBenchmark, ModelConfig, PredictConfig, RenderConfig
+from blindspot.benchmarks.generic import GenericBenchmark
+from blindspot.config import ModelConfig, PredictConfig, PromptConfig, RenderConfig
 from blindspot.fixtures import write_shapes_benchmark
 from blindspot.models.inference import option_token_ids
 from blindspot.models.loading import LoadedModel, load_model
-from blindspot.models.prompts import option_labels, question_text, render_prompt
+from blindspot.models.prompts import render_prompt
 from blindspot.models.tiny import build_tiny_model
 from blindspot.predict import predict_benchmark, select_conditions, work_units
+from blindspot.prompts import option_labels, question_text
 from blindspot.render.run import render_benchmark
 from blindspot.render.store import RenderStore
-from blindspot.staging.stage import stage_benchmark
+from blindspot.staging.stage import stage_benchmark, staged_paths
 
 
 def prepare(root: Path, n_items: int, kind: str) -> tuple[Path, Path]:
@@ -38,7 +40,7 @@ def prepare(root: Path, n_items: int, kind: str) -> tuple[Path, Path]:
     path = write_shapes_benchmark(root / "src", n_items=n_items, seed=0, kind=kind, bad_rows=False)
     columns = {"id": "question_id", "options": "options"} if kind == "color_mc" else {"id": "question_id"}
     config = GenericBenchmark(path=str(path), answer_type=answer_type, columns=columns)
-    stage_benchmark("bench", config, root / "staged")
+    stage_benchmark("bench", config, staged_paths(root / "staged"))
     render = RenderConfig.model_validate(
         {
             "resize": {"longest_side": 224},
@@ -62,9 +64,10 @@ def naive_loop(loaded: LoadedModel, items_path: Path, render_path: Path, max_new
         item = items[unit.item]
         imaged = unit.condition.family != "none"
         prompt = render_prompt(
-            loaded.processor, question_text(item["question"], item["options"], item["answer_type"], "v1"), imaged
+            loaded.processor, question_text(item["question"], item["options"], item["answer_type"], "v1"), int(imaged)
         )
-        image = store.image(item["image_sha256"], unit.condition.family, unit.condition.level) if imaged else None
+        (key,) = item["image_keys"]
+        image = store.image(key, unit.condition.family, unit.condition.level) if imaged else None
         inputs = loaded.processor(text=[prompt], images=[image] if imaged else None, return_tensors="pt")
         output = loaded.model.generate(
             **inputs,
@@ -114,7 +117,16 @@ def main() -> None:
         naive_s = time.perf_counter() - start
         start = time.perf_counter()
         predict_benchmark(
-            "bench", model, PredictConfig(), items_path, render_path, root / "p.parquet", loaded=loaded, progress=False
+            "m",
+            "bench",
+            model,
+            PredictConfig(),
+            PromptConfig(),
+            items_path,
+            render_path,
+            root / "p.parquet",
+            loaded=loaded,
+            progress=False,
         )
         stage_s = time.perf_counter() - start
         stage = pl.read_parquet(root / "p.parquet")

@@ -23,12 +23,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from blindspot.config import GenericBenchmark, RenderConfig
+from blindspot.benchmarks.generic import GenericBenchmark
+from blindspot.config import RenderConfig
 from blindspot.fixtures import write_shapes_benchmark
 from blindspot.images import decode_rgb
 from blindspot.render.resize import resize_to_working
 from blindspot.render.run import render_benchmark
-from blindspot.staging.stage import stage_benchmark
+from blindspot.staging.stage import stage_benchmark, staged_paths
 
 
 def natural_like_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -58,7 +59,7 @@ def build_benchmark(root: Path, n_images: int, seed: int) -> Path:
         answer_type="multiple_choice",
         columns={"id": "question_id", "options": "options"},
     )
-    stage_benchmark("bench", config, root / "staged")
+    stage_benchmark("bench", config, staged_paths(root / "staged"))
     return root / "staged" / "images.parquet"
 
 

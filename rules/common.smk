@@ -17,9 +17,10 @@ os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.enviro
 
 
 def _fail(lines):
-    for line in lines:
-        print(f"config error: {line}", file=sys.stderr)
-    sys.exit(1)
+    if lines:
+        for line in lines:
+            print(f"config error: {line}", file=sys.stderr)
+        sys.exit(1)
 
 
 try:

@@ -1,6 +1,6 @@
 rule predict:
     input:
-        items="results/staged/{bench}/items.parquet",
+        item_table="results/staged/{bench}/items.parquet",
         render="results/render/{bench}.zarr",
         weights=model_files,
     output:

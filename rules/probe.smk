@@ -1,7 +1,7 @@
 rule probe:
     input:
         hidden="results/hidden/{model}/{bench}.zarr",
-        items="results/staged/{bench}/items.parquet",
+        item_table="results/staged/{bench}/items.parquet",
     output:
         probes="results/probes/{model}/{bench}.parquet",
     params:

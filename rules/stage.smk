@@ -2,7 +2,7 @@ rule stage:
     input:
         source=benchmark_files,
     output:
-        items="results/staged/{bench}/items.parquet",
+        item_table="results/staged/{bench}/items.parquet",
         images="results/staged/{bench}/images.parquet",
         rejects="results/staged/{bench}/rejects.parquet",
     params:

@@ -79,9 +79,14 @@ def generic_entry(path: Path, **overrides: Any) -> dict[str, Any]:
     return entry
 
 
-def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the repository's workflow in ``workdir`` with ``workdir/config.yaml``; the venv's bin on PATH."""
+def run_snakemake(
+    workdir: Path, *args: str, check: bool = True, package: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the repository's workflow in ``workdir`` with ``workdir/config.yaml``; the venv's bin on PATH.
+    ``package``: a folder holding another copy of the ``blindspot`` package, imported instead of the installed one."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    if package is not None:
+        env["PYTHONPATH"] = str(package)
     command = [
         str(Path(sys.executable).parent / "snakemake"),
         "-s",

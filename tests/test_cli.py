@@ -15,14 +15,14 @@ from conftest import generic_entry, slice_json, stage_entry
 from blindspot.cli import main
 from blindspot.fixtures import write_shapes_benchmark
 
-STAGE_OUTPUTS = ["--items", "i.parquet", "--images", "m.parquet", "--rejects", "r.parquet"]
+STAGE_OUTPUTS = ["--item-table", "i.parquet", "--images", "m.parquet", "--rejects", "r.parquet"]
 
 
 def test_stage_cli_stages_and_summarises(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_shapes_benchmark(tmp_path / "src", n_items=5)
     out = [str(tmp_path / "out" / f) for f in ("items.parquet", "images.parquet", "rejects.parquet")]
     text = slice_json("stage", benchmark=generic_entry(path))
-    args = ["--items", out[0], "--images", out[1], "--rejects", out[2]]
+    args = ["--item-table", out[0], "--images", out[1], "--rejects", out[2]]
     assert main(["stage", "--bench", "b", "--slice", text, *args]) == 0
     assert all(Path(p).is_file() for p in out)
     out = capsys.readouterr().out

@@ -110,7 +110,7 @@ def test_cli_predict_names_the_model_key(small_benchmark, tmp_path: Path, capsys
     from blindspot.cli import main
 
     text = slice_json("predict", model={"adapter": "qwen2_5_vl", "path": "data/models/q"}, predict={}, prompt={})
-    inputs = ["--items", str(small_benchmark["items"]), "--render", str(small_benchmark["render"])]
+    inputs = ["--item-table", str(small_benchmark["items"]), "--render", str(small_benchmark["render"])]
     out = ["--predictions", str(tmp_path / "o.parquet")]
     assert main(["predict", "--model", "qwen", "--bench", "b", "--slice", text, *inputs, *out]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()

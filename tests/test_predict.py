@@ -47,7 +47,7 @@ def test_batch_size_does_not_change_answers(tiny_models, small_benchmark, tmp_pa
     assert one["parsed"].to_list() == four["parsed"].to_list()
     a = one["option_logprobs"].explode().to_numpy()
     b = four["option_logprobs"].explode().to_numpy()
-    assert abs(a - b).max() < 1e-4
+    assert abs(a - b).max() < 1e-5
 
 
 def test_predictions_table(tiny_models, small_benchmark, tmp_path: Path) -> None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import generic_entry, run_snakemake, write_config
+from conftest import REPO, generic_entry, run_snakemake, write_config
 
 from blindspot.fixtures import write_shapes_benchmark
+from blindspot.models.tiny import build_tiny_model
 from blindspot.render.store import RenderStore
+from blindspot.stages import STAGES
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +72,7 @@ def test_end_to_end_run(tmp_path: Path) -> None:
         rejects = pl.read_parquet(tmp_path / f"results/staged/{bench}/rejects.parquet")
         assert items.height == 6 and rejects.height == 3
         store = RenderStore(tmp_path / f"results/render/{bench}.zarr")
-        assert set(items["image_sha256"]) == set(store.image_keys)
+        assert set(items["image_keys"].explode()) == set(store.image_keys)
         assert len(store.conditions) == 8 + 2 + 2
         assert (tmp_path / f"results/logs/stage/{bench}.log").is_file()
         assert (tmp_path / f"results/logs/render/{bench}.log").is_file()
@@ -107,15 +110,62 @@ def test_changing_a_slice_reruns_exactly_its_jobs(tmp_path: Path) -> None:
     assert sorted(jobs) == [("all", None), ("render", "a"), ("render", "b")]
 
 
+def test_reruns_see_sources_images_and_output_versions(tmp_path: Path) -> None:
+    """Rewriting a benchmark's source file, or an image it reads by path, re-stages that benchmark only; a new
+    output version of a stage (new code whose outputs mean something else) reruns that stage's jobs only."""
+    a = bench_entry(tmp_path, "a", seed=1)
+    b = {
+        **bench_entry(tmp_path, "b", seed=2, fmt="jsonl", image_mode="path"),
+        "image_root": "data/b/images",
+    }
+    write_config(tmp_path, {"benchmarks": {"a": a, "b": b}, "render": SMALL_RENDER})
+    run_snakemake(tmp_path, "--cores", "2")
+    assert "Nothing to be done" in run_snakemake(tmp_path, "-n").stdout
+
+    # 1. A source file rewritten in place (new content, newer mtime).
+    write_shapes_benchmark(tmp_path / "data" / "a", n_items=6, seed=9)
+    assert sorted(scheduled_jobs(run_snakemake(tmp_path, "-n").stdout)) == [
+        ("all", None),
+        ("render", "a"),
+        ("stage", "a"),
+    ]
+    run_snakemake(tmp_path, "--cores", "2")
+
+    # 2. An image read by path from the benchmark's image folder, replaced.
+    image = sorted((tmp_path / "data" / "b" / "images").iterdir())[0]
+    image.write_bytes(sorted((tmp_path / "data" / "b" / "images").iterdir())[1].read_bytes())
+    assert sorted(scheduled_jobs(run_snakemake(tmp_path, "-n").stdout)) == [
+        ("all", None),
+        ("render", "b"),
+        ("stage", "b"),
+    ]
+    run_snakemake(tmp_path, "--cores", "2")
+    assert "Nothing to be done" in run_snakemake(tmp_path, "-n").stdout
+
+    # 3. The installed code bumps the render stage's output version.
+    package = tmp_path / "package"
+    shutil.copytree(REPO / "src" / "blindspot", package / "blindspot")
+    table = package / "blindspot" / "stages.py"
+    text = table.read_text()
+    current = f'name="render",\n            slice=RenderSlice,\n            version={STAGES["render"].version},'
+    assert current in text
+    table.write_text(text.replace(current, current.replace(f"version={STAGES['render'].version}", "version=99")))
+    jobs = scheduled_jobs(run_snakemake(tmp_path, "-n", package=package).stdout)
+    assert sorted(jobs) == [("all", None), ("render", "a"), ("render", "b")]
+
+
 def test_models_run_through_predict_and_decay(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     """stage -> render -> predict -> decay, extract -> probe for a model; adding a second model schedules only its
-    jobs and leaves the first model's outputs untouched."""
+    jobs and leaves the first model's outputs untouched; retraining a model in place reruns its jobs only."""
     render = {
         "resize": {"longest_side": 56, "multiple_of": 28},
         "blur": {"kernels": [1, 25, 61]},
         "pixelate": {"enabled": False},
     }
-    qwen = {"adapter": "qwen2_5_vl", "path": str(tiny_models["qwen2_5_vl"]), "max_new_tokens": 4}
+    models = tmp_path / "models"
+    for family in ("qwen2_5_vl", "llava_next"):
+        shutil.copytree(tiny_models[family], models / family)
+    qwen = {"adapter": "qwen2_5_vl", "path": str(models / "qwen2_5_vl"), "max_new_tokens": 4}
     bench = bench_entry(tmp_path, "colour", seed=1)
     write_config(
         tmp_path,
@@ -131,7 +181,7 @@ def test_models_run_through_predict_and_decay(tmp_path: Path, tiny_models: dict[
 
     first_model = [tmp_path / f"results/{stage}/qwen" for stage in ("predictions", "decay", "hidden", "probes")]
     before = snapshot(first_model)
-    llava = {"adapter": "llava_next", "path": str(tiny_models["llava_next"]), "max_new_tokens": 4}
+    llava = {"adapter": "llava_next", "path": str(models / "llava_next"), "max_new_tokens": 4}
     write_config(
         tmp_path,
         {
@@ -152,6 +202,18 @@ def test_models_run_through_predict_and_decay(tmp_path: Path, tiny_models: dict[
     assert "model=llava" in run_snakemake(tmp_path, "-n").stdout
     run_snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1")
     assert snapshot(first_model) == before
+
+    # Retraining a checkpoint in place (new weights at the same path) reruns that model's jobs and nothing else.
+    build_tiny_model("llava_next", models / "llava_next", seed=7)
+    dry = run_snakemake(tmp_path, "-n").stdout
+    assert sorted(scheduled_jobs(dry)) == [
+        ("all", None),
+        ("decay", "colour"),
+        ("extract", "colour"),
+        ("predict", "colour"),
+        ("probe", "colour"),
+    ]
+    assert "model=llava" in dry and "model=qwen" not in dry
 
 
 def test_bad_config_stops_before_any_job(tmp_path: Path) -> None:

@@ -303,8 +303,10 @@ def score_answer(
     parsed: Parsed, gold: str, answer_type: str, references: list[str] | None = None
 ) -> tuple[Outcome, float]:
     """(outcome, score) of a parsed response against the canonical gold answer."""
+    if parsed.status == "abstain":
+        return "abstain", 0.0
     if parsed.status != "parsed" or parsed.answer is None:
-        return parsed.status, 0.0
+        return "unparsed", 0.0
     if answer_type == "open":
         score = vqa_soft_accuracy(parsed.answer, references or [gold])
     elif answer_type == "count":

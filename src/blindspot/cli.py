@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from blindspot.config import ConfigError, json_schema, load_config
@@ -69,8 +70,9 @@ def cmd_toy_data(args: argparse.Namespace) -> None:
 
     # The config's shape is validated whole (paths are not checked: this command creates the benchmark's path).
     toy = (load_config(args.config).toy if args.config else None) or ToyConfig()
-    path = write_toy_benchmark(args.out, toy.n_items, dict(toy.shares), toy.seed)
-    print(f"wrote {path}: {toy.n_items} items, shares {dict(toy.shares)}, seed {toy.seed}")
+    shares = {str(kind): share for kind, share in toy.shares.items()}
+    path = write_toy_benchmark(args.out, toy.n_items, shares, toy.seed)
+    print(f"wrote {path}: {toy.n_items} items, shares {shares}, seed {toy.seed}")
 
 
 def cmd_toy_train(args: argparse.Namespace) -> None:
@@ -131,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("schema", cmd_schema, "Print (or write) the config's JSON schema.")
     p.add_argument("--out")
     for stage in STAGES.values():
-        p = add(stage.name, lambda args, stage=stage: run_stage(stage, args), stage.help)
+        p = add(stage.name, partial(run_stage, stage), stage.help)
         for wildcard in stage.wildcards:
             p.add_argument(f"--{wildcard}", required=True, help=f"the {wildcard} name (a config key)")
         p.add_argument("--slice", required=True, help=f"the {stage.name} config slice, as JSON")

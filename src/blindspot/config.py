@@ -21,13 +21,14 @@ import itertools
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from blindspot.benchmarks import registered
+from blindspot.benchmarks.registry import BenchmarkConfigBase
 from blindspot.config_base import StrictModel, path_problem
 from blindspot.contracts.conditions import parse_condition_key
 
@@ -42,10 +43,13 @@ class ConfigError(ValueError):
 # --------------------------------------------------------------------------------------------------- benchmarks
 
 
-BenchmarkConfig = Annotated[
-    Union[tuple(spec.config for spec in registered())],  # type: ignore[valid-type]  # noqa: UP007
-    Field(discriminator="adapter"),
-]
+if TYPE_CHECKING:
+    BenchmarkConfig = BenchmarkConfigBase
+else:
+    BenchmarkConfig = Annotated[
+        Union[tuple(spec.config for spec in registered())],  # noqa: UP007
+        Field(discriminator="adapter"),
+    ]
 """Any registered benchmark's config, chosen by its ``adapter`` key (see blindspot.benchmarks)."""
 
 
@@ -175,7 +179,7 @@ class PromptConfig(StrictModel):
 
 
 class PredictConfig(StrictModel):
-    """How every model is run on every rendered condition (METHOD.md §1)."""
+    """How every model is run on every rendered condition (docs/method.md §1)."""
 
     conditions: list[str] | Literal["all"] = Field(
         "all",
@@ -201,7 +205,7 @@ def _condition_key(key: str) -> None:
 
 
 class DecayConfig(StrictModel):
-    """Decay metrics and item classes (METHOD.md §1)."""
+    """Decay metrics and item classes (docs/method.md §1)."""
 
     bootstrap: int = Field(1000, ge=10, description="Bootstrap resamples (over items) for every confidence interval.")
     confidence: float = Field(0.95, gt=0, lt=1)
@@ -219,7 +223,7 @@ class DecayConfig(StrictModel):
 
 
 class ExtractConfig(StrictModel):
-    """Which hidden states the extract stage captures (METHOD.md §2)."""
+    """Which hidden states the extract stage captures (docs/method.md §2)."""
 
     levels: list[str] = Field(
         ["blur/0", "blur/-1"],
@@ -239,7 +243,7 @@ class ExtractConfig(StrictModel):
 
 
 class ProbeConfig(StrictModel):
-    """Layer-wise probes (METHOD.md §2), all layers trained together."""
+    """Layer-wise probes (docs/method.md §2), all layers trained together."""
 
     features: list[Literal["last_token", "image_mean"]] = Field(["last_token", "image_mean"], min_length=1)
     prior_field: str | None = Field(

@@ -1,4 +1,4 @@
-"""The decay step: METHOD.md §1 and §4 from a predictions table. CPU only.
+"""The decay step: docs/method.md §1 and §4 from a predictions table. CPU only.
 
 Per (family, level): the identical-answer rate E_j (parsed answer equals the clean one), the evidence-based
 survival rate (the clean answer stays the top option by at least ``margin_threshold`` nats), accuracy, accuracy on

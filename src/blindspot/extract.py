@@ -199,7 +199,7 @@ def run(config: ExtractSlice, inputs: Paths, outputs: Paths, job: JobContext) ->
         config.model,
         config.extract,
         config.prompt,
-        inputs["items"],
+        inputs["item_table"],
         inputs["render"],
         outputs["hidden"],
         progress=job.progress,

@@ -195,7 +195,7 @@ def run(config: PredictSlice, inputs: Paths, outputs: Paths, job: JobContext) ->
         config.model,
         config.predict,
         config.prompt,
-        inputs["items"],
+        inputs["item_table"],
         inputs["render"],
         outputs["predictions"],
         progress=job.progress,

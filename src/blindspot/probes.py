@@ -1,4 +1,4 @@
-"""Layer-wise probes (METHOD.md §2): every layer's probe trained at once, as one batched tensor program.
+"""Layer-wise probes (docs/method.md §2): every layer's probe trained at once, as one batched tensor program.
 
 For a feature store ``(item, level, layer, hidden)`` and a target label per item, one 3-layer MLP probe (and a
 linear baseline) per layer is trained on standardised features (per layer, from the training fold; Qwen has
@@ -45,6 +45,9 @@ class BatchedProbes(nn.Module):
     standardisation (mean and std of its training samples, per layer) is folded into the first weight matrix, so
     standardised copies of the features are never materialised. depth 3 is the MLP probe (d -> h -> h -> c, ReLU),
     depth 1 the linear baseline (d -> c). (An einsum formulation was 40x slower backwards on CPU.)"""
+
+    mean: torch.Tensor
+    inv_std: torch.Tensor
 
     def __init__(
         self,
@@ -212,8 +215,8 @@ def run_probes(data: ProbeData, feature: str, config: ProbeConfig, seed: int) ->
         control = np.where(keep, control_labels(data.types, len(classes), seed + 1), -1)
         both = torch.from_numpy(np.repeat(np.stack([y_items, control], 1), n_levels, axis=0)).long().to(device)
         for depth, probe in ((3, "mlp"), (1, "linear")):
-            probs = fit_heldout(x, both, folds, config.folds, len(classes), config, depth, seed + depth)
-            probs = probs.cpu().numpy().reshape(n_items, n_levels, 2, n_layers, len(classes))
+            heldout = fit_heldout(x, both, folds, config.folds, len(classes), config, depth, seed + depth)
+            probs = heldout.cpu().numpy().reshape(n_items, n_levels, 2, n_layers, len(classes))
             rows += _summarise(
                 data, feature, target, probe, probs[:, :, 0], probs[:, :, 1], y_items, control, keep, index
             )
@@ -294,6 +297,6 @@ def probe_benchmark(
 
 def run(config: ProbeSlice, inputs: Paths, outputs: Paths, job: JobContext) -> str:
     rows = probe_benchmark(
-        inputs["hidden"], inputs["items"], config.probe, config.seed, outputs["probes"], job.model, job.bench
+        inputs["hidden"], inputs["item_table"], config.probe, config.seed, outputs["probes"], job.model, job.bench
     )
     return f"probed {job.model} on {job.bench}: {rows} rows"

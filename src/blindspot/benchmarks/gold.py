@@ -76,14 +76,14 @@ def _multiple_choice(answer: Any, options: list[str] | None, answer_format: str)
 
     chosen = {"letter": by_letter, "index": by_index, "text": by_text}
     if answer_format != "auto":
-        if chosen[answer_format] is None:
+        picked = chosen[answer_format]
+        if picked is None:
             raise RejectedItem("bad_answer", f"answer {text!r} is not a valid {answer_format} for {n} options")
-        return chosen[answer_format]  # type: ignore[return-value]
-    if isinstance(answer, int) and not isinstance(answer, bool):
-        candidates = {by_index}  # an integer-typed column is an index, never a letter or option text
-    else:  # every reading that applies must agree
-        candidates = {by_letter, by_text, by_index}
-    candidates.discard(None)
+        return picked
+    # An integer-typed column is an index, never a letter or option text; otherwise every reading must agree.
+    integer = isinstance(answer, int) and not isinstance(answer, bool)
+    found = {by_index} if integer else {by_letter, by_text, by_index}
+    candidates = {c for c in found if c is not None}
     if not candidates:
         raise RejectedItem("bad_answer", f"answer {text!r} matches no letter, index or text of {n} options")
     if len(candidates) > 1:

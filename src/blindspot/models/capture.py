@@ -14,7 +14,7 @@ runs, so memory does not grow with sequence length or depth:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -67,7 +67,7 @@ def capture_residual_stream(
         hidden = args[0] if args else kwargs["hidden_states"]
         capture.record(0, hidden)
 
-    def after(index: int):
+    def after(index: int) -> Callable[[nn.Module, tuple, torch.Tensor | tuple], None]:
         def hook(module: nn.Module, args: tuple, output: torch.Tensor | tuple) -> None:
             capture.record(index, output[0] if isinstance(output, tuple) else output)
 

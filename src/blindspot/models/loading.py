@@ -10,6 +10,7 @@ from typing import Any
 import torch
 import transformers
 from torch import nn
+from transformers import PreTrainedModel
 
 from blindspot.config import ModelConfig
 from blindspot.config_base import path_problem
@@ -26,7 +27,8 @@ class ModelLoadError(BlindspotError):
 
 @dataclass
 class LoadedModel:
-    model: nn.Module
+    model: PreTrainedModel
+    """A transformers image-text-to-text model (its family's class), in eval mode."""
     processor: Any
     family: ModelFamily
     config: ModelConfig

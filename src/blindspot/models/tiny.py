@@ -59,7 +59,19 @@ LLAVA_SPECIALS = ["<unk>", "<s>", "</s>", "<image>", "<pad>"]
 def training_corpus() -> list[str]:
     """Text the tiny tokenizers are trained on: prompt templates, chat roles, answer words. A fresh list per call,
     so building a second tokenizer in the same process cannot change the first one's vocabulary."""
-    words = [*TOKENIZER_COLOURS, *TOKENIZER_SHAPES, "yes", "no", "horizontal", "vertical", "stripes", "object", "image", "colour", "color"]
+    words = [
+        *TOKENIZER_COLOURS,
+        *TOKENIZER_SHAPES,
+        "yes",
+        "no",
+        "horizontal",
+        "vertical",
+        "stripes",
+        "object",
+        "image",
+        "colour",
+        "color",
+    ]
     lines = [
         "You are a helpful assistant. system user assistant",
         "What colour is the object? Are the stripes horizontal or vertical? Is there a circle in the image?",

@@ -9,11 +9,12 @@ OpenCV and Blosc release the GIL, and chunks are written without zarr's GIL-boun
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -99,7 +100,7 @@ def _opencv_threads(n: int) -> Iterator[None]:
 class _InlinePool:
     """The pool interface, run in this process (workers=1: easy to debug, no start-up cost)."""
 
-    def submit(self, fn, *args):
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         future: Future = Future()
         future.set_result(fn(*args))
         return future

@@ -133,11 +133,16 @@ def _canonical_row(
 
 def staged_paths(folder: str | Path) -> dict[str, Path]:
     """The workflow's layout of one benchmark's staged tables in ``folder`` (for scripts and tests)."""
-    return {name: Path(folder) / f"{name}.parquet" for name in ("items", "images", "rejects")}
+    folder = Path(folder)
+    return {
+        "item_table": folder / "items.parquet",
+        "images": folder / "images.parquet",
+        "rejects": folder / "rejects.parquet",
+    }
 
 
 def stage_benchmark(name: str, config: BenchmarkConfigBase, outputs: Mapping[str, Path]) -> StageSummary:
-    """Stage one benchmark to ``outputs`` (items, images, rejects); items is written last."""
+    """Stage one benchmark to ``outputs`` (item_table, images, rejects); the item table is written last."""
     spec = get_benchmark(config.adapter)
     record = provenance("stage", config, benchmark=name, adapter=spec.name)
     items: list[dict[str, Any]] = []
@@ -168,7 +173,7 @@ def stage_benchmark(name: str, config: BenchmarkConfigBase, outputs: Mapping[str
 
     reject_rows = [{"benchmark": name, **r.__dict__} for r in rejects]
     write_table(reject_rows, REJECTS_SCHEMA, record, outputs["rejects"])
-    write_table(items, ITEMS_SCHEMA, record, outputs["items"])
+    write_table(items, ITEMS_SCHEMA, record, outputs["item_table"])
     return StageSummary(items=len(items), rejects=len(rejects), images=len(sink.sizes), reasons=reasons)
 
 

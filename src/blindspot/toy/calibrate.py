@@ -22,6 +22,11 @@ ERASING_KERNEL = 25
 """Gaussian blur erases the toy stripes (7 px period) from this kernel size on."""
 
 
+def share(mask: pl.Series) -> float:
+    """The share of True in a boolean column (NaN when empty)."""
+    return float(mask.cast(pl.Float64).to_numpy().mean()) if mask.len() else float("nan")
+
+
 @dataclass(frozen=True)
 class Row:
     model: str
@@ -68,8 +73,8 @@ def class_shares(ctx: Context, model: str, role: str) -> list[Row]:
     items = ctx.decay_items(model).filter(pl.col("kind") != "conflict")
     rows = []
     for kind, cls in KIND_CLASS.items():
-        planted = float((items["kind"] == kind).mean())
-        measured = float((items["class"] == cls).mean())
+        planted = share(items["kind"] == kind)
+        measured = share(items["class"] == cls)
         ok = abs(measured - planted) <= toy.share_tolerance
         rows.append(Row(model, f"share {cls}", f"{planted:.3f}", measured, f"±{toy.share_tolerance:.2f}", ok))
     return rows
@@ -81,7 +86,7 @@ def conflict_class(ctx: Context, model: str, role: str) -> list[Row]:
     assert toy is not None
     items = ctx.decay_items(model).filter(pl.col("kind") == "conflict")
     expected = EXPECTED_CONFLICT_CLASS[role]
-    measured = float((items["class"] == expected).mean()) if items.height else float("nan")
+    measured = share(items["class"] == expected) if items.height else float("nan")
     return [
         Row(
             model,
@@ -103,8 +108,8 @@ def c_rate(ctx: Context, model: str, role: str) -> list[Row]:
     toy = ctx.config.toy
     assert toy is not None
     items = ctx.items
-    survivors = float(items["kind"].is_in(["coarse", "prior", "conflict"]).mean())
-    fine = float((items["kind"] == "fine").mean())
+    survivors = share(items["kind"].is_in(["coarse", "prior", "conflict"]))
+    fine = share(items["kind"] == "fine")
     erasing = sum(k >= ERASING_KERNEL for k in ctx.config.render.blur.kernels)
     low, high = survivors + fine * 0.5**erasing, survivors + fine * 0.5
     identity = ctx.metric(model, "c_rate")

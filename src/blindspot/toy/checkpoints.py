@@ -60,7 +60,7 @@ def evaluate_checkpoint(folder: Path, family: str, n_per_kind: int = EVALUATION_
     """Evaluate a checkpoint on fresh items and record the result in its training.json."""
     record = json.loads((folder / "training.json").read_text())
     version = record["spec"].get("prompt_version", "v1")  # checkpoints trained before the field existed: v1
-    record["evaluation"] = evaluate_toy_model(folder, family, n_per_kind=n_per_kind, prompt_version=version)
+    record["evaluation"] = evaluate_toy_model(str(folder), family, n_per_kind=n_per_kind, prompt_version=version)
     record["evaluation_items_per_kind"] = n_per_kind
     (folder / "training.json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"{folder.name}: evaluation on {n_per_kind} fresh items per kind")

@@ -69,6 +69,7 @@ def evaluate_toy_model(
                     requests.append(Request(prompt, () if image is None else (image,), labels))
                 for i, response in zip(chunk, generate_batch(loaded, requests, max_new_tokens=1), strict=True):
                     answers.append(parse_choice(response.text, list(items[i].options)).answer)
+                    assert response.option_logprobs is not None  # every request names its option labels
                     top, second = sorted(response.option_logprobs.values(), reverse=True)[:2]
                     margins.append(top - second)
             results.setdefault(f"{kind}_confident", {})[view] = float(np.mean(np.array(margins) >= CONFIDENT_NATS))

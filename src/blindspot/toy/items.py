@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from blindspot.images import encode_png
 from blindspot.contracts.answers import LETTERS
+from blindspot.images import encode_png
 from blindspot.toy.scenes import COLOUR_NAMES, ORIENTATIONS, draw_scene
 
 KINDS = ("fine", "coarse", "prior", "conflict")

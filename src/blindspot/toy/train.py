@@ -22,12 +22,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
+from transformers import PreTrainedModel
 
+from blindspot.contracts.answers import LETTERS
 from blindspot.images import sha256_hex
 from blindspot.models.prompts import render_prompt
-from blindspot.prompts import question_text
 from blindspot.models.tiny import Family, build_tiny_model
-from blindspot.contracts.answers import LETTERS
+from blindspot.prompts import question_text
 from blindspot.toy.items import ToyItem, make_item
 from blindspot.toy.scenes import COLOUR_NAMES, ORIENTATIONS, SIZE, draw_scene
 
@@ -201,7 +202,7 @@ class Batcher:
         return inputs, labels
 
 
-def _configure_trainable(model: torch.nn.Module, layers: tuple[int, ...] | None) -> int:
+def _configure_trainable(model: PreTrainedModel, layers: tuple[int, ...] | None) -> int:
     if layers is None:
         for p in model.parameters():
             p.requires_grad_(True)
@@ -248,7 +249,7 @@ def train_toy_model(
     bar = tqdm(range(spec.steps), desc=f"train {spec.family} {spec.mode}", disable=not progress, mininterval=2)
     for _ in bar:
         with_image = rng.random() >= spec.no_image_rate
-        samples = []
+        samples: list[Sample] = []
         while len(samples) < spec.batch_size:
             sample = draw_sample(spec, pool, rng)
             if (sample.image is not None) == with_image:
