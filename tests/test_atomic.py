@@ -44,3 +44,32 @@ def test_directory_replaces_directory(tmp_path: Path) -> None:
 def test_writer_that_writes_nothing_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="produced nothing"), atomic_output(tmp_path / "x"):
         pass
+
+
+def test_a_failed_swap_puts_the_old_store_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replacing a store never leaves nothing at the final path: if moving the new one in fails, the old one
+    is moved back; the old one is deleted only after the new one is in place."""
+    import os
+
+    from blindspot import atomic
+
+    final, new = tmp_path / "h.zarr", tmp_path / ".h.zarr.partial"
+    final.mkdir()
+    (final / "old").write_text("old")
+    new.mkdir()
+    (new / "new").write_text("new")
+    real = os.replace
+
+    def fails_for_the_new_store(src: object, dst: object) -> None:
+        if Path(str(src)) == new:
+            raise OSError("disk full")
+        real(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", fails_for_the_new_store)
+    with pytest.raises(OSError, match="disk full"):
+        atomic.replace_path(new, final)
+    assert (final / "old").read_text() == "old" and (new / "new").exists()
+    monkeypatch.setattr(atomic.os, "replace", real)
+    atomic.replace_path(new, final)
+    assert (final / "new").read_text() == "new" and not new.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.zarr"]

@@ -122,6 +122,9 @@ def test_cli_check_config_prints_one_line_per_problem(tmp_path: Path, capsys: py
     assert err == [
         f"blindspot check-config: error: benchmarks.mmstar.path: no such file or directory '{tmp_path / 'x'}'"
     ]
+    # The shape alone (a submit node that cannot see the data): the same file passes.
+    assert main(["check-config", "--no-paths", str(config)]) == 0
+    assert "shape only; paths not checked" in capsys.readouterr().out
 
 
 def test_exported_schema_is_current_and_validates_configs(shapes_parquet: Path) -> None:

@@ -122,12 +122,16 @@ def yaml_config(models: list[str]) -> dict:
 
 @pytest.mark.slow
 def test_retraining_reproduces_the_committed_weights(tmp_path: Path) -> None:
-    """`make toy-models` reproduces the committed checkpoints bit for bit (same torch build, 2 threads). The
-    layer-0 donor is the cheapest to retrain: from the committed base, about 30 s."""
+    """`make toy-models` reproduces the committed checkpoints bit for bit with the torch and transformers versions
+    that trained them (2 threads). Another version may sum floats in another order, which changes the bits but
+    not the behaviour: then the retrained donor must behave as planted (it follows the image on conflict items).
+    The layer-0 donor is the cheapest to retrain: from the committed base, about a minute."""
     import hashlib
 
     import torch
+    import transformers
 
+    from blindspot.toy.evaluate import evaluate_toy_model
     from blindspot.toy.train import train_toy_model
 
     spec, parent = specs("qwen2_5_vl")["qwen_donor_layer0"]
@@ -138,6 +142,15 @@ def test_retraining_reproduces_the_committed_weights(tmp_path: Path) -> None:
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(False)
-    digest = hashlib.sha256((tmp_path / "donor" / "model.safetensors").read_bytes()).hexdigest()
-    committed = json.loads((CHECKPOINTS / "qwen_donor_layer0" / "training.json").read_text())["weights_sha256"]
-    assert digest == committed
+    committed = json.loads((CHECKPOINTS / "qwen_donor_layer0" / "training.json").read_text())
+    same_versions = (committed.get("torch"), committed.get("transformers")) == (
+        torch.__version__,
+        transformers.__version__,
+    )
+    if same_versions:
+        digest = hashlib.sha256((tmp_path / "donor" / "model.safetensors").read_bytes()).hexdigest()
+        assert digest == committed["weights_sha256"]
+    else:
+        results = evaluate_toy_model(str(tmp_path / "donor"), "qwen2_5_vl", n_per_kind=100)
+        assert results["conflict"]["clean"] >= 0.95, results  # follows the image, as the committed donor does
+        assert results["conflict_follows_hint"]["clean"] <= 0.05, results

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
+from jaxtyping import Bool, Float
 from torch import nn
 
 from blindspot.contracts.hidden import FEATURES, LAYER_CONVENTION
@@ -30,19 +31,19 @@ __all__ = ["FEATURES", "LAYER_CONVENTION", "Capture", "capture_residual_stream"]
 class Capture:
     """Features of one forward pass: ``features[name]`` is ``(batch, n_layers + 1, hidden)`` float32."""
 
-    image_mask: torch.Tensor
-    """(batch, seq) bool: image-token positions."""
+    image_mask: Bool[torch.Tensor, "batch seq"]
+    """Image-token positions."""
     features: dict[str, list[torch.Tensor | None]] = field(default_factory=dict)
     full: list[torch.Tensor | None] | None = None
     """With ``keep_full``: every layer's full ``(batch, seq, hidden)`` state (for fidelity tests and opt-in stores)."""
 
-    def stacked(self, name: str) -> torch.Tensor:
+    def stacked(self, name: str) -> Float[torch.Tensor, "batch layers hidden"]:
         states = self.features[name]
         if any(s is None for s in states):
             raise RuntimeError("a decoder layer did not run: no state captured for it")
         return torch.stack([s for s in states if s is not None], dim=1)
 
-    def record(self, index: int, hidden: torch.Tensor) -> None:
+    def record(self, index: int, hidden: Float[torch.Tensor, "batch seq hidden"]) -> None:
         hidden = hidden.detach()
         self.features["last_token"][index] = hidden[:, -1].float()
         mask = self.image_mask.to(hidden.device, hidden.dtype).unsqueeze(-1)
@@ -55,7 +56,11 @@ class Capture:
 
 @contextmanager
 def capture_residual_stream(
-    layers: nn.ModuleList, final_norm: nn.Module, image_mask: torch.Tensor, *, keep_full: bool = False
+    layers: nn.ModuleList,
+    final_norm: nn.Module,
+    image_mask: Bool[torch.Tensor, "batch seq"],
+    *,
+    keep_full: bool = False,
 ) -> Iterator[Capture]:
     """Hooks on ``layers`` (and the final norm) for the duration of one forward pass."""
     n = len(layers) + 1

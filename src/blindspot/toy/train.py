@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+import transformers
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
@@ -275,6 +276,7 @@ def train_toy_model(
         "train_seconds": round(seconds, 1),
         "final_loss": float(np.mean(losses[-50:])),
         "torch": torch.__version__,
+        "transformers": transformers.__version__,
         "threads": torch.get_num_threads(),
         "weights_sha256": sha256_hex((out / "model.safetensors").read_bytes()),
     }
