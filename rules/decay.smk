@@ -1,6 +1,7 @@
 rule decay:
     input:
         predictions="results/predictions/{model}/{bench}.parquet",
+        item_table="results/staged/{bench}/items.parquet",
     output:
         metrics="results/decay/{model}/{bench}.parquet",
         classes="results/decay/{model}/{bench}.items.parquet",

@@ -16,6 +16,7 @@ from blindspot.provenance import provenance
 from blindspot.tables import write_table
 
 LABELS = ["A", "B", "C", "D"]
+CONFIG = DecayConfig(bootstrap=200, coarse_families=["blank", "none"])
 CONDITIONS = [("blur", 0, 1.0), ("blur", 1, 25.0), ("blur", 2, 61.0), ("blank", 1, 0.0), ("none", 1, 0.0)]
 
 
@@ -56,6 +57,7 @@ def row(
         "option_labels": LABELS,
         "option_logprobs": logprobs(parsed, margin),
         "scored": parsed,
+        "first_token_is_label": True,
     }
 
 
@@ -85,7 +87,7 @@ def metric(rows: list[dict], name: str, family: str = "all", level: int = -1) ->
 
 @pytest.fixture(scope="module")
 def computed() -> tuple[list[dict], dict[str, dict]]:
-    rows, items = decay_metrics(build_grid(predictions(), ("blur", 0)), DecayConfig(bootstrap=200), seed=0)
+    rows, items = decay_metrics(build_grid(predictions(), ("blur", 0)), CONFIG, seed=0)
     return rows, {r["item_id"]: r for r in items}
 
 
@@ -112,7 +114,7 @@ def test_accuracy_curves(computed) -> None:
     assert metric(rows, "n_wrong", "blur", 2)["value"] == 1
     # MG = S_v - S_wv = accuracy clean (4/5) - accuracy without image (prior, coarse, coinflip, broken: 4/5)
     assert metric(rows, "mg")["value"] == pytest.approx(0.0)
-    assert metric(rows, "ml")["value"] is None  # needs the base LLM alone
+    assert metric(rows, "ml")["value"] is None and "base language model" in metric(rows, "ml")["note"]
 
 
 def test_item_classes(computed) -> None:
@@ -138,9 +140,9 @@ def test_shares_and_intervals(computed) -> None:
 
 
 def test_bootstrap_is_seeded(computed) -> None:
-    again, _ = decay_metrics(build_grid(predictions(), ("blur", 0)), DecayConfig(bootstrap=200), seed=0)
+    again, _ = decay_metrics(build_grid(predictions(), ("blur", 0)), CONFIG, seed=0)
     assert again == computed[0]
-    other, _ = decay_metrics(build_grid(predictions(), ("blur", 0)), DecayConfig(bootstrap=200), seed=1)
+    other, _ = decay_metrics(build_grid(predictions(), ("blur", 0)), CONFIG, seed=1)
     assert other != computed[0]
 
 
@@ -170,10 +172,12 @@ def test_chance_agreement_inflates_identity_but_not_margin() -> None:
                     "option_labels": ["yes", "no"],
                     "option_logprobs": lp,
                     "scored": answer,
+                    "first_token_is_label": True,
                 }
             )
     table = pl.from_dicts(rows, schema=pl.Schema(PREDICTIONS_SCHEMA))
-    out, _ = decay_metrics(build_grid(table, ("blur", 0)), DecayConfig(bootstrap=100, coarse_families=[]), seed=0)
+    config = DecayConfig(bootstrap=100, coarse_families=[])
+    out, _ = decay_metrics(build_grid(table, ("blur", 0)), config, seed=0)
     assert metric(out, "c_rate")["value"] == pytest.approx(0.5, abs=0.06)
     assert metric(out, "c_chance")["value"] == pytest.approx(0.5)
     assert metric(out, "c_rate_margin")["value"] == 0.0
@@ -191,7 +195,12 @@ def test_decay_outputs(tmp_path: Path) -> None:
     path = tmp_path / "pred.parquet"
     write_table(predictions().to_arrow(), PREDICTIONS_SCHEMA, provenance("predict", {}, model_name="m"), path)
     outputs = {name: tmp_path / "decay" / f"bench.{name}" for name in ("metrics", "classes", "manifest")}
-    assert decay_benchmark(path, DecayConfig(bootstrap=50), 0, outputs, "m", "bench") == 5
+    items_path = tmp_path / "items.parquet"
+    # prior and fine share a source image; the rest have their own
+    keys = {"prior": ["img1"], "fine": ["img1"], "coarse": ["img2"], "coinflip": ["img3"], "broken": ["img4"]}
+    pl.DataFrame({"item_id": list(keys), "image_keys": list(keys.values())}).write_parquet(items_path)
+    config = DecayConfig(bootstrap=50, coarse_families=["blank", "none"])
+    assert decay_benchmark(path, items_path, config, 0, outputs, "m", "bench") == 5
     manifest = json.loads(outputs["manifest"].read_text())
     assert manifest["item_ids"] == ["fine", "coarse", "coinflip"] and manifest["model"] == "m"
     items = pl.read_parquet(outputs["classes"])
@@ -199,3 +208,139 @@ def test_decay_outputs(tmp_path: Path) -> None:
     metrics = pl.read_parquet(outputs["metrics"])
     assert set(metrics["model"]) == {"m"} and set(metrics["benchmark"]) == {"bench"}
     assert {"identical_rate", "accuracy", "c_rate", "mg"} <= set(metrics["metric"])
+
+
+def yes_no_table(answers: dict[str, dict[str, str]], margin: float = 3.0) -> pl.DataFrame:
+    """Yes/no predictions: item -> {condition key: answer}; each answer leads by ``margin`` nats."""
+    rows = []
+    for item, by_condition in answers.items():
+        for key, answer in by_condition.items():
+            family, level = key.split("/")
+            lp = [-1.0 + margin, -1.0] if answer == "yes" else [-1.0, -1.0 + margin]
+            rows.append(
+                {
+                    "model": "m",
+                    "benchmark": "b",
+                    "item_id": item,
+                    "family": family,
+                    "level": int(level),
+                    "param": 0.0,
+                    "answer_type": "yes_no",
+                    "gold": "yes",
+                    "n_options": None,
+                    "raw_text": answer,
+                    "parsed": answer,
+                    "outcome": "correct" if answer == "yes" else "wrong",
+                    "score": float(answer == "yes"),
+                    "option_labels": ["yes", "no"],
+                    "option_logprobs": lp,
+                    "scored": answer,
+                    "first_token_is_label": True,
+                }
+            )
+    return pl.from_dicts(rows, schema=pl.Schema(PREDICTIONS_SCHEMA))
+
+
+def test_empirical_chance_from_the_models_own_defaults() -> None:
+    """Without evidence (blank, none) the model says "no" 3 times in 4: q(no) = 3/4, q(yes) = 1/4. With 2 blurred
+    levels an item whose clean answer is "no" survives by default with (3/4)^2, a "yes" item with (1/4)^2."""
+    answers = {
+        "i1": {"blur/0": "no", "blur/1": "no", "blur/2": "no", "blank/1": "no", "none/1": "no"},
+        "i2": {"blur/0": "yes", "blur/1": "no", "blur/2": "no", "blank/1": "no", "none/1": "yes"},
+    }
+    config = DecayConfig(bootstrap=50, coarse_families=["blank", "none"])
+    rows, _ = decay_metrics(build_grid(yes_no_table(answers), ("blur", 0)), config, seed=0)
+    assert metric(rows, "c_chance")["value"] == pytest.approx(0.25)  # (1/2)^2, whatever the model does
+    assert metric(rows, "c_chance_empirical")["value"] == pytest.approx(((3 / 4) ** 2 + (1 / 4) ** 2) / 2)
+
+
+def test_uncertain_clean_answers_are_their_own_class() -> None:
+    """A clean answer ahead by only 0.5 nats is not confident: the item is uncertain, never fine-visual, and stays
+    out of the vision-indispensable manifest."""
+    answers = {"u": {"blur/0": "yes", "blur/1": "no", "blur/2": "no", "blank/1": "no", "none/1": "no"}}
+    table = yes_no_table(answers, margin=0.5)
+    config = DecayConfig(bootstrap=50, coarse_families=["blank", "none"])
+    rows, items = decay_metrics(build_grid(table, ("blur", 0)), config, seed=0)
+    assert items[0]["class"] == "uncertain" and not items[0]["vision_indispensable"]
+    assert items[0]["class_identity"] == "fine_visual"  # identity alone would have called it fine-visual
+    assert metric(rows, "share_uncertain")["value"] == 1.0
+
+
+def test_answers_that_start_with_text_are_judged_by_identity() -> None:
+    """Where the first generated token is not an option label ("The answer is no"), the option log-probs do not
+    describe the answer given: the item falls back to identity, and the share judged by margin says so."""
+    answers = {
+        "a": {"blur/0": "yes", "blur/1": "yes", "blur/2": "yes", "blank/1": "yes", "none/1": "yes"},
+        "b": {"blur/0": "yes", "blur/1": "yes", "blur/2": "yes", "blank/1": "no", "none/1": "yes"},
+    }
+    table = yes_no_table(answers).with_columns(
+        first_token_is_label=~((pl.col("item_id") == "b") & (pl.col("family") == "blur") & (pl.col("level") == 2))
+    )
+    config = DecayConfig(bootstrap=50, coarse_families=["blank", "none"])
+    rows, items = decay_metrics(build_grid(table, ("blur", 0)), config, seed=0)
+    assert [i["judged_by"] for i in items] == ["margin", "identity"]
+    assert metric(rows, "share_judged_by_margin")["value"] == 0.5
+
+
+def test_open_answers_are_compared_as_the_scorer_normalises_them() -> None:
+    rows = []
+    for level, text in enumerate(["Red", "red.", "the red"]):
+        rows.append(
+            {
+                "model": "m",
+                "benchmark": "b",
+                "item_id": "o",
+                "family": "blur",
+                "level": level,
+                "param": 0.0,
+                "answer_type": "open",
+                "gold": "red",
+                "n_options": None,
+                "raw_text": text,
+                "parsed": text,
+                "outcome": "correct",
+                "score": 1.0,
+                "option_labels": None,
+                "option_logprobs": None,
+                "scored": None,
+                "first_token_is_label": None,
+            }
+        )
+    table = pl.from_dicts(rows, schema=pl.Schema(PREDICTIONS_SCHEMA))
+    out, items = decay_metrics(build_grid(table, ("blur", 0)), DecayConfig(bootstrap=20, coarse_families=[]), seed=0)
+    assert metric(out, "c_rate")["value"] == 1.0 and items[0]["judged_by"] == "identity"
+
+
+def test_a_missing_family_is_an_error_not_another_taxonomy() -> None:
+    """The default coarse families include noise; predictions without it must not quietly drop the family."""
+    with pytest.raises(DecayError, match=r"^decay.coarse_families: noise not in the predictions \(have: blank, blur"):
+        decay_metrics(build_grid(predictions(), ("blur", 0)), DecayConfig(bootstrap=20), seed=0)
+
+
+def test_mg_is_unavailable_with_its_reason_without_the_no_image_condition() -> None:
+    table = predictions().filter(pl.col("family") != "none")
+    rows, _ = decay_metrics(build_grid(table, ("blur", 0)), DecayConfig(bootstrap=20, coarse_families=["blank"]), 0)
+    assert metric(rows, "mg")["value"] is None and "'none' did not run" in metric(rows, "mg")["note"]
+
+
+def test_intervals_do_not_collapse_at_zero() -> None:
+    """0 of 100 clusters: the percentile bootstrap alone gives [0, 0]; Wilson gives [0, 3.84/103.84]."""
+    from blindspot.statistics import ClusterBootstrap, wilson
+
+    assert wilson(0, 100, 0.95)[1] == pytest.approx(1.959964**2 / (100 + 1.959964**2), rel=1e-4)
+    boot = ClusterBootstrap(np.arange(100), 500, 0.95, seed=0)
+    estimate = boot.mean(np.zeros(100), np.ones(100, bool))
+    assert estimate.value == 0 and estimate.low == 0 and estimate.high == pytest.approx(0.037, abs=5e-4)
+
+
+def test_items_sharing_an_image_move_together() -> None:
+    """10 images with 10 questions each, answered alike within an image: the evidence is 10 images, not 100
+    items, and the interval says so."""
+    from blindspot.statistics import ClusterBootstrap
+
+    values = np.repeat([1.0, 0.0] * 5, 10)
+    everything = np.ones(100, bool)
+    clustered = ClusterBootstrap(np.repeat(np.arange(10), 10), 2000, 0.95, seed=0).mean(values, everything)
+    naive = ClusterBootstrap(np.arange(100), 2000, 0.95, seed=0).mean(values, everything)
+    assert clustered.high - clustered.low > 0.45  # about what 10 independent coin flips allow
+    assert naive.high - naive.low < 0.25

@@ -14,6 +14,7 @@ import zarr
 import blindspot.extract as extract_module
 from blindspot.config import ExtractConfig, ModelConfig, PromptConfig
 from blindspot.extract import ExtractError, block_items, extract_benchmark, resolve_levels
+from blindspot.hidden_store import HiddenRangeError, HiddenStore, HiddenStoreWriter
 from blindspot.models.capture import LAYER_CONVENTION, capture_residual_stream
 from blindspot.models.inference import Request, encode_batch
 from blindspot.models.loading import load_model
@@ -173,3 +174,39 @@ def test_levels_resolve_and_fail_clearly(small_benchmark) -> None:
     assert resolve_levels(store, ["blur/0", "blur/-1", "noise/1"]) == ["blur/0", "blur/1", "noise/1"]
     with pytest.raises(ExtractError, match=r"extract.levels: 'blur/5' is not available .* \(not rendered\)"):
         resolve_levels(store, ["blur/5"])
+
+
+def _writer(path: Path, dtype: str) -> HiddenStoreWriter:
+    return HiddenStoreWriter.open(path, ["a", "b", "c", "d"], ["g"] * 4, ["blur/0"], 3, 8, 2, 0, 16, {}, dtype=dtype)
+
+
+def _block(scale: float, layer: int = 1) -> dict[str, np.ndarray]:
+    values = np.ones((2, 1, 3, 8), np.float32)
+    values[:, :, layer, 0] = scale
+    return {"last_token": values, "image_mean": values.copy()}
+
+
+def test_large_activations_are_stored_in_float32_not_as_infinities(tmp_path: Path) -> None:
+    writer = _writer(tmp_path / "h.zarr", "auto")
+    writer.write_block(0, slice(0, 2), _block(1e5))
+    writer.write_block(1, slice(2, 4), _block(3e5))
+    writer.commit(tmp_path / "final.zarr")
+    store = HiddenStore(tmp_path / "final.zarr")
+    assert store.attrs["dtype"] == "float32"
+    values = store.read("last_token")
+    assert np.isfinite(values).all() and values[0, 0, 1, 0] == 1e5 and values[2, 0, 1, 0] == 3e5
+
+
+def test_small_activations_stay_float16(tmp_path: Path) -> None:
+    writer = _writer(tmp_path / "h.zarr", "auto")
+    writer.write_block(0, slice(0, 2), _block(100.0))
+    assert writer.group["last_token"].dtype == np.float16
+
+
+@pytest.mark.parametrize("dtype", ["float16", "auto"])
+def test_overflowing_float16_names_the_layer(tmp_path: Path, dtype: str) -> None:
+    writer = _writer(tmp_path / "h.zarr", dtype)
+    if dtype == "auto":
+        writer.write_block(0, slice(0, 2), _block(10.0))  # auto chose float16 on a calm first block
+    with pytest.raises(HiddenRangeError, match=r"^extract.dtype: last_token at layer 2 reaches 1e\+05"):
+        writer.write_block(1, slice(2, 4), _block(1e5, layer=2))

@@ -48,16 +48,47 @@ def test_shuffled_labels_give_chance() -> None:
     assert max(accuracy) < 0.62 and min(accuracy) > 0.38
 
 
-def test_selectivity_separates_the_task_from_the_control() -> None:
-    rows = run_probes(planted(layer=1), "last_token", CONFIG, seed=0)
-    # The control task's labels are one random label per item type (Hewitt & Liang).
+def test_the_control_permutes_labels_within_each_type() -> None:
     types = [f"t{i % 3}" for i in range(30)]
-    labels = control_labels(types, 4, seed=0)
+    labels = np.array([i % 4 for i in range(30)])
+    labels[5] = -1  # no label: stays unlabelled
+    control = control_labels(types, labels, seed=0)
+    assert control[5] == -1
     for t in set(types):
-        assert len({labels[i] for i in range(30) if types[i] == t}) == 1
-    # Features that carry the label but not the type: the task is decodable, the control is not.
-    at_layer = [r for r in rows if r["layer"] == 1 and r["probe"] == "mlp" and r["subset"] == "all"]
-    assert all(r["selectivity"] > 0.3 for r in at_layer)
+        members = [i for i in range(30) if types[i] == t and labels[i] >= 0]
+        assert sorted(control[members]) == sorted(labels[members])  # each type keeps its label frequencies
+    assert not np.array_equal(control, labels)
+
+
+def typed(n_items: int = 600, n_types: int = 10, informative: bool = True, seed: int = 0) -> ProbeData:
+    """Features that name the item's question type (one-hot, easy to memorise) and, if ``informative``, also
+    carry its label; labels lean on the type (each type's majority label holds for 80% of its items)."""
+    rng = np.random.default_rng(seed)
+    types = rng.integers(0, n_types, n_items)
+    labels = np.where(rng.random(n_items) < 0.8, types % 2, 1 - types % 2)
+    features = rng.normal(scale=0.3, size=(n_items, 1, 2, 16)).astype(np.float32)
+    features[np.arange(n_items), :, :, types] += 3.0  # the type, at every layer
+    if informative:
+        features[:, :, 1, 15] += 3.0 * (labels * 2 - 1)[:, None]  # the label, at layer 1 only
+    gold = [str(x) for x in labels]
+    groups = np.array([f"img{i}" for i in range(n_items)])
+    return ProbeData(features, ["blur/0"], groups, {"gold": gold}, [f"q{t}" for t in types], gold, [None] * n_items)
+
+
+def test_selectivity_separates_an_informative_feature_from_a_memorisable_one() -> None:
+    """Ten question types: a probe memorises them at once. A feature that only names the type reaches the type's
+    majority accuracy (0.8) on task and control alike: selectivity about 0. Where the label itself is readable
+    (layer 1), task accuracy exceeds control accuracy. Per-type random labels (Hewitt & Liang's control as such)
+    would be memorised from the type and give a control accuracy near 1, so selectivity would never be positive."""
+    rows = run_probes(typed(informative=True), "last_token", CONFIG, seed=0)
+    for probe in ("mlp", "linear"):
+        by_layer = {r["layer"]: r for r in rows if r["probe"] == probe and r["subset"] == "all"}
+        assert by_layer[0]["accuracy"] > 0.65  # the type is read (the labels lean on it) ...
+        assert abs(by_layer[0]["selectivity"]) < 0.06  # ... and that is all: no selectivity
+        assert by_layer[1]["accuracy"] > 0.95 and by_layer[1]["selectivity"] > 0.15
+        assert by_layer[1]["selectivity_ci_low"] > 0.05  # across folds, not a fluke of one split
+        low, high = by_layer[1]["accuracy_ci_low"], by_layer[1]["accuracy_ci_high"]
+        assert low <= by_layer[1]["accuracy"] <= high
 
 
 def test_folds_never_split_a_source_image() -> None:
@@ -69,3 +100,33 @@ def test_folds_never_split_a_source_image() -> None:
     assert np.array_equal(folds, grouped_folds(groups, 5, seed=0))
     with pytest.raises(BlindspotError, match=r"probe\.folds: 5 folds need at least 5 source images"):
         grouped_folds(np.array(["a", "b"]), 5, seed=0)
+
+
+@pytest.mark.parametrize("offset", [1e4, 1e5])
+def test_standardisation_holds_on_large_offset_dimensions(offset: float) -> None:
+    """Real Qwen activations have dimensions whose mean dwarfs their spread. E[x^2] - mean^2 in float32 gives
+    garbage (even negative variances) there; the two-pass standardisation matches a float64 reference."""
+    import torch
+
+    from blindspot.probes import fold_standardisation, global_mean
+
+    rng = np.random.default_rng(0)
+    x64 = rng.normal(size=(2000, 3, 8))
+    x64[:, 1, :4] = offset + 2.0 * rng.normal(size=(2000, 4))  # outlier dimensions: mean 1e4 / 1e5, std 2
+    folds = rng.integers(0, 4, 2000)
+    train = torch.from_numpy(folds[:, None] != np.arange(4)[None])
+    x = torch.from_numpy(x64.astype(np.float32))
+    centre = global_mean(x)
+    mean, std = fold_standardisation(x - centre, train)
+    for f in range(4):
+        np.testing.assert_allclose(std[f].numpy(), x64[folds != f].std(axis=0), rtol=1e-3)
+        np.testing.assert_allclose((mean[f] + centre).numpy(), x64[folds != f].mean(axis=0), rtol=1e-6, atol=1e-3)
+    naive = (x**2).mean(0) - x.mean(0) ** 2  # what a one-pass float32 formula gives
+    assert not np.allclose(naive[1, :4].numpy(), 4.0, rtol=0.1)  # the case the two-pass method exists for
+
+
+def test_a_probe_reads_a_label_next_to_outlier_dimensions() -> None:
+    data = planted(layer=3)
+    data.features[:, :, 3, :4] += 1e5  # huge offsets on other dimensions of the planted layer
+    accuracy = layer_accuracy(run_probes(data, "last_token", CONFIG, seed=0))
+    assert accuracy[3] > 0.95

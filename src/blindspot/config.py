@@ -231,6 +231,11 @@ class ExtractConfig(StrictModel):
         description="Conditions to capture; blur/-1 is the most severe blur level. Default: clean and most severe.",
     )
     chunk_bytes: int = Field(1 << 20, ge=1, description="Target chunk size: (items, 1 level, 1 layer, hidden).")
+    dtype: Literal["auto", "float16", "float32"] = Field(
+        "auto",
+        description="Stored dtype of the features. auto: float16 unless the first block's activations come within "
+        "4x of its range (65504), then float32. A later value beyond float16's range is an error naming the layer.",
+    )
     full_items: int = Field(0, ge=0, description="Opt-in: also store every token's state for the first K items.")
     max_tokens: int = Field(512, ge=1, description="For full_items: the last this-many positions of each prompt.")
 
@@ -257,6 +262,7 @@ class ProbeConfig(StrictModel):
     lr: float = Field(1e-2, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    confidence: float = Field(0.95, gt=0, lt=1, description="Level of the t intervals across folds.")
 
 
 # --------------------------------------------------------------------------------------------------- toy world

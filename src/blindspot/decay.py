@@ -1,21 +1,33 @@
 """The decay step: docs/method.md §1 and §4 from a predictions table. CPU only.
 
-Per (family, level): the identical-answer rate E_j (parsed answer equals the clean one), the evidence-based
-survival rate (the clean answer stays the top option by at least ``margin_threshold`` nats), accuracy, accuracy on
-the C=1 subset, and outcome counts (unparsed and abstain included). Per benchmark: the C rate (the answer never
-changes along the blur ladder) with its chance level, the same with evidence-based survival, MG = S_v - S_wv, and
-the shares of each item class. Every rate comes with a seeded percentile bootstrap interval over items.
+Per (family, level): the identical-answer rate E_j (the answer equals the clean one, compared as the scorer
+normalises answers: "Red" and "red" are one answer), the evidence-based survival rate (the clean answer stays the
+top option by at least ``margin_threshold`` nats), accuracy, accuracy on the C=1 subset, and outcome counts
+(unparsed and abstain included). Per benchmark: the C rate (the answer never changes along the blur ladder) with
+two chance levels, the same with evidence-based survival, MG = S_v - S_wv, ML (with the reason where unavailable),
+and the shares of each item class. Every rate comes with a cluster-bootstrap interval over source images
+(:mod:`blindspot.statistics`).
 
-Item classes (per item): ``fine_visual`` (its answer does not survive the blur ladder), ``coarse_visual``
-(survives blur, not blank / noise / no image), ``language_prior`` (survives everything), ``unparsed`` (no clean
-answer to follow). ``class_identity`` uses identical answers; ``class_margin`` uses the option log-probs where they
-exist; ``class`` is the margin-based one where available. Identity alone counts chance agreement as survival: a
-binary item whose blurred answers default to one option keeps its clean answer half the time.
+**Item classes.** ``unparsed`` (no clean answer to follow), ``uncertain`` (the clean answer is not confident: its
+margin over the runner-up is below the threshold, so there is nothing firm to survive), ``fine_visual`` (the answer
+does not survive the blur ladder), ``coarse_visual`` (survives blur, not blank / noise / no image) and
+``language_prior`` (survives everything). An item is judged by its option margins where the first generated token
+was an option label at every condition (then the log-probs describe the answer given), by identity otherwise
+(``judged_by``); ``class_identity`` is the identity reading for every item. Identity alone counts chance agreement
+as survival: a binary item whose blurred answers default to one option keeps its clean answer half the time.
+
+**Chance levels of C.** ``c_chance`` is the formula ``(1/K)^L`` (K options, L obfuscated levels): a model that
+flips a fair coin without evidence. Real models default to an answer instead. ``c_chance_empirical`` estimates the
+chance from the model's own answers under the uninformative conditions (``decay.coarse_families``): for each answer
+space (answer type, number of options), q is the distribution of its normalised answers there, and an item whose
+clean answer is a would survive L levels without evidence with probability q(a)^L; the rate is the mean over items.
+A model that always says "no" without evidence gives its "no" items a chance of 1.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,22 +35,32 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from blindspot.answers import normalize_vqa
 from blindspot.atomic import atomic_output
 from blindspot.benchmarks import get_benchmark
 from blindspot.config import DecayConfig
 from blindspot.contracts.answers import chance_options
 from blindspot.contracts.conditions import NONE_FAMILY, Condition
+from blindspot.contracts.items import image_group
 from blindspot.contracts.tables import DECAY_ITEMS_SCHEMA, DECAY_METRICS_SCHEMA
 from blindspot.errors import BlindspotError
 from blindspot.provenance import provenance
 from blindspot.stages import DecaySlice, JobContext, Paths
+from blindspot.statistics import ClusterBootstrap, Estimate, cluster_ids
 from blindspot.tables import read_provenance, write_table
 
-CLASSES = ("fine_visual", "coarse_visual", "language_prior", "unparsed")
+CLASSES = ("fine_visual", "coarse_visual", "language_prior", "uncertain", "unparsed")
 
 
 class DecayError(BlindspotError):
     """The predictions cannot support the decay metrics (one line)."""
+
+
+def identity_key(answer: str | None, answer_type: str) -> str | None:
+    """What identity compares: open answers as the scorer normalises them, others as parsed (already canonical)."""
+    if answer is None:
+        return None
+    return normalize_vqa(answer) if answer_type == "open" else answer
 
 
 @dataclass
@@ -48,11 +70,14 @@ class Grid:
     item_ids: list[str]
     answer_types: list[str]
     n_options: np.ndarray  # (items,) float, NaN where not a closed answer space
+    clusters: np.ndarray  # (items,) int: the source-image cluster of each item
     conditions: list[Condition]
     parsed: np.ndarray  # (items, conditions) object: str or None
+    key: np.ndarray  # (items, conditions) object: the identity key of the parsed answer
     outcome: np.ndarray  # (items, conditions) object
     score: np.ndarray  # (items, conditions) float
     margin: np.ndarray  # (items, conditions) float: clean answer's log-prob minus the best other; NaN if none
+    label_first: np.ndarray  # (items, conditions) bool: the first generated token was an option label
 
     def column(self, family: str, level: int) -> int:
         for index, c in enumerate(self.conditions):
@@ -63,28 +88,38 @@ class Grid:
     def levels(self, family: str) -> list[int]:
         return sorted(c.level for c in self.conditions if c.family == family)
 
+    def columns(self, family: str, exclude: int | None = None) -> list[int]:
+        return [self.column(family, lv) for lv in self.levels(family) if self.column(family, lv) != exclude]
 
-def build_grid(predictions: pl.DataFrame, clean: tuple[str, int]) -> Grid:
+
+def build_grid(predictions: pl.DataFrame, clean: tuple[str, int], groups: dict[str, str] | None = None) -> Grid:
+    """``groups``: item id -> source-image group (items without one are their own cluster)."""
     keys = predictions.select("family", "level", "param").unique().sort("family", "level")
     conditions = [Condition(r["family"], r["level"], r["param"]) for r in keys.iter_rows(named=True)]
     if not any((c.family, c.level) == clean for c in conditions):
         raise DecayError(f"predictions have no clean condition {clean[0]}/{clean[1]}; nothing to compare against")
     firsts = predictions.unique("item_id", keep="first", maintain_order=True)
     item_ids = firsts["item_id"].to_list()
+    answer_types = firsts["answer_type"].to_list()
     row_of = {item: i for i, item in enumerate(item_ids)}
     col_of = {(c.family, c.level): j for j, c in enumerate(conditions)}
     shape = (len(item_ids), len(conditions))
     parsed = np.full(shape, None, dtype=object)
+    key = np.full(shape, None, dtype=object)
     outcome = np.full(shape, None, dtype=object)
     score = np.full(shape, np.nan)
+    label_first = np.zeros(shape, dtype=bool)
     logprobs: dict[tuple[int, int], dict[str, float]] = {}
+    has_first = "first_token_is_label" in predictions.columns
     for r in predictions.iter_rows(named=True):
         i, j = row_of[r["item_id"]], col_of[(r["family"], r["level"])]
         if outcome[i, j] is not None:
             raise DecayError(f"item '{r['item_id']}' has two predictions for {r['family']}/{r['level']}")
         parsed[i, j], outcome[i, j], score[i, j] = r["parsed"], r["outcome"], r["score"]
+        key[i, j] = identity_key(r["parsed"], answer_types[i])
         if r["option_labels"] is not None:
             logprobs[(i, j)] = dict(zip(r["option_labels"], r["option_logprobs"], strict=True))
+            label_first[i, j] = bool(r["first_token_is_label"]) if has_first else True
     missing = [(item_ids[i], conditions[j]) for i, j in zip(*np.nonzero(outcome == None), strict=True)]  # noqa: E711
     if missing:
         item, c = missing[0]
@@ -100,53 +135,23 @@ def build_grid(predictions: pl.DataFrame, clean: tuple[str, int]) -> Grid:
         [chance_options(r["answer_type"], r["n_options"]) or np.nan for r in firsts.iter_rows(named=True)],
         dtype=float,
     )
-    return Grid(item_ids, firsts["answer_type"].to_list(), n_options, conditions, parsed, outcome, score, margin)
+    clusters = cluster_ids([(groups or {}).get(item, f"item:{item}") for item in item_ids])
+    return Grid(
+        item_ids, answer_types, n_options, clusters, conditions, parsed, key, outcome, score, margin, label_first
+    )
 
 
-class Bootstrap:
-    """Percentile intervals from one shared set of item resamples (seeded)."""
-
-    def __init__(self, n_items: int, resamples: int, confidence: float, seed: int) -> None:
-        rng = np.random.default_rng(seed)
-        self.index = rng.integers(0, n_items, size=(resamples, n_items)) if n_items else np.zeros((0, 0), int)
-        self.alpha = (1 - confidence) / 2
-
-    def interval(self, statistic: np.ndarray) -> tuple[float | None, float | None]:
-        finite = statistic[np.isfinite(statistic)]
-        if finite.size == 0:
-            return None, None
-        return float(np.quantile(finite, self.alpha)), float(np.quantile(finite, 1 - self.alpha))
-
-    def mean(self, values: np.ndarray, mask: np.ndarray) -> tuple[float | None, float | None, float | None, int]:
-        """Mean of ``values`` over items where ``mask`` holds: (value, low, high, n)."""
-        n = int(mask.sum())
-        if n == 0:
-            return None, None, None, 0
-        value = float(values[mask].mean())
-        v = np.where(mask, values, 0.0)[self.index]
-        m = mask[self.index]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            stats = v.sum(1) / m.sum(1)
-        return (value, *self.interval(stats), n)
-
-    def difference(self, a: np.ndarray, b: np.ndarray) -> tuple[float | None, float | None, float | None, int]:
-        """Mean of a minus mean of b over all items, with its interval."""
-        if a.size == 0:
-            return None, None, None, 0
-        return (float(a.mean() - b.mean()), *self.interval(a[self.index].mean(1) - b[self.index].mean(1)), a.size)
+def _identical(grid: Grid, j: int, clean_col: int) -> np.ndarray:
+    return np.array([k is not None and k == c for k, c in zip(grid.key[:, j], grid.key[:, clean_col], strict=True)])
 
 
-def _survives(grid: Grid, family: str, clean_col: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """(identity, margin) survival over every level of ``family`` except the clean one: (items,) bool / float.
-
-    Margin survival is NaN for items without option log-probs."""
-    cols = [grid.column(family, lv) for lv in grid.levels(family) if grid.column(family, lv) != clean_col]
-    clean = grid.parsed[:, clean_col]
+def _survives(grid: Grid, cols: list[int], clean_col: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(identity, margin) survival over the given conditions: (items,) bool each (margin False where unjudged)."""
     identical = np.ones(len(grid.item_ids), dtype=bool)
-    margin_ok = np.ones(len(grid.item_ids), dtype=float)
+    margin_ok = np.ones(len(grid.item_ids), dtype=bool)
     for j in cols:
-        identical &= np.array([p is not None and p == c for p, c in zip(grid.parsed[:, j], clean, strict=True)])
-        margin_ok = np.where(np.isnan(grid.margin[:, j]), np.nan, margin_ok * (grid.margin[:, j] >= threshold))
+        identical &= _identical(grid, j, clean_col)
+        margin_ok &= np.nan_to_num(grid.margin[:, j], nan=-np.inf) >= threshold
     return identical, margin_ok
 
 
@@ -158,74 +163,117 @@ def _classify(blur: np.ndarray, coarse: list[np.ndarray], clean_ok: np.ndarray) 
     return out
 
 
-def decay_metrics(grid: Grid, config: DecayConfig, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(metric rows, item rows) for one model x benchmark."""
+def empirical_chance(grid: Grid, clean_col: int, uninformative: list[int], ladder: int) -> np.ndarray:
+    """Per item, q(clean answer)^L from the model's answers under the uninformative conditions (module docstring);
+    NaN where the item's answer space has no answer under those conditions."""
+    spaces = [(t, n) for t, n in zip(grid.answer_types, np.nan_to_num(grid.n_options, nan=-1), strict=True)]
+    counts: dict[tuple[str, float], Counter[str]] = {}
+    for i, space in enumerate(spaces):
+        for j in uninformative:
+            if grid.key[i, j] is not None:
+                counts.setdefault(space, Counter())[grid.key[i, j]] += 1
+    out = np.full(len(grid.item_ids), np.nan)
+    for i, space in enumerate(spaces):
+        seen = counts.get(space)
+        answer = grid.key[i, clean_col]
+        if seen and answer is not None:
+            out[i] = (seen[answer] / sum(seen.values())) ** ladder
+    return out
+
+
+def decay_metrics(
+    grid: Grid, config: DecayConfig, seed: int, notes: dict[str, str] | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(metric rows, item rows) for one model x benchmark. ``notes``: metric -> why it is unavailable."""
+    notes = dict(notes or {})
     blur = config.blur_family
     clean_col = grid.column(blur, 0)
+    missing = [f for f in [blur, *config.coarse_families] if not grid.levels(f)]
+    if missing:
+        have = ", ".join(sorted({c.family for c in grid.conditions}))
+        raise DecayError(
+            f"{', '.join(missing)} not in the predictions (have: {have}); add the family to the render config or "
+            "predict.conditions, or remove it from decay.coarse_families",
+            key="decay.coarse_families" if blur not in missing else "decay.blur_family",
+        )
     n = len(grid.item_ids)
-    boot = Bootstrap(n, config.bootstrap, config.confidence, seed)
-    clean = grid.parsed[:, clean_col]
+    boot = ClusterBootstrap(grid.clusters, config.bootstrap, config.confidence, seed)
     clean_ok = np.array([grid.outcome[i, clean_col] in {"correct", "wrong"} for i in range(n)])
-    has_margin = ~np.isnan(grid.margin[:, clean_col])
+    ladder_cols = grid.columns(blur, exclude=clean_col)
+    coarse_cols = {f: grid.columns(f) for f in config.coarse_families}
+    every_col = [clean_col, *ladder_cols, *(j for cols in coarse_cols.values() for j in cols)]
+    by_margin = grid.label_first[:, every_col].all(axis=1) & ~np.isnan(grid.margin[:, clean_col])
+    confident = np.nan_to_num(grid.margin[:, clean_col], nan=-np.inf) >= config.margin_threshold
 
-    c_identity, c_margin = _survives(grid, blur, clean_col, config.margin_threshold)
+    c_identity, c_margin = _survives(grid, ladder_cols, clean_col, config.margin_threshold)
     c_identity &= clean_ok
-    coarse_identity, coarse_margin = [], []
-    for family in config.coarse_families:
-        if grid.levels(family):
-            ident, marg = _survives(grid, family, clean_col, config.margin_threshold)
-            coarse_identity.append(ident)
-            coarse_margin.append(marg)
+    coarse = [_survives(grid, cols, clean_col, config.margin_threshold) for cols in coarse_cols.values()]
 
     rows: list[dict[str, Any]] = []
 
-    def add(family: str, level: int, param: float | None, metric: str, stat: tuple) -> None:
-        value, low, high, count = stat
+    def add(family: str, level: int, param: float | None, metric: str, stat: Estimate, note: str | None = None) -> None:
         rows.append(
             {
                 "family": family,
                 "level": level,
                 "param": param,
                 "metric": metric,
-                "value": value,
-                "ci_low": low,
-                "ci_high": high,
-                "n": count,
+                "value": stat.value,
+                "ci_low": stat.low,
+                "ci_high": stat.high,
+                "n": stat.n,
+                "note": note,
             }
         )
 
     everyone = np.ones(n, dtype=bool)
+    judged = clean_ok & by_margin
     for j, c in enumerate(grid.conditions):
-        same = np.array([p is not None and p == q for p, q in zip(grid.parsed[:, j], clean, strict=True)], dtype=float)
-        add(c.family, c.level, c.param, "identical_rate", boot.mean(same, clean_ok))
-        margin_mask = clean_ok & ~np.isnan(grid.margin[:, j])
-        survived = np.nan_to_num(grid.margin[:, j]) >= config.margin_threshold
-        add(c.family, c.level, c.param, "margin_survival_rate", boot.mean(survived.astype(float), margin_mask))
-        add(c.family, c.level, c.param, "accuracy", boot.mean(grid.score[:, j], everyone))
-        add(c.family, c.level, c.param, "accuracy_c1", boot.mean(grid.score[:, j], c_identity))
+        add(
+            c.family,
+            c.level,
+            c.param,
+            "identical_rate",
+            boot.mean(_identical(grid, j, clean_col).astype(float), clean_ok),
+        )
+        survived = np.nan_to_num(grid.margin[:, j], nan=-np.inf) >= config.margin_threshold
+        add(c.family, c.level, c.param, "margin_survival_rate", boot.mean(survived.astype(float), judged))
+        binary = bool(np.isin(grid.score[:, j], (0.0, 1.0)).all())
+        add(c.family, c.level, c.param, "accuracy", boot.mean(grid.score[:, j], everyone, proportion=binary))
+        add(c.family, c.level, c.param, "accuracy_c1", boot.mean(grid.score[:, j], c_identity, proportion=binary))
         for outcome in ("correct", "wrong", "unparsed", "abstain"):
             count = int((grid.outcome[:, j] == outcome).sum())
-            add(c.family, c.level, c.param, f"n_{outcome}", (float(count), None, None, n))
+            add(c.family, c.level, c.param, f"n_{outcome}", Estimate(float(count), None, None, n))
 
-    ladder = len(grid.levels(blur)) - 1
+    ladder = len(ladder_cols)
     add("all", -1, None, "c_rate", boot.mean(c_identity.astype(float), clean_ok))
-    margin_mask = clean_ok & has_margin
-    add("all", -1, None, "c_rate_margin", boot.mean(np.nan_to_num(c_margin), margin_mask))
+    add("all", -1, None, "c_rate_margin", boot.mean(c_margin.astype(float), judged & confident))
     chance = (1.0 / grid.n_options) ** ladder
-    add("all", -1, None, "c_chance", boot.mean(np.nan_to_num(chance), clean_ok & np.isfinite(chance)))
+    add("all", -1, None, "c_chance", boot.mean(np.nan_to_num(chance), clean_ok & np.isfinite(chance), proportion=False))
+    uninformative = [j for cols in coarse_cols.values() for j in cols]
+    if uninformative:
+        empirical = empirical_chance(grid, clean_col, uninformative, ladder)
+        mask = clean_ok & np.isfinite(empirical)
+        add("all", -1, None, "c_chance_empirical", boot.mean(np.nan_to_num(empirical), mask, proportion=False))
+    else:
+        add("all", -1, None, "c_chance_empirical", Estimate.missing(), "no uninformative condition (coarse_families)")
     if grid.levels(NONE_FAMILY):
-        mg = boot.difference(grid.score[:, clean_col], grid.score[:, grid.column(NONE_FAMILY, 1)])
+        mg = boot.difference(grid.score[:, clean_col], grid.score[:, grid.column(NONE_FAMILY, 1)], everyone)
         add("all", -1, None, "mg", mg)
-    add("all", -1, None, "ml", (None, None, None, 0))  # needs S_t, the base LLM alone: not run by this stage
+    else:
+        add("all", -1, None, "mg", Estimate.missing(), "the no-image condition 'none' did not run (predict.conditions)")
+    add("all", -1, None, "ml", Estimate.missing(), notes.get("ml", "needs S_t, the base language model alone"))
+    add("all", -1, None, "share_judged_by_margin", boot.mean(by_margin.astype(float), everyone))
 
-    class_identity = _classify(c_identity, coarse_identity, clean_ok)
-    margin_blur = np.nan_to_num(c_margin).astype(bool)
-    class_margin = _classify(margin_blur, [np.nan_to_num(m).astype(bool) for m in coarse_margin], clean_ok)
-    final = np.where(has_margin, class_margin, class_identity)
+    class_identity = _classify(c_identity, [ident for ident, _ in coarse], clean_ok)
+    class_margin = _classify(c_margin, [marg for _, marg in coarse], clean_ok)
+    class_margin[clean_ok & ~confident] = "uncertain"
+    final = np.where(by_margin, class_margin, class_identity)
     for name in CLASSES:
         add("all", -1, None, f"share_{name}", boot.mean((final == name).astype(float), everyone))
         add("all", -1, None, f"share_{name}_identity", boot.mean((class_identity == name).astype(float), everyone))
 
+    clean = grid.parsed[:, clean_col]
     items = []
     for i, item_id in enumerate(grid.item_ids):
         items.append(
@@ -234,10 +282,11 @@ def decay_metrics(grid: Grid, config: DecayConfig, seed: int) -> tuple[list[dict
                 "answer_type": grid.answer_types[i],
                 "clean_answer": clean[i],
                 "clean_outcome": grid.outcome[i, clean_col],
+                "judged_by": "margin" if by_margin[i] else "identity",
                 "consecutive_identical": bool(c_identity[i]) if clean_ok[i] else None,
-                "consecutive_margin": bool(c_margin[i]) if clean_ok[i] and has_margin[i] else None,
+                "consecutive_margin": bool(c_margin[i]) if clean_ok[i] and by_margin[i] else None,
                 "class_identity": class_identity[i],
-                "class_margin": class_margin[i] if has_margin[i] else None,
+                "class_margin": class_margin[i] if by_margin[i] else None,
                 "class": final[i],
                 "vision_indispensable": final[i] in {"fine_visual", "coarse_visual"},
             }
@@ -268,13 +317,21 @@ def official_rows(predictions: pl.DataFrame, adapter: str) -> list[dict[str, Any
 
 
 def decay_benchmark(
-    predictions_path: Path, config: DecayConfig, seed: int, outputs: Paths, model: str, bench: str
+    predictions_path: Path,
+    items_path: Path,
+    config: DecayConfig,
+    seed: int,
+    outputs: Paths,
+    model: str,
+    bench: str,
 ) -> int:
     """Write the metrics, the per-item classes and the vision-indispensable manifest to ``outputs``."""
     predictions = pl.read_parquet(predictions_path)
     if predictions.is_empty():
         raise DecayError(f"'{predictions_path}' has no predictions")
-    grid = build_grid(predictions, (config.blur_family, 0))
+    items = pl.read_parquet(items_path, columns=["item_id", "image_keys"])
+    groups = {r["item_id"]: image_group(r["image_keys"]) for r in items.iter_rows(named=True)}
+    grid = build_grid(predictions, (config.blur_family, 0), groups)
     metric_rows, item_rows = decay_metrics(grid, config, seed)
     upstream = read_provenance(predictions_path)
     adapter = upstream.get("adapter", "generic")
@@ -293,7 +350,8 @@ def decay_benchmark(
         "benchmark": bench,
         "model": model,
         "classes": ["fine_visual", "coarse_visual"],
-        "class_basis": "margin where option log-probs exist, identity otherwise",
+        "class_basis": "margin where the first generated token is an option label, identity otherwise; "
+        "uncertain items (clean margin below the threshold) are left out",
         "margin_threshold": config.margin_threshold,
         "item_ids": [r["item_id"] for r in item_rows if r["vision_indispensable"]],
     }
@@ -304,5 +362,7 @@ def decay_benchmark(
 
 
 def run(config: DecaySlice, inputs: Paths, outputs: Paths, job: JobContext) -> str:
-    n = decay_benchmark(inputs["predictions"], config.decay, config.seed, outputs, job.model, job.bench)
+    n = decay_benchmark(
+        inputs["predictions"], inputs["item_table"], config.decay, config.seed, outputs, job.model, job.bench
+    )
     return f"decay metrics for {job.model} on {job.bench}: {n} items"

@@ -17,8 +17,9 @@ from jaxtyping import Bool, Int
 from blindspot.config import ExtractConfig, ModelConfig, PromptConfig
 from blindspot.contracts.conditions import parse_condition_key, resolve_condition_key
 from blindspot.contracts.hidden import FEATURES, LAYER_CONVENTION, ROLE_IMAGE, ROLE_PAD, ROLE_QUESTION, ROLE_TEMPLATE
+from blindspot.contracts.items import image_group
 from blindspot.errors import BlindspotError
-from blindspot.hidden_store import HiddenStoreWriter, image_group
+from blindspot.hidden_store import HiddenStoreWriter
 from blindspot.models.capture import Capture, capture_residual_stream
 from blindspot.models.inference import Request, encode_batch
 from blindspot.models.job import ModelJob
@@ -112,7 +113,7 @@ def extract_benchmark(
     size = estimate_bytes(n_items, len(levels), n_layers, hidden, full, extract.max_tokens)
     print(
         f"extract {model_name}/{bench}: {n_items} items x {len(levels)} levels x {n_layers} layers x {hidden} "
-        f"hidden; estimated store size {size / 2**20:.1f} MiB (float16, before compression)",
+        f"hidden; estimated store size {size / 2**20:.1f} MiB (as float16, before compression)",
         flush=True,
     )
     record = {**job.record, "levels": levels, "block_items": block}
@@ -127,6 +128,7 @@ def extract_benchmark(
         full,
         extract.max_tokens,
         {"provenance": record, "layer_convention": LAYER_CONVENTION},
+        dtype=extract.dtype,
     )
     done = writer.done()
     conditions = [job.store.condition_index(*parse_condition_key(k)) for k in levels]

@@ -2,7 +2,8 @@
 
 ::
 
-    last_token    float16 [item, level, layer, hidden]   state at the last prompt token
+    last_token    float16 [item, level, layer, hidden]   state at the last prompt token (float32 where the
+                                     activations are too large for float16: ``extract.dtype``, attrs ``dtype``)
     image_mean    float16 [item, level, layer, hidden]   mean over image-token positions (NaN: no image tokens)
     item_id       string  [item]
     image_group   string  [item]     the item's source image keys joined by '+': probe folds are grouped by it,
@@ -33,13 +34,22 @@ from jaxtyping import Float, Int8
 
 from blindspot.atomic import replace_path
 from blindspot.contracts.hidden import FEATURES
+from blindspot.errors import BlindspotError
 from blindspot.zarr_arrays import write_array
 
 _DONE = "blocks_done.json"
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+AUTO_HEADROOM = 4.0
+"""dtype auto stores float16 only when the first block's largest value is below float16's range by this factor."""
 
 
-def image_group(image_keys: list[str]) -> str:
-    return "+".join(image_keys)
+class HiddenRangeError(BlindspotError):
+    """Activations too large for the stored dtype."""
+
+
+def _largest(values: np.ndarray) -> float:
+    finite = np.abs(values[np.isfinite(values)])
+    return float(finite.max()) if finite.size else 0.0
 
 
 class HiddenStore:
@@ -97,10 +107,6 @@ class HiddenStore:
 class HiddenStoreWriter:
     """A partial store, created or resumed, filled block by block, then committed into place."""
 
-    def __init__(self, partial: Path, group: Any) -> None:
-        self.partial = partial
-        self.group = group
-
     @classmethod
     def open(
         cls,
@@ -114,21 +120,13 @@ class HiddenStoreWriter:
         full: int,
         max_tokens: int,
         attrs: dict[str, Any],
+        dtype: str = "auto",
     ) -> HiddenStoreWriter:
-        """Resume the partial store at ``partial`` if it exists, else create it."""
+        """Resume the partial store at ``partial`` if it exists, else create it. The feature arrays are created
+        with the first block (``dtype`` auto: float16 unless that block's values approach its range)."""
         if (partial / "zarr.json").exists():
-            return cls(partial, zarr.open_group(store=str(partial), mode="r+"))
+            return cls(partial, zarr.open_group(store=str(partial), mode="r+"), dtype)
         group = zarr.open_group(store=str(partial), mode="w", zarr_format=3)
-        shape = (len(item_ids), len(levels), n_layers, hidden)
-        for name in FEATURES:
-            group.create_array(
-                name,
-                shape=shape,
-                chunks=(block, 1, 1, hidden),
-                dtype="float16",
-                fill_value=np.nan,
-                dimension_names=("item", "level", "layer", "hidden"),
-            )
         write_array(group, "item_id", np.array(item_ids, dtype=str), ("item",))
         write_array(group, "image_group", np.array(groups, dtype=str), ("item",))
         write_array(group, "level", np.array(levels, dtype=str), ("level",))
@@ -137,7 +135,7 @@ class HiddenStoreWriter:
             group.create_array(
                 "token_states",
                 shape=(full, len(levels), n_layers, max_tokens, hidden),
-                dtype="float16",
+                dtype="float32" if dtype == "float32" else "float16",
                 chunks=(1, 1, n_layers, max_tokens, hidden),
                 fill_value=0.0,
                 dimension_names=("item", "level", "layer", "token", "hidden"),
@@ -149,8 +147,36 @@ class HiddenStoreWriter:
                 fill_value=0,
                 dimension_names=("item", "level", "token"),
             )
-        group.attrs.update({**attrs, "features": list(FEATURES)})
-        return cls(partial, group)
+        group.attrs.update({**attrs, "features": list(FEATURES), "block_items": block})
+        return cls(partial, group, dtype)
+
+    def __init__(self, partial: Path, group: Any, dtype: str = "auto") -> None:
+        self.partial = partial
+        self.group = group
+        self.dtype = dtype
+
+    def _feature_arrays(self, first_block: dict[str, np.ndarray]) -> str:
+        """Create the feature arrays on the first block (or find them); returns their dtype."""
+        if all(name in self.group for name in FEATURES):
+            return str(self.group[FEATURES[0]].dtype)
+        dtype = self.dtype
+        if dtype == "auto":
+            largest = max(_largest(values) for values in first_block.values())
+            dtype = "float16" if largest <= FLOAT16_MAX / AUTO_HEADROOM else "float32"
+        n_items = int(self.group["item_id"].shape[0])
+        n_levels, n_layers, hidden = first_block[FEATURES[0]].shape[1:]
+        block = int(self.group.attrs["block_items"])
+        for name in FEATURES:
+            self.group.create_array(
+                name,
+                shape=(n_items, n_levels, n_layers, hidden),
+                chunks=(block, 1, 1, hidden),
+                dtype=dtype,
+                fill_value=np.nan,
+                dimension_names=("item", "level", "layer", "hidden"),
+            )
+        self.group.attrs["dtype"] = dtype
+        return dtype
 
     def done(self) -> set[int]:
         path = self.partial / _DONE
@@ -159,9 +185,19 @@ class HiddenStoreWriter:
     def write_block(
         self, block: int, rows: slice, features: dict[str, Float[np.ndarray, "item level layer hidden"]]
     ) -> None:
-        """Write one block of items (every feature, level and layer) and mark it finished."""
+        """Write one block of items (every feature, level and layer) and mark it finished. Values beyond the
+        stored dtype's range are a one-line error naming the feature and layer, never infinities."""
+        dtype = self._feature_arrays(features)
         for name in FEATURES:
-            self.group[name][rows] = features[name].astype(np.float16)
+            values = features[name]
+            if dtype == "float16" and _largest(values) > FLOAT16_MAX:
+                layer = int(np.argmax([_largest(values[:, :, i]) for i in range(values.shape[2])]))
+                raise HiddenRangeError(
+                    f"{name} at layer {layer} reaches {_largest(values):.4g}, beyond float16's range "
+                    f"({FLOAT16_MAX:.0f}); set extract.dtype: float32",
+                    key="extract.dtype",
+                )
+            self.group[name][rows] = values.astype(dtype)
         (self.partial / _DONE).write_text(json.dumps(sorted(self.done() | {block})))
 
     def write_tokens(
@@ -174,7 +210,14 @@ class HiddenStoreWriter:
     ) -> None:
         """Every token's state of one item at one level, right-aligned in ``max_tokens`` positions."""
         take = min(states.shape[1], max_tokens)
-        self.group["token_states"][item, level, :, max_tokens - take :] = states[:, -take:].astype(np.float16)
+        dtype = self.group["token_states"].dtype
+        if dtype == np.float16 and _largest(states) > FLOAT16_MAX:
+            raise HiddenRangeError(
+                f"token states of item {item} reach {_largest(states):.4g}, beyond float16's range; set "
+                "extract.dtype: float32",
+                key="extract.dtype",
+            )
+        self.group["token_states"][item, level, :, max_tokens - take :] = states[:, -take:].astype(dtype)
         self.group["token_role"][item, level, max_tokens - take :] = roles[-take:].astype(np.int8)
 
     def commit(self, final: Path) -> None:

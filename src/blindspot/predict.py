@@ -95,6 +95,7 @@ def _rows(job: ModelJob, units: list[WorkUnit], responses: list[Response]) -> li
                 "option_labels": list(logprobs) if logprobs else None,
                 "option_logprobs": list(logprobs.values()) if logprobs else None,
                 "scored": max(logprobs, key=logprobs.__getitem__) if logprobs else None,
+                "first_token_is_label": response.first_token_is_label,
             }
         )
     return rows

@@ -7,8 +7,12 @@ the blur copies of one image never straddle train and test.
 
 Targets: ``gold`` (the answer), ``prior`` (the language-prior answer, where the benchmark defines one: VLMBias
 ``expected_bias``, the toy world's hint), ``metadata:KEY`` (any item metadata, e.g. the toy colour), and for each
-the Hewitt & Liang control task: the same label space, labels assigned at random per *item type* (the question
-text), so a probe that merely memorises the type scores high on it. Selectivity = accuracy - control accuracy.
+a control task in the spirit of Hewitt & Liang: the target's labels permuted within each *item type* (the question
+text), see :func:`control_labels`. Selectivity = accuracy - control accuracy: what the features say about an item
+beyond its question type. Accuracy and selectivity carry t intervals across the folds.
+
+Features are centred (a float64 mean) and standardised per fold by two passes: real Qwen activations have
+dimensions whose mean dwarfs their spread, where E[x^2] - mean^2 in float32 is garbage.
 
 Reported per layer and level on held-out folds: accuracy, and P(gold) / P(prior) (the probability the gold-target
 probe gives the gold and the prior class; on items whose prior differs from gold this traces where the prior
@@ -26,7 +30,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import nn
 
 from blindspot.config import ProbeConfig
@@ -35,6 +39,7 @@ from blindspot.errors import BlindspotError
 from blindspot.hidden_store import HiddenStore
 from blindspot.provenance import provenance
 from blindspot.stages import JobContext, Paths, ProbeSlice
+from blindspot.statistics import t_interval
 from blindspot.tables import write_table
 
 
@@ -101,6 +106,27 @@ def grouped_folds(groups: np.ndarray, k: int, seed: int) -> np.ndarray:
     return np.array([fold_of[g] for g in groups])
 
 
+def global_mean(x: Float[torch.Tensor, "n layers d"], chunk: int = 4096) -> Float[torch.Tensor, "layers d"]:
+    """The mean over samples, accumulated in float64 chunk by chunk (no float64 copy of the features)."""
+    total = torch.zeros(x.shape[1:], dtype=torch.float64, device=x.device)
+    for start in range(0, x.shape[0], chunk):
+        total += x[start : start + chunk].sum(0, dtype=torch.float64)
+    return (total / max(1, x.shape[0])).to(x.dtype)
+
+
+def fold_standardisation(
+    x: Float[torch.Tensor, "n layers d"], train: Bool[torch.Tensor, "n folds"]
+) -> tuple[Float[torch.Tensor, "folds layers d"], Float[torch.Tensor, "folds layers d"]]:
+    """Per fold, the mean and standard deviation of its training samples, by two passes: the variance is the mean
+    of squared deviations, never E[x^2] - mean^2, which cancels catastrophically in float32 on dimensions whose
+    mean dwarfs their spread (real Qwen models have dimensions of mean ~1e4 and std ~1)."""
+    weight = train.to(x.dtype)
+    count = weight.sum(0).clamp(min=1)[:, None, None]
+    mean = torch.einsum("nf,nld->fld", weight, x) / count
+    var = torch.stack([(weight[:, f, None, None] * (x - mean[f]) ** 2).sum(0) for f in range(train.shape[1])])
+    return mean, (var / count).sqrt().clamp(min=1e-6)
+
+
 def fit_heldout(
     x: Float[torch.Tensor, "n layers d"],
     labels: Int[torch.Tensor, "n variants"],
@@ -118,13 +144,10 @@ def fit_heldout(
     Returns (n, variants, layers, classes)."""
     n, n_layers, _d = x.shape
     train = (folds[:, None] != torch.arange(n_folds, device=x.device)[None]) & (labels[:, :1] >= 0)  # (n, f)
-    weight = train.float()
-    mean = torch.einsum("nf,nld->fld", weight, x) / weight.sum(0)[:, None, None]
-    var = torch.einsum("nf,nld->fld", weight, x**2) / weight.sum(0)[:, None, None] - mean**2
+    x = x - global_mean(x)  # shift-invariant for the probes; keeps float32 precise on large-offset dimensions
+    mean, std = fold_standardisation(x, train)
     generator = torch.Generator().manual_seed(seed)
-    model = BatchedProbes(
-        mean, var.clamp(min=1e-12).sqrt().clamp(min=1e-6), labels.shape[1], classes, config.hidden, depth, generator
-    ).to(x.device)
+    model = BatchedProbes(mean, std, labels.shape[1], classes, config.hidden, depth, generator).to(x.device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     for _ in range(config.epochs):
         order = torch.randperm(n, generator=generator).to(x.device)
@@ -185,11 +208,25 @@ def load_probe_data(store: HiddenStore, items_path: Path, feature: str, config: 
     )
 
 
-def control_labels(types: list[str], n_classes: int, seed: int) -> np.ndarray:
-    """Hewitt & Liang: one random label per item type."""
+def control_labels(types: list[str], labels: np.ndarray, seed: int) -> np.ndarray:
+    """The control task: each item type's labels permuted at random among its items (-1, no label, stays put).
+
+    Hewitt & Liang give each word *type* one random label, which a probe can only fit by memorising types. A VQA
+    benchmark has few types (question templates; the toy world has ten), and memorising ten types is trivial:
+    control accuracy nears 1 and selectivity is never positive. Permuting labels within each type keeps every
+    type's label frequencies, so a probe that reads only the question type scores the same on the task and the
+    control; what the features say about the item beyond its type shows as task accuracy above control accuracy.
+    This holds for few types and for many, and the label is per item (an item's levels share it)."""
     rng = np.random.default_rng(seed)
-    per_type = {t: int(rng.integers(n_classes)) for t in sorted(set(types))}
-    return np.array([per_type[t] for t in types])
+    out = labels.copy()
+    by_type: dict[str, list[int]] = {}
+    for i, t in enumerate(types):
+        if labels[i] >= 0:
+            by_type.setdefault(t, []).append(i)
+    for t in sorted(by_type):
+        members = np.array(by_type[t])
+        out[members] = labels[rng.permutation(members)]
+    return out
 
 
 def run_probes(data: ProbeData, feature: str, config: ProbeConfig, seed: int) -> list[dict[str, Any]]:
@@ -212,13 +249,24 @@ def run_probes(data: ProbeData, feature: str, config: ProbeConfig, seed: int) ->
             continue
         index = {c: i for i, c in enumerate(classes)}
         y_items = np.array([index[label] if label is not None else -1 for label in labels])
-        control = np.where(keep, control_labels(data.types, len(classes), seed + 1), -1)
+        control = control_labels(data.types, y_items, seed + 1)
         both = torch.from_numpy(np.repeat(np.stack([y_items, control], 1), n_levels, axis=0)).long().to(device)
         for depth, probe in ((3, "mlp"), (1, "linear")):
             heldout = fit_heldout(x, both, folds, config.folds, len(classes), config, depth, seed + depth)
             probs = heldout.cpu().numpy().reshape(n_items, n_levels, 2, n_layers, len(classes))
             rows += _summarise(
-                data, feature, target, probe, probs[:, :, 0], probs[:, :, 1], y_items, control, keep, index
+                data,
+                feature,
+                target,
+                probe,
+                probs[:, :, 0],
+                probs[:, :, 1],
+                y_items,
+                control,
+                keep,
+                index,
+                folds_items,
+                config.confidence,
             )
     return rows
 
@@ -234,7 +282,11 @@ def _summarise(
     control: np.ndarray,
     keep: np.ndarray,
     index: dict[str, int],
+    folds: np.ndarray,
+    confidence: float,
 ) -> list[dict[str, Any]]:
+    """Per level, layer and subset: held-out accuracy, control accuracy and selectivity (each with a t interval
+    across the cross-validation folds), P(gold) and P(prior)."""
     rows = []
     gold_idx = np.array([index.get(g, -1) for g in data.gold])
     prior_idx = np.array([index.get(p, -1) if p is not None else -1 for p in data.prior])
@@ -247,8 +299,14 @@ def _summarise(
             for subset, mask in subsets.items():
                 p = probs[mask, li, layer]
                 cp = control_probs[mask, li, layer]
-                acc = float((p.argmax(-1) == y[mask]).mean())
-                control_acc = float((cp.argmax(-1) == control[mask]).mean())
+                hits = (p.argmax(-1) == y[mask]).astype(float)
+                control_hits = (cp.argmax(-1) == control[mask]).astype(float)
+                acc, control_acc = float(hits.mean()), float(control_hits.mean())
+                fold_of = folds[mask]
+                per_fold = np.array([hits[fold_of == f].mean() for f in np.unique(fold_of)])
+                per_fold_control = np.array([control_hits[fold_of == f].mean() for f in np.unique(fold_of)])
+                acc_ci = t_interval(per_fold, confidence)
+                sel_ci = t_interval(per_fold - per_fold_control, confidence)
                 p_gold = p_prior = None
                 if target == "gold":
                     g = gold_idx[mask]
@@ -265,8 +323,12 @@ def _summarise(
                         "layer": layer,
                         "subset": subset,
                         "accuracy": acc,
+                        "accuracy_ci_low": acc_ci[0],
+                        "accuracy_ci_high": acc_ci[1],
                         "control_accuracy": control_acc,
                         "selectivity": acc - control_acc,
+                        "selectivity_ci_low": sel_ci[0],
+                        "selectivity_ci_high": sel_ci[1],
                         "p_gold": p_gold,
                         "p_prior": p_prior,
                         "n": int(mask.sum()),

@@ -239,7 +239,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="predict",
             slice=PredictSlice,
-            version=2,
+            version=3,
             wildcards=("model", "bench"),
             inputs=(("item_table", "stage"), ("render", "render")),
             outputs=("predictions",),
@@ -249,9 +249,9 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="decay",
             slice=DecaySlice,
-            version=2,
+            version=3,
             wildcards=("model", "bench"),
-            inputs=(("predictions", "predict"),),
+            inputs=(("predictions", "predict"), ("item_table", "stage")),
             outputs=("metrics", "classes", "manifest"),
             runner="blindspot.decay:run",
             help="Decay metrics, item classes and the vision-indispensable manifest.",
@@ -269,7 +269,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="probe",
             slice=ProbeSlice,
-            version=2,
+            version=3,
             wildcards=("model", "bench"),
             inputs=(("hidden", "extract"), ("item_table", "stage")),
             outputs=("probes",),

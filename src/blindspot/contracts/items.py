@@ -41,3 +41,9 @@ class RejectedItem(ValueError):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+def image_group(image_keys: list[str]) -> str:
+    """An item's source-image cluster: its image keys joined. Items sharing it are not independent (they move
+    together in the bootstrap) and never straddle probe folds."""
+    return "+".join(image_keys)

@@ -76,8 +76,10 @@ PREDICTIONS_SCHEMA = _per_model(
     pa.field("option_labels", pa.list_(pa.string())),
     pa.field("option_logprobs", pa.list_(pa.float64())),
     pa.field("scored", pa.string()),
+    pa.field("first_token_is_label", pa.bool_()),
 )
-"""One row per (item, condition)."""
+"""One row per (item, condition). ``first_token_is_label``: the first generated token spells an option label, so
+the option log-probs describe the answer given (null for open answers)."""
 
 # ------------------------------------------------------------------------------------------------ decay
 
@@ -90,14 +92,17 @@ DECAY_METRICS_SCHEMA = _per_model(
     pa.field("ci_low", pa.float64()),
     pa.field("ci_high", pa.float64()),
     pa.field("n", pa.int64(), nullable=False),
+    pa.field("note", pa.string()),
 )
-"""Long format. Summary rows have family ``all`` and level -1."""
+"""Long format. Summary rows have family ``all`` and level -1. ``note`` says why a metric is unavailable (null
+value) or how it was judged."""
 
 DECAY_ITEMS_SCHEMA = _per_model(
     pa.field("item_id", pa.string(), nullable=False),
     pa.field("answer_type", pa.string(), nullable=False),
     pa.field("clean_answer", pa.string()),
     pa.field("clean_outcome", pa.string(), nullable=False),
+    pa.field("judged_by", pa.string(), nullable=False),
     pa.field("consecutive_identical", pa.bool_()),
     pa.field("consecutive_margin", pa.bool_()),
     pa.field("class_identity", pa.string(), nullable=False),
@@ -108,7 +113,7 @@ DECAY_ITEMS_SCHEMA = _per_model(
 
 # ------------------------------------------------------------------------------------------------ probe
 
-PROBES_SCHEMA = _per_model(
+PROBES_SCHEMA = _per_model(  # intervals: t intervals across the cross-validation folds
     pa.field("feature", pa.string(), nullable=False),
     pa.field("target", pa.string(), nullable=False),
     pa.field("probe", pa.string(), nullable=False),
@@ -116,8 +121,12 @@ PROBES_SCHEMA = _per_model(
     pa.field("layer", pa.int32(), nullable=False),
     pa.field("subset", pa.string(), nullable=False),
     pa.field("accuracy", pa.float64()),
+    pa.field("accuracy_ci_low", pa.float64()),
+    pa.field("accuracy_ci_high", pa.float64()),
     pa.field("control_accuracy", pa.float64()),
     pa.field("selectivity", pa.float64()),
+    pa.field("selectivity_ci_low", pa.float64()),
+    pa.field("selectivity_ci_high", pa.float64()),
     pa.field("p_gold", pa.float64()),
     pa.field("p_prior", pa.float64()),
     pa.field("n", pa.int64(), nullable=False),

@@ -34,6 +34,9 @@ class Response:
     text: str
     option_logprobs: dict[str, float] | None
     """log P(label) over the full vocabulary at the first answer token (summed over the label's spellings)."""
+    first_token_is_label: bool | None = None
+    """Whether the first generated token spells an option label (None for open answers): only then do the option
+    log-probs describe the answer the model gave (a model that starts "The answer is" is scored by its text)."""
 
 
 def _variants(label: str) -> list[str]:
@@ -108,11 +111,13 @@ def generate_batch(loaded: LoadedModel, requests: list[Request], max_new_tokens:
     prompt_length = inputs["input_ids"].shape[1]
     texts = tokenizer.batch_decode(output.sequences[:, prompt_length:], skip_special_tokens=True)
     first_step = torch.log_softmax(output.logits[0].float(), dim=-1).cpu()
+    first_tokens = output.sequences[:, prompt_length].tolist()
     responses = []
     for row, (request, text) in enumerate(zip(requests, texts, strict=True)):
-        logprobs = None
+        logprobs, is_label = None, None
         if request.labels:
             ids = option_token_ids(tokenizer, request.labels)
             logprobs = {label: float(torch.logsumexp(first_step[row, list(t)], dim=0)) for label, t in ids.items()}
-        responses.append(Response(text=text.strip(), option_logprobs=logprobs))
+            is_label = any(first_tokens[row] in t for t in ids.values())
+        responses.append(Response(text=text.strip(), option_logprobs=logprobs, first_token_is_label=is_label))
     return responses

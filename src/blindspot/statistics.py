@@ -1,0 +1,113 @@
+"""Confidence intervals shared by the stages: a cluster bootstrap over items, Wilson score intervals, and
+t intervals across folds.
+
+**Cluster bootstrap.** Items that share a source image are not independent (POPE asks several questions of each
+image, HallusionBench pairs its questions by figure): resampling items one by one would understate the
+uncertainty. Every resample draws *clusters* (source images) with replacement and keeps all of a drawn cluster's
+items together. One shared set of resamples serves every statistic of a table, so their intervals are coherent.
+
+**Intervals that do not collapse.** A percentile bootstrap of a proportion observed at 0 or 1 is the single point
+[0, 0] or [1, 1]. For proportions the bootstrap interval is therefore widened to contain the Wilson score
+interval computed on the number of independent clusters: 0 of 100 images gets [0, 0.037] at 95%, as it should.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+from jaxtyping import Bool, Float, Int
+from scipy.stats import t as student_t
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float | None
+    low: float | None
+    high: float | None
+    n: int
+
+    @classmethod
+    def missing(cls) -> Estimate:
+        return cls(None, None, None, 0)
+
+
+def wilson(successes: float, n: float, confidence: float) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (never of zero width for n > 0)."""
+    if n <= 0:
+        return 0.0, 1.0
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def t_interval(values: Float[np.ndarray, " k"], confidence: float) -> tuple[float | None, float | None]:
+    """Mean +- t * standard error over ``k`` independent estimates (e.g. cross-validation folds)."""
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return None, None
+    half = float(student_t.ppf(0.5 + confidence / 2, values.size - 1)) * values.std(ddof=1) / math.sqrt(values.size)
+    return float(values.mean() - half), float(values.mean() + half)
+
+
+class ClusterBootstrap:
+    """Percentile intervals from one shared set of cluster resamples (seeded)."""
+
+    def __init__(self, clusters: Int[np.ndarray, " items"], resamples: int, confidence: float, seed: int) -> None:
+        self.clusters = np.asarray(clusters)
+        self.n_clusters = int(self.clusters.max()) + 1 if self.clusters.size else 0
+        rng = np.random.default_rng(seed)
+        if self.n_clusters:
+            counts = rng.multinomial(self.n_clusters, np.full(self.n_clusters, 1 / self.n_clusters), size=resamples)
+            self.weights = counts[:, self.clusters].astype(float)  # (resamples, items): how often each item is drawn
+        else:
+            self.weights = np.zeros((resamples, 0))
+        self.confidence = confidence
+        self.alpha = (1 - confidence) / 2
+
+    def _percentiles(self, statistic: np.ndarray) -> tuple[float | None, float | None]:
+        finite = statistic[np.isfinite(statistic)]
+        if finite.size == 0:
+            return None, None
+        return float(np.quantile(finite, self.alpha)), float(np.quantile(finite, 1 - self.alpha))
+
+    def mean(
+        self, values: Float[np.ndarray, " items"], mask: Bool[np.ndarray, " items"], *, proportion: bool = True
+    ) -> Estimate:
+        """Mean of ``values`` over items where ``mask`` holds. ``proportion``: values lie in [0, 1], and the
+        interval is widened to contain the Wilson interval on the number of clusters involved."""
+        n = int(mask.sum())
+        if n == 0:
+            return Estimate.missing()
+        value = float(values[mask].mean())
+        v = np.where(mask, values, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            stats = (self.weights @ v) / (self.weights @ mask.astype(float))
+        low, high = self._percentiles(stats)
+        if proportion and low is not None and high is not None:
+            clusters = len(np.unique(self.clusters[mask]))
+            w_low, w_high = wilson(value * clusters, clusters, self.confidence)
+            low, high = min(low, w_low), max(high, w_high)
+        return Estimate(value, low, high, n)
+
+    def difference(
+        self, a: Float[np.ndarray, " items"], b: Float[np.ndarray, " items"], mask: Bool[np.ndarray, " items"]
+    ) -> Estimate:
+        """Mean of a minus mean of b over the items where ``mask`` holds, with its interval."""
+        n = int(mask.sum())
+        if n == 0:
+            return Estimate.missing()
+        m = mask.astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            stats = (self.weights @ (np.where(mask, a - b, 0.0))) / (self.weights @ m)
+        return Estimate(float((a - b)[mask].mean()), *self._percentiles(stats), n)
+
+
+def cluster_ids(labels: list[str]) -> Int[np.ndarray, " items"]:
+    """Dense integer ids (0..k-1) for cluster labels, in first-seen order."""
+    index: dict[str, int] = {}
+    return np.array([index.setdefault(label, len(index)) for label in labels], dtype=int)
