@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Snakemake's lint checks the workflow, not the demo data: skip the config's path checks for it.
 LINT_SNAKEMAKE := $(BIN)/snakemake --lint --config check_paths=false
 
-.PHONY: demo test test-fast lint typecheck bench schema demo-data toy-models clean
+.PHONY: demo test test-fast lint typecheck bench mutants schema demo-data toy-models clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# Plant single-point bugs in the measurement code; each must be caught by the unit tests or calibrate (docs/mutants.md).
+mutants: $(STAMP)
+	$(BIN)/python tests/mutants.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/render.py

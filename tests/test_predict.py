@@ -125,3 +125,48 @@ def test_a_loaded_model_is_reused(tiny_models, small_benchmark, tmp_path: Path) 
     )
     table = pl.read_parquet(tmp_path / "x.parquet")
     assert sorted(set(table["family"])) == ["blur", "none"]
+
+
+def test_the_base_language_model_answers_the_llm_condition(tiny_models, small_benchmark, tmp_path: Path) -> None:
+    """With `llm:` the predict stage also asks the base language model each question, text only; decay reports
+    ML = max(0, S_wv - S_t) from exactly those rows."""
+    from blindspot.config import DecayConfig
+    from blindspot.decay import build_grid, decay_metrics
+    from blindspot.models.tiny import build_tiny_language_model
+
+    llm = build_tiny_language_model(tmp_path / "llm", seed=3)
+    model = ModelConfig(
+        adapter="qwen2_5_vl", path=str(tiny_models["qwen2_5_vl"]), llm=str(llm), batch_size=4, max_new_tokens=4
+    )
+    out = tmp_path / "p.parquet"
+    predict_benchmark(
+        "m",
+        "b",
+        model,
+        PredictConfig(),
+        PromptConfig(),
+        small_benchmark["items"],
+        small_benchmark["render"],
+        out,
+        progress=False,
+    )
+    table = pl.read_parquet(out)
+    text_only = table.filter(pl.col("family") == "llm")
+    assert text_only.height == 6 and (text_only["level"] == 1).all()
+    assert text_only["option_logprobs"].list.len().to_list() == [4] * 6  # scored like every closed answer
+    config = DecayConfig(bootstrap=50, coarse_families=["blank", "noise", "none"])
+    rows, _ = decay_metrics(build_grid(table, ("blur", 0)), config, seed=0)
+    (ml,) = [r for r in rows if r["metric"] == "ml"]
+    s_wv = table.filter(pl.col("family") == "none")["score"].mean()
+    s_t = text_only["score"].mean()
+    assert ml["value"] == pytest.approx(max(0.0, s_wv - s_t)) and ml["note"] == "max(0, S_wv - S_t)"
+
+
+def test_ml_says_why_it_is_missing(tiny_models, small_benchmark, tmp_path: Path) -> None:
+    from blindspot.config import DecayConfig
+    from blindspot.decay import build_grid, decay_metrics
+
+    table = run(tiny_models, small_benchmark, tmp_path / "p.parquet")
+    rows, _ = decay_metrics(build_grid(table, ("blur", 0)), DecayConfig(bootstrap=20), seed=0)
+    (ml,) = [r for r in rows if r["metric"] == "ml"]
+    assert ml["value"] is None and "set models.<name>.llm" in ml["note"]

@@ -161,14 +161,25 @@ class ModelConfig(StrictModel):
     attn_implementation: Literal["eager", "sdpa"] = "sdpa"
     batch_size: int = Field(8, ge=1)
     max_new_tokens: int = Field(16, ge=1, le=512)
+    llm: str | None = Field(
+        None,
+        description="Local directory of the model's base language model (AutoModelForCausalLM, safetensors). "
+        "predict then also answers each question with it, text only (condition 'llm'), and decay reports MMStar's "
+        "multimodal leakage ML = max(0, S_wv - S_t).",
+    )
 
     def weight_files(self) -> list[str]:
-        """The files of a local model directory whose change must rerun the model's jobs (weights, config,
-        tokenizer, processor, chat template): every regular file at its top level. Empty for a hub id."""
-        path = Path(self.path).expanduser()
-        if not self.local_files_only or not path.is_dir():
+        """The files of the local model directory (and of its base language model) whose change must rerun the
+        model's jobs (weights, config, tokenizer, processor, chat template): every regular file at their top
+        level. Empty for a hub id."""
+        if not self.local_files_only:
             return []
-        return sorted(str(p) for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        files = []
+        for folder in (self.path, self.llm):
+            path = Path(folder).expanduser() if folder else None
+            if path is not None and path.is_dir():
+                files += sorted(str(p) for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        return files
 
 
 class PromptConfig(StrictModel):
@@ -283,6 +294,9 @@ class ToyConfig(StrictModel):
     )
     share_tolerance: float = Field(0.03, gt=0, description="Measured class shares must be this close to planted.")
     conflict_threshold: float = Field(0.9, gt=0, le=1, description="Share of conflict items classed as expected.")
+    item_agreement: float = Field(
+        0.98, gt=0, le=1, description="Share of items whose measured class must equal their planted kind's class."
+    )
 
     @field_validator("shares")
     @classmethod
@@ -428,6 +442,10 @@ def path_problems(config: BlindspotConfig) -> list[str]:
             problem = path_problem(model.path, "model", model.hub_id)
             if problem:
                 lines.append(f"models.{name}.path: {problem}")
+        if model.llm is not None:
+            problem = path_problem(model.llm, "model")
+            if problem:
+                lines.append(f"models.{name}.llm: {problem}")
     return lines
 
 

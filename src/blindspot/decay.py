@@ -4,7 +4,8 @@ Per (family, level): the identical-answer rate E_j (the answer equals the clean 
 normalises answers: "Red" and "red" are one answer), the evidence-based survival rate (the clean answer stays the
 top option by at least ``margin_threshold`` nats), accuracy, accuracy on the C=1 subset, and outcome counts
 (unparsed and abstain included). Per benchmark: the C rate (the answer never changes along the blur ladder) with
-two chance levels, the same with evidence-based survival, MG = S_v - S_wv, ML (with the reason where unavailable),
+two chance levels, the same with evidence-based survival, MG = S_v - S_wv, ML = max(0, S_wv - S_t) where the base
+language model answered (the ``llm`` condition; otherwise null, with the reason in ``note``),
 and the shares of each item class. Every rate comes with a cluster-bootstrap interval over source images
 (:mod:`blindspot.statistics`).
 
@@ -40,7 +41,7 @@ from blindspot.atomic import atomic_output
 from blindspot.benchmarks import get_benchmark
 from blindspot.config import DecayConfig
 from blindspot.contracts.answers import chance_options
-from blindspot.contracts.conditions import NONE_FAMILY, Condition
+from blindspot.contracts.conditions import LLM_FAMILY, NONE_FAMILY, Condition
 from blindspot.contracts.items import image_group
 from blindspot.contracts.tables import DECAY_ITEMS_SCHEMA, DECAY_METRICS_SCHEMA
 from blindspot.errors import BlindspotError
@@ -262,7 +263,20 @@ def decay_metrics(
         add("all", -1, None, "mg", mg)
     else:
         add("all", -1, None, "mg", Estimate.missing(), "the no-image condition 'none' did not run (predict.conditions)")
-    add("all", -1, None, "ml", Estimate.missing(), notes.get("ml", "needs S_t, the base language model alone"))
+    if grid.levels(LLM_FAMILY) and grid.levels(NONE_FAMILY):
+        leak = boot.difference(
+            grid.score[:, grid.column(NONE_FAMILY, 1)], grid.score[:, grid.column(LLM_FAMILY, 1)], everyone
+        )
+        clip = [None if v is None else max(0.0, v) for v in (leak.value, leak.low, leak.high)]
+        add("all", -1, None, "ml", Estimate(clip[0], clip[1], clip[2], leak.n), "max(0, S_wv - S_t)")
+    else:
+        reason = notes.get(
+            "ml",
+            "needs S_t: set models.<name>.llm to the base language model"
+            if not grid.levels(LLM_FAMILY)
+            else "needs S_wv: the no-image condition 'none' did not run",
+        )
+        add("all", -1, None, "ml", Estimate.missing(), reason)
     add("all", -1, None, "share_judged_by_margin", boot.mean(by_margin.astype(float), everyone))
 
     class_identity = _classify(c_identity, [ident for ident, _ in coarse], clean_ok)

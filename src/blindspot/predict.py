@@ -22,12 +22,13 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from blindspot.config import ModelConfig, PredictConfig, PromptConfig
-from blindspot.contracts.conditions import NONE_CONDITION, Condition, resolve_condition_key
+from blindspot.contracts.conditions import LLM_CONDITION, NONE_CONDITION, Condition, resolve_condition_key
 from blindspot.contracts.tables import PREDICTIONS_SCHEMA
 from blindspot.errors import BlindspotError
 from blindspot.models.inference import Request, Response, generate_batch
 from blindspot.models.job import ModelJob
-from blindspot.models.loading import LoadedModel
+from blindspot.models.loading import LoadedModel, load_language_model
+from blindspot.models.prompts import PromptCache
 from blindspot.prompts import option_labels
 from blindspot.render.store import RenderStore
 from blindspot.stages import JobContext, Paths, PredictSlice
@@ -62,12 +63,19 @@ def select_conditions(store: RenderStore, config: PredictConfig) -> list[Conditi
 
 
 def work_units(n_items: int, conditions: list[Condition]) -> list[WorkUnit]:
-    """Image conditions item by item (one chunk read serves all of an item's levels), then ``none`` for all."""
-    imaged = [c for c in conditions if c.family != "none"]
+    """Image conditions item by item (one chunk read serves all of an item's levels), then ``none`` for all, then
+    the base language model (``llm``) for all."""
+    imaged = [c for c in conditions if c not in (NONE_CONDITION, LLM_CONDITION)]
     units = [WorkUnit(i, c) for i in range(n_items) for c in imaged]
-    if NONE_CONDITION in conditions:
-        units += [WorkUnit(i, NONE_CONDITION) for i in range(n_items)]
+    for text_only in (NONE_CONDITION, LLM_CONDITION):
+        if text_only in conditions:
+            units += [WorkUnit(i, text_only) for i in range(n_items)]
     return units
+
+
+def _runs_on(condition: Condition) -> str:
+    """Which model and prompt a unit needs: the VLM with images, the VLM without, or the base language model."""
+    return condition.family if condition in (NONE_CONDITION, LLM_CONDITION) else "image"
 
 
 def _rows(job: ModelJob, units: list[WorkUnit], responses: list[Response]) -> list[dict[str, Any]]:
@@ -108,30 +116,35 @@ def predict_units(
     max_new_tokens: int,
     bar: tqdm | None = None,
     loaded: LoadedModel | None = None,
+    llm: tuple[LoadedModel, PromptCache] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run ``units`` in batches; a batch never mixes units with and without images. ``loaded`` runs another model
-    (a hybrid) through the job's items, prompts and parsing."""
+    """Run ``units`` in batches; a batch never mixes units of different kinds (with images, without, base
+    language model). ``loaded`` runs another model (a hybrid) through the job's items, prompts and parsing;
+    ``llm`` is the base language model and its prompts, for the ``llm`` condition."""
     model = loaded or job.loaded
     cache: dict[str, np.ndarray] = {}  # all conditions of the images of the item being run (one chunk read each)
     rows: list[dict[str, Any]] = []
     start = 0
     while start < len(units):
-        imaged = units[start].condition.family != NONE_CONDITION.family
+        kind = _runs_on(units[start].condition)
         end = start
-        while end < len(units) and end - start < batch_size and (units[end].condition.family != "none") == imaged:
+        while end < len(units) and end - start < batch_size and _runs_on(units[end].condition) == kind:
             end += 1
         batch = units[start:end]
+        if kind == LLM_CONDITION.family and llm is None:
+            raise PredictError("the llm condition needs the base language model", key="model.llm")
+        runner, prompts = llm if kind == LLM_CONDITION.family and llm is not None else (model, job.prompts)
         requests = []
         for unit in batch:
             item = job.items[unit.item]
             images: tuple[np.ndarray, ...] = ()
-            if imaged:
+            if kind == "image":
                 cache = {k: cache[k] if k in cache else job.store.levels(k) for k in item["image_keys"]}
                 index = job.store.condition_index(unit.condition.family, unit.condition.level)
                 images = tuple(job.images(unit.item, index, cache))
             labels = option_labels(item["answer_type"], item["options"])
-            requests.append(Request(job.prompts.get(unit.item, imaged), images, tuple(labels) if labels else None))
-        rows += _rows(job, batch, generate_batch(model, requests, max_new_tokens))
+            requests.append(Request(prompts.get(unit.item, kind == "image"), images, tuple(labels) if labels else None))
+        rows += _rows(job, batch, generate_batch(runner, requests, max_new_tokens))
         if bar is not None:
             bar.update(len(batch))
         start = end
@@ -166,8 +179,13 @@ def predict_benchmark(
         loaded=loaded,
         progress=progress,
     )
-    conditions = select_conditions(job.store, predict)
+    conditions = select_conditions(job.store, predict) + ([LLM_CONDITION] if model.llm else [])
     units = work_units(len(job.items), conditions)
+    llm = None
+    if model.llm:  # MMStar's S_t: the same questions, text only, to the base language model
+        language_model = load_language_model(model)
+        text = job.prompts.text
+        llm = (language_model, PromptCache(language_model.processor, job.items, text))
     job.resume.mkdir(parents=True, exist_ok=True)
     n_shards = (len(units) + predict.shard_size - 1) // predict.shard_size
     done = {int(p.stem.split("-")[1]) for p in job.resume.glob("shard-*.parquet")}
@@ -178,7 +196,7 @@ def predict_benchmark(
         if shard in done:
             continue
         shard_units = units[shard * predict.shard_size : (shard + 1) * predict.shard_size]
-        rows = predict_units(job, shard_units, model.batch_size, model.max_new_tokens, bar)
+        rows = predict_units(job, shard_units, model.batch_size, model.max_new_tokens, bar, llm=llm)
         write_table(rows, PREDICTIONS_SCHEMA, job.record, job.resume / f"shard-{shard:05d}.parquet")
     bar.close()
 

@@ -34,6 +34,9 @@ class Condition:
 
 NONE_CONDITION = Condition(NONE_FAMILY, 1, 0.0)
 """The text-only condition: the same prompt with no image at all."""
+LLM_FAMILY = "llm"
+LLM_CONDITION = Condition(LLM_FAMILY, 1, 0.0)
+"""The same question answered by the model's base language model alone (MMStar's S_t)."""
 
 
 class ConditionKey(NamedTuple):

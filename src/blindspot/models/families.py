@@ -75,6 +75,14 @@ FAMILIES: dict[str, ModelFamily] = {
 }
 
 
+LANGUAGE_MODEL = ModelFamily(
+    "causal_lm",
+    "AutoModelForCausalLM",
+    (),
+    "A VLM's base language model alone (for MMStar's S_t); not a VLM adapter, so not in FAMILIES.",
+)
+
+
 def get_family(name: str) -> ModelFamily:
     try:
         return FAMILIES[name]

@@ -81,12 +81,8 @@ def encode_batch(loaded: LoadedModel, requests: list[Request]) -> dict[str, torc
     with_image = [bool(r.images) for r in requests]
     if any(with_image) and not all(with_image):
         raise ValueError("a batch mixes requests with and without an image; batch them separately")
-    inputs = loaded.processor(
-        text=[r.prompt for r in requests],
-        images=[image for r in requests for image in r.images] if all(with_image) else None,
-        return_tensors="pt",
-        padding=True,
-    )
+    images = {"images": [image for r in requests for image in r.images]} if all(with_image) else {}
+    inputs = loaded.processor(text=[r.prompt for r in requests], return_tensors="pt", padding=True, **images)
     return {
         k: v.to(loaded.device, loaded.dtype) if v.is_floating_point() else v.to(loaded.device)
         for k, v in inputs.items()

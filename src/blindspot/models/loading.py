@@ -15,7 +15,7 @@ from transformers import PreTrainedModel
 from blindspot.config import ModelConfig
 from blindspot.config_base import path_problem
 from blindspot.errors import BlindspotError
-from blindspot.models.families import ModelFamily, get_family
+from blindspot.models.families import LANGUAGE_MODEL, ModelFamily, get_family
 
 
 class ModelLoadError(BlindspotError):
@@ -37,7 +37,7 @@ class LoadedModel:
 
     @property
     def tokenizer(self) -> Any:
-        return self.processor.tokenizer
+        return getattr(self.processor, "tokenizer", self.processor)  # a language model's processor is its tokenizer
 
     @property
     def layers(self) -> nn.ModuleList:
@@ -109,6 +109,23 @@ def load_model(config: ModelConfig) -> LoadedModel:
     family = get_family(config.adapter)
     _check_local(config)
     _check_family(config, family)
+    return _load(config, config.path, family, transformers.AutoProcessor, "model.path")
+
+
+def load_language_model(config: ModelConfig) -> LoadedModel:
+    """The model's base language model (``llm``), with its tokenizer as the processor."""
+    if config.llm is None:
+        raise ModelLoadError("no base language model configured", key="model.llm")
+    problem = path_problem(config.llm, "model")
+    if problem:
+        raise ModelLoadError(problem, key="model.llm")
+    if not any(Path(config.llm).glob("*.safetensors")):
+        raise ModelLoadError(f"'{config.llm}' has no .safetensors weights", key="model.llm")
+    loaded = _load(config, config.llm, LANGUAGE_MODEL, transformers.AutoTokenizer, "model.llm")
+    return loaded
+
+
+def _load(config: ModelConfig, path: str, family: ModelFamily, processor_class: Any, key: str) -> LoadedModel:
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
     common = {
@@ -117,16 +134,17 @@ def load_model(config: ModelConfig) -> LoadedModel:
         "trust_remote_code": config.trust_remote_code,
     }
     try:
-        processor = transformers.AutoProcessor.from_pretrained(config.path, **common)
+        processor = processor_class.from_pretrained(path, **common)
         model_class = getattr(transformers, family.model_class)
         model = model_class.from_pretrained(
-            config.path, dtype=dtype, use_safetensors=True, attn_implementation=config.attn_implementation, **common
+            path, dtype=dtype, use_safetensors=True, attn_implementation=config.attn_implementation, **common
         )
     except (OSError, ValueError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelLoadError(f"cannot load '{config.path}': {first}") from None
+        raise ModelLoadError(f"cannot load '{path}': {first}", key=key) from None
     model.to(device).eval()
-    processor.tokenizer.padding_side = "left"  # generation appends on the right: pad on the left
-    if processor.tokenizer.pad_token_id is None:
-        processor.tokenizer.pad_token = processor.tokenizer.eos_token
+    tokenizer = getattr(processor, "tokenizer", processor)
+    tokenizer.padding_side = "left"  # generation appends on the right: pad on the left
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(model=model, processor=processor, family=family, config=config, device=device, dtype=dtype)

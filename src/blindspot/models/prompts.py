@@ -14,7 +14,10 @@ def chat_messages(text: str, n_images: int) -> list[dict[str, Any]]:
 
 
 def render_prompt(processor: Any, text: str, n_images: int) -> str:
-    """The chat-templated prompt with the generation prompt appended."""
+    """The chat-templated prompt with the generation prompt appended (a base language model without a chat
+    template reads the text as it is)."""
+    if n_images == 0 and getattr(processor, "chat_template", None) is None:
+        return text
     return str(processor.apply_chat_template(chat_messages(text, n_images), add_generation_prompt=True, tokenize=False))
 
 
@@ -24,7 +27,7 @@ class PromptCache:
     ``text`` gives an item's user text (a benchmark's prompt function at the configured prompt version)."""
 
     def __init__(self, processor: Any, items: list[dict[str, Any]], text: Callable[[Mapping[str, Any]], str]) -> None:
-        self._processor, self._items, self._text = processor, items, text
+        self._processor, self._items, self.text = processor, items, text
         self._cache: dict[tuple[int, bool], str] = {}
 
     def get(self, item: int, with_image: bool) -> str:
@@ -32,5 +35,5 @@ class PromptCache:
         if key not in self._cache:
             row = self._items[item]
             n_images = len(row["image_keys"]) if with_image else 0
-            self._cache[key] = render_prompt(self._processor, self._text(row), n_images)
+            self._cache[key] = render_prompt(self._processor, self.text(row), n_images)
         return self._cache[key]

@@ -246,3 +246,33 @@ def build_tiny_model(
     model.save_pretrained(out, safe_serialization=True)
     processor.save_pretrained(out)
     return out
+
+
+def build_tiny_language_model(out: str | Path, *, seed: int = 0, hidden: int = 64, layers: int = 2) -> Path:
+    """A tiny Qwen2 causal language model sharing the tiny Qwen2.5-VL's tokenizer and chat template: the base
+    language model of a tiny VLM (``llm:`` in a model's config) for MMStar's S_t."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    out = Path(out)
+    tokenizer = build_tokenizer("qwen2_5_vl")
+    tokenizer.chat_template = QWEN_CHAT_TEMPLATE
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIALS}
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        bos_token_id=ids["<|endoftext|>"],
+        eos_token_id=ids["<|im_end|>"],
+        pad_token_id=ids["<|endoftext|>"],
+    )
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.do_sample = False
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return out

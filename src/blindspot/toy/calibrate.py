@@ -8,18 +8,24 @@ to ``CHECKS`` (probe decodability, swap localisation).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from blindspot.config import BlindspotConfig
+from blindspot.toy.scenes import STRIPES_ERASED_FROM_KERNEL
 
 EXPECTED_CONFLICT_CLASS = {"base": "language_prior", "donor": "coarse_visual"}
 KIND_CLASS = {"fine": "fine_visual", "coarse": "coarse_visual", "prior": "language_prior"}
-ERASING_KERNEL = 25
-"""Gaussian blur erases the toy stripes (7 px period) from this kernel size on."""
+"""The class each planted kind must get (conflict items: by the model's role, ``EXPECTED_CONFLICT_CLASS``)."""
+
+
+def planted_class(kind: str, role: str) -> str:
+    return EXPECTED_CONFLICT_CLASS[role] if kind == "conflict" else KIND_CLASS[kind]
 
 
 def share(mask: pl.Series) -> float:
@@ -56,9 +62,12 @@ class Context:
             raise FileNotFoundError(f"no decay results at '{path}'; run the workflow first")
         return pl.read_parquet(path).join(self.items.select("item_id", "kind", "prior_answer"), on="item_id")
 
-    def metric(self, model: str, name: str) -> float:
+    def metric(self, model: str, name: str, family: str = "all", level: int = -1) -> float:
         table = pl.read_parquet(self.results / "decay" / model / f"{self.bench}.parquet")
-        return float(table.filter((pl.col("metric") == name) & (pl.col("family") == "all"))["value"][0])
+        found = table.filter((pl.col("metric") == name) & (pl.col("family") == family) & (pl.col("level") == level))
+        if found.is_empty() or found["value"][0] is None:
+            return float("nan")
+        return float(found["value"][0])
 
     @property
     def bench(self) -> str:
@@ -99,6 +108,62 @@ def conflict_class(ctx: Context, model: str, role: str) -> list[Row]:
     ]
 
 
+def item_classes(ctx: Context, model: str, role: str) -> list[Row]:
+    """Item by item: the measured class against the class the item's planted kind must get."""
+    toy = ctx.config.toy
+    assert toy is not None
+    items = ctx.decay_items(model)
+    expected = [planted_class(kind, role) for kind in items["kind"]]
+    agree = share(items["class"] == pl.Series(expected))
+    threshold = toy.item_agreement
+    return [Row(model, "items classed as planted", "1.000", agree, f">= {threshold:.2f}", agree >= threshold)]
+
+
+def planted_by_level(kinds: list[str], role: str, kernel: int) -> dict[str, tuple[float, float]]:
+    """At one blur kernel, the planted mean accuracy, identical-answer rate and evidence-based survival over the
+    items, each with the sampling sd of its chance-level part (stripe items whose cue the kernel erases answer at
+    chance: accuracy 1/2, and their answer equals the clean one with probability 1/2 whatever the model's default,
+    since their orientations are balanced and independent of it)."""
+    erased = kernel >= STRIPES_ERASED_FROM_KERNEL
+    accuracy, identical, survival = [], [], []
+    for kind in kinds:
+        if kind == "fine" and erased:
+            accuracy.append(0.5)
+            identical.append(0.5)
+            survival.append(0.0)
+        else:
+            accuracy.append(0.0 if kind == "conflict" and role == "base" else 1.0)  # the base follows the hint
+            identical.append(1.0)
+            survival.append(1.0)
+    n = len(kinds)
+    chance_sd = math.sqrt(0.25 * sum(1 for k in kinds if k == "fine" and erased)) / n
+    return {
+        "accuracy": (float(np.mean(accuracy)), chance_sd),
+        "identical_rate": (float(np.mean(identical)), chance_sd),
+        "margin_survival_rate": (float(np.mean(survival)), 0.0),
+    }
+
+
+def by_level(ctx: Context, model: str, role: str) -> list[Row]:
+    """At every blur level: accuracy, the identical-answer rate E and the evidence-based survival rate against
+    what the toy world plants at that kernel. Tolerance: the share tolerance, or 3 sampling sd of the items that
+    answer at chance, whichever is larger."""
+    toy = ctx.config.toy
+    assert toy is not None
+    kinds = ctx.items["kind"].to_list()
+    rows = []
+    for level, kernel in enumerate(ctx.config.render.blur.kernels):
+        planted = planted_by_level(kinds, role, kernel)
+        for metric, (value, sd) in planted.items():
+            if level == 0 and metric != "accuracy":
+                continue  # the clean level is the reference itself
+            measured = ctx.metric(model, metric, "blur", level)
+            tol = max(toy.share_tolerance, 3 * sd)
+            ok = abs(measured - value) <= tol
+            rows.append(Row(model, f"blur/{level} (k={kernel}) {metric}", f"{value:.3f}", measured, f"±{tol:.3f}", ok))
+    return rows
+
+
 def c_rate(ctx: Context, model: str, role: str) -> list[Row]:
     """The paper's identity-based C rate beside the planted blur survivors plus their chance agreement.
 
@@ -110,7 +175,7 @@ def c_rate(ctx: Context, model: str, role: str) -> list[Row]:
     items = ctx.items
     survivors = share(items["kind"].is_in(["coarse", "prior", "conflict"]))
     fine = share(items["kind"] == "fine")
-    erasing = sum(k >= ERASING_KERNEL for k in ctx.config.render.blur.kernels)
+    erasing = sum(k >= STRIPES_ERASED_FROM_KERNEL for k in ctx.config.render.blur.kernels)
     low, high = survivors + fine * 0.5**erasing, survivors + fine * 0.5
     identity = ctx.metric(model, "c_rate")
     margin = ctx.metric(model, "c_rate_margin")
@@ -207,6 +272,8 @@ def prior_takeover(ctx: Context, model: str, role: str) -> list[Row]:
 
 
 CHECKS: list[Callable[[Context, str, str], list[Row]]] = [
+    item_classes,
+    by_level,
     class_shares,
     conflict_class,
     c_rate,

@@ -23,6 +23,9 @@ COLOUR_NAMES = tuple(COLOURS)
 ORIENTATIONS = ("horizontal", "vertical")
 SIZE = 112
 PERIOD = 7
+STRIPES_ERASED_FROM_KERNEL = 25
+"""Gaussian blur with OpenCV's default sigma erases the 7 px stripes from this kernel size on (the toy models are
+trained on heavier blurs with random labels, and calibration plants this boundary)."""
 RADIUS = 0.3
 TAPER_PERIODS = 1.5
 

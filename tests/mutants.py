@@ -1,0 +1,334 @@
+"""``make mutants``: plant plausible single-point bugs in the measurement code and check that the safety net
+catches each one.
+
+For every mutant: copy the package, apply one edit (the original text must occur exactly once), then
+
+1. run the unit tests of the mutated module against the copy;
+2. rerun the mutated stage (decay or probe) on the outputs of one clean toy-world run, and ``blindspot calibrate``
+   on the result.
+
+A mutant is *caught* when either fails. The script prints a table and exits non-zero if any mutant survives.
+The list lives in ``MUTANTS`` below; extend it whenever a measuring stage is added (docs/mutants.md).
+
+    python tests/mutants.py                # every mutant (about 15-25 minutes on 2 cores)
+    python tests/mutants.py --only decay   # the mutants whose id starts with 'decay'
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from blindspot.config import load_config
+from blindspot.stages import STAGES
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str
+    category: str
+    file: str
+    """Relative to src/blindspot."""
+    original: str
+    replacement: str
+    stage: str
+    """The stage to rerun: decay or probe."""
+    tests: str
+    """The unit tests of the mutated module."""
+
+
+DECAY, PROBE = "tests/test_decay.py", "tests/test_probes.py"
+MUTANTS = [
+    Mutant(
+        "decay-reference-level",
+        "wrong reference level",
+        "decay.py",
+        "    clean_col = grid.column(blur, 0)\n",
+        "    clean_col = grid.column(blur, 1)\n",
+        "decay",
+        DECAY,
+    ),
+    Mutant(
+        "decay-drop-last-level",
+        "a dropped level",
+        "decay.py",
+        "    ladder_cols = grid.columns(blur, exclude=clean_col)\n",
+        "    ladder_cols = grid.columns(blur, exclude=clean_col)[:-1]\n",
+        "decay",
+        DECAY,
+    ),
+    Mutant(
+        "decay-shift-levels",
+        "a shifted level",
+        "decay.py",
+        "    ladder_cols = grid.columns(blur, exclude=clean_col)\n",
+        "    ladder_cols = grid.columns(blur)[:-1]\n",
+        "decay",
+        DECAY,
+    ),
+    Mutant(
+        "decay-previous-level",
+        "comparison with the previous level",
+        "decay.py",
+        "        identical &= _identical(grid, j, clean_col)\n",
+        "        identical &= _identical(grid, j, j - 1)\n",
+        "decay",
+        DECAY,
+    ),
+    Mutant(
+        "decay-c-rate-subset",
+        "a wrong subset",
+        "decay.py",
+        '    add("all", -1, None, "c_rate", boot.mean(c_identity.astype(float), clean_ok))\n',
+        '    add("all", -1, None, "c_rate", boot.mean(c_identity.astype(float), np.ones(n, dtype=bool)))\n',
+        "decay",
+        DECAY,
+    ),
+    Mutant(
+        "decay-mg-sign",
+        "a sign flip",
+        "decay.py",
+        "        mg = boot.difference(grid.score[:, clean_col], grid.score[:, grid.column(NONE_FAMILY, 1)], "
+        "everyone)\n",
+        "        mg = boot.difference(grid.score[:, grid.column(NONE_FAMILY, 1)], grid.score[:, clean_col], "
+        "everyone)\n",
+        "decay",
+        DECAY,
+    ),
+    Mutant(
+        "decay-margin-sign",
+        "a sign flip",
+        "decay.py",
+        "            margin[i, j] = lp[answer] - max(v for k, v in lp.items() if k != answer)\n",
+        "            margin[i, j] = max(v for k, v in lp.items() if k != answer) - lp[answer]\n",
+        "decay",
+        DECAY,
+    ),
+    Mutant(
+        "decay-chance-formula",
+        "a wrong chance formula",
+        "decay.py",
+        "    chance = (1.0 / grid.n_options) ** ladder\n",
+        "    chance = (1.0 / grid.n_options) ** (ladder + 1)\n",
+        "decay",
+        DECAY,
+    ),
+    Mutant(
+        "decay-coarse-inverted",
+        "a wrong class rule",
+        "decay.py",
+        '        out[blur & ~survived] = "coarse_visual"\n',
+        '        out[blur & survived] = "coarse_visual"\n',
+        "decay",
+        DECAY,
+    ),
+    Mutant(
+        "decay-no-uncertain",
+        "a wrong class rule",
+        "decay.py",
+        '    class_margin[clean_ok & ~confident] = "uncertain"\n',
+        "",
+        "decay",
+        DECAY,
+    ),
+    Mutant(
+        "stats-zero-width",
+        "zero-width intervals",
+        "statistics.py",
+        "            low, high = min(low, w_low), max(high, w_high)\n",
+        "            low, high = value, value\n",
+        "decay",
+        DECAY,
+    ),
+    Mutant(
+        "stats-ignore-clusters",
+        "intervals ignore clustering",
+        "statistics.py",
+        "            self.weights = counts[:, self.clusters].astype(float)"
+        "  # (resamples, items): how often each item is drawn\n",
+        "            n = len(self.clusters)\n"
+        "            self.weights = rng.multinomial(n, np.full(n, 1 / n), size=resamples).astype(float)\n",
+        "decay",
+        DECAY,
+    ),
+    Mutant(
+        "probe-in-sample",
+        "in-sample probe evaluation",
+        "probes.py",
+        "            own = folds[start : start + config.batch_size]\n",
+        "            own = (folds[start : start + config.batch_size] + 1) % n_folds\n",
+        "probe",
+        PROBE,
+    ),
+    Mutant(
+        "probe-ungrouped-folds",
+        "ungrouped folds",
+        "probes.py",
+        "    return np.array([fold_of[g] for g in groups])\n",
+        "    return np.random.default_rng(seed).integers(0, k, len(groups))\n",
+        "probe",
+        PROBE,
+    ),
+    Mutant(
+        "probe-standardise-on-test",
+        "standardisation fitted on test data",
+        "probes.py",
+        "    mean, std = fold_standardisation(x, train)\n",
+        "    mean, std = fold_standardisation(x, ~train)\n",
+        "probe",
+        PROBE,
+    ),
+    Mutant(
+        "probe-control-is-task",
+        "a degenerate control task",
+        "probes.py",
+        "        out[members] = labels[rng.permutation(members)]\n",
+        "        out[members] = labels[members]\n",
+        "probe",
+        PROBE,
+    ),
+    Mutant(
+        "probe-p-prior-is-gold",
+        "a wrong subset",
+        "probes.py",
+        "                    p_prior = float(p[np.nonzero(valid)[0], pr[valid]].mean()) if valid.any() else None\n",
+        "                    p_prior = float(p[np.arange(len(g)), g].mean())\n",
+        "probe",
+        PROBE,
+    ),
+    Mutant(
+        "probe-layer-off-by-one",
+        "an off-by-one layer",
+        "probes.py",
+        '                        "layer": layer,\n',
+        '                        "layer": layer + 1,\n',
+        "probe",
+        PROBE,
+    ),
+]
+
+TOY_MODELS = ["qwen_base", "qwen_donor_layer0", "llava_base", "llava_donor_layer0"]
+
+
+def toy_config(workdir: Path) -> Path:
+    """The reduced toy world of `make test`: 240 items, both bases and their layer donors."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["models"] = {m: {**config["models"][m], "path": str(REPO / config["models"][m]["path"])} for m in TOY_MODELS}
+    config["toy"]["models"] = {m: config["toy"]["models"][m] for m in TOY_MODELS}
+    config["toy"]["n_items"] = 240
+    config["render"]["pixelate"] = {"enabled": False}
+    config["decay"]["bootstrap"] = 200
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run(command: list[str], cwd: Path, package: Path | None = None, log: Path | None = None) -> int:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    if package is not None:
+        env["PYTHONPATH"] = str(package)
+    with open(log or os.devnull, "a") as out:
+        return subprocess.run(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+
+
+def baseline(workdir: Path) -> Path:
+    """One clean run of the reduced toy world; returns its config path."""
+    config = toy_config(workdir)
+    run([str(BIN / "blindspot"), "toy-data", "--config", str(config), "--out", "data/toy"], workdir)
+    code = run(
+        [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--configfile", str(config), "--cores", "2"],
+        workdir,
+        log=workdir / "baseline.log",
+    )
+    if code != 0 or run([str(BIN / "blindspot"), "calibrate", "--config", str(config)], workdir) != 0:
+        raise SystemExit(f"the clean baseline does not calibrate; see {workdir / 'baseline.log'}")
+    return config
+
+
+def rerun_stage(stage: str, config_path: Path, workdir: Path, package: Path, log: Path) -> int:
+    """Rerun one stage for every toy model with the mutated package, in place of the clean outputs."""
+    config = load_config(config_path)
+    spec = STAGES[stage]
+    for model in TOY_MODELS:
+        wildcards = {"model": model, "bench": "toy"}
+        paths = {
+            "predictions": f"results/predictions/{model}/toy.parquet",
+            "item_table": "results/staged/toy/items.parquet",
+            "metrics": f"results/decay/{model}/toy.parquet",
+            "classes": f"results/decay/{model}/toy.items.parquet",
+            "manifest": f"results/decay/{model}/toy.manifest.json",
+            "hidden": f"results/hidden/{model}/toy.zarr",
+            "probes": f"results/probes/{model}/toy.parquet",
+        }
+        command = [str(BIN / "blindspot"), stage, "--model", model, "--bench", "toy", "--quiet"]
+        command += ["--slice", spec.slice_json(config, wildcards)]
+        for name, _ in spec.inputs:
+            command += [f"--{name.replace('_', '-')}", paths[name]]
+        for name in spec.outputs:
+            command += [f"--{name.replace('_', '-')}", paths[name]]
+        if run(command, workdir, package, log) != 0:
+            return 1
+    return run([str(BIN / "blindspot"), "calibrate", "--config", str(config_path)], workdir, package, log)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="", help="run only the mutants whose id starts with this")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = parser.parse_args()
+    chosen = [m for m in MUTANTS if m.id.startswith(args.only)]
+    root = Path(tempfile.mkdtemp(prefix="blindspot-mutants-"))
+    print(f"baseline: the reduced toy world, clean code ({root})", flush=True)
+    config = baseline(root / "baseline")
+    rows = []
+    for mutant in chosen:
+        start = time.perf_counter()
+        work = root / mutant.id
+        package = work / "package"
+        shutil.copytree(REPO / "src" / "blindspot", package / "blindspot")
+        target = package / "blindspot" / mutant.file
+        text = target.read_text()
+        if text.count(mutant.original) != 1:
+            raise SystemExit(
+                f"{mutant.id}: the original text occurs {text.count(mutant.original)} times in {mutant.file}"
+            )
+        target.write_text(text.replace(mutant.original, mutant.replacement))
+        log = work / "log.txt"
+        tests = run([str(BIN / "pytest"), "-q", "-x", "-p", "no:cacheprovider", mutant.tests], REPO, package, log)
+        results = work / "run"
+        shutil.copytree(root / "baseline", results, ignore=shutil.ignore_patterns(".snakemake"))
+        calibrated = rerun_stage(mutant.stage, config, results, package, log)
+        caught = tests != 0 or calibrated != 0
+        rows.append((mutant, tests != 0, calibrated != 0, caught))
+        print(
+            f"{mutant.id:28s} {mutant.category:38s} tests {'FAIL' if tests else 'pass'}  "
+            f"calibrate {'FAIL' if calibrated else 'pass'}  {'caught' if caught else 'SURVIVED'}  "
+            f"({time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
+        shutil.rmtree(results)
+    caught = sum(r[3] for r in rows)
+    print(
+        f"\n{caught} of {len(rows)} mutants caught ({sum(r[1] for r in rows)} by the unit tests, "
+        f"{sum(r[2] for r in rows)} by calibrate)"
+    )
+    if not args.keep:
+        shutil.rmtree(root)
+    if caught < len(rows):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
