@@ -149,35 +149,11 @@ def test_bootstrap_is_seeded(computed) -> None:
 def test_chance_agreement_inflates_identity_but_not_margin() -> None:
     """A binary item whose blurred answers are coin flips keeps its clean answer half the time by identity."""
     rng = np.random.default_rng(0)
-    rows = []
-    for i in range(400):
-        flip = "yes" if rng.random() < 0.5 else "no"
-        for family, level, answer, margin in (("blur", 0, "yes", 4.0), ("blur", 1, flip, 0.05)):
-            lp = [-1.0 + margin, -1.0] if answer == "yes" else [-1.0, -1.0 + margin]
-            rows.append(
-                {
-                    "model": "m",
-                    "benchmark": "bench",
-                    "item_id": f"i{i}",
-                    "family": family,
-                    "level": level,
-                    "param": 1.0,
-                    "answer_type": "yes_no",
-                    "gold": "yes",
-                    "n_options": None,
-                    "raw_text": answer,
-                    "parsed": answer,
-                    "outcome": "correct" if answer == "yes" else "wrong",
-                    "score": float(answer == "yes"),
-                    "option_labels": ["yes", "no"],
-                    "option_logprobs": lp,
-                    "scored": answer,
-                    "first_token_is_label": True,
-                }
-            )
-    table = pl.from_dicts(rows, schema=pl.Schema(PREDICTIONS_SCHEMA))
+    answers = {
+        f"i{i}": {"blur/0": ("yes", 4.0), "blur/1": ("yes" if rng.random() < 0.5 else "no", 0.05)} for i in range(400)
+    }
     config = DecayConfig(bootstrap=100, coarse_families=[])
-    out, _ = decay_metrics(build_grid(table, ("blur", 0)), config, seed=0)
+    out, _ = decay_metrics(build_grid(yes_no_table(answers), ("blur", 0)), config, seed=0)
     assert metric(out, "c_rate")["value"] == pytest.approx(0.5, abs=0.06)
     assert metric(out, "c_chance")["value"] == pytest.approx(0.5)
     assert metric(out, "c_rate_margin")["value"] == 0.0
@@ -210,13 +186,15 @@ def test_decay_outputs(tmp_path: Path) -> None:
     assert {"identical_rate", "accuracy", "c_rate", "mg"} <= set(metrics["metric"])
 
 
-def yes_no_table(answers: dict[str, dict[str, str]], margin: float = 3.0) -> pl.DataFrame:
-    """Yes/no predictions: item -> {condition key: answer}; each answer leads by ``margin`` nats."""
+def yes_no_table(answers: dict[str, dict[str, str | tuple[str, float]]], margin: float = 3.0) -> pl.DataFrame:
+    """Yes/no predictions: item -> {condition key: answer, or (answer, its margin)}; by default each answer leads
+    by ``margin`` nats."""
     rows = []
     for item, by_condition in answers.items():
-        for key, answer in by_condition.items():
+        for key, given in by_condition.items():
+            answer, lead = given if isinstance(given, tuple) else (given, margin)
             family, level = key.split("/")
-            lp = [-1.0 + margin, -1.0] if answer == "yes" else [-1.0, -1.0 + margin]
+            lp = [-1.0 + lead, -1.0] if answer == "yes" else [-1.0, -1.0 + lead]
             rows.append(
                 {
                     "model": "m",

@@ -107,33 +107,18 @@ def test_extract_resumes_from_finished_blocks(
 
     monkeypatch.setattr(extract_module, "encode_batch", dies)
     out = tmp_path / "out.zarr"
+
+    def extract() -> None:
+        items, render = small_benchmark["items"], small_benchmark["render"]
+        extract_benchmark("m", "b", model, config, PromptConfig(), items, render, out, progress=False)
+
     with pytest.raises(KeyboardInterrupt):
-        extract_benchmark(
-            "m",
-            "b",
-            model,
-            config,
-            PromptConfig(),
-            small_benchmark["items"],
-            small_benchmark["render"],
-            out,
-            progress=False,
-        )
+        extract()
     assert not out.exists()
     (partial,) = tmp_path.glob(".out.zarr.resume-*")
     assert json.loads((partial / "blocks_done.json").read_text()) == [0, 1]
     calls["n"] = -1000
-    extract_benchmark(
-        "m",
-        "b",
-        model,
-        config,
-        PromptConfig(),
-        small_benchmark["items"],
-        small_benchmark["render"],
-        out,
-        progress=False,
-    )
+    extract()
     assert calls["n"] == -1000 + 2  # only block 2 ran: 2 levels x 1 batch
     a, b = zarr.open_group(str(reference), mode="r"), zarr.open_group(str(out), mode="r")
     for name in ("last_token", "image_mean"):
