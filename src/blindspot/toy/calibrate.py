@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from blindspot.config import BlindspotConfig
-from blindspot.toy.scenes import STRIPES_ERASED_FROM_KERNEL
+from blindspot.toy.scenes import STRIPES_ERASED_FROM_KERNEL, TRAINED_BLUR_KERNELS
 
 EXPECTED_CONFLICT_CLASS = {"base": "language_prior", "donor": "coarse_visual"}
 KIND_CLASS = {"fine": "fine_visual", "coarse": "coarse_visual", "prior": "language_prior"}
@@ -147,7 +147,8 @@ def planted_by_level(kinds: list[str], role: str, kernel: int) -> dict[str, tupl
 def by_level(ctx: Context, model: str, role: str) -> list[Row]:
     """At every blur level: accuracy, the identical-answer rate E and the evidence-based survival rate against
     what the toy world plants at that kernel. Tolerance: the share tolerance, or 3 sampling sd of the items that
-    answer at chance, whichever is larger."""
+    answer at chance, whichever is larger. A level whose kernel the toy models were not trained on is not planted:
+    its measurements are reported, not checked."""
     toy = ctx.config.toy
     assert toy is not None
     kinds = ctx.items["kind"].to_list()
@@ -158,6 +159,9 @@ def by_level(ctx: Context, model: str, role: str) -> list[Row]:
             if level == 0 and metric != "accuracy":
                 continue  # the clean level is the reference itself
             measured = ctx.metric(model, metric, "blur", level)
+            if kernel != 1 and kernel not in TRAINED_BLUR_KERNELS:
+                rows.append(Row(model, f"blur/{level} (k={kernel}) {metric}", "not planted", measured, "-", True))
+                continue
             tol = max(toy.share_tolerance, 3 * sd)
             ok = abs(measured - value) <= tol
             rows.append(Row(model, f"blur/{level} (k={kernel}) {metric}", f"{value:.3f}", measured, f"±{tol:.3f}", ok))

@@ -24,8 +24,11 @@ ORIENTATIONS = ("horizontal", "vertical")
 SIZE = 112
 PERIOD = 7
 STRIPES_ERASED_FROM_KERNEL = 25
-"""Gaussian blur with OpenCV's default sigma erases the 7 px stripes from this kernel size on (the toy models are
-trained on heavier blurs with random labels, and calibration plants this boundary)."""
+"""Gaussian blur with OpenCV's default sigma erases the 7 px stripes from this kernel size on."""
+TRAINED_BLUR_KERNELS = (25, 35, 43, 51, 61)
+"""The blurs the toy models are trained on (stripe questions with random labels, colour questions with true
+ones). With the clean image these are the blur levels whose behaviour the toy world plants; a ladder level at any
+other kernel is not planted, and calibration reports it as such."""
 RADIUS = 0.3
 TAPER_PERIODS = 1.5
 

@@ -31,9 +31,9 @@ from blindspot.models.prompts import render_prompt
 from blindspot.models.tiny import Family, build_tiny_model
 from blindspot.prompts import question_text
 from blindspot.toy.items import ToyItem, make_item
-from blindspot.toy.scenes import COLOUR_NAMES, ORIENTATIONS, SIZE, STRIPES_ERASED_FROM_KERNEL, draw_scene
+from blindspot.toy.scenes import COLOUR_NAMES, ORIENTATIONS, SIZE, TRAINED_BLUR_KERNELS, draw_scene
 
-BLUR_KERNELS = tuple(k for k in (25, 35, 43, 51, 61) if k >= STRIPES_ERASED_FROM_KERNEL)
+BLUR_KERNELS = TRAINED_BLUR_KERNELS
 
 
 @dataclass(frozen=True)
