@@ -245,6 +245,7 @@ def run(command: list[str], cwd: Path, package: Path | None = None, log: Path | 
 
 def baseline(workdir: Path) -> Path:
     """One clean run of the reduced toy world; returns its config path."""
+    workdir.mkdir(parents=True)
     config = toy_config(workdir)
     run([str(BIN / "blindspot"), "toy-data", "--config", str(config), "--out", "data/toy"], workdir)
     code = run(

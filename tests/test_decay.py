@@ -318,7 +318,33 @@ def test_items_sharing_an_image_move_together() -> None:
 
     values = np.repeat([1.0, 0.0] * 5, 10)
     everything = np.ones(100, bool)
-    clustered = ClusterBootstrap(np.repeat(np.arange(10), 10), 2000, 0.95, seed=0).mean(values, everything)
-    naive = ClusterBootstrap(np.arange(100), 2000, 0.95, seed=0).mean(values, everything)
+    # proportion=False: the bootstrap alone (the Wilson widening counts clusters too, and would hide a bootstrap
+    # that ignored them)
+    clustered = ClusterBootstrap(np.repeat(np.arange(10), 10), 2000, 0.95, seed=0).mean(
+        values, everything, proportion=False
+    )
+    naive = ClusterBootstrap(np.arange(100), 2000, 0.95, seed=0).mean(values, everything, proportion=False)
     assert clustered.high - clustered.low > 0.45  # about what 10 independent coin flips allow
     assert naive.high - naive.low < 0.25
+
+
+def test_mg_is_with_image_minus_without() -> None:
+    """Two items, gold "yes": both right with the image; without it one is wrong. MG = 1 - 1/2 = +0.5."""
+    answers = {
+        "a": {"blur/0": "yes", "blur/1": "yes", "none/1": "no"},
+        "b": {"blur/0": "yes", "blur/1": "yes", "none/1": "yes"},
+    }
+    config = DecayConfig(bootstrap=50, coarse_families=["none"])
+    rows, _ = decay_metrics(build_grid(yes_no_table(answers), ("blur", 0)), config, seed=0)
+    assert metric(rows, "mg")["value"] == pytest.approx(0.5)
+
+
+def test_identity_survival_compares_each_condition_with_the_clean_answer() -> None:
+    """Judged by identity (the first token is not an option label): the answer survives the ladder, then both
+    uninformative conditions give the same other answer. Compared with the clean answer, not with each other, the
+    item is coarse-visual."""
+    answers = {"e": {"blur/0": "yes", "blur/1": "yes", "blur/2": "yes", "blank/1": "no", "none/1": "no"}}
+    table = yes_no_table(answers).with_columns(first_token_is_label=pl.lit(False))
+    config = DecayConfig(bootstrap=20, coarse_families=["blank", "none"])
+    _, items = decay_metrics(build_grid(table, ("blur", 0)), config, seed=0)
+    assert items[0]["judged_by"] == "identity" and items[0]["class"] == "coarse_visual"

@@ -168,6 +168,29 @@ def by_level(ctx: Context, model: str, role: str) -> list[Row]:
     return rows
 
 
+def multimodal_gain(ctx: Context, model: str, role: str) -> list[Row]:
+    """MG = S_v - S_wv against the toy world's plants: with the image every item is answered as planted (a base
+    answers conflict items with the hint, so wrongly); without it the training spec gives the visual kinds random
+    labels (stripe and colour questions at chance), prior items their stated answer, and a base's conflict items
+    the hint (wrong). A donor's conflict item without its image gets the model's default for that hint, which is
+    the gold colour with probability 0 (it defaults to the hint) to 1/3: the planted MG is a range."""
+    toy = ctx.config.toy
+    assert toy is not None
+    kinds = ctx.items["kind"].to_list()
+    n = len(kinds)
+    count = {kind: kinds.count(kind) for kind in ("fine", "coarse", "prior", "conflict")}
+    donor = role == "donor"
+    clean = (count["fine"] + count["coarse"] + count["prior"] + (count["conflict"] if donor else 0)) / n
+    blind = (0.5 * count["fine"] + 0.25 * count["coarse"] + count["prior"]) / n
+    low, high = clean - blind - (count["conflict"] / 3 / n if donor else 0.0), clean - blind
+    variance = 0.25 * count["fine"] + 0.1875 * count["coarse"] + (2 / 9 * count["conflict"] if donor else 0.0)
+    tol = max(toy.share_tolerance, 3 * math.sqrt(variance) / n)
+    measured = ctx.metric(model, "mg")
+    ok = low - tol <= measured <= high + tol
+    planted = f"{low:.3f}-{high:.3f}" if high > low else f"{high:.3f}"
+    return [Row(model, "MG = S_v - S_wv", planted, measured, f"±{tol:.3f}", ok)]
+
+
 def c_rate(ctx: Context, model: str, role: str) -> list[Row]:
     """The paper's identity-based C rate beside the planted blur survivors plus their chance agreement.
 
@@ -281,6 +304,7 @@ CHECKS: list[Callable[[Context, str, str], list[Row]]] = [
     class_shares,
     conflict_class,
     c_rate,
+    multimodal_gain,
     probe_decodability,
     prior_takeover,
 ]
