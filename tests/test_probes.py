@@ -130,3 +130,45 @@ def test_a_probe_reads_a_label_next_to_outlier_dimensions() -> None:
     data.features[:, :, 3, :4] += 1e5  # huge offsets on other dimensions of the planted layer
     accuracy = layer_accuracy(run_probes(data, "last_token", CONFIG, seed=0))
     assert accuracy[3] > 0.95
+
+
+def test_held_out_predictions_never_see_their_own_fold() -> None:
+    """The probe that predicts fold 0 is trained and standardised on the other folds only, so changing one fold-0
+    sample cannot move its predictions for the other fold-0 samples (up to float rounding from the global centring,
+    which is shift-invariant). Standardising with held-out statistics, or evaluating in-sample, would."""
+    import torch
+
+    from blindspot.probes import fit_heldout
+
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(size=(200, 2, 8)).astype(np.float32))
+    labels = torch.from_numpy(rng.integers(0, 2, size=(200, 1)))
+    folds = torch.from_numpy(np.arange(200) % 4)
+    before = fit_heldout(x, labels, folds, 4, 2, CONFIG, depth=3, seed=0)
+    changed = x.clone()
+    changed[0] += 25.0  # sample 0 is in fold 0
+    after = fit_heldout(changed, labels, folds, 4, 2, CONFIG, depth=3, seed=0)
+    others = (folds == 0) & (torch.arange(200) != 0)
+    assert (after[others] - before[others]).abs().max() < 1e-3
+    assert (after[folds != 0] - before[folds != 0]).abs().max() > 1e-3  # the other probes did train on it
+
+
+def test_p_prior_follows_features_that_encode_the_prior() -> None:
+    """Items whose prior answer differs from gold (a fifth of them): at layer 0 the features encode gold, at
+    layer 1 the prior (a model that has started to follow the hint). On those items the gold probe gives the gold
+    class at layer 0 and the prior class at layer 1."""
+    rng = np.random.default_rng(0)
+    n = 500
+    gold = rng.integers(0, 2, n)
+    differs = rng.random(n) < 0.2
+    prior = np.where(differs, 1 - gold, gold)
+    features = rng.normal(scale=0.5, size=(n, 1, 2, 8)).astype(np.float32)
+    features[:, 0, 0, 0] += 3.0 * (gold * 2 - 1)
+    features[:, 0, 1, 0] += 3.0 * (prior * 2 - 1)
+    g, p = [str(v) for v in gold], [str(v) for v in prior]
+    groups = np.array([f"img{i}" for i in range(n)])
+    data = ProbeData(features, ["blur/0"], groups, {"gold": g}, [f"q{i % 10}" for i in range(n)], g, p)
+    rows = run_probes(data, "last_token", CONFIG, seed=0)
+    curve = {r["layer"]: r for r in rows if r["probe"] == "mlp" and r["subset"] == "prior_differs"}
+    assert curve[0]["p_gold"] > 0.8 and curve[0]["p_prior"] < 0.2
+    assert curve[1]["p_prior"] > 0.6 and curve[1]["p_gold"] < 0.4

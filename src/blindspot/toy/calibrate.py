@@ -295,7 +295,10 @@ def prior_takeover(ctx: Context, model: str, role: str) -> list[Row]:
         if over is not None
         else f"{model}: P(prior) never overtakes P(gold)"
     )
-    return [Row(model, "layer where P(prior) > P(gold)", "reported", float("nan") if over is None else over, "-", True)]
+    # A base answers conflict items with the hint, so by its last layer the prior must lead; where it takes over
+    # is what the probe measures, and is reported.
+    measured = float("nan") if over is None else float(over)
+    return [Row(model, "layer where P(prior) > P(gold)", "<= last", measured, "-", over is not None)]
 
 
 CHECKS: list[Callable[[Context, str, str], list[Row]]] = [
