@@ -89,3 +89,12 @@ def test_sigkill_during_render_leaves_no_final_store(tmp_path: Path) -> None:
     process.wait()
     assert not out.exists(), "a killed render left a store at the final path"
     assert list((tmp_path / "render").glob(".b.zarr.tmp-*")), "the test did not kill the job mid-write"
+
+
+def test_a_bad_slice_value_names_the_users_config_key(capsys: pytest.CaptureFixture[str]) -> None:
+    bad = slice_json("predict", model={"adapter": "qwen2_5_vl", "path": "m"}, predict={}, prompt={})
+    bad = bad.replace('"batch_size":8', '"batch_size":0')
+    args = ["--item-table", "i", "--render", "r", "--predictions", "p"]
+    assert main(["predict", "--model", "qwen", "--bench", "b", "--slice", bad, *args]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("blindspot predict: error: models.qwen.batch_size: Input should be greater than or equal")

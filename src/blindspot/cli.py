@@ -44,7 +44,7 @@ def run_stage(stage: Stage, args: argparse.Namespace) -> None:
     """Validate the slice, check the inputs exist, and call the stage's runner."""
     wildcards = {w: getattr(args, w) for w in stage.wildcards}
     try:
-        config = stage.parse_slice(args.slice, wildcards)
+        config = stage.parse_slice(args.slice)
         inputs = {name: Path(getattr(args, name)) for name, _ in stage.inputs}
         for name, producer in stage.inputs:
             if not inputs[name].exists():

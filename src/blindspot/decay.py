@@ -182,11 +182,8 @@ def empirical_chance(grid: Grid, clean_col: int, uninformative: list[int], ladde
     return out
 
 
-def decay_metrics(
-    grid: Grid, config: DecayConfig, seed: int, notes: dict[str, str] | None = None
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(metric rows, item rows) for one model x benchmark. ``notes``: metric -> why it is unavailable."""
-    notes = dict(notes or {})
+def decay_metrics(grid: Grid, config: DecayConfig, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(metric rows, item rows) for one model x benchmark."""
     blur = config.blur_family
     clean_col = grid.column(blur, 0)
     missing = [f for f in [blur, *config.coarse_families] if not grid.levels(f)]
@@ -270,11 +267,10 @@ def decay_metrics(
         clip = [None if v is None else max(0.0, v) for v in (leak.value, leak.low, leak.high)]
         add("all", -1, None, "ml", Estimate(clip[0], clip[1], clip[2], leak.n), "max(0, S_wv - S_t)")
     else:
-        reason = notes.get(
-            "ml",
+        reason = (
             "needs S_t: set models.<name>.llm to the base language model"
             if not grid.levels(LLM_FAMILY)
-            else "needs S_wv: the no-image condition 'none' did not run",
+            else "needs S_wv: the no-image condition 'none' did not run"
         )
         add("all", -1, None, "ml", Estimate.missing(), reason)
     add("all", -1, None, "share_judged_by_margin", boot.mean(by_margin.astype(float), everyone))

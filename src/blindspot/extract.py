@@ -142,7 +142,7 @@ def extract_benchmark(
         buffers = {name: np.zeros((len(rows), len(levels), n_layers, hidden), np.float32) for name in FEATURES}
         for start in range(0, len(rows), model.batch_size):
             batch = list(rows)[start : start + model.batch_size]
-            caches = {i: {k: job.store.levels(k) for k in items[i]["image_keys"]} for i in batch}  # one read each
+            caches = {i: job.levels(i) for i in batch}  # one chunk read per image, every level
             for li, condition in enumerate(conditions):
                 requests = [
                     Request(job.prompts.get(i, with_image=True), tuple(job.images(i, condition, caches[i])), None)

@@ -122,7 +122,8 @@ def predict_units(
     language model). ``loaded`` runs another model (a hybrid) through the job's items, prompts and parsing;
     ``llm`` is the base language model and its prompts, for the ``llm`` condition."""
     model = loaded or job.loaded
-    cache: dict[str, np.ndarray] = {}  # all conditions of the images of the item being run (one chunk read each)
+    levels: dict[str, np.ndarray] = {}  # every condition of the images of the item being run (units go item by item)
+    levels_of = -1
     rows: list[dict[str, Any]] = []
     start = 0
     while start < len(units):
@@ -139,9 +140,10 @@ def predict_units(
             item = job.items[unit.item]
             images: tuple[np.ndarray, ...] = ()
             if kind == "image":
-                cache = {k: cache[k] if k in cache else job.store.levels(k) for k in item["image_keys"]}
+                if levels_of != unit.item:
+                    levels, levels_of = job.levels(unit.item), unit.item
                 index = job.store.condition_index(unit.condition.family, unit.condition.level)
-                images = tuple(job.images(unit.item, index, cache))
+                images = tuple(job.images(unit.item, index, levels))
             labels = option_labels(item["answer_type"], item["options"])
             requests.append(Request(prompts.get(unit.item, kind == "image"), images, tuple(labels) if labels else None))
         rows += _rows(job, batch, generate_batch(runner, requests, max_new_tokens))

@@ -165,13 +165,12 @@ class Stage:
     def slice_json(self, config: BlindspotConfig, wildcards: Wildcards) -> str:
         return canonical_json(self.build_slice(config, wildcards))
 
-    def parse_slice(self, text: str, wildcards: Wildcards) -> SliceBase:
-        """Validate a slice; errors name the user's config key (``models.qwen.path``)."""
+    def parse_slice(self, text: str) -> SliceBase:
+        """Validate a slice; errors name the slice key (``model.path``; :func:`user_key` gives the user's)."""
         try:
             parsed = TypeAdapter(self.slice).validate_json(text)
         except ValidationError as error:
-            line = format_validation_error(error).splitlines()[0]
-            raise BlindspotError(user_key(line, wildcards)) from None
+            raise BlindspotError(format_validation_error(error).splitlines()[0]) from None
         if parsed.output_version != self.version:
             raise BlindspotError(
                 f"the {self.name} slice was built for output version {parsed.output_version}, but this blindspot "
@@ -201,15 +200,11 @@ def option(name: str) -> str:
 
 def user_key(line: str, wildcards: Wildcards) -> str:
     """``model.path: ...`` -> ``models.qwen.path: ...`` (slice keys to the user's config keys)."""
-    head, dot, rest = line.partition(".")
-    head_only, colon, after = line.partition(":")
-    for slice_key, (wildcard, section) in _SLICE_KEYS.items():
-        if wildcard not in wildcards:
-            continue
-        if dot and head == slice_key:
-            return f"{section}.{wildcards[wildcard]}.{rest}"
-        if colon and head_only == slice_key:
-            return f"{section}.{wildcards[wildcard]}:{after}"
+    key, colon, message = line.partition(":")
+    first, dot, rest = key.partition(".")
+    if first in _SLICE_KEYS and _SLICE_KEYS[first][0] in wildcards:
+        wildcard, section = _SLICE_KEYS[first]
+        return f"{section}.{wildcards[wildcard]}{dot}{rest}{colon}{message}"
     return line
 
 

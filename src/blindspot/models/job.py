@@ -109,10 +109,14 @@ class ModelJob:
             progress=progress,
         )
 
-    def images(self, item: int, condition: int, cache: Mapping[str, np.ndarray] | None = None) -> list[np.ndarray]:
-        """Every image of one item at one rendered condition, in prompt order (``(H, W, 3)`` uint8 each)."""
-        keys = self.items[item]["image_keys"]
-        return [(cache[k] if cache is not None and k in cache else self.store.levels(k))[condition] for k in keys]
+    def levels(self, item: int) -> dict[str, np.ndarray]:
+        """Every rendered condition of each of an item's images (one chunk read per image), keyed by image."""
+        return {key: self.store.levels(key) for key in self.items[item]["image_keys"]}
+
+    def images(self, item: int, condition: int, levels: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Every image of one item at one rendered condition, in prompt order (``(H, W, 3)`` uint8 each), from
+        the item's :meth:`levels`."""
+        return [levels[key][condition] for key in self.items[item]["image_keys"]]
 
     def bar(self, total: int, unit: str) -> tqdm:
         return tqdm(
