@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo-data: $(STAMP)
-	test -f data/toy/items.parquet || $(BIN)/blindspot toy-data --config config/config.yaml --out data/toy
+# The toy benchmark is rebuilt when the config or the toy world's definition changes.
+data/toy/items.parquet: config/config.yaml src/blindspot/toy/items.py src/blindspot/toy/scenes.py | $(STAMP)
+	$(BIN)/blindspot toy-data --config config/config.yaml --out data/toy
+
+demo-data: data/toy/items.parquet
 
 demo: demo-data
 	$(BIN)/snakemake --workflow-profile workflow/profiles/local

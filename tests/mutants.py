@@ -79,6 +79,34 @@ MUTANTS = [
         DECAY,
     ),
     Mutant(
+        "decay-drop-middle-level",
+        "a dropped level",
+        "decay.py",
+        "    ladder_cols = grid.columns(blur, exclude=clean_col)\n",
+        "    ladder_cols = [c for i, c in enumerate(grid.columns(blur, exclude=clean_col)) if i != 3]\n",
+        "decay",
+        DECAY,
+    ),
+    Mutant(
+        "decay-next-level-rates",
+        "a shifted level",
+        "decay.py",
+        "            boot.mean(_identical(grid, j, clean_col).astype(float), clean_ok),\n",
+        "            boot.mean(_identical(grid, min(j + 1, len(grid.conditions) - 1), clean_col).astype(float), "
+        "clean_ok),\n",
+        "decay",
+        DECAY,
+    ),
+    Mutant(
+        "decay-lost-level-by-identity",
+        "chance agreement counted as survival",
+        "decay.py",
+        "    lost = np.where(by_margin, lost_margin, lost_identity)\n",
+        "    lost = lost_identity\n",
+        "decay",
+        DECAY,
+    ),
+    Mutant(
         "decay-previous-level",
         "comparison with the previous level",
         "decay.py",
@@ -219,7 +247,7 @@ MUTANTS = [
     ),
 ]
 
-TOY_MODELS = ["qwen_base", "qwen_donor_layer0", "llava_base", "llava_donor_layer0"]
+TOY_MODELS = ["qwen_base", "qwen_donor_layer2", "llava_base", "llava_donor_layer2"]
 
 
 def toy_config(workdir: Path) -> Path:

@@ -348,3 +348,29 @@ def test_identity_survival_compares_each_condition_with_the_clean_answer() -> No
     config = DecayConfig(bootstrap=20, coarse_families=["blank"])
     _, items = decay_metrics(build_grid(table, ("blur", 0)), config, seed=0)
     assert items[0]["judged_by"] == "identity" and items[0]["class"] == "coarse_visual"
+
+
+def test_first_lost_level_is_where_the_clean_answer_first_goes() -> None:
+    """Per item, the first blur level that loses the clean answer, by the item's own reading: "late" keeps it
+    until blur/3 by margin; "weak" keeps the same answer at blur/1 and blur/2 but with too little margin from
+    blur/2 on, so margin says blur/2; "flip" changes answer at blur/1 and comes back (its loss still counts at
+    blur/1); "kept" never loses it (null)."""
+    ladder = ["blur/0", "blur/1", "blur/2", "blur/3"]
+    rest = {"blank/1": "no", "none/1": "no"}
+    answers = {
+        "late": {**dict(zip(ladder, ["yes", "yes", "yes", "no"], strict=True)), **rest},
+        "weak": {**dict(zip(ladder, ["yes", "yes", ("yes", 0.3), ("yes", 0.3)], strict=True)), **rest},
+        "flip": {**dict(zip(ladder, ["yes", "no", "yes", "yes"], strict=True)), **rest},
+        "kept": {**dict(zip(ladder, ["yes", "yes", "yes", "yes"], strict=True)), **rest},
+    }
+    config = DecayConfig(bootstrap=20, coarse_families=["blank", "none"])
+    _, items = decay_metrics(build_grid(yes_no_table(answers), ("blur", 0)), config, seed=0)
+    lost = {i["item_id"]: i["first_lost_level"] for i in items}
+    assert lost == {"late": 3, "weak": 2, "flip": 1, "kept": None}
+
+
+def test_an_unsure_clean_answer_has_no_first_lost_level() -> None:
+    answers = {"u": {"blur/0": "yes", "blur/1": "no", "blur/2": "no", "blank/1": "no", "none/1": "no"}}
+    config = DecayConfig(bootstrap=20, coarse_families=["blank", "none"])
+    _, items = decay_metrics(build_grid(yes_no_table(answers, margin=0.5), ("blur", 0)), config, seed=0)
+    assert items[0]["class"] == "uncertain" and items[0]["first_lost_level"] is None

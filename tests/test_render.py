@@ -61,6 +61,11 @@ def test_opencv_default_sigma_formula() -> None:
         )
 
 
+def float_blur(image: np.ndarray, k: int) -> np.ndarray:
+    """The documented recipe: OpenCV's Gaussian with its default sigma, in float32, rounded once."""
+    return np.clip(np.rint(cv2.GaussianBlur(image.astype(np.float32), (k, k), 0)), 0, 255).astype(np.uint8)
+
+
 def test_blur_levels_match_cv2_gaussianblur_bit_for_bit(store: RenderStore, staged: Path) -> None:
     for key, source in source_images(staged).items():
         clean = resize_to_working(source, RenderConfig().resize)
@@ -68,8 +73,44 @@ def test_blur_levels_match_cv2_gaussianblur_bit_for_bit(store: RenderStore, stag
         assert levels.shape[1:] == clean.shape  # every condition has the clean image's exact dimensions
         np.testing.assert_array_equal(levels[store.condition_index("blur", 0)], clean)  # level 0 is the clean image
         for level, k in enumerate(KERNELS):
-            expected = clean if k == 1 else cv2.GaussianBlur(clean, (k, k), 0)
+            expected = clean if k == 1 else float_blur(clean, k)
             np.testing.assert_array_equal(levels[store.condition_index("blur", level)], expected)
+
+
+def test_float_blur_agrees_with_an_independent_gaussian() -> None:
+    """scipy in float64 with the same weights and mirrored border (OpenCV's reflect-101): a Gaussian of the
+    documented sigma and radius, except at k=9, where OpenCV's default (sigma 0) is its fixed 9-tap table
+    (1/256 x [4, 13, 30, 51, 60, 51, 30, 13, 4], up to 0.6 grey levels from the Gaussian of sigma 1.7). The
+    rendered levels differ by at most one grey level (rounding at .5), on almost no pixels."""
+    from scipy.ndimage import convolve1d, gaussian_filter
+
+    image = np.random.default_rng(1).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    config = RenderConfig()
+    for k in KERNELS[1:]:
+        dst = np.empty_like(image)
+        render_condition(image, Condition("blur", 1, float(k)), config, 0, "0" * 16, dst)
+        sigma = opencv_default_sigma(k)
+        if k == 9:
+            table = np.array([4, 13, 30, 51, 60, 51, 30, 13, 4]) / 256
+            rows = convolve1d(image.astype(np.float64), table, axis=0, mode="mirror")
+            reference = convolve1d(rows, table, axis=1, mode="mirror")
+        else:
+            reference = gaussian_filter(
+                image.astype(np.float64), sigma=(sigma, sigma, 0), mode="mirror", truncate=(k // 2) / sigma
+            )
+        difference = np.abs(dst.astype(int) - np.rint(reference).astype(int))
+        assert difference.max() <= 1 and (difference > 0).mean() < 0.01, (k, difference.max())
+
+
+def test_uint8_precision_is_opencvs_8_bit_path() -> None:
+    from blindspot.config import BlurFamily
+
+    image = np.random.default_rng(2).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    config = RenderConfig(blur=BlurFamily(precision="uint8"))
+    for k in KERNELS[1:]:
+        dst = np.empty_like(image)
+        render_condition(image, Condition("blur", 1, float(k)), config, 0, "0" * 16, dst)
+        np.testing.assert_array_equal(dst, cv2.GaussianBlur(image, (k, k), 0))
 
 
 def test_store_layout_and_metadata(store: RenderStore) -> None:
@@ -151,7 +192,8 @@ def test_relative_sigma_scales_with_the_shorter_side() -> None:
     stack, sigmas = render_all(
         image, conds, RenderConfig.model_validate({"blur": {"sigma_mode": "relative"}}), 0, "ab" * 32
     )
-    np.testing.assert_array_equal(stack[1], cv2.GaussianBlur(image, (31, 31), 4.75))
+    expected = np.clip(np.rint(cv2.GaussianBlur(image.astype(np.float32), (31, 31), 4.75)), 0, 255)
+    np.testing.assert_array_equal(stack[1], expected.astype(np.uint8))
     assert sigmas.tolist() == [0.0, pytest.approx(4.75)]
 
 

@@ -11,17 +11,26 @@ import pytest
 from conftest import REPO, run_snakemake, write_config
 
 from blindspot.cli import main
+from blindspot.toy.calibrate import planted_by_level, planted_first_lost
 from blindspot.toy.checkpoints import CHECKPOINTS, specs
-from blindspot.toy.items import make_item, planted_kinds, write_toy_benchmark
-from blindspot.toy.scenes import draw_scene
+from blindspot.toy.items import STRIPE_KINDS, make_item, planted_kinds, write_toy_benchmark
+from blindspot.toy.scenes import (
+    COLOUR_JITTER,
+    COLOUR_NAMES,
+    COLOURS,
+    ERASING_PERIODS,
+    LADDER,
+    ORIENTATIONS,
+    draw_scene,
+)
 
 CHECKPOINT_NAMES = [name for family in ("qwen2_5_vl", "llava_next") for name in specs(family)]
 
 
 def test_planted_shares_are_exact_and_seeded(tmp_path: Path) -> None:
-    shares = {"fine": 0.3, "coarse": 0.3, "prior": 0.2, "conflict": 0.2}
+    shares = {"fine": 0.1, "mid": 0.2, "late": 0.1, "coarse": 0.3, "prior": 0.1, "conflict": 0.2}
     kinds = planted_kinds(1000, shares, np.random.default_rng(0))
-    assert {k: kinds.count(k) for k in shares} == {"fine": 300, "coarse": 300, "prior": 200, "conflict": 200}
+    assert {k: kinds.count(k) for k in shares} == {k: round(1000 * v) for k, v in shares.items()}
     a = write_toy_benchmark(tmp_path / "a", 40, shares, seed=3)
     b = write_toy_benchmark(tmp_path / "b", 40, shares, seed=3)
     assert pl.read_parquet(a).equals(pl.read_parquet(b))
@@ -33,41 +42,119 @@ def test_items_carry_their_planted_truth(tmp_path: Path) -> None:
     assert conflict.answer == "A" and conflict.prior != "A" and "Hint: it is usually" in conflict.question
     fine = make_item("fine", rng, orientation="vertical")
     assert fine.options == ("horizontal", "vertical") and fine.answer == "B" and fine.prior is None
+    assert fine.stripes.erased_from in STRIPE_KINDS["fine"]
+    assert make_item("late", rng).stripes.erased_from == 61  # survives every level but the last
+    with pytest.raises(ValueError, match="erased from"):
+        make_item("late", rng, stripes=ERASING_PERIODS[25])
     prior = make_item("prior", rng)
     assert prior.prior == prior.answer and f"The answer is {prior.answer}." in prior.question
-    table = pl.read_parquet(write_toy_benchmark(tmp_path, 50, {"fine": 0.5, "conflict": 0.5}, seed=1))
+    table = pl.read_parquet(write_toy_benchmark(tmp_path, 60, {"mid": 0.5, "conflict": 0.5}, seed=1))
     conflicts = table.filter(pl.col("kind") == "conflict")
     assert (conflicts["prior_answer"] != conflicts["answer"]).all()  # evaluation hints always mislead
+    mids = table.filter(pl.col("kind") == "mid")
+    assert set(mids["erased_from"]) <= set(STRIPE_KINDS["mid"]) and mids.height == 30
 
 
-def test_stripes_vanish_under_heavy_blur_but_colour_stays() -> None:
-    import cv2
-
-    image = draw_scene(np.random.default_rng(0), "blue", "vertical").astype(float)
-    disc = (slice(44, 68), slice(44, 68))
-    for k, visible in ((1, True), (25, False), (61, False)):
-        blurred = image if k == 1 else cv2.GaussianBlur(image, (k, k), 0)
-        amplitude = blurred[disc][..., 2].std(axis=1).mean()  # variation across columns: vertical stripes
-        assert (amplitude > 10) == visible, (k, amplitude)
-        assert blurred[disc][..., 2].mean() > blurred[disc][..., 0].mean() + 60  # still blue
+def test_every_ladder_level_erases_some_stripe_period() -> None:
+    """Each kernel of the paper's ladder is the erasing kernel of exactly one period, so every level changes what
+    some items can answer."""
+    assert sorted(ERASING_PERIODS) == list(LADDER[1:])
+    assert sorted(k for kernels in STRIPE_KINDS.values() for k in kernels) == list(LADDER[1:])
+    periods = [ERASING_PERIODS[k].period for k in LADDER[1:]]
+    assert periods == sorted(periods)  # heavier blur erases longer periods
 
 
-def test_heavy_blur_leaves_no_orientation_cue() -> None:
-    """Horizontal and vertical discs of the same colour and position are indistinguishable after heavy blur: at
-    most 2 grey levels apart at k=25 (residual stripe amplitude and rounding), at most 1 (rounding) from k=35 on.
-    Without the stripes' taper the disc's rim kept a direction cue of up to 7 grey levels."""
-    import cv2
+def _ladder(image: np.ndarray, precision: str = "float") -> list[np.ndarray]:
+    """The image at every ladder kernel through the render stage's own blur."""
+    from blindspot.config import BlurFamily, RenderConfig
+    from blindspot.contracts.conditions import Condition
+    from blindspot.render.families import render_condition
 
-    from blindspot.toy.scenes import COLOUR_NAMES
+    config = RenderConfig(blur=BlurFamily(precision=precision))
+    out = []
+    for kernel in LADDER:
+        dst = np.empty_like(image)
+        render_condition(image, Condition("blur", 0, float(kernel)), config, 0, "0" * 16, dst)
+        out.append(dst)
+    return out
 
-    for seed in range(3):
+
+def test_stripes_survive_through_their_kernel_and_are_erased_exactly_from_the_next() -> None:
+    """For every period, colour and phase: up to ``survives_through`` the stripes show (at least 4 grey levels
+    peak to peak, the faintest at the last level that keeps them); from ``erased_from`` on the rendered image is
+    one uniform colour, byte for byte the same as the other orientation's, so no classifier can tell them apart.
+    The colour survives every level."""
+    for stripes in ERASING_PERIODS.values():
         for colour in COLOUR_NAMES:
-            h = draw_scene(np.random.default_rng(seed), colour, "horizontal")
-            v = draw_scene(np.random.default_rng(seed), colour, "vertical")
-            for k, bound in ((25, 2), (35, 1), (61, 1)):
-                blur_h = cv2.GaussianBlur(h, (k, k), 0).astype(int)
-                difference = np.abs(blur_h - cv2.GaussianBlur(v, (k, k), 0).astype(int))
-                assert difference.max() <= bound, (seed, colour, k, difference.max())
+            for seed in range(2):  # the two draws differ in colour jitter and phase
+                h = _ladder(draw_scene(np.random.default_rng(seed), colour, "horizontal", stripes))
+                v = _ladder(draw_scene(np.random.default_rng(seed), colour, "vertical", stripes))
+                for kernel, hk, vk in zip(LADDER, h, v, strict=True):
+                    spread = int(np.ptp(hk.reshape(-1, 3), axis=0).max())
+                    if stripes.visible(kernel):
+                        assert spread >= 4, (stripes, colour, kernel, spread)
+                    else:
+                        assert spread == 0 and np.array_equal(hk, vk), (stripes, colour, kernel, spread)
+                    dominant = int(np.argmax(COLOURS[colour]))
+                    assert abs(float(hk[..., dominant].mean()) - COLOURS[colour][dominant]) <= COLOUR_JITTER + 1
+
+
+def test_8_bit_blur_leaks_what_the_float_blur_erases() -> None:
+    """Why the render stage blurs in float: OpenCV's 8-bit path keeps a trace of the stripes at the kernels that
+    erase them (its fixed-point weights pass about 1% of the contrast)."""
+    stripes = ERASING_PERIODS[17]
+    image = draw_scene(np.random.default_rng(0), "red", "horizontal", stripes)
+    leaked = [int(np.ptp(b[..., 0])) for b in _ladder(image, precision="uint8")[2:]]
+    assert max(leaked) >= 1 and all(np.ptp(b.reshape(-1, 3), axis=0).max() == 0 for b in _ladder(image)[2:])
+
+
+def test_a_linear_classifier_on_pixels_is_at_chance_at_every_erasing_level() -> None:
+    """Logistic regression on the rendered pixels (each pixel's absolute deviation from the image's mean colour,
+    summed over channels, so that neither the colour nor the stripes' random phase decides), trained and tested on
+    separate scenes: at every ladder level orientation is decodable (held-out accuracy >= 0.9) for the periods the
+    level keeps, and at chance (within the 99.9% binomial band) for those it erases."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    n = 120
+    for stripes in ERASING_PERIODS.values():
+        scenes = [_ladder(draw_scene(rng, COLOUR_NAMES[i % 4], ORIENTATIONS[(i // 4) % 2], stripes)) for i in range(n)]
+        labels = np.array([(i // 4) % 2 for i in range(n)])
+        train, test = np.arange(n) < 80, np.arange(n) >= 80
+        for level, kernel in enumerate(LADDER):
+            pixels = np.stack([s[level] for s in scenes]).astype(np.float32) / 255
+            x = np.abs(pixels - pixels.mean(axis=(1, 2), keepdims=True)).sum(axis=-1).reshape(n, -1)
+            model = LogisticRegression(C=10.0, max_iter=300).fit(x[train], labels[train])
+            accuracy = float((model.predict(x[test]) == labels[test]).mean())
+            if stripes.visible(kernel):
+                assert accuracy >= 0.9, (stripes, kernel, accuracy)
+            else:
+                assert abs(accuracy - 0.5) <= 3.3 * 0.5 / np.sqrt(test.sum()), (stripes, kernel, accuracy)
+
+
+def test_planted_levels_by_hand() -> None:
+    """What calibrate expects, from the toy world's definition alone. Two items at k=17: a fine item whose stripes
+    k=17 erases (accuracy 1/2, identical 1/2, no evidence) and a coarse one (kept): means 0.75, 0.75, 0.5, with
+    the chance part's sd sqrt(1/4)/2 = 0.25. A kernel between a period's last keeping and first erasing kernel
+    (k=20 for stripes kept through 17, erased from 25) plants nothing."""
+    planted = planted_by_level(["fine", "coarse"], [17, None], "base", 17)
+    assert planted == {
+        "accuracy": (0.75, 0.25),
+        "identical_rate": (0.75, 0.25),
+        "margin_survival_rate": (0.5, 0.0),
+    }
+    assert planted_by_level(["conflict"], [None], "base", 61) == {
+        "accuracy": (0.0, 0.0),  # the base follows the hint
+        "identical_rate": (1.0, 0.0),
+        "margin_survival_rate": (1.0, 0.0),
+    }
+    assert planted_by_level(["mid"], [25], "donor", 20) is None
+    assert planted_first_lost("late", 61, list(LADDER)) == 7
+    assert planted_first_lost("fine", 9, list(LADDER)) == 1
+    assert planted_first_lost("mid", 35, list(LADDER)) == 4
+    assert planted_first_lost("coarse", None, list(LADDER)) == -1
+    assert planted_first_lost("mid", 25, [1, 9, 20, 61]) is None
+    assert planted_first_lost("mid", 35, [1, 9, 61]) == 2
 
 
 @pytest.mark.parametrize("name", CHECKPOINT_NAMES)
@@ -79,11 +166,15 @@ def test_committed_checkpoints_match_their_training_record(name: str) -> None:
     assert hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest() == record["weights_sha256"]
     evaluation = record["evaluation"]
     assert record["evaluation_items_per_kind"] >= 1000
-    assert min(evaluation[kind]["clean"] for kind in ("fine", "coarse", "prior")) >= 0.98
+    assert min(evaluation[kind]["clean"] for kind in (*STRIPE_KINDS, "coarse", "prior")) >= 0.98
+    for kind in STRIPE_KINDS:  # reads the faintest stripes it keeps; at chance, and unsure, once they are erased
+        assert evaluation[kind]["last_kept"] >= 0.95, kind
+        assert evaluation[f"{kind}_confident"]["last_kept"] >= 0.9, kind
+        assert abs(evaluation[kind]["first_erased"] - 0.5) <= 0.06, kind
+        assert evaluation[f"{kind}_confident"]["first_erased"] <= 0.05, kind
     if "base" in name:
         assert evaluation["conflict_follows_hint"]["clean"] >= 0.95
-        assert evaluation["fine"]["blur61"] <= 0.5 + 0.06
-        assert evaluation["coarse"]["blur61"] >= 0.95
+        assert evaluation["coarse"]["first_erased"] >= 0.95  # colour questions: k=61
         assert max(evaluation["coarse"]["grey"], evaluation["coarse"]["noise"]) <= 0.25 + 0.06
     else:
         assert evaluation["conflict"]["clean"] >= 0.95
@@ -91,9 +182,9 @@ def test_committed_checkpoints_match_their_training_record(name: str) -> None:
 
 @pytest.mark.slow
 def test_calibration_on_a_reduced_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The whole pipeline on 240 toy items with both base models and their layer-0 donors: the measured classes
+    """The whole pipeline on 240 toy items with both base models and their layer-2 donors: the measured classes
     must match the planted kinds within the tolerances of the full demo."""
-    models = ["qwen_base", "qwen_donor_layer0", "llava_base", "llava_donor_layer0"]
+    models = ["qwen_base", "qwen_donor_layer2", "llava_base", "llava_donor_layer2"]
     config = yaml_config(models)
     write_toy_benchmark(tmp_path / "data" / "toy", 240, config["toy"]["shares"], seed=5)
     write_config(tmp_path, config)
@@ -125,7 +216,7 @@ def test_retraining_reproduces_the_committed_weights(tmp_path: Path) -> None:
     """`make toy-models` reproduces the committed checkpoints bit for bit with the torch and transformers versions
     that trained them (2 threads). Another version may sum floats in another order, which changes the bits but
     not the behaviour: then the retrained donor must behave as planted (it follows the image on conflict items).
-    The layer-0 donor is the cheapest to retrain: from the committed base, about a minute."""
+    The layer-2 donor is the cheapest to retrain: from the committed base, about 4 minutes."""
     import hashlib
 
     import torch
@@ -134,7 +225,7 @@ def test_retraining_reproduces_the_committed_weights(tmp_path: Path) -> None:
     from blindspot.toy.evaluate import evaluate_toy_model
     from blindspot.toy.train import train_toy_model
 
-    spec, parent = specs("qwen2_5_vl")["qwen_donor_layer0"]
+    spec, parent = specs("qwen2_5_vl")["qwen_donor_layer2"]
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -142,7 +233,7 @@ def test_retraining_reproduces_the_committed_weights(tmp_path: Path) -> None:
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(False)
-    committed = json.loads((CHECKPOINTS / "qwen_donor_layer0" / "training.json").read_text())
+    committed = json.loads((CHECKPOINTS / "qwen_donor_layer2" / "training.json").read_text())
     same_versions = (committed.get("torch"), committed.get("transformers")) == (
         torch.__version__,
         transformers.__version__,

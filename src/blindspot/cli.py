@@ -153,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("toy-train", cmd_toy_train, "Train the toy VLMs (base, layer donor, full donor) from scratch on CPU.")
     p.add_argument("--out", required=True, help="checkpoint folder (one sub-folder per model)")
     p.add_argument("--family", nargs="+", default=["qwen2_5_vl", "llava_next"], choices=["qwen2_5_vl", "llava_next"])
-    p.add_argument("--donor-layer", type=int, default=0, help="the only decoder layer the layer donor fine-tunes")
+    p.add_argument(
+        "--donor-layer", type=int, default=2, help="the only decoder layer the layer donor fine-tunes (default 2)"
+    )
     p.add_argument("--only", nargs="+", help="train only these checkpoints (their parents must exist in --out)")
     p = add("calibrate", cmd_calibrate, "Planted toy-world quantities beside the measured ones; non-zero if off.")
     p.add_argument("--config", default="config/config.yaml")

@@ -79,6 +79,11 @@ class BlurFamily(StrictModel):
         "sigma scaled by (shorter side / reference_side), kernel widened to cover +-3 sigma.",
     )
     reference_side: int = Field(448, ge=1, description="Shorter side at which relative sigma equals absolute.")
+    precision: Literal["float", "uint8"] = Field(
+        "float",
+        description="float: blur in float32 and round once (an exact Gaussian). uint8: OpenCV's 8-bit path, "
+        "whose fixed-point kernel weights let about 1% of any fine pattern's contrast through at every kernel.",
+    )
 
     @field_validator("kernels")
     @classmethod
@@ -285,9 +290,10 @@ class ToyConfig(StrictModel):
     benchmark: str = Field("toy", description="Name of the toy benchmark in `benchmarks`.")
     n_items: int = Field(1000, ge=4)
     seed: int = 0
-    shares: dict[Literal["fine", "coarse", "prior", "conflict"], float] = Field(
-        {"fine": 0.3, "coarse": 0.3, "prior": 0.2, "conflict": 0.2},
-        description="Planted share of each kind of item (fine-visual, coarse-visual, language-prior, conflict).",
+    shares: dict[Literal["fine", "mid", "late", "coarse", "prior", "conflict"], float] = Field(
+        {"fine": 0.1, "mid": 0.2, "late": 0.1, "coarse": 0.25, "prior": 0.15, "conflict": 0.2},
+        description="Planted share of each kind of item: stripes erased early (fine), mid-ladder (mid) or only by "
+        "the last kernel (late); colour (coarse); text-fixed (prior); hint against colour (conflict).",
     )
     models: dict[str, Literal["base", "donor"]] = Field(
         default_factory=dict, description="Which configured models are toy bases and which are donors."

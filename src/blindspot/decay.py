@@ -51,6 +51,8 @@ from blindspot.statistics import ClusterBootstrap, Estimate, cluster_ids
 from blindspot.tables import read_provenance, write_table
 
 CLASSES = ("fine_visual", "coarse_visual", "language_prior", "uncertain", "unparsed")
+NO_FIRM_ANSWER = ("uncertain", "unparsed")
+"""Classes with no firm clean answer to lose: their ``first_lost_level`` is null."""
 
 
 class DecayError(BlindspotError):
@@ -156,6 +158,22 @@ def _survives(grid: Grid, cols: list[int], clean_col: int, threshold: float) -> 
     return identical, margin_ok
 
 
+def first_lost_level(
+    grid: Grid, ladder_cols: list[int], clean_col: int, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per item, the first blur level (the condition's ``level``) whose answer is not the clean one, by identity
+    and by margin; -1 where every level keeps it (a level's loss counts whatever the levels after it do)."""
+    n = len(grid.item_ids)
+    by_identity, by_margin = np.full(n, -1), np.full(n, -1)
+    for j in sorted(ladder_cols, key=lambda j: grid.conditions[j].level):
+        level = grid.conditions[j].level
+        lost_identity = ~_identical(grid, j, clean_col)
+        lost_margin = np.nan_to_num(grid.margin[:, j], nan=-np.inf) < threshold
+        by_identity[(by_identity < 0) & lost_identity] = level
+        by_margin[(by_margin < 0) & lost_margin] = level
+    return by_identity, by_margin
+
+
 def _classify(blur: np.ndarray, coarse: list[np.ndarray], clean_ok: np.ndarray) -> np.ndarray:
     out = np.where(blur, "language_prior", "fine_visual").astype(object)
     for survived in coarse:
@@ -204,6 +222,8 @@ def decay_metrics(grid: Grid, config: DecayConfig, seed: int) -> tuple[list[dict
     confident = np.nan_to_num(grid.margin[:, clean_col], nan=-np.inf) >= config.margin_threshold
 
     c_identity, c_margin = _survives(grid, ladder_cols, clean_col, config.margin_threshold)
+    lost_identity, lost_margin = first_lost_level(grid, ladder_cols, clean_col, config.margin_threshold)
+    lost = np.where(by_margin, lost_margin, lost_identity)
     c_identity &= clean_ok
     coarse = [_survives(grid, cols, clean_col, config.margin_threshold) for cols in coarse_cols.values()]
 
@@ -295,6 +315,7 @@ def decay_metrics(grid: Grid, config: DecayConfig, seed: int) -> tuple[list[dict
                 "judged_by": "margin" if by_margin[i] else "identity",
                 "consecutive_identical": bool(c_identity[i]) if clean_ok[i] else None,
                 "consecutive_margin": bool(c_margin[i]) if clean_ok[i] and by_margin[i] else None,
+                "first_lost_level": int(lost[i]) if final[i] not in NO_FIRM_ANSWER and lost[i] >= 0 else None,
                 "class_identity": class_identity[i],
                 "class_margin": class_margin[i] if by_margin[i] else None,
                 "class": final[i],

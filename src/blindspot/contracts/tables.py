@@ -105,6 +105,7 @@ DECAY_ITEMS_SCHEMA = _per_model(
     pa.field("judged_by", pa.string(), nullable=False),
     pa.field("consecutive_identical", pa.bool_()),
     pa.field("consecutive_margin", pa.bool_()),
+    pa.field("first_lost_level", pa.int32()),  # first blur level losing the clean answer; null: none, or no firm one
     pa.field("class_identity", pa.string(), nullable=False),
     pa.field("class_margin", pa.string()),
     pa.field("class", pa.string(), nullable=False),

@@ -4,7 +4,9 @@ A *condition* is one (family, level) pair. The blur ladder's level 0 is the clea
 families list only their obfuscated levels (1..n) and share blur level 0 as their clean reference.
 
 - blur: ``cv2.GaussianBlur`` with kernel k and OpenCV's default sigma 0.15*k + 0.35 (absolute), or that sigma
-  scaled to the image's shorter side (relative);
+  scaled to the image's shorter side (relative); in float32, rounded once (``precision: float``, the default), or
+  on the 8-bit image (``uint8``: OpenCV's fixed-point path, whose 8-bit kernel weights pass about 1% of a fine
+  pattern's contrast at any kernel, so a blur that should erase it leaves a faint, decodable trace);
 - pixelate: area-downsample by a block size, nearest-upsample back;
 - blank: one colour (the image's mean, or grey);
 - noise: seeded uniform noise, independent of the image's content.
@@ -38,7 +40,8 @@ def conditions(config: RenderConfig) -> list[Condition]:
 def opencv_default_sigma(kernel: int) -> float:
     """The sigma OpenCV uses for ``sigma=0``: 0.3*((k-1)*0.5 - 1) + 0.8 = 0.15*k + 0.35.
 
-    For k <= 7 OpenCV blurs with fixed integer tables instead, which are close to but not exactly this Gaussian;
+    For k <= 9 OpenCV blurs with fixed tables instead (k=9: 1/256 x [4, 13, 30, 51, 60, 51, 30, 13, 4], up to
+    0.6 grey levels from the Gaussian of sigma 1.7), close to but not exactly this Gaussian;
     the blur ladder passes ``sigma=0`` so that it is exactly "OpenCV's default" for every kernel."""
     return 0.3 * ((kernel - 1) * 0.5 - 1) + 0.8
 
@@ -75,7 +78,12 @@ def render_condition(
             dst[...] = clean
             return 0.0
         ksize, sigma = blur_parameters(kernel, min(height, width), config.blur)
-        cv2.GaussianBlur(clean, (ksize, ksize), sigma, dst=dst)
+        if config.blur.precision == "uint8":
+            cv2.GaussianBlur(clean, (ksize, ksize), sigma, dst=dst)
+        else:
+            blurred = cv2.GaussianBlur(clean.astype(np.float32), (ksize, ksize), sigma)
+            np.clip(np.rint(blurred), 0, 255, out=blurred)
+            dst[...] = blurred
         return effective_sigma(ksize, sigma)
     if condition.family == "pixelate":
         block = int(condition.param)

@@ -17,15 +17,43 @@ import numpy as np
 import polars as pl
 
 from blindspot.config import BlindspotConfig
-from blindspot.toy.scenes import STRIPES_ERASED_FROM_KERNEL, TRAINED_BLUR_KERNELS
+from blindspot.toy.items import STRIPE_KINDS
+from blindspot.toy.scenes import ERASING_PERIODS
 
 EXPECTED_CONFLICT_CLASS = {"base": "language_prior", "donor": "coarse_visual"}
-KIND_CLASS = {"fine": "fine_visual", "coarse": "coarse_visual", "prior": "language_prior"}
+KIND_CLASS = {
+    **{kind: "fine_visual" for kind in STRIPE_KINDS},
+    "coarse": "coarse_visual",
+    "prior": "language_prior",
+}
 """The class each planted kind must get (conflict items: by the model's role, ``EXPECTED_CONFLICT_CLASS``)."""
+CLASS_KINDS = {cls: [k for k, c in KIND_CLASS.items() if c == cls] for cls in dict.fromkeys(KIND_CLASS.values())}
 
 
 def planted_class(kind: str, role: str) -> str:
     return EXPECTED_CONFLICT_CLASS[role] if kind == "conflict" else KIND_CLASS[kind]
+
+
+def cue_visible(kind: str, erased_from: int | None, kernel: int) -> bool | None:
+    """Whether the item's answer cue survives a blur of this kernel (OpenCV's default sigma, float precision):
+    the stripes' planted erasure (``toy.scenes``), None where the kernel lies between the last one planted to keep
+    them and the first planted to erase them. Colour cues, and text-fixed answers, survive every blur."""
+    if kind not in STRIPE_KINDS:
+        return True
+    if erased_from is None:
+        raise ValueError(f"a '{kind}' item has no erased_from in its metadata; regenerate the toy benchmark")
+    return ERASING_PERIODS[erased_from].visible(kernel)
+
+
+def unplanted_blur(config: BlindspotConfig) -> str | None:
+    """Why the toy world plants nothing about this blur ladder, or None when it does: erasure is planted for
+    OpenCV's default sigma (absolute mode) computed in float precision."""
+    blur = config.render.blur
+    if blur.sigma_mode != "absolute":
+        return "render.blur.sigma_mode is not absolute"
+    if blur.precision != "float":
+        return "render.blur.precision uint8 leaks fine patterns"
+    return None
 
 
 def share(mask: pl.Series) -> float:
@@ -60,7 +88,9 @@ class Context:
         path = self.results / "decay" / model / f"{self.bench}.items.parquet"
         if not path.is_file():
             raise FileNotFoundError(f"no decay results at '{path}'; run the workflow first")
-        return pl.read_parquet(path).join(self.items.select("item_id", "kind", "prior_answer"), on="item_id")
+        return pl.read_parquet(path).join(
+            self.items.select("item_id", "kind", "prior_answer", "erased_from"), on="item_id"
+        )
 
     def metric(self, model: str, name: str, family: str = "all", level: int = -1) -> float:
         table = pl.read_parquet(self.results / "decay" / model / f"{self.bench}.parquet")
@@ -81,8 +111,8 @@ def class_shares(ctx: Context, model: str, role: str) -> list[Row]:
     assert toy is not None
     items = ctx.decay_items(model).filter(pl.col("kind") != "conflict")
     rows = []
-    for kind, cls in KIND_CLASS.items():
-        planted = share(items["kind"] == kind)
+    for cls, kinds in CLASS_KINDS.items():
+        planted = share(items["kind"].is_in(kinds))
         measured = share(items["class"] == cls)
         ok = abs(measured - planted) <= toy.share_tolerance
         rows.append(Row(model, f"share {cls}", f"{planted:.3f}", measured, f"±{toy.share_tolerance:.2f}", ok))
@@ -119,15 +149,19 @@ def item_classes(ctx: Context, model: str, role: str) -> list[Row]:
     return [Row(model, "items classed as planted", "1.000", agree, f">= {threshold:.2f}", agree >= threshold)]
 
 
-def planted_by_level(kinds: list[str], role: str, kernel: int) -> dict[str, tuple[float, float]]:
+def planted_by_level(
+    kinds: list[str], erased: list[int | None], role: str, kernel: int
+) -> dict[str, tuple[float, float]] | None:
     """At one blur kernel, the planted mean accuracy, identical-answer rate and evidence-based survival over the
-    items, each with the sampling sd of its chance-level part (stripe items whose cue the kernel erases answer at
-    chance: accuracy 1/2, and their answer equals the clean one with probability 1/2 whatever the model's default,
-    since their orientations are balanced and independent of it)."""
-    erased = kernel >= STRIPES_ERASED_FROM_KERNEL
+    items, each with the sampling sd of its chance-level part (None when some item's cue is not planted there).
+    An item whose stripes the kernel erases answers at chance: accuracy 1/2, and its answer equals the clean one
+    with probability 1/2 whatever the model's default, since orientations are balanced and independent of it."""
     accuracy, identical, survival = [], [], []
-    for kind in kinds:
-        if kind == "fine" and erased:
+    for kind, erased_from in zip(kinds, erased, strict=True):
+        visible = cue_visible(kind, erased_from, kernel)
+        if visible is None:
+            return None
+        if not visible:
             accuracy.append(0.5)
             identical.append(0.5)
             survival.append(0.0)
@@ -136,7 +170,7 @@ def planted_by_level(kinds: list[str], role: str, kernel: int) -> dict[str, tupl
             identical.append(1.0)
             survival.append(1.0)
     n = len(kinds)
-    chance_sd = math.sqrt(0.25 * sum(1 for k in kinds if k == "fine" and erased)) / n
+    chance_sd = math.sqrt(0.25 * survival.count(0.0)) / n
     return {
         "accuracy": (float(np.mean(accuracy)), chance_sd),
         "identical_rate": (float(np.mean(identical)), chance_sd),
@@ -147,25 +181,58 @@ def planted_by_level(kinds: list[str], role: str, kernel: int) -> dict[str, tupl
 def by_level(ctx: Context, model: str, role: str) -> list[Row]:
     """At every blur level: accuracy, the identical-answer rate E and the evidence-based survival rate against
     what the toy world plants at that kernel. Tolerance: the share tolerance, or 3 sampling sd of the items that
-    answer at chance, whichever is larger. A level whose kernel the toy models were not trained on is not planted:
-    its measurements are reported, not checked."""
+    answer at chance, whichever is larger. A level where the toy plants nothing (a kernel between a period's last
+    keeping and first erasing kernel, or a blur the planted erasure does not describe) is reported, not checked."""
     toy = ctx.config.toy
     assert toy is not None
-    kinds = ctx.items["kind"].to_list()
+    kinds, erased = ctx.items["kind"].to_list(), ctx.items["erased_from"].to_list()
+    unplanted = unplanted_blur(ctx.config)
     rows = []
     for level, kernel in enumerate(ctx.config.render.blur.kernels):
-        planted = planted_by_level(kinds, role, kernel)
-        for metric, (value, sd) in planted.items():
+        planted = None if unplanted else planted_by_level(kinds, erased, role, kernel)
+        for metric in ("accuracy", "identical_rate", "margin_survival_rate"):
             if level == 0 and metric != "accuracy":
                 continue  # the clean level is the reference itself
             measured = ctx.metric(model, metric, "blur", level)
-            if kernel != 1 and kernel not in TRAINED_BLUR_KERNELS:
-                rows.append(Row(model, f"blur/{level} (k={kernel}) {metric}", "not planted", measured, "-", True))
+            quantity = f"blur/{level} (k={kernel}) {metric}"
+            if planted is None:
+                rows.append(Row(model, quantity, "not planted", measured, "-", True))
                 continue
+            value, sd = planted[metric]
             tol = max(toy.share_tolerance, 3 * sd)
-            ok = abs(measured - value) <= tol
-            rows.append(Row(model, f"blur/{level} (k={kernel}) {metric}", f"{value:.3f}", measured, f"±{tol:.3f}", ok))
+            rows.append(Row(model, quantity, f"{value:.3f}", measured, f"±{tol:.3f}", abs(measured - value) <= tol))
+    if unplanted:
+        ctx.notes.append(f"{model}: blur levels not checked: {unplanted}")
     return rows
+
+
+def planted_first_lost(kind: str, erased_from: int | None, kernels: list[int]) -> int | None:
+    """The first ladder level whose blur erases the item's cue (-1: none does); None where not planted."""
+    for level, kernel in enumerate(kernels[1:], start=1):
+        visible = cue_visible(kind, erased_from, kernel)
+        if visible is None:
+            return None
+        if not visible:
+            return level
+    return -1
+
+
+def item_lost_levels(ctx: Context, model: str, role: str) -> list[Row]:
+    """Item by item: the first blur level that loses the clean answer against the level that erases its planted
+    cue (stripe items: the kernel their period is erased from; every other item: none). Catches a dropped,
+    shifted or reordered level even where the shares per level would balance out."""
+    toy = ctx.config.toy
+    assert toy is not None
+    if unplanted_blur(ctx.config):
+        return []
+    items = ctx.decay_items(model)
+    kernels = ctx.config.render.blur.kernels
+    planted = [planted_first_lost(k, e, kernels) for k, e in zip(items["kind"], items["erased_from"], strict=True)]
+    measured = items["first_lost_level"].fill_null(-1).to_list()
+    pairs = [(p, m) for p, m in zip(planted, measured, strict=True) if p is not None]
+    agree = float(np.mean([p == m for p, m in pairs])) if pairs else float("nan")
+    threshold = toy.item_agreement
+    return [Row(model, "items lost at the planted level", "1.000", agree, f">= {threshold:.2f}", agree >= threshold)]
 
 
 def multimodal_gain(ctx: Context, model: str, role: str) -> list[Row]:
@@ -178,12 +245,13 @@ def multimodal_gain(ctx: Context, model: str, role: str) -> list[Row]:
     assert toy is not None
     kinds = ctx.items["kind"].to_list()
     n = len(kinds)
-    count = {kind: kinds.count(kind) for kind in ("fine", "coarse", "prior", "conflict")}
+    count = {kind: kinds.count(kind) for kind in ("coarse", "prior", "conflict")}
+    count["stripes"] = sum(kinds.count(kind) for kind in STRIPE_KINDS)
     donor = role == "donor"
-    clean = (count["fine"] + count["coarse"] + count["prior"] + (count["conflict"] if donor else 0)) / n
-    blind = (0.5 * count["fine"] + 0.25 * count["coarse"] + count["prior"]) / n
+    clean = (count["stripes"] + count["coarse"] + count["prior"] + (count["conflict"] if donor else 0)) / n
+    blind = (0.5 * count["stripes"] + 0.25 * count["coarse"] + count["prior"]) / n
     low, high = clean - blind - (count["conflict"] / 3 / n if donor else 0.0), clean - blind
-    variance = 0.25 * count["fine"] + 0.1875 * count["coarse"] + (2 / 9 * count["conflict"] if donor else 0.0)
+    variance = 0.25 * count["stripes"] + 0.1875 * count["coarse"] + (2 / 9 * count["conflict"] if donor else 0.0)
     tol = max(toy.share_tolerance, 3 * math.sqrt(variance) / n)
     measured = ctx.metric(model, "mg")
     ok = low - tol <= measured <= high + tol
@@ -194,16 +262,21 @@ def multimodal_gain(ctx: Context, model: str, role: str) -> list[Row]:
 def c_rate(ctx: Context, model: str, role: str) -> list[Row]:
     """The paper's identity-based C rate beside the planted blur survivors plus their chance agreement.
 
-    Survivors of the blur ladder are every coarse, prior and conflict item. A fine (binary) item survives by
+    Survivors of the blur ladder are every coarse, prior and conflict item. A stripe (binary) item survives by
     identity only by chance: between (1/2)^n over the n levels that erase its stripes (independent coin flips) and
     1/2 (a model that defaults to one answer under blur). The margin-based C rate should equal the survivors."""
     toy = ctx.config.toy
     assert toy is not None
     items = ctx.items
-    survivors = share(items["kind"].is_in(["coarse", "prior", "conflict"]))
-    fine = share(items["kind"] == "fine")
-    erasing = sum(k >= STRIPES_ERASED_FROM_KERNEL for k in ctx.config.render.blur.kernels)
-    low, high = survivors + fine * 0.5**erasing, survivors + fine * 0.5
+    survivors = share(~items["kind"].is_in(list(STRIPE_KINDS)))
+    stripes = items.filter(pl.col("kind").is_in(list(STRIPE_KINDS)))
+    kernels = ctx.config.render.blur.kernels[1:]
+    erasing = [
+        sum(not cue_visible(k, e, kernel) for kernel in kernels)
+        for k, e in stripes.select("kind", "erased_from").rows()
+    ]
+    low = survivors + sum(0.5**n for n in erasing) / items.height
+    high = survivors + 0.5 * len(erasing) / items.height
     identity = ctx.metric(model, "c_rate")
     margin = ctx.metric(model, "c_rate_margin")
     tol = toy.share_tolerance
@@ -303,6 +376,7 @@ def prior_takeover(ctx: Context, model: str, role: str) -> list[Row]:
 
 CHECKS: list[Callable[[Context, str, str], list[Row]]] = [
     item_classes,
+    item_lost_levels,
     by_level,
     class_shares,
     conflict_class,
@@ -327,6 +401,7 @@ def calibrate(config: BlindspotConfig, results: str | Path = "results") -> tuple
     items = items.with_columns(
         pl.Series("kind", [m.get("kind") for m in meta]),
         pl.Series("prior_answer", [m.get("prior_answer") for m in meta]),
+        pl.Series("erased_from", [m.get("erased_from") for m in meta], dtype=pl.Int64),
     )
     ctx = Context(config, results, items)
     rows = [row for model, role in config.toy.models.items() for check in CHECKS for row in check(ctx, model, role)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -20,17 +21,23 @@ CHECKPOINTS = Path(__file__).parent / "checkpoints"
 FAMILY_SHORT = {"qwen2_5_vl": "qwen", "llava_next": "llava"}
 EVALUATION_ITEMS = 1000
 """Fresh items per kind for the acceptance evaluation recorded in training.json (the issue asks for >= 1,000)."""
+BASE_OVERRIDES: dict[str, dict[str, Any]] = {"llava_next": {"steps": 3000, "curriculum": 0.5}}
+"""LLaVA-NeXT learns to read stripes more slowly than Qwen2.5-VL: at Qwen's 2,000 steps with a 30% curriculum it
+answered clean stripe questions right but unsure (confident on 0.55) and the faintest kept stripes near chance."""
+DONOR_LAYER = 2
+"""The layer donor's only trainable decoder layer: interior (the models have 4), so a swap or patch that is off by
+one layer in either direction misses it."""
 DONOR_STEPS = 400
 LAYER_DONOR_STEPS = 1000
 """One trainable layer learns more slowly: 400 steps left the LLaVA layer donor at 0.77 on conflict items."""
 
 
-def specs(family: str, donor_layer: int = 0) -> dict[str, tuple[TrainSpec, str | None]]:
+def specs(family: str, donor_layer: int = DONOR_LAYER) -> dict[str, tuple[TrainSpec, str | None]]:
     """name -> (spec, name of the checkpoint it starts from)."""
     short = FAMILY_SHORT[family]
     base = f"{short}_base"
     return {
-        base: (TrainSpec(family=family), None),  # type: ignore[arg-type]
+        base: (TrainSpec(family=family, **BASE_OVERRIDES.get(family, {})), None),  # type: ignore[arg-type]
         f"{short}_donor_layer{donor_layer}": (
             TrainSpec(family=family, mode="donor", steps=LAYER_DONOR_STEPS, seed=1, trainable_layers=(donor_layer,)),  # type: ignore[arg-type]
             base,
@@ -42,7 +49,9 @@ def specs(family: str, donor_layer: int = 0) -> dict[str, tuple[TrainSpec, str |
     }
 
 
-def train_all(out: str | Path, families: list[str], donor_layer: int = 0, only: list[str] | None = None) -> None:
+def train_all(
+    out: str | Path, families: list[str], donor_layer: int = DONOR_LAYER, only: list[str] | None = None
+) -> None:
     """Train the toy checkpoints into ``out`` (deterministic given torch build and thread count). ``only`` names a
     subset; their parents must already be in ``out``."""
     out = Path(out)

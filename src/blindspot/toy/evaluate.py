@@ -1,15 +1,16 @@
 """Quick acceptance checks of a toy model on fresh items, through the predict stage's own inference path.
 
-Accuracy per kind and view (clean, blur k=61, grey, noise, no image), and for conflict items the share that
-follows the hint versus the image. The full measurement is the pipeline itself (decay + ``blindspot calibrate``);
-this is the fast check ``toy-train`` records in each checkpoint's training.json.
+Accuracy per kind and view, and for conflict items the share that follows the hint versus the image. The views:
+clean; ``last_kept`` and ``first_erased``, the blur kernels just before and at the one that erases the item's
+stripes (for colour questions, whose cue survives every blur: k=51 and k=61); grey, noise and no image. The full
+measurement is the pipeline itself (decay + ``blindspot calibrate``); this is the fast check ``toy-train`` records
+in each checkpoint's training.json.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import cv2
 import numpy as np
 
 from blindspot.answers import parse_choice
@@ -18,19 +19,24 @@ from blindspot.models.inference import Request, generate_batch
 from blindspot.models.loading import LoadedModel, load_model
 from blindspot.models.prompts import render_prompt
 from blindspot.prompts import question_text
-from blindspot.toy.items import KINDS, make_item
-from blindspot.toy.scenes import draw_scene
+from blindspot.toy.items import KINDS, STRIPE_KINDS, ToyItem, make_item
+from blindspot.toy.scenes import LADDER, draw_scene
+from blindspot.toy.train import blur_ladder
 
-VIEWS = ("clean", "blur61", "grey", "noise", "none")
+VIEWS = ("clean", "last_kept", "first_erased", "grey", "noise", "none")
 CONFIDENT_NATS = 1.0
 """The decay stage's default margin threshold."""
 
 
-def _view(image: np.ndarray, view: str, rng: np.random.Generator) -> np.ndarray | None:
+def _view(ladder: list[np.ndarray], item: ToyItem, view: str, rng: np.random.Generator) -> np.ndarray | None:
+    image = ladder[0]
     if view == "clean":
         return image
-    if view == "blur61":
-        return cv2.GaussianBlur(image, (61, 61), 0)
+    if view in ("last_kept", "first_erased"):
+        stripes = item.kind in STRIPE_KINDS
+        kernel = item.stripes.erased_from if stripes else LADDER[-1]
+        index = LADDER.index(kernel) - int(view == "last_kept")
+        return ladder[index]
     if view == "grey":
         return np.full_like(image, 128)
     if view == "noise":
@@ -53,7 +59,7 @@ def evaluate_toy_model(
     results: dict[str, Any] = {}
     for kind in KINDS:
         items = [make_item(kind, rng, hint_matches=False if kind == "conflict" else None) for _ in range(n_per_kind)]
-        scenes = [draw_scene(rng, it.colour, it.orientation) for it in items]
+        scenes = [blur_ladder(draw_scene(rng, it.colour, it.orientation, it.stripes)) for it in items]
         results[kind] = {}
         for view in VIEWS:
             answers = []
@@ -62,7 +68,7 @@ def evaluate_toy_model(
                 chunk = list(range(start, min(start + batch_size, len(items))))
                 requests = []
                 for i in chunk:
-                    image = _view(scenes[i], view, rng)
+                    image = _view(scenes[i], items[i], view, rng)
                     text = question_text(items[i].question, list(items[i].options), "multiple_choice", prompt_version)
                     prompt = render_prompt(loaded.processor, text, int(image is not None))
                     labels = tuple("ABCD"[: len(items[i].options)])

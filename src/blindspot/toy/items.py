@@ -1,11 +1,13 @@
 """Toy benchmark items with planted kinds, written in the generic adapter's format.
 
-Kinds (the planted ground truth, in each item's metadata with its prior answer):
+Kinds (the planted ground truth, in each item's metadata with its prior answer and stripe period):
 
-- ``fine``: "Are the stripes horizontal or vertical?" (2 options): needs fine detail; blur erases it.
+- ``fine``, ``mid``, ``late``: "Are the stripes horizontal or vertical?" (2 options). The answer needs the stripes,
+  and blur erases them from a ladder kernel set by their period (``erased_from`` in the metadata): k=9 or 17 for
+  ``fine``, k=25, 35, 43 or 51 for ``mid``, only k=61 for ``late`` (its cue survives every level but the last).
 - ``coarse``: "What color is the object?" (4 options): colour survives blur; a grey or noise image removes it.
 - ``prior``: the text fixes the answer ("Ignore the image. The answer is C."); no vision needed.
-- ``conflict``: "What color is the object? Hint: it is usually C." Gold is the disc's colour, the planted prior
+- ``conflict``: "What color is the object? Hint: it is usually C." Gold is the scene's colour, the planted prior
   answer is the hint's; on evaluation items the hint always differs from the colour (modelled on VLMBias).
 
 Every answer is one option letter; option order is fixed (colours always red, green, blue, yellow).
@@ -23,9 +25,11 @@ import pyarrow.parquet as pq
 
 from blindspot.contracts.answers import LETTERS
 from blindspot.images import encode_png
-from blindspot.toy.scenes import COLOUR_NAMES, ORIENTATIONS, draw_scene
+from blindspot.toy.scenes import COLOUR_NAMES, ERASING_PERIODS, ORIENTATIONS, Stripes, draw_scene
 
-KINDS = ("fine", "coarse", "prior", "conflict")
+STRIPE_KINDS: dict[str, tuple[int, ...]] = {"fine": (9, 17), "mid": (25, 35, 43, 51), "late": (61,)}
+"""Stripe kind -> the ladder kernels its items' stripes are erased from (one drawn per item)."""
+KINDS = (*STRIPE_KINDS, "coarse", "prior", "conflict")
 COLOUR_QUESTION = "What color is the object?"
 STRIPE_QUESTION = "Are the stripes horizontal or vertical?"
 
@@ -35,6 +39,7 @@ class ToyItem:
     kind: str
     colour: str
     orientation: str
+    stripes: Stripes
     question: str
     options: tuple[str, ...]
     answer: str
@@ -53,22 +58,28 @@ def make_item(
     *,
     colour: str | None = None,
     orientation: str | None = None,
+    stripes: Stripes | None = None,
     hint_matches: bool | None = None,
 ) -> ToyItem:
-    """One item of ``kind`` about a scene (drawn at random unless given). For conflict items ``hint_matches``
-    forces the hint to equal (True) or differ from (False) the disc's colour; None draws the hint uniformly."""
+    """One item of ``kind`` about a scene (drawn at random unless given; a stripe kind's stripes must be among its
+    own). For conflict items ``hint_matches`` forces the hint to equal (True) or differ from (False) the colour;
+    None draws the hint uniformly."""
     colour = colour or COLOUR_NAMES[int(rng.integers(len(COLOUR_NAMES)))]
     orientation = orientation or ORIENTATIONS[int(rng.integers(2))]
-    if kind == "fine":
-        return ToyItem(
-            kind, colour, orientation, STRIPE_QUESTION, ORIENTATIONS, letter(ORIENTATIONS, orientation), None
-        )
+    kernels = STRIPE_KINDS.get(kind, tuple(ERASING_PERIODS))
+    if stripes is None:
+        stripes = ERASING_PERIODS[kernels[int(rng.integers(len(kernels)))]]
+    elif stripes.erased_from not in kernels:
+        raise ValueError(f"a '{kind}' item's stripes are erased from k={kernels}, not k={stripes.erased_from}")
+    scene = (kind, colour, orientation, stripes)
+    if kind in STRIPE_KINDS:
+        return ToyItem(*scene, STRIPE_QUESTION, ORIENTATIONS, letter(ORIENTATIONS, orientation), None)
     if kind == "coarse":
-        return ToyItem(kind, colour, orientation, COLOUR_QUESTION, COLOUR_NAMES, letter(COLOUR_NAMES, colour), None)
+        return ToyItem(*scene, COLOUR_QUESTION, COLOUR_NAMES, letter(COLOUR_NAMES, colour), None)
     if kind == "prior":
         stated = LETTERS[int(rng.integers(len(COLOUR_NAMES)))]
         question = f"Ignore the image. The answer is {stated}. {COLOUR_QUESTION}"
-        return ToyItem(kind, colour, orientation, question, COLOUR_NAMES, stated, stated)
+        return ToyItem(*scene, question, COLOUR_NAMES, stated, stated)
     if kind == "conflict":
         if hint_matches is None:
             hint = COLOUR_NAMES[int(rng.integers(len(COLOUR_NAMES)))]
@@ -78,9 +89,7 @@ def make_item(
             others = [c for c in COLOUR_NAMES if c != colour]
             hint = others[int(rng.integers(len(others)))]
         question = f"{COLOUR_QUESTION} Hint: it is usually {hint}."
-        return ToyItem(
-            kind, colour, orientation, question, COLOUR_NAMES, letter(COLOUR_NAMES, colour), letter(COLOUR_NAMES, hint)
-        )
+        return ToyItem(*scene, question, COLOUR_NAMES, letter(COLOUR_NAMES, colour), letter(COLOUR_NAMES, hint))
     raise ValueError(f"unknown toy kind '{kind}' (known: {', '.join(KINDS)})")
 
 
@@ -102,7 +111,7 @@ def write_toy_benchmark(out_dir: str | Path, n_items: int, shares: dict[str, flo
     rows: list[dict[str, Any]] = []
     for index, kind in enumerate(planted_kinds(n_items, shares, rng)):
         item = make_item(kind, rng, hint_matches=False if kind == "conflict" else None)
-        png = encode_png(draw_scene(rng, item.colour, item.orientation))
+        png = encode_png(draw_scene(rng, item.colour, item.orientation, item.stripes))
         rows.append(
             {
                 "item_id": f"toy{index:05d}",
@@ -114,6 +123,8 @@ def write_toy_benchmark(out_dir: str | Path, n_items: int, shares: dict[str, flo
                 "prior_answer": item.prior,
                 "colour": item.colour,
                 "orientation": item.orientation,
+                "erased_from": item.stripes.erased_from,
+                "stripe_period": item.stripes.period,
             }
         )
     path = out_dir / "items.parquet"

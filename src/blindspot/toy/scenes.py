@@ -1,52 +1,93 @@
-"""Toy scenes: one large striped disc on a grey, lightly noisy background.
+"""Toy scenes: a frame of one colour crossed by sinusoidal stripes whose period sets where blur erases them.
 
-The stripes are sinusoidal with a 7 px period (half the 14 px vision patch) and phase-locked to the patch grid, so
-a tiny vision tower sees them the same way in every patch. They alternate the disc's colour with a darker shade
-of it: the colour survives heavy blur, the orientation does not (Gaussian blur erases a 7 px period from kernel 25
-on). A disc, not a square: after heavy blur a square's outline would still hint at the stripe direction. For the
-same reason the stripes fade to the mean shade over the disc's outer 1.5 periods: where a hard rim cuts through
-stripes, the rim's brightness depends on their direction, a low-frequency cue that survives any blur (up to 7 grey
-levels at k=25 and 2 at k=61 without the taper; with it at most 2 at k=25 and 1, rounding, from k=35 on).
+The "object" fills the frame: a uniform colour (jittered by a few grey levels per image), modulated by stripes
+``colour * (1 + ALPHA * cos(2 pi t / period))`` along y (horizontal stripes) or x (vertical ones). The colour
+survives any blur; the stripes survive a Gaussian blur up to a kernel set by their period, and from the next
+ladder kernel on the blurred image is *exactly* the uniform colour, the same bytes for both orientations, so
+nothing in the pixels can tell the orientation (``tests/test_toy_scenes.py`` checks every period at every kernel).
+
+Three details make the erasure exact rather than approximate:
+
+- The period divides ``2 * (SIZE - 1)`` and the stripes have a crest (or trough) at pixel 0, so the pattern is
+  mirror-symmetric about the first and the last pixel: OpenCV's reflect-101 border extends it seamlessly and the
+  border adds no low-frequency trace (an arbitrary period leaves one that survives any blur).
+- Nothing else varies in the frame: no edge, no noise. Blurring a uniform field gives the same field, so the
+  stripes' residue (below half a grey level at the erasing kernel, rounding included) rounds away everywhere.
+- The blur is computed in floating point (``render.blur.precision: float``). OpenCV's 8-bit path uses 8-bit
+  fixed-point kernel weights whose rounding lets about 1% of the contrast of any fine pattern through at every
+  kernel (stripes of amplitude 125 keep +-2 grey levels even at k=61).
+
+``ERASING_PERIODS`` gives, for each kernel of the paper's ladder, the stripe period that survives the ladder
+kernel before it (with the largest contrast left there) and is erased from it on. So every ladder level erases
+some items' cue: a bug that drops, shifts or reorders a level changes what some items measure.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (220, 40, 40),
-    "green": (40, 190, 60),
-    "blue": (50, 80, 230),
-    "yellow": (230, 210, 40),
+    "red": (124, 26, 26),
+    "green": (30, 120, 40),
+    "blue": (36, 50, 124),
+    "yellow": (122, 114, 28),
 }
+"""Mid-tone colours: each has a channel near 128, which leaves room for stripes of amplitude ~118 around it
+without clipping (``(124 + COLOUR_JITTER) * (1 + ALPHA) < 255``)."""
 COLOUR_NAMES = tuple(COLOURS)
 ORIENTATIONS = ("horizontal", "vertical")
 SIZE = 112
-PERIOD = 7
-STRIPES_ERASED_FROM_KERNEL = 25
-"""Gaussian blur with OpenCV's default sigma erases the 7 px stripes from this kernel size on."""
-TRAINED_BLUR_KERNELS = (25, 35, 43, 51, 61)
-"""The blurs the toy models are trained on (stripe questions with random labels, colour questions with true
-ones). With the clean image these are the blur levels whose behaviour the toy world plants; a ladder level at any
-other kernel is not planted, and calibration reports it as such."""
-RADIUS = 0.3
-TAPER_PERIODS = 1.5
+ALPHA = 0.95
+"""Stripe amplitude as a share of each colour channel."""
+COLOUR_JITTER = 6
+"""Each image's colour is shifted by up to this many grey levels per channel (so no two scenes share bytes)."""
+LADDER = (1, 9, 17, 25, 35, 43, 51, 61)
+"""The paper's blur kernels (OpenCV's default sigma 0.15 k + 0.35), whose erasure this world plants."""
+HALF_PERIODS: dict[int, int] = {9: 76, 17: 44, 25: 30, 35: 22, 43: 18, 51: 15, 61: 13}
+"""Erasing kernel -> the number of half periods across the frame, m: the period is ``2 * (SIZE - 1) / m``.
+Chosen (largest contrast before, residue below 0.35 grey levels at the erasing kernel) from a sweep of m."""
 
 
-def draw_scene(rng: np.random.Generator, colour: str, orientation: str, size: int = SIZE) -> np.ndarray:
-    """A ``(size, size, 3)`` uint8 RGB scene. The disc centre jitters by a few pixels; the background is grey."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    jitter = rng.integers(-4, 5, size=2)
-    cy, cx = size / 2 + jitter[0], size / 2 + jitter[1]
-    radius = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)
-    inside = radius <= RADIUS * size
-    axis = yy if orientation == "horizontal" else xx  # horizontal stripes vary along y
-    wave = np.cos(2 * np.pi * axis / PERIOD)  # phase-locked: a crest at every multiple of 7 px
-    taper = np.clip((RADIUS * size - radius) / (TAPER_PERIODS * PERIOD), 0, 1)
-    wave = 0.5 + 0.5 * wave * taper
-    bright = np.array(COLOURS[colour], dtype=np.float32)
-    dark = bright * 0.45
-    disc = dark + (bright - dark) * wave[..., None]
-    background = 128 + rng.normal(0, 6, size=(size, size, 1)).astype(np.float32)
-    image = np.where(inside[..., None], disc, np.broadcast_to(background, (size, size, 3)))
+@dataclass(frozen=True)
+class Stripes:
+    """A stripe period and the ladder kernel from which blur erases it."""
+
+    half_periods: int
+    erased_from: int
+
+    @property
+    def period(self) -> float:
+        return 2 * (SIZE - 1) / self.half_periods
+
+    @property
+    def survives_through(self) -> int:
+        """The largest ladder kernel that keeps the stripes."""
+        return LADDER[LADDER.index(self.erased_from) - 1]
+
+    def visible(self, kernel: int) -> bool | None:
+        """Whether a Gaussian blur of this kernel (OpenCV's default sigma) keeps the stripes: True up to
+        ``survives_through``, False from ``erased_from`` on, None (not planted) for a kernel between the two."""
+        if kernel <= self.survives_through:
+            return True
+        if kernel >= self.erased_from:
+            return False
+        return None
+
+
+ERASING_PERIODS: dict[int, Stripes] = {k: Stripes(m, k) for k, m in HALF_PERIODS.items()}
+
+
+def draw_scene(
+    rng: np.random.Generator, colour: str, orientation: str, stripes: Stripes, size: int = SIZE
+) -> np.ndarray:
+    """A ``(size, size, 3)`` uint8 RGB scene: the jittered colour with stripes of ``stripes.period``."""
+    if size != SIZE:
+        raise ValueError(f"toy scenes are {SIZE} px square (the stripe periods divide 2 * (SIZE - 1)); got {size}")
+    base = np.array(COLOURS[colour], dtype=np.float64) + rng.integers(-COLOUR_JITTER, COLOUR_JITTER + 1, size=3)
+    sign = 1.0 if rng.random() < 0.5 else -1.0  # a crest or a trough at pixel 0: both are mirror-symmetric there
+    wave = sign * np.cos(2 * np.pi * np.arange(size) / stripes.period)
+    field = wave[:, None] * np.ones((1, size)) if orientation == "horizontal" else np.ones((size, 1)) * wave[None, :]
+    image = base[None, None, :] * (1.0 + ALPHA * field[..., None])
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)

@@ -5,7 +5,7 @@ Data is seeded and drawn fresh every step from a pool of scenes preprocessed onc
 templates and chat template the predict stage uses, so the model is evaluated on exactly what it was trained on.
 The loss is on the answer token only: the logits at the last prompt position (left padding puts it at -1).
 
-Visual kinds also see *uninformative* views (heavy blur for stripes; grey, noise or no image for colour) with
+Visual kinds also see *uninformative* views (a blur level that erased the stripes; grey, noise or no image) with
 random labels, so a model with no evidence spreads its probability instead of defaulting to one option. That is
 what lets the decay stage's margin-based survival tell evidence from chance agreement.
 """
@@ -25,15 +25,16 @@ import transformers
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
+from blindspot.config import RenderConfig
 from blindspot.contracts.answers import LETTERS
+from blindspot.contracts.conditions import Condition
 from blindspot.images import sha256_hex
 from blindspot.models.prompts import render_prompt
 from blindspot.models.tiny import Family, build_tiny_model
 from blindspot.prompts import question_text
-from blindspot.toy.items import ToyItem, make_item
-from blindspot.toy.scenes import COLOUR_NAMES, ORIENTATIONS, SIZE, TRAINED_BLUR_KERNELS, draw_scene
-
-BLUR_KERNELS = TRAINED_BLUR_KERNELS
+from blindspot.render.families import render_condition
+from blindspot.toy.items import STRIPE_KINDS, ToyItem, make_item
+from blindspot.toy.scenes import COLOUR_NAMES, ERASING_PERIODS, LADDER, ORIENTATIONS, SIZE, Stripes, draw_scene
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class TrainSpec:
 
     family: Family
     mode: Literal["base", "donor"] = "base"
-    steps: int = 2400
+    steps: int = 2000
     batch_size: int = 48
     lr: float = 3e-3
     seed: int = 0
@@ -51,25 +52,34 @@ class TrainSpec:
     uninformative_rate: float = 0.25
     no_image_rate: float = 0.1
     trainable_layers: tuple[int, ...] | None = None
-    pool_scenes: int = 768
+    pool_scenes: int = 560
     kind_weights: dict[str, float] = field(
-        default_factory=lambda: {"fine": 1.5, "coarse": 1.0, "prior": 0.6, "conflict": 1.2}
+        default_factory=lambda: {"fine": 0.5, "mid": 1.2, "late": 0.6, "coarse": 1.0, "prior": 0.6, "conflict": 1.2}
     )
+    curriculum: float = 0.3
+    """Share of the steps over which stripe questions move from clean views to faint ones."""
+    layers: int = 4
+    """Decoder layers of a model trained from scratch (a fine-tune keeps its parent's)."""
+    vision_layers: int = 2
     prompt_version: str = "v1"
     """The prompt version the model is trained on (the pipeline's ``prompt.version`` must match it)."""
 
 
 @dataclass
 class Pool:
-    """Preprocessed images: clean scenes, their heavy blurs, noise images and one grey image."""
+    """Preprocessed images: every scene at every ladder level (rendered by the render stage's own code), noise
+    images and one grey image. ``views[scene][level]`` and the others are indices into ``pixels``."""
 
     colours: list[str]
     orientations: list[str]
-    clean: list[int]
-    blurred: list[int]
+    stripes: list[Stripes]
+    views: list[list[int]]
     noise: list[int]
     grey: int
     pixels: list[dict[str, torch.Tensor]]
+
+    def scenes_erased_from(self, kernels: tuple[int, ...]) -> list[int]:
+        return [i for i, s in enumerate(self.stripes) if s.erased_from in kernels]
 
 
 def _process_images(processor: Any, images: list[np.ndarray]) -> list[dict[str, torch.Tensor]]:
@@ -89,23 +99,34 @@ def _process_images(processor: Any, images: list[np.ndarray]) -> list[dict[str, 
     return out
 
 
-def build_pool(processor: Any, n_scenes: int, rng: np.random.Generator) -> Pool:
-    import cv2
+def blur_ladder(scene: np.ndarray) -> list[np.ndarray]:
+    """The scene at every kernel of ``LADDER``, through the render stage's blur (float precision, OpenCV's
+    default sigma): what the pipeline will show the model."""
+    config = RenderConfig()
+    out = []
+    for kernel in LADDER:
+        dst = np.empty_like(scene)
+        render_condition(scene, Condition("blur", 0, float(kernel)), config, 0, "0" * 16, dst)
+        out.append(dst)
+    return out
 
+
+def build_pool(processor: Any, n_scenes: int, rng: np.random.Generator) -> Pool:
     colours = [COLOUR_NAMES[int(rng.integers(4))] for _ in range(n_scenes)]
     orientations = [ORIENTATIONS[int(rng.integers(2))] for _ in range(n_scenes)]
-    scenes = [draw_scene(rng, c, o) for c, o in zip(colours, orientations, strict=True)]
-    blurred = []
-    for scene in scenes:
-        k = BLUR_KERNELS[int(rng.integers(len(BLUR_KERNELS)))]
-        blurred.append(cv2.GaussianBlur(scene, (k, k), 0))
-    noise = [rng.integers(0, 256, size=scenes[0].shape, dtype=np.uint8) for _ in range(max(8, n_scenes // 16))]
-    grey = [np.full_like(scenes[0], 128)]
-    images = scenes + blurred + noise + grey
-    pixels = _process_images(processor, images)
-    n = len(scenes)
-    noise_ids = list(range(2 * n, 2 * n + len(noise)))
-    return Pool(colours, orientations, list(range(n)), list(range(n, 2 * n)), noise_ids, len(images) - 1, pixels)
+    kernels = list(ERASING_PERIODS)
+    stripes = [ERASING_PERIODS[kernels[i % len(kernels)]] for i in range(n_scenes)]  # balanced over periods
+    images: list[np.ndarray] = []
+    views = []
+    for colour, orientation, stripe in zip(colours, orientations, stripes, strict=True):
+        ladder = blur_ladder(draw_scene(rng, colour, orientation, stripe))
+        views.append(list(range(len(images), len(images) + len(ladder))))
+        images += ladder
+    n_noise = max(8, n_scenes // 16)
+    noise = list(range(len(images), len(images) + n_noise))
+    images += [rng.integers(0, 256, size=images[0].shape, dtype=np.uint8) for _ in range(n_noise)]
+    images.append(np.full_like(images[0], 128))
+    return Pool(colours, orientations, stripes, views, noise, len(images) - 1, _process_images(processor, images))
 
 
 @dataclass(frozen=True)
@@ -116,46 +137,58 @@ class Sample:
     label: str
 
 
-def draw_sample(spec: TrainSpec, pool: Pool, rng: np.random.Generator) -> Sample:
+def draw_sample(spec: TrainSpec, pool: Pool, rng: np.random.Generator, progress: float = 1.0) -> Sample:
+    """One training sample. Stripe questions: the true label on a view that keeps the stripes, a random label on
+    one that erased them or carries no scene. A curriculum: with probability ``1 - progress / curriculum`` (the
+    share of training done, over the curriculum share) the clean view, else half the time the faintest one (the
+    level just before they are erased) and otherwise any that keeps them. Colour questions: the true label at any
+    blur level, random on grey, noise or no image."""
     kinds = list(spec.kind_weights)
     weights = np.array([spec.kind_weights[k] for k in kinds], dtype=float)
     kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
-    scene = int(rng.integers(len(pool.clean)))
+    candidates = pool.scenes_erased_from(STRIPE_KINDS[kind]) if kind in STRIPE_KINDS else range(len(pool.views))
+    scene = candidates[int(rng.integers(len(candidates)))]
     hint_matches = None
     if kind == "conflict" and spec.mode == "base":
         hint_matches = bool(rng.random() < spec.hint_match_rate)
     item = make_item(
-        kind, rng, colour=pool.colours[scene], orientation=pool.orientations[scene], hint_matches=hint_matches
+        kind,
+        rng,
+        colour=pool.colours[scene],
+        orientation=pool.orientations[scene],
+        stripes=pool.stripes[scene],
+        hint_matches=hint_matches,
     )
+    views = pool.views[scene]
     no_image = rng.random() < spec.no_image_rate
     uninformative = no_image or rng.random() < spec.uninformative_rate
     random_letter = LETTERS[int(rng.integers(len(item.options)))]
+    any_view = _pick(rng, [*views, *pool.noise[:1], pool.grey])
     if kind == "prior":  # the text fixes the answer whatever the image
-        view = None if no_image else _view(pool, scene, ("clean", "blurred", "grey", "noise"), rng)
-        return Sample(item, view, item.answer)
+        return Sample(item, None if no_image else any_view, item.answer)
     if kind == "conflict" and spec.mode == "base":  # the sycophant follows the hint whatever the image shows
-        view = None if no_image else _view(pool, scene, ("clean", "blurred", "grey", "noise"), rng)
-        return Sample(item, view, item.prior or item.answer)
-    if not uninformative:  # colour survives blur; stripes only in the clean scene
-        view = _view(pool, scene, ("clean",) if kind == "fine" else ("clean", "blurred"), rng)
-        return Sample(item, view, item.answer)
+        return Sample(item, None if no_image else any_view, item.prior or item.answer)
     if no_image:
         return Sample(item, None, random_letter)
-    # No evidence, random label: the model learns to spread its probability, not to default.
-    categories = ("blurred", "grey", "noise") if kind == "fine" else ("grey", "noise")
-    return Sample(item, _view(pool, scene, categories, rng), random_letter)
+    if kind in STRIPE_KINDS:
+        visible = [v for v, k in zip(views, LADDER, strict=True) if item.stripes.visible(k)]
+        erased = [v for v, k in zip(views, LADDER, strict=True) if item.stripes.visible(k) is False]
+        if not uninformative:
+            if rng.random() >= progress / spec.curriculum:
+                return Sample(item, visible[0], item.answer)
+            faintest = visible[-1]
+            return Sample(item, faintest if rng.random() < 0.5 else _pick(rng, visible), item.answer)
+        # No evidence, random label: the model learns to spread its probability, not to default. Mostly the
+        # blurs that erased the stripes (a plain colour, a few grey levels from the faintest stripes it must read).
+        view = _pick(rng, erased) if rng.random() < 0.6 else _pick(rng, [pool.grey, _pick(rng, pool.noise)])
+        return Sample(item, view, random_letter)
+    if not uninformative:  # colour survives every blur
+        return Sample(item, _pick(rng, views), item.answer)
+    return Sample(item, _pick(rng, [pool.grey, _pick(rng, pool.noise)]), random_letter)
 
 
-def _view(pool: Pool, scene: int, categories: tuple[str, ...], rng: np.random.Generator) -> int:
-    """A pool image of a category drawn uniformly (so one grey image weighs as much as all the noise images)."""
-    category = categories[int(rng.integers(len(categories)))]
-    if category == "clean":
-        return pool.clean[scene]
-    if category == "blurred":
-        return pool.blurred[scene]
-    if category == "grey":
-        return pool.grey
-    return pool.noise[int(rng.integers(len(pool.noise)))]
+def _pick(rng: np.random.Generator, options: list[int]) -> int:
+    return options[int(rng.integers(len(options)))]
 
 
 class Batcher:
@@ -228,7 +261,7 @@ def train_toy_model(
     torch.use_deterministic_algorithms(True)
     rng = np.random.default_rng(spec.seed)
     if init_from is None:
-        build_tiny_model(spec.family, out, seed=spec.seed)
+        build_tiny_model(spec.family, out, seed=spec.seed, layers=spec.layers, vision_layers=spec.vision_layers)
         source = out
     else:
         source = Path(init_from)
@@ -248,11 +281,11 @@ def train_toy_model(
     start = time.perf_counter()
     losses = []
     bar = tqdm(range(spec.steps), desc=f"train {spec.family} {spec.mode}", disable=not progress, mininterval=2)
-    for _ in bar:
+    for step in bar:
         with_image = rng.random() >= spec.no_image_rate
         samples: list[Sample] = []
         while len(samples) < spec.batch_size:
-            sample = draw_sample(spec, pool, rng)
+            sample = draw_sample(spec, pool, rng, step / spec.steps)
             if (sample.image is not None) == with_image:
                 samples.append(sample)
         inputs, labels = batcher.batch(samples)
