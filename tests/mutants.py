@@ -247,14 +247,14 @@ MUTANTS = [
     ),
 ]
 
-TOY_MODELS = ["qwen_base", "qwen_donor_layer2", "llava_base", "llava_donor_layer2"]
+TOY_MODELS = ["qwen_base", "qwen_donor_layer2"]
 
 
-def toy_config(workdir: Path) -> Path:
-    """The reduced toy world of `make test`: 240 items, both bases and their layer donors."""
+def toy_config(workdir: Path, models: list[str]) -> Path:
+    """The reduced toy world of `make test`: 240 items, both bases and their layer donors (or ``models``)."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    config["models"] = {m: {**config["models"][m], "path": str(REPO / config["models"][m]["path"])} for m in TOY_MODELS}
-    config["toy"]["models"] = {m: config["toy"]["models"][m] for m in TOY_MODELS}
+    config["models"] = {m: {**config["models"][m], "path": str(REPO / config["models"][m]["path"])} for m in models}
+    config["toy"]["models"] = {m: config["toy"]["models"][m] for m in models}
     config["toy"]["n_items"] = 240
     config["render"]["pixelate"] = {"enabled": False}
     config["decay"]["bootstrap"] = 200
@@ -271,10 +271,10 @@ def run(command: list[str], cwd: Path, package: Path | None = None, log: Path | 
         return subprocess.run(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
 
 
-def baseline(workdir: Path) -> Path:
+def baseline(workdir: Path, models: list[str]) -> Path:
     """One clean run of the reduced toy world; returns its config path."""
     workdir.mkdir(parents=True)
-    config = toy_config(workdir)
+    config = toy_config(workdir, models)
     run([str(BIN / "blindspot"), "toy-data", "--config", str(config), "--out", "data/toy"], workdir)
     code = run(
         [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--configfile", str(config), "--cores", "2"],
@@ -290,7 +290,7 @@ def rerun_stage(stage: str, config_path: Path, workdir: Path, package: Path, log
     """Rerun one stage for every toy model with the mutated package, in place of the clean outputs."""
     config = load_config(config_path)
     spec = STAGES[stage]
-    for model in TOY_MODELS:
+    for model in config.toy.models if config.toy else []:
         wildcards = {"model": model, "bench": "toy"}
         paths = {
             "predictions": f"results/predictions/{model}/toy.parquet",
@@ -316,11 +316,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="run only the mutants whose id starts with this")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--models", nargs="+", default=TOY_MODELS, help="the toy models to run (default: %(default)s)")
     args = parser.parse_args()
     chosen = [m for m in MUTANTS if m.id.startswith(args.only)]
     root = Path(tempfile.mkdtemp(prefix="blindspot-mutants-"))
     print(f"baseline: the reduced toy world, clean code ({root})", flush=True)
-    config = baseline(root / "baseline")
+    config = baseline(root / "baseline", args.models)
     rows = []
     for mutant in chosen:
         start = time.perf_counter()

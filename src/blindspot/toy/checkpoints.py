@@ -1,9 +1,10 @@
 """The committed toy checkpoints and how ``blindspot toy-train`` (``make toy-models``) reproduces them.
 
-Per architecture: ``{family}_base`` (trained from scratch; follows hints), ``{family}_donor_layer{j}`` (the base
-fine-tuned with only decoder layer j trainable, on random hints labelled with the true colour: it learns to
-look, and the change is planted in layer j by construction) and ``{family}_donor_full`` (the same fine-tune with
-every parameter trainable: the swap stage must localise its change without a planted answer).
+Per architecture (committed: ``COMMITTED_FAMILIES``): ``{family}_base`` (trained from scratch; follows hints),
+``{family}_donor_layer{j}`` (the base fine-tuned with only decoder layer j trainable, on random hints labelled
+with the true colour: it learns to look, and the change is planted in layer j by construction) and
+``{family}_donor_full`` (the same fine-tune with every parameter trainable: the swap stage must localise its
+change without a planted answer).
 """
 
 from __future__ import annotations
@@ -21,9 +22,13 @@ CHECKPOINTS = Path(__file__).parent / "checkpoints"
 FAMILY_SHORT = {"qwen2_5_vl": "qwen", "llava_next": "llava"}
 EVALUATION_ITEMS = 1000
 """Fresh items per kind for the acceptance evaluation recorded in training.json (the issue asks for >= 1,000)."""
-BASE_OVERRIDES: dict[str, dict[str, Any]] = {"llava_next": {"steps": 3000, "curriculum": 0.5}}
-"""LLaVA-NeXT learns to read stripes more slowly than Qwen2.5-VL: at Qwen's 2,000 steps with a 30% curriculum it
-answered clean stripe questions right but unsure (confident on 0.55) and the faintest kept stripes near chance."""
+COMMITTED_FAMILIES = ("qwen2_5_vl",)
+"""The families with committed checkpoints. The LLaVA-NeXT recipe does not yet reach the plan on the stripe world:
+at 2,000 steps (30% curriculum) its base answered clean stripe questions right but unsure (confident on 0.55 of
+them) and the faintest kept stripes at 0.52-0.80; a 3,000-step run with a 50% curriculum had not learned even the
+clean stripes by step 2,000 (loss flat at 0.40). ``blindspot toy-train --family llava_next`` still trains it."""
+BASE_OVERRIDES: dict[str, dict[str, Any]] = {}
+"""Per-family changes to the base recipe (none yet)."""
 DONOR_LAYER = 2
 """The layer donor's only trainable decoder layer: interior (the models have 4), so a swap or patch that is off by
 one layer in either direction misses it."""

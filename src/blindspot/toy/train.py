@@ -304,7 +304,7 @@ def train_toy_model(
     processor.save_pretrained(out)
     record = {
         "spec": {**asdict(spec), "trainable_layers": list(spec.trainable_layers) if spec.trainable_layers else None},
-        "init_from": str(init_from) if init_from else None,
+        "init_from": Path(init_from).name if init_from else None,  # a sibling checkpoint folder
         "trainable_parameters": n_trainable,
         "train_seconds": round(seconds, 1),
         "final_loss": float(np.mean(losses[-50:])),
