@@ -21,6 +21,7 @@ from blindspot.toy.scenes import (
     ERASING_PERIODS,
     LADDER,
     ORIENTATIONS,
+    blur_ladder,
     draw_scene,
 )
 
@@ -64,21 +65,6 @@ def test_every_ladder_level_erases_some_stripe_period() -> None:
     assert periods == sorted(periods)  # heavier blur erases longer periods
 
 
-def _ladder(image: np.ndarray, precision: str = "float") -> list[np.ndarray]:
-    """The image at every ladder kernel through the render stage's own blur."""
-    from blindspot.config import BlurFamily, RenderConfig
-    from blindspot.contracts.conditions import Condition
-    from blindspot.render.families import render_condition
-
-    config = RenderConfig(blur=BlurFamily(precision=precision))
-    out = []
-    for kernel in LADDER:
-        dst = np.empty_like(image)
-        render_condition(image, Condition("blur", 0, float(kernel)), config, 0, "0" * 16, dst)
-        out.append(dst)
-    return out
-
-
 def test_stripes_survive_through_their_kernel_and_are_erased_exactly_from_the_next() -> None:
     """For every period, colour and phase: up to ``survives_through`` the stripes show (at least 4 grey levels
     peak to peak, the faintest at the last level that keeps them); from ``erased_from`` on the rendered image is
@@ -87,8 +73,8 @@ def test_stripes_survive_through_their_kernel_and_are_erased_exactly_from_the_ne
     for stripes in ERASING_PERIODS.values():
         for colour in COLOUR_NAMES:
             for seed in range(2):  # the two draws differ in colour jitter and phase
-                h = _ladder(draw_scene(np.random.default_rng(seed), colour, "horizontal", stripes))
-                v = _ladder(draw_scene(np.random.default_rng(seed), colour, "vertical", stripes))
+                h = blur_ladder(draw_scene(np.random.default_rng(seed), colour, "horizontal", stripes))
+                v = blur_ladder(draw_scene(np.random.default_rng(seed), colour, "vertical", stripes))
                 for kernel, hk, vk in zip(LADDER, h, v, strict=True):
                     spread = int(np.ptp(hk.reshape(-1, 3), axis=0).max())
                     if stripes.visible(kernel):
@@ -104,8 +90,8 @@ def test_8_bit_blur_leaks_what_the_float_blur_erases() -> None:
     erase them (its fixed-point weights pass about 1% of the contrast)."""
     stripes = ERASING_PERIODS[17]
     image = draw_scene(np.random.default_rng(0), "red", "horizontal", stripes)
-    leaked = [int(np.ptp(b[..., 0])) for b in _ladder(image, precision="uint8")[2:]]
-    assert max(leaked) >= 1 and all(np.ptp(b.reshape(-1, 3), axis=0).max() == 0 for b in _ladder(image)[2:])
+    leaked = [int(np.ptp(b[..., 0])) for b in blur_ladder(image, precision="uint8")[2:]]
+    assert max(leaked) >= 1 and all(np.ptp(b.reshape(-1, 3), axis=0).max() == 0 for b in blur_ladder(image)[2:])
 
 
 def test_a_linear_classifier_on_pixels_is_at_chance_at_every_erasing_level() -> None:
@@ -118,7 +104,9 @@ def test_a_linear_classifier_on_pixels_is_at_chance_at_every_erasing_level() -> 
     rng = np.random.default_rng(0)
     n = 120
     for stripes in ERASING_PERIODS.values():
-        scenes = [_ladder(draw_scene(rng, COLOUR_NAMES[i % 4], ORIENTATIONS[(i // 4) % 2], stripes)) for i in range(n)]
+        scenes = [
+            blur_ladder(draw_scene(rng, COLOUR_NAMES[i % 4], ORIENTATIONS[(i // 4) % 2], stripes)) for i in range(n)
+        ]
         labels = np.array([(i // 4) % 2 for i in range(n)])
         train, test = np.arange(n) < 80, np.arange(n) >= 80
         for level, kernel in enumerate(LADDER):

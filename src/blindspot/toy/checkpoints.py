@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -27,8 +26,6 @@ COMMITTED_FAMILIES = ("qwen2_5_vl",)
 at 2,000 steps (30% curriculum) its base answered clean stripe questions right but unsure (confident on 0.55 of
 them) and the faintest kept stripes at 0.52-0.80; a 3,000-step run with a 50% curriculum had not learned even the
 clean stripes by step 2,000 (loss flat at 0.40). ``blindspot toy-train --family llava_next`` still trains it."""
-BASE_OVERRIDES: dict[str, dict[str, Any]] = {}
-"""Per-family changes to the base recipe (none yet)."""
 DONOR_LAYER = 2
 """The layer donor's only trainable decoder layer: interior (the models have 4), so a swap or patch that is off by
 one layer in either direction misses it."""
@@ -42,7 +39,7 @@ def specs(family: str, donor_layer: int = DONOR_LAYER) -> dict[str, tuple[TrainS
     short = FAMILY_SHORT[family]
     base = f"{short}_base"
     return {
-        base: (TrainSpec(family=family, **BASE_OVERRIDES.get(family, {})), None),  # type: ignore[arg-type]
+        base: (TrainSpec(family=family), None),  # type: ignore[arg-type]
         f"{short}_donor_layer{donor_layer}": (
             TrainSpec(family=family, mode="donor", steps=LAYER_DONOR_STEPS, seed=1, trainable_layers=(donor_layer,)),  # type: ignore[arg-type]
             base,

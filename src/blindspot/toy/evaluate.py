@@ -20,8 +20,7 @@ from blindspot.models.loading import LoadedModel, load_model
 from blindspot.models.prompts import render_prompt
 from blindspot.prompts import question_text
 from blindspot.toy.items import KINDS, STRIPE_KINDS, ToyItem, make_item
-from blindspot.toy.scenes import LADDER, draw_scene
-from blindspot.toy.train import blur_ladder
+from blindspot.toy.scenes import LADDER, blur_ladder, draw_scene
 
 VIEWS = ("clean", "last_kept", "first_erased", "grey", "noise", "none")
 CONFIDENT_NATS = 1.0

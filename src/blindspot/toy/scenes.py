@@ -25,8 +25,13 @@ some items' cue: a bug that drops, shifts or reorders a level changes what some 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+
+from blindspot.config import BlurFamily, RenderConfig
+from blindspot.contracts.conditions import Condition
+from blindspot.render.families import render_condition
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (124, 26, 26),
@@ -91,3 +96,15 @@ def draw_scene(
     field = wave[:, None] * np.ones((1, size)) if orientation == "horizontal" else np.ones((size, 1)) * wave[None, :]
     image = base[None, None, :] * (1.0 + ALPHA * field[..., None])
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def blur_ladder(scene: np.ndarray, precision: Literal["float", "uint8"] = "float") -> list[np.ndarray]:
+    """The scene at every kernel of ``LADDER`` through the render stage's own blur (OpenCV's default sigma): what
+    the pipeline shows the model. ``precision`` as ``render.blur.precision``."""
+    config = RenderConfig(blur=BlurFamily(precision=precision))
+    out = []
+    for kernel in LADDER:
+        dst = np.empty_like(scene)
+        render_condition(scene, Condition("blur", 0, float(kernel)), config, 0, "0" * 16, dst)
+        out.append(dst)
+    return out

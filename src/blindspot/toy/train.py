@@ -25,16 +25,22 @@ import transformers
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
-from blindspot.config import RenderConfig
 from blindspot.contracts.answers import LETTERS
-from blindspot.contracts.conditions import Condition
 from blindspot.images import sha256_hex
 from blindspot.models.prompts import render_prompt
 from blindspot.models.tiny import Family, build_tiny_model
 from blindspot.prompts import question_text
-from blindspot.render.families import render_condition
 from blindspot.toy.items import STRIPE_KINDS, ToyItem, make_item
-from blindspot.toy.scenes import COLOUR_NAMES, ERASING_PERIODS, LADDER, ORIENTATIONS, SIZE, Stripes, draw_scene
+from blindspot.toy.scenes import (
+    COLOUR_NAMES,
+    ERASING_PERIODS,
+    LADDER,
+    ORIENTATIONS,
+    SIZE,
+    Stripes,
+    blur_ladder,
+    draw_scene,
+)
 
 
 @dataclass(frozen=True)
@@ -77,9 +83,14 @@ class Pool:
     noise: list[int]
     grey: int
     pixels: list[dict[str, torch.Tensor]]
+    _erased_from: dict[tuple[int, ...], list[int]] = field(default_factory=dict, repr=False)
 
     def scenes_erased_from(self, kernels: tuple[int, ...]) -> list[int]:
-        return [i for i, s in enumerate(self.stripes) if s.erased_from in kernels]
+        """The scenes whose stripes one of ``kernels`` erases, in pool order (computed once per kernel set: every
+        training sample of a stripe kind asks)."""
+        if kernels not in self._erased_from:
+            self._erased_from[kernels] = [i for i, s in enumerate(self.stripes) if s.erased_from in kernels]
+        return self._erased_from[kernels]
 
 
 def _process_images(processor: Any, images: list[np.ndarray]) -> list[dict[str, torch.Tensor]]:
@@ -96,18 +107,6 @@ def _process_images(processor: Any, images: list[np.ndarray]) -> list[dict[str, 
         else:  # LLaVA-NeXT: one row per image
             for pixels, size in zip(batch["pixel_values"], batch["image_sizes"], strict=True):
                 out.append({"pixel_values": pixels[None].to(torch.bfloat16), "image_sizes": size[None]})
-    return out
-
-
-def blur_ladder(scene: np.ndarray) -> list[np.ndarray]:
-    """The scene at every kernel of ``LADDER``, through the render stage's blur (float precision, OpenCV's
-    default sigma): what the pipeline will show the model."""
-    config = RenderConfig()
-    out = []
-    for kernel in LADDER:
-        dst = np.empty_like(scene)
-        render_condition(scene, Condition("blur", 0, float(kernel)), config, 0, "0" * 16, dst)
-        out.append(dst)
     return out
 
 
