@@ -24,11 +24,12 @@ from blindspot.answers import parse_answer
 from blindspot.benchmarks.generic import GenericBenchmark
 from blindspot.config import ModelConfig, PredictConfig, PromptConfig, RenderConfig
 from blindspot.fixtures import write_shapes_benchmark
+from blindspot.models.answering import work_units
 from blindspot.models.inference import option_token_ids
 from blindspot.models.loading import LoadedModel, load_model
 from blindspot.models.prompts import render_prompt
 from blindspot.models.tiny import build_tiny_model
-from blindspot.predict import predict_benchmark, select_conditions, work_units
+from blindspot.predict import predict_benchmark, select_conditions
 from blindspot.prompts import option_labels, question_text
 from blindspot.render.run import render_benchmark
 from blindspot.render.store import RenderStore

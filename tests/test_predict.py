@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-import blindspot.predict as predict_module
+import blindspot.models.answering as answering_module
 from blindspot.config import ModelConfig, PredictConfig, PromptConfig
 from blindspot.models.loading import load_model
 from blindspot.predict import PredictError, predict_benchmark, select_conditions
@@ -74,7 +74,7 @@ def test_resume_after_a_kill_gives_the_same_table(
 ) -> None:
     reference = run(tiny_models, small_benchmark, tmp_path / "ref.parquet", shard_size=7)
 
-    real = predict_module.generate_batch
+    real = answering_module.generate_batch
     calls = {"n": 0}
 
     def dies_on_the_fourth_batch(*args, **kwargs):
@@ -83,7 +83,7 @@ def test_resume_after_a_kill_gives_the_same_table(
             raise KeyboardInterrupt("killed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(predict_module, "generate_batch", dies_on_the_fourth_batch)
+    monkeypatch.setattr(answering_module, "generate_batch", dies_on_the_fourth_batch)
     out = tmp_path / "resumed.parquet"
     with pytest.raises(KeyboardInterrupt):
         run(tiny_models, small_benchmark, out, shard_size=7)

@@ -314,3 +314,11 @@ def score_answer(
     else:
         score = float(parsed.answer == gold)
     return ("correct" if score > 0 else "wrong"), score
+
+
+def identity_key(answer: str | None, answer_type: str) -> str | None:
+    """What answer identity compares: open answers as the scorer normalises them ("Red" and "red" are one answer),
+    others as parsed (already canonical)."""
+    if answer is None:
+        return None
+    return normalize_vqa(answer) if answer_type == "open" else answer

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from blindspot.answers import normalize_vqa
+from blindspot.answers import identity_key
 from blindspot.atomic import atomic_output
 from blindspot.benchmarks import get_benchmark
 from blindspot.config import DecayConfig
@@ -57,13 +57,6 @@ NO_FIRM_ANSWER = ("uncertain", "unparsed")
 
 class DecayError(BlindspotError):
     """The predictions cannot support the decay metrics (one line)."""
-
-
-def identity_key(answer: str | None, answer_type: str) -> str | None:
-    """What identity compares: open answers as the scorer normalises them, others as parsed (already canonical)."""
-    if answer is None:
-        return None
-    return normalize_vqa(answer) if answer_type == "open" else answer
 
 
 @dataclass
