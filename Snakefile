@@ -24,6 +24,8 @@ include: "rules/predict.smk"
 include: "rules/decay.smk"
 include: "rules/extract.smk"
 include: "rules/probe.smk"
+include: "rules/swap.smk"
+include: "rules/patch.smk"
 
 
 rule all:

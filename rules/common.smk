@@ -32,11 +32,13 @@ if CFG.check_paths:
 
 BENCHMARKS = sorted(CFG.benchmarks)
 MODELS = sorted(CFG.models)
+PAIRS = sorted(CFG.swap.pairs)
 
 
 wildcard_constraints:
     bench="|".join(BENCHMARKS),
     model="|".join(MODELS) or "(?!)",
+    pair="|".join(PAIRS) or "(?!)",
 
 
 def slice_param(stage):
@@ -63,6 +65,17 @@ def model_files(wildcards):
     return CFG.models[wildcards.model].weight_files()
 
 
+def pair_files(wildcards):
+    """A swap pair's files: the base's and the donor's (or the LoRA adapter's); retraining either reruns it."""
+    pair = CFG.swap.pairs[wildcards.pair]
+    files = CFG.models[pair.base].weight_files()
+    if pair.donor is not None:
+        files += CFG.models[pair.donor].weight_files()
+    elif os.path.isdir(pair.adapter):
+        files += sorted(os.path.join(pair.adapter, f) for f in os.listdir(pair.adapter) if not f.startswith("."))
+    return files
+
+
 def all_targets():
     targets = []
     for bench in BENCHMARKS:
@@ -71,4 +84,8 @@ def all_targets():
         for model in MODELS:
             targets.append(f"results/decay/{model}/{bench}.parquet")
             targets.append(f"results/probes/{model}/{bench}.parquet")
+        for pair in PAIRS:
+            targets.append(f"results/swaps/{pair}/{bench}.parquet")
+        for model in CFG.patch.models:
+            targets.append(f"results/patches/{model}/{bench}.parquet")
     return targets

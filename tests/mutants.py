@@ -4,8 +4,8 @@ catches each one.
 For every mutant: copy the package, apply one edit (the original text must occur exactly once), then
 
 1. run the unit tests of the mutated module against the copy;
-2. rerun the mutated stage (decay or probe) on the outputs of one clean toy-world run, and ``blindspot calibrate``
-   on the result.
+2. rerun the mutated stage (decay, probe, swap or patch) on the outputs of one clean toy-world run, and
+   ``blindspot calibrate`` on the result.
 
 A mutant is *caught* when either fails. The script prints a table and exits non-zero if any mutant survives.
 The list lives in ``MUTANTS`` below; extend it whenever a measuring stage is added (docs/mutants.md).
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from blindspot.config import load_config
+from blindspot.config import BlindspotConfig, load_config
 from blindspot.stages import STAGES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,12 +44,13 @@ class Mutant:
     original: str
     replacement: str
     stage: str
-    """The stage to rerun: decay or probe."""
+    """The stage to rerun: decay, probe, swap or patch."""
     tests: str
     """The unit tests of the mutated module."""
 
 
 DECAY, PROBE = "tests/test_decay.py", "tests/test_probes.py"
+SWAP, PATCH = "tests/test_swap.py", "tests/test_patch.py"
 MUTANTS = [
     Mutant(
         "decay-reference-level",
@@ -245,6 +246,96 @@ MUTANTS = [
         "probe",
         PROBE,
     ),
+    Mutant(
+        "swap-layer-off-by-one",
+        "an off-by-one layer",
+        "swap.py",
+        "    prefixes = [family.layer_prefix(i) for i in spec.layers]\n",
+        "    prefixes = [family.layer_prefix(i + 1) for i in spec.layers]\n",
+        "swap",
+        SWAP,
+    ),
+    Mutant(
+        "swap-window-name-shift",
+        "a shifted level",
+        "swap.py",
+        '            name = f"layer_{start}" if w == 1 else f"layers_{start}-{start + w - 1}"\n',
+        '            name = f"layer_{start + 1}" if w == 1 else f"layers_{start + 1}-{start + w}"\n',
+        "swap",
+        SWAP,
+    ),
+    Mutant(
+        "swap-no-restore",
+        "state leaking between hybrids",
+        "swap.py",
+        "                    param.copy_(original)\n",
+        "                    pass\n",
+        "swap",
+        SWAP,
+    ),
+    Mutant(
+        "swap-flip-against-donor",
+        "a wrong reference",
+        "swap.py",
+        '                "flip_vs_base": boot.mean((key != base_key).astype(float), everyone),\n',
+        '                "flip_vs_base": boot.mean((key != donor_key).astype(float), everyone),\n',
+        "swap",
+        SWAP,
+    ),
+    Mutant(
+        "swap-follow-image-all-items",
+        "a wrong subset",
+        "swap.py",
+        '                "follow_image": boot.mean((key == gold_key).astype(float), differs),\n',
+        '                "follow_image": boot.mean((key == gold_key).astype(float), everyone),\n',
+        "swap",
+        SWAP,
+    ),
+    Mutant(
+        "patch-replay-skips-layer",
+        "an off-by-one layer",
+        "patch.py",
+        "        for j in range(index, len(layers)):\n",
+        "        for j in range(index + 1, len(layers)):\n",
+        "patch",
+        PATCH,
+    ),
+    Mutant(
+        "patch-last-is-first",
+        "a wrong position",
+        "patch.py",
+        "        mask[:, -1] = True  # left padding: the last prompt token is at -1\n",
+        "        mask[:, 0] = True\n",
+        "patch",
+        PATCH,
+    ),
+    Mutant(
+        "patch-image-mask-inverted",
+        "a wrong position",
+        "patch.py",
+        "        return loaded.family.image_positions(loaded.model, input_ids)\n",
+        "        return ~loaded.family.image_positions(loaded.model, input_ids)\n",
+        "patch",
+        PATCH,
+    ),
+    Mutant(
+        "patch-restored-sign",
+        "a sign flip",
+        "patch.py",
+        "        restored = (ld_patched - ld_target) / (ld_source - ld_target)",
+        "        restored = (ld_target - ld_patched) / (ld_source - ld_target)",
+        "patch",
+        PATCH,
+    ),
+    Mutant(
+        "patch-source-target-swapped",
+        "a wrong reference",
+        "patch.py",
+        "                hidden = patch_state(t.states[layer], s.states[layer], mask)\n",
+        "                hidden = patch_state(s.states[layer], t.states[layer], mask)\n",
+        "patch",
+        PATCH,
+    ),
 ]
 
 TOY_MODELS = ["qwen_base", "qwen_donor_layer2"]
@@ -255,6 +346,10 @@ def toy_config(workdir: Path, models: list[str]) -> Path:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["models"] = {m: {**config["models"][m], "path": str(REPO / config["models"][m]["path"])} for m in models}
     config["toy"]["models"] = {m: config["toy"]["models"][m] for m in models}
+    config["swap"]["pairs"] = {
+        name: pair for name, pair in config["swap"]["pairs"].items() if {pair["base"], pair["donor"]} <= set(models)
+    }
+    config["patch"]["models"] = [m for m in config["patch"]["models"] if m in models]
     config["toy"]["n_items"] = 240
     config["render"]["pixelate"] = {"enabled": False}
     config["decay"]["bootstrap"] = 200
@@ -286,22 +381,42 @@ def baseline(workdir: Path, models: list[str]) -> Path:
     return config
 
 
+def stage_jobs(stage: str, config: BlindspotConfig) -> list[dict[str, str]]:
+    """The wildcards of every job of ``stage`` in the reduced toy world."""
+    if "pair" in STAGES[stage].wildcards:
+        return [{"pair": pair, "bench": "toy"} for pair in config.swap.pairs]
+    models = config.patch.models if stage == "patch" else list(config.toy.models if config.toy else [])
+    return [{"model": model, "bench": "toy"} for model in models]
+
+
+def job_paths(w: dict[str, str]) -> dict[str, str]:
+    """Every named input and output of the toy world's jobs, for one job's wildcards."""
+    model, pair = w.get("model"), w.get("pair")
+    return {
+        "predictions": f"results/predictions/{model}/toy.parquet",
+        "item_table": "results/staged/toy/items.parquet",
+        "render": "results/render/toy.zarr",
+        "metrics": f"results/decay/{model}/toy.parquet",
+        "classes": f"results/decay/{model}/toy.items.parquet",
+        "manifest": f"results/decay/{model}/toy.manifest.json",
+        "hidden": f"results/hidden/{model}/toy.zarr",
+        "probes": f"results/probes/{model}/toy.parquet",
+        "swaps": f"results/swaps/{pair}/toy.parquet",
+        "answers": f"results/swaps/{pair}/toy.answers.parquet",
+        "patches": f"results/patches/{model}/toy.parquet",
+        "per_item": f"results/patches/{model}/toy.items.parquet",
+    }
+
+
 def rerun_stage(stage: str, config_path: Path, workdir: Path, package: Path, log: Path) -> int:
-    """Rerun one stage for every toy model with the mutated package, in place of the clean outputs."""
+    """Rerun one stage's every toy-world job with the mutated package, in place of the clean outputs."""
     config = load_config(config_path)
     spec = STAGES[stage]
-    for model in config.toy.models if config.toy else []:
-        wildcards = {"model": model, "bench": "toy"}
-        paths = {
-            "predictions": f"results/predictions/{model}/toy.parquet",
-            "item_table": "results/staged/toy/items.parquet",
-            "metrics": f"results/decay/{model}/toy.parquet",
-            "classes": f"results/decay/{model}/toy.items.parquet",
-            "manifest": f"results/decay/{model}/toy.manifest.json",
-            "hidden": f"results/hidden/{model}/toy.zarr",
-            "probes": f"results/probes/{model}/toy.parquet",
-        }
-        command = [str(BIN / "blindspot"), stage, "--model", model, "--bench", "toy", "--quiet"]
+    for wildcards in stage_jobs(stage, config):
+        paths = job_paths(wildcards)
+        command = [str(BIN / "blindspot"), stage, "--quiet"]
+        for name in spec.wildcards:
+            command += [f"--{name}", wildcards[name]]
         command += ["--slice", spec.slice_json(config, wildcards)]
         for name, _ in spec.inputs:
             command += [f"--{name.replace('_', '-')}", paths[name]]

@@ -171,7 +171,8 @@ def test_committed_checkpoints_match_their_training_record(name: str) -> None:
 @pytest.mark.slow
 def test_calibration_on_a_reduced_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The whole pipeline on 240 toy items with the Qwen base and its layer-2 donor: the measured classes
-    must match the planted kinds within the tolerances of the full demo."""
+    must match the planted kinds within the tolerances of the full demo, the planted layer must be found by the
+    swap stage, and a first-layer image patch must restore clean answers."""
     models = ["qwen_base", "qwen_donor_layer2"]
     config = yaml_config(models)
     write_toy_benchmark(tmp_path / "data" / "toy", 240, config["toy"]["shares"], seed=5)
@@ -183,6 +184,8 @@ def test_calibration_on_a_reduced_config(tmp_path: Path, capsys: pytest.CaptureF
     assert code == 0, out.out + out.err
     assert "calibration checks within tolerance" in out.out
     assert "qwen_base: P(prior) overtakes P(gold) at layer" in out.out
+    assert "qwen_layer" in out.out and "layer 2 swap: follow-image" in out.out  # the swap checks ran
+    assert "layer-0 image patch restores clean" in out.out  # and the patch check
 
 
 def yaml_config(models: list[str]) -> dict:
@@ -194,6 +197,10 @@ def yaml_config(models: list[str]) -> dict:
         name: {**config["models"][name], "path": str(REPO / config["models"][name]["path"])} for name in models
     }
     config["toy"]["models"] = {name: config["toy"]["models"][name] for name in models}
+    config["swap"]["pairs"] = {
+        name: pair for name, pair in config["swap"]["pairs"].items() if {pair["base"], pair["donor"]} <= set(models)
+    }
+    config["patch"]["models"] = [name for name in config["patch"]["models"] if name in models]
     config["render"]["pixelate"] = {"enabled": False}
     config["decay"]["bootstrap"] = 200
     return config

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from blindspot.benchmarks import registered
@@ -187,6 +187,23 @@ class ModelConfig(StrictModel):
         return files
 
 
+def _condition_key(key: str) -> None:
+    try:
+        parse_condition_key(key)
+    except ValueError as error:
+        raise PydanticCustomError("conditions", str(error), {}) from None
+
+
+def _condition_keys(keys: list[str]) -> list[str]:
+    for key in keys:
+        _condition_key(key)
+    return keys
+
+
+ConditionKeys = Annotated[list[str], AfterValidator(_condition_keys)]
+"""A list of condition keys (``blur/0``, ``blur/-1``, ``none``), each checked."""
+
+
 class PromptConfig(StrictModel):
     """The prompt every model-running stage uses (predict, extract and every later one): one spec, in each of
     their slices, so they cannot disagree."""
@@ -213,13 +230,6 @@ class PredictConfig(StrictModel):
         return value
 
 
-def _condition_key(key: str) -> None:
-    try:
-        parse_condition_key(key)
-    except ValueError as error:
-        raise PydanticCustomError("conditions", str(error), {}) from None
-
-
 class DecayConfig(StrictModel):
     """Decay metrics and item classes (docs/method.md §1)."""
 
@@ -241,7 +251,7 @@ class DecayConfig(StrictModel):
 class ExtractConfig(StrictModel):
     """Which hidden states the extract stage captures (docs/method.md §2)."""
 
-    levels: list[str] = Field(
+    levels: ConditionKeys = Field(
         ["blur/0", "blur/-1"],
         min_length=1,
         description="Conditions to capture; blur/-1 is the most severe blur level. Default: clean and most severe.",
@@ -254,13 +264,6 @@ class ExtractConfig(StrictModel):
     )
     full_items: int = Field(0, ge=0, description="Opt-in: also store every token's state for the first K items.")
     max_tokens: int = Field(512, ge=1, description="For full_items: the last this-many positions of each prompt.")
-
-    @field_validator("levels")
-    @classmethod
-    def _check_levels(cls, levels: list[str]) -> list[str]:
-        for key in levels:
-            _condition_key(key)
-        return levels
 
 
 class ProbeConfig(StrictModel):
@@ -279,6 +282,96 @@ class ProbeConfig(StrictModel):
     weight_decay: float = Field(1e-4, ge=0)
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     confidence: float = Field(0.95, gt=0, lt=1, description="Level of the t intervals across folds.")
+
+
+# --------------------------------------------------------------------------------------------------- swap, patch
+
+SwapUnit = Literal["embeddings", "lm_head", "vision_tower", "projector"]
+SWAP_UNITS: tuple[SwapUnit, ...] = ("embeddings", "lm_head", "vision_tower", "projector")
+"""Named non-decoder units a swap can replace (where each lives is a field of the model family's record)."""
+
+
+class SwapPair(StrictModel):
+    """A base model and what replaces its parts: another configured model of the same architecture (``donor``), or
+    a PEFT LoRA adapter directory on top of the base (``adapter``, merged on load; needs ``pip install peft``)."""
+
+    base: str = Field(description="The base model: a name in `models`.")
+    donor: str | None = Field(None, description="The donor model: a name in `models` (same architecture).")
+    adapter: str | None = Field(None, description="A PEFT LoRA adapter directory trained on the base.")
+
+    @model_validator(mode="after")
+    def _one_donor(self) -> SwapPair:
+        if (self.donor is None) == (self.adapter is None):
+            raise ValueError("give exactly one of donor (a model name) or adapter (a LoRA adapter directory)")
+        return self
+
+
+class SwapSpecs(StrictModel):
+    """Which hybrids to build: each replaces the named parts of the base with the donor's."""
+
+    first_n: list[int] = Field([1, 2], description="The first n decoder layers, for each n.")
+    last_n: list[int] = Field([1, 2], description="The last n decoder layers, for each n.")
+    windows: list[int] = Field([1], description="Sliding windows of w consecutive layers, for each w (1: every layer).")
+    units: list[SwapUnit] = Field(
+        list(SWAP_UNITS),
+        description="Non-decoder units, one hybrid each: embeddings, lm_head (with the final norm), vision_tower, "
+        "projector (Qwen's merger, LLaVA's multi_modal_projector and image_newline).",
+    )
+
+    @field_validator("first_n", "last_n", "windows")
+    @classmethod
+    def _positive(cls, values: list[int]) -> list[int]:
+        if any(v < 1 for v in values):
+            raise ValueError(f"layer counts must be at least 1, got {values}")
+        return sorted(set(values))
+
+
+class SwapConfig(StrictModel):
+    """Counterfactual weight swaps between checkpoints (docs/method.md §3)."""
+
+    pairs: dict[str, SwapPair] = Field(default_factory=dict, description="Name -> (base, donor or adapter).")
+    specs: SwapSpecs = SwapSpecs()
+    conditions: ConditionKeys = Field(
+        ["blur/0", "none"], min_length=1, description="Rendered conditions each hybrid answers ('none': no image)."
+    )
+    bootstrap: int = Field(1000, ge=10, description="Cluster-bootstrap resamples for every interval.")
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+
+class PatchConfig(StrictModel):
+    """Activation patching across rendered conditions (docs/method.md §3)."""
+
+    models: list[str] = Field(default_factory=list, description="Models to patch (names in `models`); opt-in.")
+    pairs: list[str] = Field(
+        ["blur/0->blur/-1", "blur/-1->blur/0"],
+        min_length=1,
+        description="source->target condition pairs: the source run's states are written into the target run.",
+    )
+    positions: list[Literal["image", "last", "all"]] = Field(
+        ["image", "last", "all"], min_length=1, description="Where to patch: image tokens, the last prompt token, all."
+    )
+    max_items: int | None = Field(None, ge=1, description="Patch only the first this-many items with option labels.")
+    method: Literal["replay", "full_forward"] = Field(
+        "replay",
+        description="replay: run the layers below the patch once per item and condition and replay from each layer; "
+        "full_forward: one whole forward pass per layer (slower; for models that act between decoder layers).",
+    )
+    shard_size: int = Field(256, ge=1, description="Items per resumable shard.")
+    bootstrap: int = Field(1000, ge=10)
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+    @field_validator("pairs")
+    @classmethod
+    def _check_pairs(cls, pairs: list[str]) -> list[str]:
+        for pair in pairs:
+            source, arrow, target = pair.partition("->")
+            if not arrow:
+                raise PydanticCustomError("conditions", "'{p}' is not source->target", {"p": pair})
+            for key in (source.strip(), target.strip()):
+                _condition_key(key)
+                if key == "none":
+                    raise PydanticCustomError("conditions", "'{p}': patching needs images on both sides", {"p": pair})
+        return pairs
 
 
 # --------------------------------------------------------------------------------------------------- toy world
@@ -332,6 +425,8 @@ class BlindspotConfig(StrictModel):
     decay: DecayConfig = DecayConfig()
     extract: ExtractConfig = ExtractConfig()
     probe: ProbeConfig = ProbeConfig()
+    swap: SwapConfig = SwapConfig()
+    patch: PatchConfig = PatchConfig()
     toy: ToyConfig | None = Field(None, description="The toy world: planted ground truth and calibration.")
 
     @field_validator("benchmarks", "models")
@@ -348,6 +443,21 @@ class BlindspotConfig(StrictModel):
     def _check_render_fits(self) -> BlindspotConfig:
         if self.render.resize.multiple_of > self.render.resize.longest_side:
             raise ValueError("render.resize.multiple_of must not exceed render.resize.longest_side")
+        for name, pair in self.swap.pairs.items():
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"swap.pairs: name '{name}' must match {NAME_PATTERN}")
+            for role in ("base", "donor"):
+                model = getattr(pair, role)
+                if model is not None and model not in self.models:
+                    raise ValueError(f"swap.pairs.{name}.{role}: '{model}' is not one of the models")
+            if pair.donor is not None and self.models[pair.base].adapter != self.models[pair.donor].adapter:
+                raise ValueError(
+                    f"swap.pairs.{name}: base '{pair.base}' ({self.models[pair.base].adapter}) and donor "
+                    f"'{pair.donor}' ({self.models[pair.donor].adapter}) do not share an architecture"
+                )
+        unknown = sorted(set(self.patch.models) - set(self.models))
+        if unknown:
+            raise ValueError(f"patch.models names unconfigured models: {', '.join(unknown)}")
         if self.toy is not None:
             if self.toy.benchmark not in self.benchmarks:
                 raise ValueError(f"toy.benchmark '{self.toy.benchmark}' is not one of the benchmarks")
@@ -452,6 +562,11 @@ def path_problems(config: BlindspotConfig) -> list[str]:
             problem = path_problem(model.llm, "model")
             if problem:
                 lines.append(f"models.{name}.llm: {problem}")
+    for name, pair in config.swap.pairs.items():
+        if pair.adapter is not None:
+            problem = path_problem(pair.adapter, "directory")
+            if problem:
+                lines.append(f"swap.pairs.{name}.adapter: {problem}")
     return lines
 
 

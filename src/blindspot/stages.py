@@ -33,10 +33,13 @@ from blindspot.config import (
     DecayConfig,
     ExtractConfig,
     ModelConfig,
+    PatchConfig,
     PredictConfig,
     ProbeConfig,
     PromptConfig,
     RenderConfig,
+    SwapConfig,
+    SwapPair,
     format_validation_error,
 )
 from blindspot.config_base import StrictModel
@@ -84,6 +87,23 @@ class ProbeSlice(SliceBase):
     seed: int
 
 
+class SwapSlice(SliceBase):
+    pair: SwapPair
+    base: ModelConfig
+    donor: ModelConfig | None
+    swap: SwapConfig = Field(description="The swap settings, with this job's pair only.")
+    prompt: PromptConfig
+    prior_field: str | None
+    seed: int
+
+
+class PatchSlice(SliceBase):
+    model: ModelConfig
+    patch: PatchConfig = Field(description="The patch settings (``models``: this job's model only).")
+    prompt: PromptConfig
+    seed: int
+
+
 def folder_fingerprint(path: str | Path) -> str:
     """A cheap fingerprint of every file under a folder: relative names, sizes and modification times."""
     root = Path(path)
@@ -106,10 +126,18 @@ _FIELD_SOURCES: dict[str, Callable[[BlindspotConfig, Wildcards], Any]] = {
         if (folder := config.benchmarks[w["bench"]].image_folder()) and folder.is_dir()
         else None
     ),
+    "pair": lambda config, w: config.swap.pairs[w["pair"]],
+    "base": lambda config, w: config.models[config.swap.pairs[w["pair"]].base],
+    "donor": lambda config, w: (
+        config.models[donor] if (donor := config.swap.pairs[w["pair"]].donor) is not None else None
+    ),
+    "swap": lambda config, w: config.swap.model_copy(update={"pairs": {w["pair"]: config.swap.pairs[w["pair"]]}}),
+    "prior_field": lambda config, w: config.probe.prior_field,
+    "patch": lambda config, w: config.patch.model_copy(update={"models": [w["model"]]}),
 }
 """Slice fields that are not a top-level config key of the same name."""
 
-_SLICE_KEYS = {"model": ("model", "models"), "benchmark": ("bench", "benchmarks")}
+_SLICE_KEYS = {"model": ("model", "models"), "benchmark": ("bench", "benchmarks"), "pair": ("pair", "swap.pairs")}
 """A slice key ``model.path`` is the user's ``models.<model>.path``."""
 
 # ------------------------------------------------------------------------------------------------ stages
@@ -270,6 +298,26 @@ STAGES: dict[str, Stage] = {
             outputs=("probes",),
             runner="blindspot.probes:run",
             help="Layer-wise MLP and linear probes (all layers at once) with control tasks.",
+        ),
+        Stage(
+            name="swap",
+            slice=SwapSlice,
+            version=1,
+            wildcards=("pair", "bench"),
+            inputs=(("item_table", "stage"), ("render", "render")),
+            outputs=("swaps", "answers"),
+            runner="blindspot.swap:run",
+            help="Counterfactual weight swaps: hybrids of a base and a donor, layer by layer and unit by unit.",
+        ),
+        Stage(
+            name="patch",
+            slice=PatchSlice,
+            version=1,
+            wildcards=("model", "bench"),
+            inputs=(("item_table", "stage"), ("render", "render")),
+            outputs=("patches", "per_item"),
+            runner="blindspot.patch:run",
+            help="Activation patching between rendered conditions, at every layer and position set.",
         ),
     )
 }

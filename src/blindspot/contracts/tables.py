@@ -133,3 +133,88 @@ PROBES_SCHEMA = _per_model(  # intervals: t intervals across the cross-validatio
     pa.field("n", pa.int64(), nullable=False),
     pa.field("n_classes", pa.int32(), nullable=False),
 )
+
+# ------------------------------------------------------------------------------------------------ swap
+
+PAIR_FIELD = pa.field("pair", pa.string(), nullable=False)
+
+
+def _interval(metric: str) -> list[pa.Field]:
+    return [
+        pa.field(metric, pa.float64()),
+        pa.field(f"{metric}_ci_low", pa.float64()),
+        pa.field(f"{metric}_ci_high", pa.float64()),
+    ]
+
+
+SWAP_ANSWERS_SCHEMA = pa.schema(
+    [PAIR_FIELD, BENCHMARK_FIELD, pa.field("spec", pa.string(), nullable=False)]
+    + [f for f in PREDICTIONS_SCHEMA if f.name not in ("model", "benchmark")]
+)
+"""One row per (spec, item, condition): what the hybrid answered, in the predictions schema."""
+
+SWAP_SCHEMA = pa.schema(
+    [
+        PAIR_FIELD,
+        BENCHMARK_FIELD,
+        pa.field("base", pa.string(), nullable=False),
+        pa.field("donor", pa.string(), nullable=False),
+        pa.field("spec", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("layers", pa.list_(pa.int32()), nullable=False),
+        pa.field("units", pa.list_(pa.string()), nullable=False),
+        pa.field("family", pa.string(), nullable=False),
+        pa.field("level", pa.int32(), nullable=False),
+        pa.field("param", pa.float32(), nullable=False),
+        pa.field("n", pa.int64(), nullable=False),
+        pa.field("n_prior_differs", pa.int64(), nullable=False),
+        *_interval("accuracy"),
+        *_interval("flip_vs_base"),
+        *_interval("flip_vs_donor"),
+        *_interval("follow_prior"),
+        *_interval("follow_image"),
+        pa.field("note", pa.string()),
+    ]
+)
+"""One row per (spec, condition). ``layers``: the decoder layers taken from the donor; ``units``: the named units
+(``all`` for the ``donor`` reference, which takes every parameter). follow_prior / follow_image are over the
+``n_prior_differs`` items whose prior answer differs from gold (null where there are none)."""
+
+# ------------------------------------------------------------------------------------------------ patch
+
+PATCH_ITEMS_SCHEMA = _per_model(
+    pa.field("item_id", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("target", pa.string(), nullable=False),
+    pa.field("position", pa.string(), nullable=False),
+    pa.field("layer", pa.int32(), nullable=False),
+    pa.field("gold", pa.string(), nullable=False),
+    pa.field("source_answer", pa.string(), nullable=False),
+    pa.field("target_answer", pa.string(), nullable=False),
+    pa.field("patched_answer", pa.string(), nullable=False),
+    pa.field("ld_source", pa.float64()),
+    pa.field("ld_target", pa.float64()),
+    pa.field("ld_patched", pa.float64()),
+    pa.field("restored", pa.float64()),
+    pa.field("flipped", pa.bool_()),
+)
+"""One row per (item, source->target pair, position set, layer index). Answers are the top option label of each
+run; ``ld_*``: log P(gold) - log P(target's top option); ``restored`` and ``flipped`` are null where the source
+and target runs give the same answer."""
+
+PATCHES_SCHEMA = _per_model(
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("target", pa.string(), nullable=False),
+    pa.field("position", pa.string(), nullable=False),
+    pa.field("layer", pa.int32(), nullable=False),
+    pa.field("n", pa.int64(), nullable=False),
+    *_interval("ld"),
+    *_interval("restored"),
+    pa.field("n_restorable", pa.int64(), nullable=False),
+    *_interval("flip_rate"),
+    pa.field("n_flippable", pa.int64(), nullable=False),
+    pa.field("method", pa.string(), nullable=False),
+    pa.field("note", pa.string()),
+)
+"""One row per (pair, position set, layer index): means over items with cluster-bootstrap intervals; ``note``
+says which items were left out (open answers, ``max_items``)."""

@@ -1,7 +1,8 @@
 """Registry of model families: what differs between Qwen2.5-VL, LLaVA-NeXT and any other image-text-to-text model.
 
-Each family is a small frozen record. The differences it captures are where the decoder layers live, which token
-marks image positions, and which transformers class loads it. Nothing is inferred from a model's name.
+Each family is a small frozen record. The differences it captures are where the decoder layers live, where the
+units a weight swap can replace live (as parameter-name prefixes of the loaded model), which token marks image
+positions, and which transformers class loads it. Nothing is inferred from a model's name.
 """
 
 from __future__ import annotations
@@ -20,6 +21,21 @@ class ModelFamily:
     model_types: tuple[str, ...]
     """``config.model_type`` values this family accepts (empty: any)."""
     description: str
+    units: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Swap units (``embeddings``, ``lm_head``, ``vision_tower``, ``projector``) -> the parameter-name prefixes they
+    cover in the loaded model. Empty for the generic adapter: it swaps decoder layers only."""
+    decoder_prefix: str = "model.language_model.layers"
+    """Parameter-name prefix of the decoder layers (layer i: ``{decoder_prefix}.{i}``)."""
+
+    def unit_prefixes(self, unit: str) -> tuple[str, ...]:
+        for name, prefixes in self.units:
+            if name == unit:
+                return prefixes
+        known = ", ".join(name for name, _ in self.units) or "none: decoder layers only"
+        raise KeyError(f"the {self.name} family has no swap unit '{unit}' (known: {known})")
+
+    def layer_prefix(self, index: int) -> str:
+        return f"{self.decoder_prefix}.{index}"
 
     def decoder_layers(self, model: nn.Module) -> nn.ModuleList:
         """The language model's decoder layers: ``model.model.language_model.layers`` in transformers 5.x."""
@@ -58,12 +74,24 @@ FAMILIES: dict[str, ModelFamily] = {
             "Qwen2_5_VLForConditionalGeneration",
             ("qwen2_5_vl",),
             "Qwen2.5-VL (3B / 7B). M-RoPE positions need mm_token_type_ids, which its processor returns.",
+            units=(
+                ("embeddings", ("model.language_model.embed_tokens",)),
+                ("lm_head", ("lm_head", "model.language_model.norm")),
+                ("vision_tower", ("model.visual.patch_embed", "model.visual.blocks")),
+                ("projector", ("model.visual.merger",)),
+            ),
         ),
         ModelFamily(
             "llava_next",
             "LlavaNextForConditionalGeneration",
             ("llava_next",),
             "LLaVA-NeXT / LLaVA-v1.6 (e.g. llava-v1.6-mistral-7b-hf), anyres tiling.",
+            units=(
+                ("embeddings", ("model.language_model.embed_tokens",)),
+                ("lm_head", ("lm_head", "model.language_model.norm")),
+                ("vision_tower", ("model.vision_tower",)),
+                ("projector", ("model.multi_modal_projector", "model.image_newline")),
+            ),
         ),
         ModelFamily(
             "auto",

@@ -74,14 +74,16 @@ class ModelJob:
         *,
         loaded: LoadedModel | None = None,
         progress: bool = True,
+        key_extra: str = "",
         **record: Any,
     ) -> ModelJob:
+        """``key_extra``: more that determines the job's content (a swap donor's weights), for the resume key."""
         items = pl.read_parquet(items_path).to_dicts()
         store = RenderStore(render_path)
         adapter = read_provenance(items_path).get("adapter", "generic")
         benchmark = get_benchmark(adapter)
         weights = weights_fingerprint(model)
-        key = inputs_key(config_slice, items_path, render_path / "zarr.json", extra=weights or "")
+        key = inputs_key(config_slice, items_path, render_path / "zarr.json", extra=(weights or "") + key_extra)
         loaded = loaded or load_model(model)
         prompts = PromptCache(loaded.processor, items, lambda item: benchmark.prompt(item, prompt.version))
         full_record = provenance(

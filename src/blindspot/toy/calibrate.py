@@ -1,8 +1,8 @@
 """``blindspot calibrate``: planted quantities of the toy world beside what the pipeline measured.
 
 Each check is a function of the finished results returning rows (model, quantity, planted, measured, tolerance,
-ok); the command prints them and exits non-zero when any is out of tolerance. Later stages add their own checks
-to ``CHECKS`` (probe decodability, swap localisation).
+ok); the command prints them and exits non-zero when any is out of tolerance. Per model (``CHECKS``): classes, levels,
+C, MG, probes, patching; per swap pair (``swap_checks``): where the planted layer donor's change lives.
 """
 
 from __future__ import annotations
@@ -374,6 +374,159 @@ def prior_takeover(ctx: Context, model: str, role: str) -> list[Row]:
     return [Row(model, "layer where P(prior) > P(gold)", "<= last", measured, "-", over is not None)]
 
 
+# ------------------------------------------------------------------------------------------------ swap, patch
+
+SWAP_FOLLOW_TOLERANCE = 0.02
+"""Swapping the planted layer alone must reproduce the donor's follow-image rate on conflict items this closely."""
+PATCH_RESTORE_THRESHOLD = 0.9
+"""Share of clean-correct stripe items whose clean answer a first-layer image-token patch must restore."""
+FIX_SHARE = 0.9
+"""A spec 'holds the fix' when it recovers this share of the donor's follow-image gain over the base."""
+
+
+def planted_layers(model_path: str) -> tuple[int, ...] | None:
+    """The decoder layers a toy donor was fine-tuned in (its training spec), None where every parameter was."""
+    record = json.loads((Path(model_path) / "training.json").read_text())
+    layers = record["spec"].get("trainable_layers")
+    return tuple(layers) if layers else None
+
+
+def _condition_rows(table: pl.DataFrame, family: str = "blur", level: int = 0) -> pl.DataFrame:
+    return table.filter((pl.col("family") == family) & (pl.col("level") == level))
+
+
+def swap_checks(ctx: Context, pair: str) -> list[Row]:
+    """A layer donor: its planted layer alone reproduces the donor's follow-image rate on conflict items, and every
+    other single-layer swap changes no answer of the base. Any donor: the ``base`` and ``donor`` references answer
+    as the predict stage's base and donor models did; a full donor's sweep is summarised where the fix lives."""
+    spec = ctx.config.swap.pairs[pair]
+    path = ctx.results / "swaps" / pair / f"{ctx.bench}.parquet"
+    if spec.donor is None or not path.is_file():
+        return []
+    table = _condition_rows(pl.read_parquet(path))
+    value = {r["spec"]: r for r in table.iter_rows(named=True)}
+    rows = []
+    donor_follow, base_follow = value["donor"]["follow_image"], value["base"]["follow_image"]
+    rows.append(
+        Row(
+            pair,
+            "base follows image less than donor",
+            "yes",
+            donor_follow - base_follow,
+            "> 0.5",
+            donor_follow - base_follow > 0.5,
+        )
+    )
+    rows += _reference_rows(ctx, pair, spec.base, spec.donor)
+    planted = planted_layers(ctx.config.models[spec.donor].path)
+    singles = {
+        r["layers"][0]: r for r in table.iter_rows(named=True) if r["kind"] == "window" and len(r["layers"]) == 1
+    }
+    if planted is not None:
+        (layer,) = planted
+        if layer not in singles:
+            ctx.notes.append(f"{pair}: no single-layer swap of layer {layer} ran (swap.specs.windows lacks 1)")
+            return rows
+        measured = singles[layer]["follow_image"]
+        rows.append(
+            Row(
+                pair,
+                f"layer {layer} swap: follow-image",
+                f"{donor_follow:.3f}",
+                measured,
+                f"±{SWAP_FOLLOW_TOLERANCE:.2f}",
+                abs(measured - donor_follow) <= SWAP_FOLLOW_TOLERANCE,
+            )
+        )
+        others = [r["flip_vs_base"] for j, r in singles.items() if j != layer]
+        worst = max(others) if others else float("nan")
+        rows.append(Row(pair, "other single layers: flip vs base", "0.000", worst, "= 0", worst == 0.0))
+    else:
+        _where_the_fix_lives(ctx, pair, table, base_follow, donor_follow)
+    return rows
+
+
+def _reference_rows(ctx: Context, pair: str, base: str, donor: str) -> list[Row]:
+    """The swap's ``base`` and ``donor`` references against the predict stage's answers of the same models."""
+    answers = pl.read_parquet(ctx.results / "swaps" / pair / f"{ctx.bench}.answers.parquet")
+    rows = []
+    for spec, model in (("base", base), ("donor", donor)):
+        predictions = ctx.results / "predictions" / model / f"{ctx.bench}.parquet"
+        if not predictions.is_file():
+            continue
+        mine = answers.filter(pl.col("spec") == spec).select("item_id", "family", "level", "parsed")
+        theirs = pl.read_parquet(predictions).select("item_id", "family", "level", pl.col("parsed").alias("p"))
+        joined = mine.join(theirs, on=["item_id", "family", "level"])
+        same = share(joined["parsed"].eq_missing(joined["p"])) if joined.height else float("nan")
+        rows.append(Row(pair, f"'{spec}' answers = predict's {model}", "1.000", same, ">= 0.99", same >= 0.99))
+    return rows
+
+
+def _where_the_fix_lives(ctx: Context, pair: str, table: pl.DataFrame, base: float, donor: float) -> None:
+    gain = donor - base
+    ctx.notes.append(f"{pair}: follow-image on conflict items: base {base:.3f}, donor {donor:.3f}")
+    for r in table.iter_rows(named=True):
+        if r["kind"] != "reference":
+            recovered = (r["follow_image"] - base) / gain if gain else float("nan")
+            ctx.notes.append(
+                f"{pair}:   {r['spec']:<14} follow-image {r['follow_image']:.3f} ({recovered:+.0%} of the gain)"
+            )
+    holding = [
+        r
+        for r in table.iter_rows(named=True)
+        if r["kind"] != "reference" and gain and (r["follow_image"] - base) / gain >= FIX_SHARE
+    ]
+    if holding:
+        smallest = min(holding, key=lambda r: (len(r["layers"]) + len(r["units"]), r["spec"]))
+        ctx.notes.append(
+            f"{pair}: the fix lives in {smallest['spec']} (the smallest spec recovering "
+            f">= {FIX_SHARE:.0%} of the donor's gain)"
+        )
+    else:
+        ctx.notes.append(f"{pair}: no single spec recovers {FIX_SHARE:.0%} of the donor's gain: the fix is spread")
+
+
+def patch_checks(ctx: Context, model: str, role: str) -> list[Row]:
+    """Clean image-token states patched into the most-blurred run at the first layer restore the clean answer on
+    stripe items the model answers correctly when clean (every other position of that run is the same prompt, so
+    the patched run is the clean run); the restoration curves by layer are reported."""
+    path = ctx.results / "patches" / model / f"{ctx.bench}.items.parquet"
+    if not path.is_file():
+        return []
+    rows = pl.read_parquet(path).join(ctx.items.select("item_id", "kind"), on="item_id")
+    source, target = "blur/0", f"blur/{len(ctx.config.render.blur.kernels) - 1}"
+    pair = rows.filter((pl.col("source") == source) & (pl.col("target") == target))
+    if pair.is_empty():
+        ctx.notes.append(f"{model}: no {source}->{target} patches to check")
+        return []
+    stripes = pair.filter(pl.col("kind").is_in(list(STRIPE_KINDS)) & (pl.col("source_answer") == pl.col("gold")))
+    first = stripes.filter((pl.col("position") == "image") & (pl.col("layer") == 0))
+    restored = share(first["patched_answer"] == first["source_answer"]) if first.height else float("nan")
+    out = [
+        Row(
+            model,
+            "layer-0 image patch restores clean",
+            f">= {PATCH_RESTORE_THRESHOLD:.2f}",
+            restored,
+            f">= {PATCH_RESTORE_THRESHOLD:.2f}",
+            restored >= PATCH_RESTORE_THRESHOLD,
+        )
+    ]
+    for position in ("image", "last"):
+        curve = (
+            stripes.filter(pl.col("position") == position)
+            .group_by("layer")
+            .agg((pl.col("patched_answer") == pl.col("source_answer")).mean().alias("r"))
+            .sort("layer")
+        )
+        if curve.height:
+            ctx.notes.append(
+                f"{model}: {source}->{target}, stripe items, {position} tokens patched: clean answer "
+                f"restored by layer {[round(v, 3) for v in curve['r'].to_list()]}"
+            )
+    return out
+
+
 CHECKS: list[Callable[[Context, str, str], list[Row]]] = [
     item_classes,
     item_lost_levels,
@@ -384,6 +537,7 @@ CHECKS: list[Callable[[Context, str, str], list[Row]]] = [
     multimodal_gain,
     probe_decodability,
     prior_takeover,
+    patch_checks,
 ]
 
 
@@ -405,6 +559,7 @@ def calibrate(config: BlindspotConfig, results: str | Path = "results") -> tuple
     )
     ctx = Context(config, results, items)
     rows = [row for model, role in config.toy.models.items() for check in CHECKS for row in check(ctx, model, role)]
+    rows += [row for pair in config.swap.pairs for row in swap_checks(ctx, pair)]
     return rows, ctx.notes
 
 

@@ -1,0 +1,464 @@
+"""The patch stage: activation patching between two rendered conditions of the same item (docs/method.md §3).
+
+For each item with option labels, a *source* run and a *target* run of the same prompt at two rendered conditions
+(default: the clean image into the most-blurred one, and the reverse). At each layer index of
+``LAYER_CONVENTION`` (0: the embedding output with image features merged in; i: the output of decoder layer i-1;
+L: the last layer's output after the final norm), the target run's residual stream is replaced by the source run's
+at a set of positions (``image`` tokens, the ``last`` prompt token, or ``all``) and the rest of the model runs on.
+
+Measured per item, layer and position set, from the option log-probs at the last prompt position:
+
+- ``ld``: log P(gold) - log P(t), where t is the target run's top option (0 where the target already answers gold);
+- ``restored``: (ld_patched - ld_target) / (ld_source - ld_target), defined where the source and target runs give
+  different answers (elsewhere the denominator can be arbitrarily small and the ratio meaningless): 0 is the
+  target's logit difference, 1 the source's;
+- ``flipped``: the patched run's top option is the source run's, on items whose source and target answers differ.
+
+**Replay.** The default method runs each condition once with every decoder layer's inputs recorded (hidden state,
+rotary embeddings, attention mask), then for each layer l replays only layers l..L-1, the final norm and the
+output head from the patched state, instead of a whole forward pass (vision tower included) per layer. The first
+batch checks that an unpatched replay reproduces the model's own logits; a model that does something between its
+decoder layers fails that check with a one-line error naming ``patch.method: full_forward``, which patches through
+a hook in one whole forward pass per layer.
+
+Outputs: ``items`` (one row per item, pair, position set and layer) and ``patches`` (per pair, position set and
+layer: the means with cluster-bootstrap intervals). Resumable by shard of items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from jaxtyping import Bool, Float
+
+from blindspot.contracts.conditions import Condition, resolve_condition_key
+from blindspot.contracts.items import image_group
+from blindspot.contracts.tables import PATCH_ITEMS_SCHEMA, PATCHES_SCHEMA
+from blindspot.errors import BlindspotError
+from blindspot.models.inference import Request, encode_batch, option_token_ids
+from blindspot.models.job import ModelJob
+from blindspot.models.loading import LoadedModel
+from blindspot.prompts import option_labels
+from blindspot.stages import JobContext, PatchSlice, Paths
+from blindspot.statistics import ClusterBootstrap, cluster_ids
+from blindspot.tables import write_table
+
+Position = Literal["image", "last", "all"]
+
+
+class PatchError(BlindspotError):
+    """The patch job cannot run as configured (one line)."""
+
+
+# ------------------------------------------------------------------------------------------------ runs
+
+
+@dataclass
+class RecordedRun:
+    """One forward pass with what a replay needs: the residual stream at every layer index, each decoder layer's
+    other inputs, and the logits at the last prompt position."""
+
+    input_ids: torch.Tensor
+    states: list[Float[torch.Tensor, "batch seq hidden"]]
+    """Index i of ``LAYER_CONVENTION``: 0..L-1 the input of decoder layer i, L the final norm's output."""
+    layer_args: list[tuple[tuple[Any, ...], dict[str, Any]]]
+    """Decoder layer i's positional arguments after the hidden state, and its keyword arguments."""
+    logits: Float[torch.Tensor, "batch vocab"]
+
+
+def _hidden_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
+    return args[0] if args else kwargs["hidden_states"]
+
+
+def _output_head(loaded: LoadedModel) -> torch.nn.Module:
+    head = loaded.model.get_output_embeddings()
+    if head is None:
+        raise PatchError(f"{type(loaded.model).__name__} has no output embeddings to read logits with")
+    return head
+
+
+@torch.inference_mode()
+def record_run(loaded: LoadedModel, inputs: dict[str, torch.Tensor]) -> RecordedRun:
+    layers, norm = loaded.layers, loaded.final_norm
+    n = len(layers)
+    states: list[torch.Tensor | None] = [None] * (n + 1)
+    layer_args: list[tuple[tuple[Any, ...], dict[str, Any]] | None] = [None] * n
+
+    def before(index: int) -> Callable[..., None]:
+        def hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            states[index] = _hidden_of(args, kwargs)
+            rest = {k: v for k, v in kwargs.items() if k != "hidden_states"}
+            layer_args[index] = (tuple(args[1:]), rest)
+
+        return hook
+
+    def after_norm(module: torch.nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
+        states[n] = output
+
+    handles = [layer.register_forward_pre_hook(before(i), with_kwargs=True) for i, layer in enumerate(layers)]
+    handles.append(norm.register_forward_hook(after_norm))
+    try:
+        logits = loaded.model(**inputs, use_cache=False, logits_to_keep=1).logits[:, -1].float()
+    finally:
+        for handle in handles:
+            handle.remove()
+    if any(s is None for s in states) or any(a is None for a in layer_args):
+        raise PatchError("a decoder layer did not run: no state recorded for it")
+    return RecordedRun(inputs["input_ids"], states, layer_args, logits)  # type: ignore[arg-type]
+
+
+@torch.inference_mode()
+def replay(loaded: LoadedModel, run: RecordedRun, index: int, hidden: torch.Tensor) -> Float[torch.Tensor, "b v"]:
+    """The last-position logits when the residual stream at layer index ``index`` is ``hidden``: layers
+    ``index``..L-1, the final norm and the output head run on from there."""
+    layers = loaded.layers
+    if index < len(layers):
+        for j in range(index, len(layers)):
+            args, kwargs = run.layer_args[j]
+            out = layers[j](hidden, *args, **kwargs)
+            hidden = out[0] if isinstance(out, tuple) else out
+        hidden = loaded.final_norm(hidden)
+    return _output_head(loaded)(hidden[:, -1:])[:, -1].float()
+
+
+@contextmanager
+def _replacing(loaded: LoadedModel, index: int, hidden: torch.Tensor) -> Iterator[None]:
+    """During one forward pass, the residual stream at layer index ``index`` is ``hidden``."""
+    layers = loaded.layers
+    if index < len(layers):
+
+        def pre(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if args:
+                return (hidden, *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": hidden}
+
+        handle = layers[index].register_forward_pre_hook(pre, with_kwargs=True)
+    else:
+        handle = loaded.final_norm.register_forward_hook(lambda module, args, output: hidden)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@torch.inference_mode()
+def patched_forward(
+    loaded: LoadedModel, inputs: dict[str, torch.Tensor], index: int, hidden: torch.Tensor
+) -> Float[torch.Tensor, "b v"]:
+    """The same as :func:`replay`, by a whole forward pass with the state replaced by a hook."""
+    with _replacing(loaded, index, hidden):
+        return loaded.model(**inputs, use_cache=False, logits_to_keep=1).logits[:, -1].float()
+
+
+def position_mask(loaded: LoadedModel, input_ids: torch.Tensor, position: Position) -> Bool[torch.Tensor, "batch seq"]:
+    if position == "image":
+        return loaded.family.image_positions(loaded.model, input_ids)
+    mask = torch.zeros_like(input_ids, dtype=torch.bool)
+    if position == "last":
+        mask[:, -1] = True  # left padding: the last prompt token is at -1
+    else:
+        mask[:] = True
+    return mask
+
+
+def patch_state(
+    target: torch.Tensor, source: torch.Tensor, mask: Bool[torch.Tensor, "batch seq"]
+) -> Float[torch.Tensor, "batch seq hidden"]:
+    """The target's state with the source's at the masked positions."""
+    return torch.where(mask.unsqueeze(-1).to(target.device), source, target)
+
+
+# ------------------------------------------------------------------------------------------------ measures
+
+
+def option_logprobs(loaded: LoadedModel, logits: torch.Tensor, labels: list[tuple[str, ...]]) -> list[dict[str, float]]:
+    """Per row, log P(label) over the full vocabulary (summed over the label's spellings), as predict reads them."""
+    logp = torch.log_softmax(logits.float(), dim=-1).cpu()
+    out = []
+    for row, row_labels in enumerate(labels):
+        ids = option_token_ids(loaded.tokenizer, row_labels)
+        out.append({label: float(torch.logsumexp(logp[row, list(t)], dim=0)) for label, t in ids.items()})
+    return out
+
+
+def _top(lp: dict[str, float]) -> str:
+    return max(lp, key=lp.__getitem__)
+
+
+def item_measures(gold: str, source: dict[str, float], target: dict[str, float], patched: dict[str, float]) -> dict:
+    """The per-item measures of one patch (see the module docstring)."""
+    target_top, source_top, patched_top = _top(target), _top(source), _top(patched)
+
+    def ld(lp: dict[str, float]) -> float | None:
+        return lp[gold] - lp[target_top] if gold in lp else None
+
+    ld_source, ld_target, ld_patched = ld(source), ld(target), ld(patched)
+    restored = None
+    defined = ld_source is not None and ld_target is not None and ld_patched is not None
+    if defined and source_top != target_top and abs(ld_source - ld_target) > 1e-6:  # type: ignore[operator]
+        restored = (ld_patched - ld_target) / (ld_source - ld_target)  # type: ignore[operator]
+    return {
+        "source_answer": source_top,
+        "target_answer": target_top,
+        "patched_answer": patched_top,
+        "ld_source": ld_source,
+        "ld_target": ld_target,
+        "ld_patched": ld_patched,
+        "restored": restored,
+        "flipped": patched_top == source_top if source_top != target_top else None,
+    }
+
+
+# ------------------------------------------------------------------------------------------------ the sweep
+
+
+def parse_pairs(job: ModelJob, pairs: list[str]) -> list[tuple[Condition, Condition]]:
+    out = []
+    for pair in pairs:
+        source, _, target = pair.partition("->")
+        try:
+            out.append(tuple(resolve_condition_key(k.strip(), job.store.conditions) for k in (source, target)))
+        except KeyError as error:
+            raise PatchError(f"{error.args[0]} (not rendered)", key="patch.pairs") from None
+    return out  # type: ignore[return-value]
+
+
+def patch_batch(
+    job: ModelJob,
+    items: list[int],
+    pairs: list[tuple[Condition, Condition]],
+    positions: list[Position],
+    method: Literal["replay", "full_forward"],
+    check_replay: bool = False,
+) -> list[dict[str, Any]]:
+    """Every (pair, position set, layer) patch of a batch of items; one row each per item."""
+    loaded = job.loaded
+    labels = [tuple(option_labels(job.items[i]["answer_type"], job.items[i]["options"]) or ()) for i in items]
+    conditions = list(dict.fromkeys(c for pair in pairs for c in pair))
+    levels = {i: job.levels(i) for i in items}
+    runs: dict[Condition, RecordedRun] = {}
+    inputs_of: dict[Condition, dict[str, torch.Tensor]] = {}
+    for condition in conditions:
+        index = job.store.condition_index(condition.family, condition.level)
+        requests = [
+            Request(job.prompts.get(i, True), tuple(job.images(i, index, levels[i])), labels[k])
+            for k, i in enumerate(items)
+        ]
+        inputs_of[condition] = encode_batch(loaded, requests)
+        runs[condition] = record_run(loaded, inputs_of[condition])
+    if check_replay:
+        check_replay_matches(loaded, runs[conditions[0]])
+    lps = {c: option_logprobs(loaded, run.logits, labels) for c, run in runs.items()}
+    rows = []
+    n_indices = len(loaded.layers) + 1
+    for source, target in pairs:
+        s, t = runs[source], runs[target]
+        if s.input_ids.shape != t.input_ids.shape or not torch.equal(s.input_ids, t.input_ids):
+            differs = (s.input_ids != t.input_ids).any(-1) if s.input_ids.shape == t.input_ids.shape else None
+            row = int(differs.nonzero()[0, 0]) if differs is not None and differs.any() else 0
+            raise PatchError(
+                f"item '{job.items[items[row]]['item_id']}': {source.key} and {target.key} give different token "
+                "sequences (image sizes differ between the conditions?), so positions do not line up"
+            )
+        for position in positions:
+            mask = position_mask(loaded, t.input_ids, position)
+            for layer in range(n_indices):
+                hidden = patch_state(t.states[layer], s.states[layer], mask)
+                if method == "replay":
+                    logits = replay(loaded, t, layer, hidden)
+                else:
+                    logits = patched_forward(loaded, inputs_of[target], layer, hidden)
+                patched = option_logprobs(loaded, logits, labels)
+                for k, i in enumerate(items):
+                    item = job.items[i]
+                    rows.append(
+                        {
+                            "item_id": item["item_id"],
+                            "source": source.key,
+                            "target": target.key,
+                            "position": position,
+                            "layer": layer,
+                            "gold": item["answer"],
+                            **item_measures(item["answer"], lps[source][k], lps[target][k], patched[k]),
+                        }
+                    )
+    return rows
+
+
+def check_replay_matches(loaded: LoadedModel, run: RecordedRun) -> None:
+    """An unpatched replay from layer 0 must give the model's own logits."""
+    replayed = replay(loaded, run, 0, run.states[0])
+    scale = run.logits.abs().max().clamp(min=1.0)
+    difference = float((replayed - run.logits).abs().max() / scale)
+    if difference > 1e-4:
+        raise PatchError(
+            f"replaying the decoder layers does not reproduce the model's logits (relative difference "
+            f"{difference:.2g}): the model acts between its decoder layers; set patch.method: full_forward",
+            key="patch.method",
+        )
+
+
+def _column(rows: pl.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A nullable column as (values with nulls as 0, where defined)."""
+    values = np.array([np.nan if v is None else float(v) for v in rows[name].to_list()])
+    return np.nan_to_num(values), np.isfinite(values)
+
+
+def patch_metrics(rows: pl.DataFrame, items: list[dict[str, Any]], config: Any, seed: int) -> list[dict[str, Any]]:
+    """Per (pair, position set, layer): mean ld_patched, restored fraction and flip rate, with intervals."""
+    order = {r["item_id"]: k for k, r in enumerate(items)}
+    groups = [image_group(r["image_keys"]) for r in items]
+    out = []
+    keys = rows.select("source", "target", "position", "layer").unique(maintain_order=True).rows()
+    for source, target, position, layer in keys:
+        part = rows.filter(
+            (pl.col("source") == source)
+            & (pl.col("target") == target)
+            & (pl.col("position") == position)
+            & (pl.col("layer") == layer)
+        )
+        ids = part["item_id"].to_list()
+        boot = ClusterBootstrap(cluster_ids([groups[order[i]] for i in ids]), config.bootstrap, config.confidence, seed)
+
+        ld, ld_ok = _column(part, "ld_patched")
+        restored, restorable = _column(part, "restored")
+        flipped, flippable = _column(part, "flipped")
+        e_ld = boot.mean(ld, ld_ok, proportion=False)
+        e_restored = boot.mean(restored, restorable, proportion=False)
+        e_flip = boot.mean(flipped, flippable)
+        out.append(
+            {
+                "source": source,
+                "target": target,
+                "position": position,
+                "layer": layer,
+                "n": len(ids),
+                "ld": e_ld.value,
+                "ld_ci_low": e_ld.low,
+                "ld_ci_high": e_ld.high,
+                "restored": e_restored.value,
+                "restored_ci_low": e_restored.low,
+                "restored_ci_high": e_restored.high,
+                "n_restorable": e_restored.n,
+                "flip_rate": e_flip.value,
+                "flip_rate_ci_low": e_flip.low,
+                "flip_rate_ci_high": e_flip.high,
+                "n_flippable": e_flip.n,
+            }
+        )
+    return out
+
+
+def patch_benchmark(
+    model_name: str,
+    bench: str,
+    config: PatchSlice,
+    items_path: Path,
+    render_path: Path,
+    outputs: Paths,
+    *,
+    loaded: LoadedModel | None = None,
+    progress: bool = True,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Run the sweep; write the per-item rows and the per-layer table. Returns the table's rows and a note on the
+    items left out (None when none were)."""
+    job = ModelJob.open(
+        "patch",
+        model_name,
+        bench,
+        config.model,
+        config.prompt,
+        config,
+        items_path,
+        render_path,
+        outputs["patches"],
+        loaded=loaded,
+        progress=progress,
+    )
+    settings = config.patch
+    pairs = parse_pairs(job, settings.pairs)
+    closed = [i for i, r in enumerate(job.items) if option_labels(r["answer_type"], r["options"])]
+    chosen = closed[: settings.max_items] if settings.max_items else closed
+    notes = []
+    if len(closed) < len(job.items):
+        notes.append(f"{len(job.items) - len(closed)} open-answer items left out (no option labels to score)")
+    if len(chosen) < len(closed):
+        notes.append(f"{len(closed) - len(chosen)} items beyond patch.max_items={settings.max_items} left out")
+    note = "; ".join(notes) or None
+    if note:
+        print(f"patch {model_name}/{bench}: {note}")
+    if not chosen:
+        raise PatchError(f"'{bench}' has no item with option labels to patch", key="patch.models")
+    identity = {"model": model_name, "benchmark": bench}
+    job.resume.mkdir(parents=True, exist_ok=True)
+    shards = [chosen[s : s + settings.shard_size] for s in range(0, len(chosen), settings.shard_size)]
+    bar = job.bar(len(chosen), "item")
+    checked = False
+    for number, shard in enumerate(shards):
+        path = job.resume / f"shard-{number:05d}.parquet"
+        if path.exists():
+            bar.update(len(shard))
+            continue
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(shard), config.model.batch_size):
+            batch = shard[start : start + config.model.batch_size]
+            rows += patch_batch(
+                job,
+                batch,
+                pairs,
+                list(settings.positions),
+                settings.method,
+                check_replay=settings.method == "replay" and not checked,
+            )
+            checked = True
+            bar.update(len(batch))
+        write_table([identity | r for r in rows], PATCH_ITEMS_SCHEMA, job.record, path)
+    bar.close()
+    table = pa.concat_tables([pq.read_table(job.resume / f"shard-{n:05d}.parquet") for n in range(len(shards))])
+    metrics = patch_metrics(pl.from_arrow(table), job.items, settings, config.seed)  # type: ignore[arg-type]
+    write_table(table, PATCH_ITEMS_SCHEMA, job.record, outputs["per_item"])
+    write_table(
+        [identity | r | {"method": settings.method, "note": note} for r in metrics],
+        PATCHES_SCHEMA,
+        job.record,
+        outputs["patches"],
+    )
+    job.finish()
+    return metrics, note
+
+
+def format_patches(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'pair':<22} {'position':<8} {'layer':>5} {'restored':>9} {'flip':>6} {'ld':>8}"]
+    for r in rows:
+
+        def cell(v: float | None, width: int) -> str:
+            return f"{v:>{width}.3f}" if v is not None else f"{'-':>{width}}"
+
+        lines.append(
+            f"{r['source'] + '->' + r['target']:<22} {r['position']:<8} {r['layer']:>5} "
+            f"{cell(r['restored'], 9)} {cell(r['flip_rate'], 6)} {cell(r['ld'], 8)}"
+        )
+    return "\n".join(lines)
+
+
+def run(config: PatchSlice, inputs: Paths, outputs: Paths, job: JobContext) -> str:
+    rows, note = patch_benchmark(
+        job.model, job.bench, config, inputs["item_table"], inputs["render"], outputs, progress=job.progress
+    )
+    print(format_patches(rows))
+    n_items = max((r["n"] for r in rows), default=0)
+    return f"patched {job.model} on {job.bench}: {n_items} items, {len(rows)} (pair, position, layer) cells" + (
+        f" ({note})" if note else ""
+    )
+
+
+__all__ = ["RecordedRun", "item_measures", "patch_benchmark", "patched_forward", "record_run", "replay", "run"]

@@ -1,0 +1,231 @@
+"""The patch stage: identities, replay against whole forward passes, an independent implementation (nnsight), the
+per-item measures by hand, and the stage end to end with its resume shards."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import polars as pl
+import pytest
+import torch
+from conftest import slice_json
+
+from blindspot.config import ModelConfig, PatchConfig, PromptConfig
+from blindspot.models.inference import Request, encode_batch
+from blindspot.models.job import ModelJob
+from blindspot.models.loading import LoadedModel, load_model
+from blindspot.patch import (
+    PatchError,
+    item_measures,
+    patch_benchmark,
+    patch_state,
+    patched_forward,
+    position_mask,
+    record_run,
+    replay,
+)
+from blindspot.stages import PatchSlice
+
+FAMILIES = ("qwen2_5_vl", "llava_next")
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_models: dict[str, Path]) -> dict[str, LoadedModel]:
+    return {f: load_model(ModelConfig(adapter=f, path=str(tiny_models[f]))) for f in FAMILIES}  # type: ignore[arg-type]
+
+
+def _job(loaded: LoadedModel, small_benchmark: dict[str, Path], tmp_path: Path) -> ModelJob:
+    return ModelJob.open(
+        "patch",
+        "m",
+        "small",
+        loaded.config,
+        PromptConfig(),
+        {},
+        small_benchmark["items"],
+        small_benchmark["render"],
+        tmp_path / "out.parquet",
+        loaded=loaded,
+    )
+
+
+def _inputs(job: ModelJob, condition: tuple[str, int], items: list[int]) -> dict[str, torch.Tensor]:
+    index = job.store.condition_index(*condition)
+    requests = [Request(job.prompts.get(i, True), tuple(job.images(i, index, job.levels(i))), None) for i in items]
+    return encode_batch(job.loaded, requests)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_identities(family: str, loaded: dict[str, LoadedModel], small_benchmark: dict[str, Path], tmp_path: Path):
+    job = _job(loaded[family], small_benchmark, tmp_path)
+    model = job.loaded
+    clean, blurred = _inputs(job, ("blur", 0), [0, 1, 2]), _inputs(job, ("blur", 1), [0, 1, 2])
+    source, target = record_run(model, clean), record_run(model, blurred)
+    assert not torch.allclose(source.logits, target.logits, atol=1e-4)  # the conditions differ: the test can fail
+    n = len(model.layers) + 1
+    for layer in range(n):
+        for position in ("image", "last", "all"):
+            mask = position_mask(model, target.input_ids, position)  # type: ignore[arg-type]
+            own = patch_state(target.states[layer], target.states[layer], mask)
+            # patching a run with its own states changes no logit, by replay and by a whole forward pass
+            torch.testing.assert_close(replay(model, target, layer, own), target.logits, rtol=0, atol=1e-5)
+            torch.testing.assert_close(patched_forward(model, blurred, layer, own), target.logits, rtol=0, atol=1e-5)
+            # replay gives what a whole forward pass with the same patch gives
+            patched = patch_state(target.states[layer], source.states[layer], mask)
+            torch.testing.assert_close(
+                replay(model, target, layer, patched),
+                patched_forward(model, blurred, layer, patched),
+                rtol=0,
+                atol=1e-5,
+            )
+        # all-position patching at any layer reproduces the source run
+        everything = patch_state(
+            target.states[layer], source.states[layer], position_mask(model, target.input_ids, "all")
+        )
+        torch.testing.assert_close(replay(model, target, layer, everything), source.logits, rtol=0, atol=1e-5)
+    # after the final norm only the last position reaches the logits: patching it there gives the source's logits
+    last = patch_state(target.states[-1], source.states[-1], position_mask(model, target.input_ids, "last"))
+    torch.testing.assert_close(replay(model, target, n - 1, last), source.logits, rtol=0, atol=1e-5)
+    # image positions exist and are the family's image token
+    assert position_mask(model, target.input_ids, "image").sum() > 0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_nnsight_agrees(family: str, tiny_models: dict[str, Path], small_benchmark: dict[str, Path], tmp_path: Path):
+    """The same intervention written in nnsight (which patches by wrapping module forwards, not through our hooks):
+    the output of decoder layer 0 (layer index 1) replaced at image positions by the clean run's, so decoder layer 1
+    reads them. A model of its own: nnsight wraps the modules it traces."""
+    nnsight = pytest.importorskip("nnsight")
+    own = load_model(ModelConfig(adapter=family, path=str(tiny_models[family])))  # type: ignore[arg-type]
+    job = _job(own, small_benchmark, tmp_path)
+    model = job.loaded
+    clean, blurred = _inputs(job, ("blur", 0), [0, 1]), _inputs(job, ("blur", 1), [0, 1])
+    source, target = record_run(model, clean), record_run(model, blurred)
+    layer = 1
+    mask = position_mask(model, target.input_ids, "image")
+    ours = replay(model, target, layer, patch_state(target.states[layer], source.states[layer], mask))
+
+    wrapped = nnsight.NNsight(model.model)
+    decoder = wrapped.model.language_model.layers[layer - 1]
+    with torch.inference_mode():
+        with wrapped.trace(**clean, use_cache=False):
+            saved = decoder.output.save()
+        clean_state = saved[0] if isinstance(saved, tuple) else saved
+        with wrapped.trace(**blurred, use_cache=False):
+            out = decoder.output
+            hidden = out[0] if isinstance(out, tuple) else out
+            hidden[mask] = clean_state[mask]
+            logits = wrapped.output.logits.save()
+    theirs = logits[:, -1].float()
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+    assert not torch.allclose(ours, target.logits, atol=1e-4)  # the patch did something
+
+
+def test_item_measures_by_hand():
+    source = {"A": math.log(0.7), "B": math.log(0.2), "C": math.log(0.1)}
+    target = {"A": math.log(0.2), "B": math.log(0.6), "C": math.log(0.2)}
+    patched = {"A": math.log(0.5), "B": math.log(0.4), "C": math.log(0.1)}
+    m = item_measures("A", source, target, patched)
+    # target's top option is B: ld = log P(A) - log P(B)
+    assert m["target_answer"] == "B" and m["source_answer"] == "A" and m["patched_answer"] == "A"
+    assert m["ld_source"] == pytest.approx(math.log(0.7 / 0.2))
+    assert m["ld_target"] == pytest.approx(math.log(0.2 / 0.6))
+    assert m["ld_patched"] == pytest.approx(math.log(0.5 / 0.4))
+    expected = (math.log(0.5 / 0.4) - math.log(0.2 / 0.6)) / (math.log(0.7 / 0.2) - math.log(0.2 / 0.6))
+    assert m["restored"] == pytest.approx(expected)  # about 0.51
+    assert m["flipped"] is True
+    # source and target agree: nothing to restore, no flip to count
+    same = item_measures("B", target, target, patched)
+    assert same["restored"] is None and same["flipped"] is None
+    # the same answer with a slightly different margin: a tiny denominator, so no ratio either
+    nudged = {**target, "A": math.log(0.21)}
+    assert item_measures("A", nudged, target, patched)["restored"] is None
+    # the patch leaves the target's answer: not flipped, restored below 0.5
+    kept = item_measures("A", source, target, target)
+    assert kept["flipped"] is False and kept["restored"] == pytest.approx(0.0)
+
+
+def _slice(**patch) -> PatchSlice:
+    return PatchSlice.model_validate_json(
+        slice_json(
+            "patch",
+            model={"adapter": "qwen2_5_vl", "path": "unused", "batch_size": 4},
+            patch=PatchConfig.model_validate({"pairs": ["blur/0->blur/-1"], **patch}),
+            prompt={},
+            seed=0,
+        )
+    )
+
+
+def test_patch_stage(loaded: dict[str, LoadedModel], small_benchmark: dict[str, Path], tmp_path: Path, monkeypatch):
+    import blindspot.patch as patch_module
+
+    config = _slice(shard_size=4, positions=["image", "all"])
+    outputs = {"patches": tmp_path / "p.parquet", "per_item": tmp_path / "p.items.parquet"}
+    calls = []
+    real = patch_module.patch_batch
+
+    def failing(job, batch, *args, **kwargs):  # killed after the first shard
+        calls.append(list(batch))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(job, batch, *args, **kwargs)
+
+    monkeypatch.setattr(patch_module, "patch_batch", failing)
+    model = loaded["qwen2_5_vl"]
+    with pytest.raises(KeyboardInterrupt):
+        patch_benchmark(
+            "m", "small", config, small_benchmark["items"], small_benchmark["render"], outputs, loaded=model
+        )
+    assert not outputs["patches"].exists() and not outputs["per_item"].exists()
+    monkeypatch.setattr(patch_module, "patch_batch", real)
+    counted = []
+    monkeypatch.setattr(
+        patch_module, "patch_batch", lambda job, batch, *a, **k: counted.append(batch) or real(job, batch, *a, **k)
+    )
+    _, note = patch_benchmark(
+        "m", "small", config, small_benchmark["items"], small_benchmark["render"], outputs, loaded=model
+    )
+    assert counted == [[4, 5]]  # the first shard (items 0-3) was reused
+    items = pl.read_parquet(outputs["per_item"])
+    n_layers = len(model.layers) + 1
+    assert items.height == 6 * 2 * n_layers and note is None
+    table = pl.read_parquet(outputs["patches"])
+    assert table.height == 2 * n_layers
+    # all positions: the patched run is the source run, item by item and at every layer
+    everything = items.filter(pl.col("position") == "all")
+    assert everything["ld_patched"].to_list() == pytest.approx(everything["ld_source"].to_list(), abs=1e-4)
+    assert everything["patched_answer"].to_list() == everything["source_answer"].to_list()
+    assert all(v in (None, 1.0) for v in table.filter(pl.col("position") == "all")["flip_rate"].to_list())
+    by_hand = items.filter((pl.col("position") == "image") & (pl.col("layer") == 0))["ld_patched"].mean()
+    assert table.filter((pl.col("position") == "image") & (pl.col("layer") == 0))["ld"].item() == pytest.approx(by_hand)
+
+
+def test_patch_rejects_mismatched_tokens(loaded, small_benchmark, tmp_path, monkeypatch):
+    """Levels of different pixel sizes would misalign image positions: a one-line error naming the item."""
+    import blindspot.patch as patch_module
+
+    real = patch_module.record_run
+
+    def shifted(model, inputs):
+        run = real(model, inputs)
+        if shifted.calls == 1:
+            run.input_ids = run.input_ids.clone()
+            run.input_ids[1, 3] += 1
+        shifted.calls += 1
+        return run
+
+    shifted.calls = 0
+    monkeypatch.setattr(patch_module, "record_run", shifted)
+    outputs = {"patches": tmp_path / "p.parquet", "per_item": tmp_path / "p.items.parquet"}
+    with pytest.raises(PatchError, match=r"item '[^']+': blur/0 and blur/1 give different token sequences"):
+        patch_benchmark(
+            "m",
+            "small",
+            _slice(),
+            small_benchmark["items"],
+            small_benchmark["render"],
+            outputs,
+            loaded=loaded["qwen2_5_vl"],
+        )
