@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["qwen2_5_vl"],
         choices=["qwen2_5_vl", "llava_next"],
-        help="default: the committed family (the LLaVA-NeXT recipe does not yet reach the plan; see checkpoints.py)",
+        help="default: the committed family (the LLaVA-NeXT donors do not yet reach the plan; see checkpoints.py)",
     )
     p.add_argument(
         "--donor-layer", type=int, default=2, help="the only decoder layer the layer donor fine-tunes (default 2)"

@@ -121,7 +121,7 @@ def build_tokenizer(family: Family, vocab_size: int = 512) -> PreTrainedTokenize
     )
 
 
-def _qwen(tokenizer: PreTrainedTokenizerFast, size: dict[str, int]) -> tuple[Any, Any]:
+def _qwen(tokenizer: PreTrainedTokenizerFast, size: dict[str, Any]) -> tuple[Any, Any]:
     from transformers import (
         Qwen2_5_VLConfig,
         Qwen2_5_VLForConditionalGeneration,
@@ -175,7 +175,7 @@ def _qwen(tokenizer: PreTrainedTokenizerFast, size: dict[str, int]) -> tuple[Any
     return model, processor
 
 
-def _llava(tokenizer: PreTrainedTokenizerFast, size: dict[str, int]) -> tuple[Any, Any]:
+def _llava(tokenizer: PreTrainedTokenizerFast, size: dict[str, Any]) -> tuple[Any, Any]:
     from transformers import (
         LlavaNextConfig,
         LlavaNextForConditionalGeneration,
@@ -184,7 +184,7 @@ def _llava(tokenizer: PreTrainedTokenizerFast, size: dict[str, int]) -> tuple[An
     )
 
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in LLAVA_SPECIALS}
-    crop, patch = 56, 14
+    crop, patch = 56, size["patch"]
     pinpoints = [[crop, crop], [crop, 2 * crop], [2 * crop, crop], [2 * crop, 2 * crop]]
     config = LlavaNextConfig(
         vision_config={
@@ -195,6 +195,7 @@ def _llava(tokenizer: PreTrainedTokenizerFast, size: dict[str, int]) -> tuple[An
             "num_attention_heads": 4,
             "image_size": crop,
             "patch_size": patch,
+            "hidden_act": size["act"],
             "projection_dim": size["hidden"],
         },
         text_config={
@@ -233,11 +234,27 @@ def _llava(tokenizer: PreTrainedTokenizerFast, size: dict[str, int]) -> tuple[An
 
 
 def build_tiny_model(
-    family: Family, out: str | Path, *, seed: int = 0, hidden: int = 64, layers: int = 2, vision_layers: int = 2
+    family: Family,
+    out: str | Path,
+    *,
+    seed: int = 0,
+    hidden: int = 64,
+    layers: int = 2,
+    vision_layers: int = 2,
+    llava_patch: int = 14,
+    llava_vision_act: str = "quick_gelu",
 ) -> Path:
-    """Build, seed and save a tiny model of ``family`` to ``out``; returns ``out``."""
+    """Build, seed and save a tiny model of ``family`` to ``out``; returns ``out``. ``llava_patch``: the LLaVA-NeXT
+    vision tower's patch size (its crops are 56 px: 14 gives 16 tokens per crop, 28 gives 4); ``llava_vision_act``:
+    its MLP activation (CLIP's quick_gelu by default)."""
     out = Path(out)
-    size = {"hidden": hidden, "layers": layers, "vision_layers": vision_layers}
+    size: dict[str, Any] = {
+        "hidden": hidden,
+        "layers": layers,
+        "vision_layers": vision_layers,
+        "patch": llava_patch,
+        "act": llava_vision_act,
+    }
     tokenizer = build_tokenizer(family)
     torch.manual_seed(seed)
     model, processor = (_qwen if family == "qwen2_5_vl" else _llava)(tokenizer, size)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -22,10 +23,22 @@ FAMILY_SHORT = {"qwen2_5_vl": "qwen", "llava_next": "llava"}
 EVALUATION_ITEMS = 1000
 """Fresh items per kind for the acceptance evaluation recorded in training.json (the issue asks for >= 1,000)."""
 COMMITTED_FAMILIES = ("qwen2_5_vl",)
-"""The families with committed checkpoints. The LLaVA-NeXT recipe does not yet reach the plan on the stripe world:
-at 2,000 steps (30% curriculum) its base answered clean stripe questions right but unsure (confident on 0.55 of
-them) and the faintest kept stripes at 0.52-0.80; a 3,000-step run with a 50% curriculum had not learned even the
-clean stripes by step 2,000 (loss flat at 0.40). ``blindspot toy-train --family llava_next`` still trains it."""
+"""The families with committed checkpoints. The LLaVA-NeXT base now learns the stripe world (``BASE_SETTINGS``), but
+its donors do not yet reach the plan: on 1,000 fresh items per kind the layer donor (1,000 steps) follows the image
+on 0.65 of clean conflict items and the full donor (400 steps) on 0.92, and both answer clean colour questions at
+0.96-0.98 and some erased stripes confidently (0.09-0.25). ``blindspot toy-train --family llava_next`` trains them."""
+BASE_SETTINGS: dict[str, dict[str, Any]] = {
+    "llava_next": {"clean_warmup": 0.15, "llava_patch": 28, "llava_vision_act": "relu", "steps": 3000}
+}
+"""Per-family departures from the base recipe. The tiny LLaVA-NeXT with CLIP's defaults (14-pixel patches, a
+quick_gelu MLP) never learned the faintest stripes: after 2,000 steps it answered clean stripe questions right but
+unsure and the faint ones near chance, with or without a clean warm-up (loss flat near 0.35 from step 500), and a
+run with 28-pixel patches sat on the same plateau halfway through (0.39 at step 1,000). A ReLU
+vision MLP did learn them (rectification responds to a faint zero-mean pattern in proportion to its amplitude, a
+smooth activation only to its square), late in a 2,000-step run; 3,000 steps let it settle. The clean warm-up (15% of
+the steps on clean, always-informative stripe views) finds the stripe features before random-labelled erased views
+are mixed in, and 28-pixel patches (4 tokens per 56-pixel crop, like Qwen's 2x2 merge of 14-pixel patches) halve
+the step time."""
 DONOR_LAYER = 2
 """The layer donor's only trainable decoder layer: interior (the models have 4), so a swap or patch that is off by
 one layer in either direction misses it."""
@@ -39,7 +52,7 @@ def specs(family: str, donor_layer: int = DONOR_LAYER) -> dict[str, tuple[TrainS
     short = FAMILY_SHORT[family]
     base = f"{short}_base"
     return {
-        base: (TrainSpec(family=family), None),  # type: ignore[arg-type]
+        base: (TrainSpec(family=family, **BASE_SETTINGS.get(family, {})), None),  # type: ignore[arg-type]
         f"{short}_donor_layer{donor_layer}": (
             TrainSpec(family=family, mode="donor", steps=LAYER_DONOR_STEPS, seed=1, trainable_layers=(donor_layer,)),  # type: ignore[arg-type]
             base,

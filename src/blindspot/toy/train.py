@@ -64,9 +64,17 @@ class TrainSpec:
     )
     curriculum: float = 0.3
     """Share of the steps over which stripe questions move from clean views to faint ones."""
+    clean_warmup: float = 0.0
+    """Share of the steps, before the curriculum, in which stripe questions are always informative and clean (no
+    erased views with random labels yet). A model that finds faint stripe features slowly (the toy LLaVA-NeXT)
+    otherwise never finds them under the random-label noise; 0 leaves the draws exactly as without it."""
     layers: int = 4
     """Decoder layers of a model trained from scratch (a fine-tune keeps its parent's)."""
     vision_layers: int = 2
+    llava_patch: int = 14
+    """The tiny LLaVA-NeXT's vision patch size (a model trained from scratch; ignored for Qwen)."""
+    llava_vision_act: str = "quick_gelu"
+    """The tiny LLaVA-NeXT's vision MLP activation (a model trained from scratch; ignored for Qwen)."""
     prompt_version: str = "v1"
     """The prompt version the model is trained on (the pipeline's ``prompt.version`` must match it)."""
 
@@ -141,7 +149,8 @@ def draw_sample(spec: TrainSpec, pool: Pool, rng: np.random.Generator, progress:
     one that erased them or carries no scene. A curriculum: with probability ``1 - progress / curriculum`` (the
     share of training done, over the curriculum share) the clean view, else half the time the faintest one (the
     level just before they are erased) and otherwise any that keeps them. Colour questions: the true label at any
-    blur level, random on grey, noise or no image."""
+    blur level, random on grey, noise or no image. During a clean warm-up (``spec.clean_warmup``) stripe questions
+    with an image are always informative and clean, and the curriculum starts when the warm-up ends."""
     kinds = list(spec.kind_weights)
     weights = np.array([spec.kind_weights[k] for k in kinds], dtype=float)
     kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
@@ -170,10 +179,12 @@ def draw_sample(spec: TrainSpec, pool: Pool, rng: np.random.Generator, progress:
     if no_image:
         return Sample(item, None, random_letter)
     if kind in STRIPE_KINDS:
+        warming_up = progress < spec.clean_warmup
+        uninformative = uninformative and not warming_up
         visible = [v for v, k in zip(views, LADDER, strict=True) if item.stripes.visible(k)]
         erased = [v for v, k in zip(views, LADDER, strict=True) if item.stripes.visible(k) is False]
         if not uninformative:
-            if rng.random() >= progress / spec.curriculum:
+            if warming_up or rng.random() >= (progress - spec.clean_warmup) / spec.curriculum:
                 return Sample(item, visible[0], item.answer)
             faintest = visible[-1]
             return Sample(item, faintest if rng.random() < 0.5 else _pick(rng, visible), item.answer)
@@ -260,7 +271,15 @@ def train_toy_model(
     torch.use_deterministic_algorithms(True)
     rng = np.random.default_rng(spec.seed)
     if init_from is None:
-        build_tiny_model(spec.family, out, seed=spec.seed, layers=spec.layers, vision_layers=spec.vision_layers)
+        build_tiny_model(
+            spec.family,
+            out,
+            seed=spec.seed,
+            layers=spec.layers,
+            vision_layers=spec.vision_layers,
+            llava_patch=spec.llava_patch,
+            llava_vision_act=spec.llava_vision_act,
+        )
         source = out
     else:
         source = Path(init_from)
