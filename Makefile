@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/predict.py
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/probe.py
+	$(BIN)/python bench/patch.py
 
 schema: $(STAMP)
 	$(BIN)/blindspot schema --out workflow/schemas/config.schema.json

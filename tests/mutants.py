@@ -11,7 +11,7 @@ A mutant is *caught* when either fails. The script prints a table and exits non-
 The list lives in ``MUTANTS`` below; extend it whenever a measuring stage is added (docs/mutants.md).
 
     python tests/mutants.py                # every mutant (about 15-25 minutes on 2 cores)
-    python tests/mutants.py --only decay   # the mutants whose id starts with 'decay'
+    python tests/mutants.py --only decay   # the mutants whose id starts with 'decay' (several prefixes allowed)
 """
 
 from __future__ import annotations
@@ -429,11 +429,11 @@ def rerun_stage(stage: str, config_path: Path, workdir: Path, package: Path, log
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="", help="run only the mutants whose id starts with this")
+    parser.add_argument("--only", nargs="+", default=[""], help="mutant id prefixes to run")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--models", nargs="+", default=TOY_MODELS, help="the toy models to run (default: %(default)s)")
     args = parser.parse_args()
-    chosen = [m for m in MUTANTS if m.id.startswith(args.only)]
+    chosen = [m for m in MUTANTS if m.id.startswith(tuple(args.only))]
     root = Path(tempfile.mkdtemp(prefix="blindspot-mutants-"))
     print(f"baseline: the reduced toy world, clean code ({root})", flush=True)
     config = baseline(root / "baseline", args.models)

@@ -252,3 +252,15 @@ def test_swap_stage(pairs: dict[str, tuple[Path, Path]], small_benchmark: dict[s
     assert base_rows["flip_vs_base"].to_list() == [0.0, 0.0]
     assert np.all(table.filter(pl.col("spec") == "donor")["flip_vs_donor"].to_numpy() == 0.0)
     assert {r["spec"] for r in rows} == set(specs)
+
+
+def test_lora_without_peft_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import sys
+
+    from blindspot.config import SwapPair
+    from blindspot.swap import load_donor
+
+    monkeypatch.setitem(sys.modules, "peft", None)  # import peft now raises ImportError
+    config = ModelConfig(adapter="qwen2_5_vl", path="unused")
+    with pytest.raises(SwapError, match=r"^pair.adapter: a LoRA adapter donor needs peft: pip install"):
+        load_donor(SwapPair(base="q", adapter=str(tmp_path)), config, None)

@@ -173,10 +173,10 @@ def load_donor(pair: SwapPair, base: ModelConfig, donor: ModelConfig | None) -> 
     except ImportError:
         raise SwapError(
             "a LoRA adapter donor needs peft: pip install 'blindspot[lora]' (or pip install peft)",
-            key="swap.pairs.adapter",
+            key="pair.adapter",
         ) from None
     if not (Path(pair.adapter) / "adapter_config.json").is_file():
-        raise SwapError(f"'{pair.adapter}' has no adapter_config.json; is it a PEFT adapter?", key="swap.pairs.adapter")
+        raise SwapError(f"'{pair.adapter}' has no adapter_config.json; is it a PEFT adapter?", key="pair.adapter")
     copy = load_model(base)
     merged = PeftModel.from_pretrained(copy.model, pair.adapter).merge_and_unload()
     return {n: p.detach() for n, p in merged.named_parameters(remove_duplicate=False)}
