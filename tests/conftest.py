@@ -107,3 +107,19 @@ def run_snakemake(
 
 def write_config(workdir: Path, config: dict[str, Any]) -> None:
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def reduced_toy_config(models: list[str]) -> dict[str, Any]:
+    """The reduced toy world of `make test` and `make mutants` (as a config mapping): 240 items, the named toy
+    models (absolute paths) and the swap pairs and patched models among them, no pixelation, 200 resamples."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["models"] = {m: {**config["models"][m], "path": str(REPO / config["models"][m]["path"])} for m in models}
+    config["toy"]["models"] = {m: config["toy"]["models"][m] for m in models}
+    config["swap"]["pairs"] = {
+        name: pair for name, pair in config["swap"]["pairs"].items() if {pair["base"], pair["donor"]} <= set(models)
+    }
+    config["patch"]["models"] = [m for m in config["patch"]["models"] if m in models]
+    config["toy"]["n_items"] = 240
+    config["render"]["pixelate"] = {"enabled": False}
+    config["decay"]["bootstrap"] = 200
+    return config

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from conftest import reduced_toy_config  # tests/ is on the path: this script runs from it
 
 from blindspot.config import BlindspotConfig, load_config
 from blindspot.stages import STAGES
@@ -342,17 +343,8 @@ TOY_MODELS = ["qwen_base", "qwen_donor_layer2"]
 
 
 def toy_config(workdir: Path, models: list[str]) -> Path:
-    """The reduced toy world of `make test`: 240 items, both bases and their layer donors (or ``models``)."""
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    config["models"] = {m: {**config["models"][m], "path": str(REPO / config["models"][m]["path"])} for m in models}
-    config["toy"]["models"] = {m: config["toy"]["models"][m] for m in models}
-    config["swap"]["pairs"] = {
-        name: pair for name, pair in config["swap"]["pairs"].items() if {pair["base"], pair["donor"]} <= set(models)
-    }
-    config["patch"]["models"] = [m for m in config["patch"]["models"] if m in models]
-    config["toy"]["n_items"] = 240
-    config["render"]["pixelate"] = {"enabled": False}
-    config["decay"]["bootstrap"] = 200
+    """The reduced toy world of `make test`: 240 items, the toy base and its layer donor (or ``models``)."""
+    config = reduced_toy_config(models)
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

@@ -13,7 +13,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from blindspot.config import ModelConfig
 from blindspot.models.families import FAMILIES
-from blindspot.models.inference import Request, encode_batch, generate_batch, option_token_ids
+from blindspot.models.inference import Request, encode_batch, generate_batch, label_logprobs, option_token_ids
 from blindspot.models.loading import ModelLoadError, load_model
 from blindspot.models.prompts import render_prompt
 from blindspot.models.tiny import build_tiny_model
@@ -148,3 +148,18 @@ def test_prompt_snapshots(tiny_models: dict[str, Path], request: pytest.FixtureR
         SNAPSHOTS.parent.mkdir(exist_ok=True)
         SNAPSHOTS.write_text(json.dumps(actual, indent=1, sort_keys=True) + "\n")
     assert json.loads(SNAPSHOTS.read_text()) == actual
+
+
+def test_label_logprobs_sum_the_spellings(tiny_models: dict[str, Path]) -> None:
+    """log P(label) adds the probability of every spelling that starts it ("A", " A", "a", ...): with 0.1 on each
+    of A's k first tokens and 0.05 on each of B's m, P(A) = 0.1 k and P(B) = 0.05 m."""
+    tokenizer = AutoProcessor.from_pretrained(tiny_models["qwen2_5_vl"]).tokenizer
+    ids = option_token_ids(tokenizer, ("A", "B"))
+    k, m = len(ids["A"]), len(ids["B"])
+    assert k > 1  # several spellings, so summing matters
+    logprobs = torch.full((len(tokenizer),), -30.0)
+    logprobs[list(ids["A"])] = np.log(0.1)
+    logprobs[list(ids["B"])] = np.log(0.05)
+    got = label_logprobs(tokenizer, logprobs, ("A", "B"))
+    assert got["A"] == pytest.approx(np.log(0.1 * k), abs=1e-6)
+    assert got["B"] == pytest.approx(np.log(0.05 * m), abs=1e-6)

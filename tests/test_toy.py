@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import REPO, run_snakemake, write_config
+from conftest import reduced_toy_config, run_snakemake, write_config
 
 from blindspot.cli import main
 from blindspot.toy.calibrate import planted_by_level, planted_first_lost
@@ -174,8 +174,8 @@ def test_calibration_on_a_reduced_config(tmp_path: Path, capsys: pytest.CaptureF
     must match the planted kinds within the tolerances of the full demo, the planted layer must be found by the
     swap stage, and a first-layer image patch must restore clean answers."""
     models = ["qwen_base", "qwen_donor_layer2"]
-    config = yaml_config(models)
-    write_toy_benchmark(tmp_path / "data" / "toy", 240, config["toy"]["shares"], seed=5)
+    config = reduced_toy_config(models)
+    write_toy_benchmark(tmp_path / "data" / "toy", config["toy"]["n_items"], config["toy"]["shares"], seed=5)
     write_config(tmp_path, config)
     run_snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1")
     code = main(["calibrate", "--config", str(tmp_path / "config.yaml"), "--results", str(tmp_path / "results")])
@@ -186,24 +186,6 @@ def test_calibration_on_a_reduced_config(tmp_path: Path, capsys: pytest.CaptureF
     assert "qwen_base: P(prior) overtakes P(gold) at layer" in out.out
     assert "qwen_layer" in out.out and "layer 2 swap: follow-image" in out.out  # the swap checks ran
     assert "layer-0 image patch restores clean" in out.out  # and the patch check
-
-
-def yaml_config(models: list[str]) -> dict:
-    import yaml
-
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    config["benchmarks"]["toy"]["path"] = "data/toy/items.parquet"
-    config["models"] = {
-        name: {**config["models"][name], "path": str(REPO / config["models"][name]["path"])} for name in models
-    }
-    config["toy"]["models"] = {name: config["toy"]["models"][name] for name in models}
-    config["swap"]["pairs"] = {
-        name: pair for name, pair in config["swap"]["pairs"].items() if {pair["base"], pair["donor"]} <= set(models)
-    }
-    config["patch"]["models"] = [name for name in config["patch"]["models"] if name in models]
-    config["render"]["pixelate"] = {"enabled": False}
-    config["decay"]["bootstrap"] = 200
-    return config
 
 
 @pytest.mark.slow

@@ -44,7 +44,7 @@ from blindspot.contracts.conditions import Condition, resolve_condition_key
 from blindspot.contracts.items import image_group
 from blindspot.contracts.tables import PATCH_ITEMS_SCHEMA, PATCHES_SCHEMA
 from blindspot.errors import BlindspotError
-from blindspot.models.inference import Request, encode_batch, option_token_ids
+from blindspot.models.inference import Request, encode_batch, label_logprobs
 from blindspot.models.job import ModelJob
 from blindspot.models.loading import LoadedModel
 from blindspot.prompts import option_labels
@@ -183,11 +183,7 @@ def patch_state(
 def option_logprobs(loaded: LoadedModel, logits: torch.Tensor, labels: list[tuple[str, ...]]) -> list[dict[str, float]]:
     """Per row, log P(label) over the full vocabulary (summed over the label's spellings), as predict reads them."""
     logp = torch.log_softmax(logits.float(), dim=-1).cpu()
-    out = []
-    for row, row_labels in enumerate(labels):
-        ids = option_token_ids(loaded.tokenizer, row_labels)
-        out.append({label: float(torch.logsumexp(logp[row, list(t)], dim=0)) for label, t in ids.items()})
-    return out
+    return [label_logprobs(loaded.tokenizer, logp[row], row_labels) for row, row_labels in enumerate(labels)]
 
 
 def _top(lp: dict[str, float]) -> str:
@@ -318,6 +314,7 @@ def patch_metrics(rows: pl.DataFrame, items: list[dict[str, Any]], config: Any, 
     order = {r["item_id"]: k for k, r in enumerate(items)}
     groups = [image_group(r["image_keys"]) for r in items]
     out = []
+    boots: dict[tuple[str, ...], ClusterBootstrap] = {}  # every cell usually holds the same items: resample once
     keys = rows.select("source", "target", "position", "layer").unique(maintain_order=True).rows()
     for source, target, position, layer in keys:
         part = rows.filter(
@@ -327,7 +324,10 @@ def patch_metrics(rows: pl.DataFrame, items: list[dict[str, Any]], config: Any, 
             & (pl.col("layer") == layer)
         )
         ids = part["item_id"].to_list()
-        boot = ClusterBootstrap(cluster_ids([groups[order[i]] for i in ids]), config.bootstrap, config.confidence, seed)
+        if tuple(ids) not in boots:
+            clusters = cluster_ids([groups[order[i]] for i in ids])
+            boots[tuple(ids)] = ClusterBootstrap(clusters, config.bootstrap, config.confidence, seed)
+        boot = boots[tuple(ids)]
 
         ld, ld_ok = _column(part, "ld_patched")
         restored, restorable = _column(part, "restored")

@@ -20,6 +20,7 @@ Resumable by spec: each finished spec's answers are a shard in the job's resume 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from blindspot.contracts.tables import SWAP_ANSWERS_SCHEMA, SWAP_SCHEMA
 from blindspot.errors import BlindspotError
 from blindspot.models.answering import predict_units, work_units
 from blindspot.models.families import ModelFamily
-from blindspot.models.job import ModelJob, weights_fingerprint
+from blindspot.models.job import ModelJob, files_fingerprint, weights_fingerprint
 from blindspot.models.loading import LoadedModel, load_model
 from blindspot.render.store import RenderStore
 from blindspot.stages import JobContext, Paths, SwapSlice
@@ -210,8 +211,6 @@ def swap_metrics(
     seed: int,
 ) -> list[dict[str, Any]]:
     """One row per (spec, condition) with every metric and its cluster-bootstrap interval."""
-    import json
-
     item_ids = [r["item_id"] for r in items]
     row_of = {item: i for i, item in enumerate(item_ids)}
     types = [r["answer_type"] for r in items]
@@ -300,7 +299,12 @@ def swap_benchmark(
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Run every spec of one pair on one benchmark; write the answers and the per-spec table; return its rows."""
-    donor_weights = weights_fingerprint(config.donor) if config.donor else _folder_digest(config.pair.adapter)
+    if config.donor is not None:
+        donor_weights = weights_fingerprint(config.donor)
+    else:
+        adapter = Path(str(config.pair.adapter))
+        files = sorted(str(f) for f in adapter.iterdir() if f.is_file() and not f.name.startswith("."))
+        donor_weights = files_fingerprint(files)
     job = ModelJob.open(
         "swap",
         pair_name,
@@ -324,11 +328,12 @@ def swap_benchmark(
     conditions = resolve_conditions(job.store, config.swap.conditions)
     units = work_units(len(job.items), conditions)
     job.resume.mkdir(parents=True, exist_ok=True)
+    swapped = {spec.name: spec_parameters(spec, job.loaded.family, swap.names) for spec in specs}
     done_by_params: dict[frozenset[str], int] = {}
     bar = job.bar(len(specs) * len(units), "answer")
     for index, spec in enumerate(specs):
         shard = job.resume / f"spec-{index:03d}.parquet"
-        names_swapped = spec_parameters(spec, job.loaded.family, swap.names)
+        names_swapped = swapped[spec.name]
         key = frozenset(names_swapped)
         if shard.exists():
             bar.update(len(units))
@@ -348,7 +353,7 @@ def swap_benchmark(
     tables = [pq.read_table(job.resume / f"spec-{i:03d}.parquet") for i in range(len(specs))]
     answers_table = pa.concat_tables(tables)
     metrics = swap_metrics(pl.from_arrow(answers_table), job.items, specs, config.prior_field, config.swap, config.seed)  # type: ignore[arg-type]
-    notes = {s.name: swap.tied_note(spec_parameters(s, job.loaded.family, swap.names)) for s in specs}
+    notes = {name: swap.tied_note(names) for name, names in swapped.items()}
     for row in metrics:
         row["note"] = "; ".join(n for n in (row["note"], notes[row["spec"]]) if n) or None
     identity = {"pair": pair_name, "benchmark": bench, "base": config.pair.base, "donor": names[1]}
@@ -356,12 +361,6 @@ def swap_benchmark(
     write_table([identity | r for r in metrics], SWAP_SCHEMA, job.record, outputs["swaps"])
     job.finish()
     return metrics
-
-
-def _folder_digest(folder: str | None) -> str | None:
-    if folder is None:
-        return None
-    return weights_fingerprint(ModelConfig(adapter="auto", path=folder))
 
 
 def run(config: SwapSlice, inputs: Paths, outputs: Paths, job: JobContext) -> str:

@@ -75,6 +75,12 @@ def option_token_ids(tokenizer: Any, labels: tuple[str, ...]) -> dict[str, tuple
     return ids
 
 
+def label_logprobs(tokenizer: Any, logprobs: torch.Tensor, labels: tuple[str, ...]) -> dict[str, float]:
+    """log P(label) from one position's ``(vocab,)`` log-probabilities: summed over the label's spellings."""
+    ids = option_token_ids(tokenizer, labels)
+    return {label: float(torch.logsumexp(logprobs[list(t)], dim=0)) for label, t in ids.items()}
+
+
 def encode_batch(loaded: LoadedModel, requests: list[Request]) -> dict[str, torch.Tensor]:
     """Tokenise a batch (left-padded) with its images. The processors take the batch's images as one flat list
     and hand them to the prompts' image placeholders in order, so an item's several images stay with it."""
@@ -112,8 +118,7 @@ def generate_batch(loaded: LoadedModel, requests: list[Request], max_new_tokens:
     for row, (request, text) in enumerate(zip(requests, texts, strict=True)):
         logprobs, is_label = None, None
         if request.labels:
-            ids = option_token_ids(tokenizer, request.labels)
-            logprobs = {label: float(torch.logsumexp(first_step[row, list(t)], dim=0)) for label, t in ids.items()}
-            is_label = any(first_tokens[row] in t for t in ids.values())
+            logprobs = label_logprobs(tokenizer, first_step[row], request.labels)
+            is_label = any(first_tokens[row] in t for t in option_token_ids(tokenizer, request.labels).values())
         responses.append(Response(text=text.strip(), option_logprobs=logprobs, first_token_is_label=is_label))
     return responses

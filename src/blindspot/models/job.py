@@ -30,7 +30,11 @@ from blindspot.tables import read_provenance
 
 def weights_fingerprint(model: ModelConfig) -> str | None:
     """sha256 over the names and contents of a local model directory's files (None for a hub id)."""
-    files = model.weight_files()
+    return files_fingerprint(model.weight_files())
+
+
+def files_fingerprint(files: list[str]) -> str | None:
+    """sha256 over the names and contents of ``files`` (None for none)."""
     if not files:
         return None
     digest = hashlib.sha256()
