@@ -25,6 +25,7 @@ demo-data: data/toy/items.parquet
 demo: demo-data
 	$(BIN)/snakemake --workflow-profile workflow/profiles/local
 	$(BIN)/blindspot calibrate --config config/config.yaml
+	$(BIN)/blindspot summary --results results
 
 # Retrain the committed toy checkpoints (about 16 minutes on 2 cores); see docs/calibration.md
 toy-models: $(STAMP)
@@ -65,4 +66,4 @@ schema: $(STAMP)
 	$(BIN)/blindspot schema --out workflow/schemas/config.schema.json
 
 clean:
-	rm -rf results/staged results/render results/predictions results/decay results/hidden results/probes results/benchmarks results/logs .snakemake
+	rm -rf results/staged results/render results/predictions results/decay results/hidden results/probes results/swaps results/patches results/tables results/plots results/report.html results/benchmarks results/logs .snakemake

@@ -26,6 +26,7 @@ include: "rules/extract.smk"
 include: "rules/probe.smk"
 include: "rules/swap.smk"
 include: "rules/patch.smk"
+include: "rules/aggregate.smk"
 
 
 rule all:

@@ -3,7 +3,9 @@
 import os
 import sys
 
+from blindspot.aggregate.layout import aggregate_slice, input_paths, output_kinds, output_paths
 from blindspot.config import ConfigError, parse_config, path_problems
+from blindspot.provenance import canonical_json
 from blindspot.stages import STAGES
 
 
@@ -76,8 +78,47 @@ def pair_files(wildcards):
     return files
 
 
+AGGREGATE = aggregate_slice(CFG)
+
+
+def aggregate_inputs():
+    """Every stage output the aggregate reads (blindspot.aggregate.layout), by kind."""
+    return {kind: [str(p) for p in paths] for kind, paths in input_paths(AGGREGATE).items()}
+
+
+_CAPTIONS = {
+    "table_decay": ("decay.rst", "Tables"),
+    "table_summary": ("summary.rst", "Tables"),
+    "table_probes": ("stacked.rst", "Tables"),
+    "table_swaps": ("stacked.rst", "Tables"),
+    "table_patches": ("stacked.rst", "Tables"),
+    "table_provenance": ("provenance.rst", "Tables"),
+    "plot_decay": ("plot_decay.rst", "Decay"),
+    "plot_c_rate": ("plot_c_rate.rst", "Decay"),
+    "plot_classes": ("plot_classes.rst", "Decay"),
+    "plot_probes": ("plot_probes.rst", "Probes"),
+    "plot_swaps": ("plot_swaps.rst", "Swaps"),
+    "plot_patches": ("plot_patches.rst", "Patching"),
+    "report": ("report_html.rst", "Report"),
+}
+"""Output kind -> (caption file in workflow/report, report category); SVG twins of the PNGs are not listed."""
+
+
+def aggregate_outputs():
+    """The aggregate's tables, plots and report.html; all but the SVG twins are marked for `snakemake --report`."""
+    kinds = output_kinds(AGGREGATE)
+    outputs = {}
+    for name, path in output_paths(AGGREGATE).items():
+        if kinds[name] in _CAPTIONS:
+            caption, category = _CAPTIONS[kinds[name]]
+            outputs[name] = report(str(path), caption=f"../workflow/report/{caption}", category=category)
+        else:
+            outputs[name] = str(path)
+    return outputs
+
+
 def all_targets():
-    targets = []
+    targets = ["results/report.html"]
     for bench in BENCHMARKS:
         targets.append(f"results/staged/{bench}/items.parquet")
         targets.append(f"results/render/{bench}.zarr")

@@ -112,6 +112,13 @@ def test_accuracy_curves(computed) -> None:
     assert metric(rows, "accuracy_c1", "blur", 2)["n"] == 3
     assert metric(rows, "n_unparsed", "blur", 0)["value"] == 1
     assert metric(rows, "n_wrong", "blur", 2)["value"] == 1
+    # Outcome shares over all five items, with intervals: at blur/0 one of five is unparsed, none abstains.
+    unparsed = metric(rows, "share_unparsed", "blur", 0)
+    assert unparsed["value"] == pytest.approx(1 / 5) and unparsed["n"] == 5
+    assert unparsed["ci_low"] < 1 / 5 < unparsed["ci_high"]
+    assert metric(rows, "share_abstain", "blur", 0)["value"] == 0.0
+    assert metric(rows, "share_correct", "blur", 2)["value"] == pytest.approx(4 / 5)
+    assert metric(rows, "share_wrong", "blur", 2)["value"] == pytest.approx(1 / 5)
     # MG = S_v - S_wv = accuracy clean (4/5) - accuracy without image (prior, coarse, coinflip, broken: 4/5)
     assert metric(rows, "mg")["value"] == pytest.approx(0.0)
     assert metric(rows, "ml")["value"] is None and "base language model" in metric(rows, "ml")["note"]

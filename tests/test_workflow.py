@@ -77,6 +77,13 @@ def test_end_to_end_run(tmp_path: Path) -> None:
         assert (tmp_path / f"results/logs/stage/{bench}.log").is_file()
         assert (tmp_path / f"results/logs/render/{bench}.log").is_file()
     assert not list((tmp_path / "results").rglob(".*.tmp-*")), "temporary outputs left behind"
+    # The aggregate step wrote its tables, plots and page, and Snakemake's own report packs them.
+    summary = pl.read_parquet(tmp_path / "results/tables/summary.parquet")
+    assert summary.height == 0  # no models configured: no decay rows, but every table exists
+    assert (tmp_path / "results/report.html").stat().st_size > 0
+    assert (tmp_path / "results/plots/decay_colour.png").stat().st_size > 0
+    run_snakemake(tmp_path, "--report", "report.zip")
+    assert (tmp_path / "report.zip").stat().st_size > 0
     # Nothing left to do afterwards.
     assert "Nothing to be done" in run_snakemake(tmp_path, "-n").stdout
 
@@ -91,7 +98,7 @@ def test_adding_a_benchmark_reruns_only_its_jobs(tmp_path: Path) -> None:
     second = bench_entry(tmp_path, "second", seed=2)
     write_config(tmp_path, {"benchmarks": {"first": first, "second": second}, "render": SMALL_RENDER})
     jobs = scheduled_jobs(run_snakemake(tmp_path, "-n").stdout)
-    assert sorted(jobs) == [("all", None), ("render", "second"), ("stage", "second")]
+    assert sorted(jobs) == [("aggregate", None), ("all", None), ("render", "second"), ("stage", "second")]
 
     run_snakemake(tmp_path, "--cores", "2")
     assert snapshot(outputs) == before  # bytes and mtimes of the first benchmark untouched
@@ -104,10 +111,10 @@ def test_changing_a_slice_reruns_exactly_its_jobs(tmp_path: Path) -> None:
     run_snakemake(tmp_path, "--cores", "2")
     write_config(tmp_path, {"benchmarks": {"a": {**a, "limit": 4}, "b": b}, "render": SMALL_RENDER})
     jobs = scheduled_jobs(run_snakemake(tmp_path, "-n").stdout)
-    assert sorted(jobs) == [("all", None), ("render", "a"), ("stage", "a")]
+    assert sorted(jobs) == [("aggregate", None), ("all", None), ("render", "a"), ("stage", "a")]
     write_config(tmp_path, {"benchmarks": {"a": a, "b": b}, "render": {**SMALL_RENDER, "noise": {"enabled": False}}})
     jobs = scheduled_jobs(run_snakemake(tmp_path, "-n").stdout)
-    assert sorted(jobs) == [("all", None), ("render", "a"), ("render", "b")]
+    assert sorted(jobs) == [("aggregate", None), ("all", None), ("render", "a"), ("render", "b")]
 
 
 def test_reruns_see_sources_images_and_output_versions(tmp_path: Path) -> None:
@@ -125,6 +132,7 @@ def test_reruns_see_sources_images_and_output_versions(tmp_path: Path) -> None:
     # 1. A source file rewritten in place (new content, newer mtime).
     write_shapes_benchmark(tmp_path / "data" / "a", n_items=6, seed=9)
     assert sorted(scheduled_jobs(run_snakemake(tmp_path, "-n").stdout)) == [
+        ("aggregate", None),
         ("all", None),
         ("render", "a"),
         ("stage", "a"),
@@ -135,6 +143,7 @@ def test_reruns_see_sources_images_and_output_versions(tmp_path: Path) -> None:
     image = sorted((tmp_path / "data" / "b" / "images").iterdir())[0]
     image.write_bytes(sorted((tmp_path / "data" / "b" / "images").iterdir())[1].read_bytes())
     assert sorted(scheduled_jobs(run_snakemake(tmp_path, "-n").stdout)) == [
+        ("aggregate", None),
         ("all", None),
         ("render", "b"),
         ("stage", "b"),
@@ -151,7 +160,7 @@ def test_reruns_see_sources_images_and_output_versions(tmp_path: Path) -> None:
     assert current in text
     table.write_text(text.replace(current, current.replace(f"version={STAGES['render'].version}", "version=99")))
     jobs = scheduled_jobs(run_snakemake(tmp_path, "-n", package=package).stdout)
-    assert sorted(jobs) == [("all", None), ("render", "a"), ("render", "b")]
+    assert sorted(jobs) == [("aggregate", None), ("all", None), ("render", "a"), ("render", "b")]
 
 
 def test_models_run_through_predict_and_decay(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
@@ -193,6 +202,7 @@ def test_models_run_through_predict_and_decay(tmp_path: Path, tiny_models: dict[
     )
     jobs = scheduled_jobs(run_snakemake(tmp_path, "-n").stdout)
     assert sorted(jobs) == [
+        ("aggregate", None),
         ("all", None),
         ("decay", "colour"),
         ("extract", "colour"),
@@ -207,6 +217,7 @@ def test_models_run_through_predict_and_decay(tmp_path: Path, tiny_models: dict[
     build_tiny_model("llava_next", models / "llava_next", seed=7)
     dry = run_snakemake(tmp_path, "-n").stdout
     assert sorted(scheduled_jobs(dry)) == [
+        ("aggregate", None),
         ("all", None),
         ("decay", "colour"),
         ("extract", "colour"),

@@ -98,6 +98,38 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
     print(f"all {len(rows)} calibration checks within tolerance")
 
 
+def cmd_aggregate(args: argparse.Namespace) -> None:
+    from pydantic import ValidationError
+
+    from blindspot.aggregate.layout import AGGREGATE_VERSION, AggregateSlice, aggregate_slice
+    from blindspot.aggregate.run import aggregate
+    from blindspot.config import format_validation_error
+
+    if args.slice:
+        try:
+            config = AggregateSlice.model_validate_json(args.slice)
+        except ValidationError as error:
+            raise UserError(format_validation_error(error).splitlines()[0]) from None
+        if config.output_version != AGGREGATE_VERSION:
+            raise UserError(f"the aggregate slice is for output version {config.output_version}: rerun snakemake")
+    else:
+        config = aggregate_slice(load_config(args.config))
+    for line in aggregate(config, args.results):
+        print(line)
+
+
+def cmd_summary(args: argparse.Namespace) -> None:
+    import polars as pl
+
+    from blindspot.aggregate.run import format_summary
+
+    path = Path(args.results) / "tables" / "summary.parquet"
+    if not path.is_file():
+        raise UserError(f"no summary table at '{path}'; run the workflow (its aggregate step writes it)")
+    print(format_summary(pl.read_parquet(path)))
+    print(f"report: {Path(args.results) / 'report.html'}")
+
+
 def cmd_demo_data(args: argparse.Namespace) -> None:
     from blindspot.fixtures import write_shapes_benchmark
 
@@ -165,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", help="train only these checkpoints (their parents must exist in --out)")
     p = add("calibrate", cmd_calibrate, "Planted toy-world quantities beside the measured ones; non-zero if off.")
     p.add_argument("--config", default="config/config.yaml")
+    p.add_argument("--results", default="results")
+    p = add("aggregate", cmd_aggregate, "Tables, plots and report.html from every finished output.")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--slice", help="the aggregate config slice, as JSON (what the workflow passes)")
+    source.add_argument("--config", default="config/config.yaml", help="or: build the slice from this config")
+    p.add_argument("--results", default="results", help="the results folder to read and write")
+    p = add("summary", cmd_summary, "Print the summary table of a finished run and the report's path.")
     p.add_argument("--results", default="results")
     p = add("demo-data", cmd_demo_data, "Write a small fixture benchmark (coloured shapes) in the generic format.")
     p.add_argument("--out", required=True)

@@ -374,6 +374,21 @@ class PatchConfig(StrictModel):
         return pairs
 
 
+# --------------------------------------------------------------------------------------------------- report
+
+
+class ReportConfig(StrictModel):
+    """The aggregate stage: tables in results/tables, plots in results/plots, and results/report.html."""
+
+    browser_items: int = Field(
+        24, ge=0, description="Items per benchmark in the report's item browser (chosen across item classes)."
+    )
+    thumbnail_side: int = Field(96, ge=16, le=512, description="Longest side of the browser's thumbnails, pixels.")
+    table_rows: int = Field(
+        400, ge=10, description="Rows per table shown in the report (the Parquet tables always hold every row)."
+    )
+
+
 # --------------------------------------------------------------------------------------------------- toy world
 
 
@@ -427,6 +442,7 @@ class BlindspotConfig(StrictModel):
     probe: ProbeConfig = ProbeConfig()
     swap: SwapConfig = SwapConfig()
     patch: PatchConfig = PatchConfig()
+    report: ReportConfig = ReportConfig()
     toy: ToyConfig | None = Field(None, description="The toy world: planted ground truth and calibration.")
 
     @field_validator("benchmarks", "models")

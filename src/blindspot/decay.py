@@ -40,7 +40,7 @@ from blindspot.answers import identity_key
 from blindspot.atomic import atomic_output
 from blindspot.benchmarks import get_benchmark
 from blindspot.config import DecayConfig
-from blindspot.contracts.answers import chance_options
+from blindspot.contracts.answers import OUTCOMES, chance_options
 from blindspot.contracts.conditions import LLM_FAMILY, NONE_FAMILY, Condition
 from blindspot.contracts.items import image_group
 from blindspot.contracts.tables import DECAY_ITEMS_SCHEMA, DECAY_METRICS_SCHEMA
@@ -252,9 +252,10 @@ def decay_metrics(grid: Grid, config: DecayConfig, seed: int) -> tuple[list[dict
         binary = bool(np.isin(grid.score[:, j], (0.0, 1.0)).all())
         add(c.family, c.level, c.param, "accuracy", boot.mean(grid.score[:, j], everyone, proportion=binary))
         add(c.family, c.level, c.param, "accuracy_c1", boot.mean(grid.score[:, j], c_identity, proportion=binary))
-        for outcome in ("correct", "wrong", "unparsed", "abstain"):
-            count = int((grid.outcome[:, j] == outcome).sum())
-            add(c.family, c.level, c.param, f"n_{outcome}", Estimate(float(count), None, None, n))
+        for outcome in OUTCOMES:
+            hit = grid.outcome[:, j] == outcome
+            add(c.family, c.level, c.param, f"n_{outcome}", Estimate(float(hit.sum()), None, None, n))
+            add(c.family, c.level, c.param, f"share_{outcome}", boot.mean(hit.astype(float), everyone))
 
     ladder = len(ladder_cols)
     add("all", -1, None, "c_rate", boot.mean(c_identity.astype(float), clean_ok))

@@ -272,7 +272,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="decay",
             slice=DecaySlice,
-            version=3,
+            version=4,
             wildcards=("model", "bench"),
             inputs=(("predictions", "predict"), ("item_table", "stage")),
             outputs=("metrics", "classes", "manifest"),

@@ -139,7 +139,8 @@ PROBES_SCHEMA = _per_model(  # intervals: t intervals across the cross-validatio
 PAIR_FIELD = pa.field("pair", pa.string(), nullable=False)
 
 
-def _interval(metric: str) -> list[pa.Field]:
+def interval_fields(metric: str) -> list[pa.Field]:
+    """``metric`` with its ``_ci_low`` and ``_ci_high`` columns."""
     return [
         pa.field(metric, pa.float64()),
         pa.field(f"{metric}_ci_low", pa.float64()),
@@ -168,11 +169,11 @@ SWAP_SCHEMA = pa.schema(
         pa.field("param", pa.float32(), nullable=False),
         pa.field("n", pa.int64(), nullable=False),
         pa.field("n_prior_differs", pa.int64(), nullable=False),
-        *_interval("accuracy"),
-        *_interval("flip_vs_base"),
-        *_interval("flip_vs_donor"),
-        *_interval("follow_prior"),
-        *_interval("follow_image"),
+        *interval_fields("accuracy"),
+        *interval_fields("flip_vs_base"),
+        *interval_fields("flip_vs_donor"),
+        *interval_fields("follow_prior"),
+        *interval_fields("follow_image"),
         pa.field("note", pa.string()),
     ]
 )
@@ -208,10 +209,10 @@ PATCHES_SCHEMA = _per_model(
     pa.field("position", pa.string(), nullable=False),
     pa.field("layer", pa.int32(), nullable=False),
     pa.field("n", pa.int64(), nullable=False),
-    *_interval("ld"),
-    *_interval("restored"),
+    *interval_fields("ld"),
+    *interval_fields("restored"),
     pa.field("n_restorable", pa.int64(), nullable=False),
-    *_interval("flip_rate"),
+    *interval_fields("flip_rate"),
     pa.field("n_flippable", pa.int64(), nullable=False),
     pa.field("method", pa.string(), nullable=False),
     pa.field("note", pa.string()),

@@ -1,0 +1,20 @@
+# Cheap jobs run on the submit node, not as cluster jobs.
+localrules:
+    all,
+    aggregate,
+    decay,
+
+
+rule aggregate:
+    input:
+        **aggregate_inputs(),
+    output:
+        **aggregate_outputs(),
+    params:
+        slice=canonical_json(AGGREGATE),
+    log:
+        "results/logs/aggregate.log",
+    conda:
+        "../envs/blindspot.yaml"
+    shell:
+        "blindspot aggregate --slice {params.slice:q} --results results > {log:q} 2>&1"

@@ -1,0 +1,111 @@
+"""The report's per-item browser: for a capped, class-balanced choice of items, thumbnails of the clean and the
+most-blurred image (read from the render store), the question, gold, every model's answer at each blur level and
+its item class."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+import cv2
+import numpy as np
+import polars as pl
+
+from blindspot.aggregate.html import png_data_uri
+from blindspot.render.store import RenderStore
+
+
+def choose_items(classes: pl.DataFrame, limit: int) -> list[str]:
+    """Up to ``limit`` item ids, taking the classes (of the first model, by name) in turn so every class shows."""
+    if classes.is_empty() or limit == 0:
+        return []
+    first = sorted(classes["model"].unique().to_list())[0]
+    rows = classes.filter(pl.col("model") == first).sort("item_id")
+    queues = {name: rows.filter(pl.col("class") == name)["item_id"].to_list() for name in sorted(set(rows["class"]))}
+    chosen: list[str] = []
+    while len(chosen) < limit and any(queues.values()):
+        for queue in queues.values():
+            if queue and len(chosen) < limit:
+                chosen.append(queue.pop(0))
+    return chosen
+
+
+def thumbnail(pixels: np.ndarray, side: int) -> bytes:
+    """A PNG of an RGB image scaled so its longest side is ``side`` pixels."""
+    height, width = pixels.shape[:2]
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST)
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(resized, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("could not encode a thumbnail")
+    return encoded.tobytes()
+
+
+def _answers_table(predictions: pl.DataFrame, classes: pl.DataFrame, item_id: str, blur_family: str) -> str:
+    rows = predictions.filter((pl.col("item_id") == item_id) & (pl.col("family") == blur_family)).sort("level")
+    levels = rows.select("level", "param").unique().sort("level").rows()
+    head = "<th class=text>model</th>" + "".join(f"<th>k={int(p)}</th>" for _, p in levels) + "<th>class</th>"
+    body = []
+    for model in sorted(rows["model"].unique().to_list()):
+        answers = {r["level"]: r for r in rows.filter(pl.col("model") == model).iter_rows(named=True)}
+        cells = []
+        for level, _ in levels:
+            r = answers.get(level)
+            if r is None:
+                cells.append('<td class="na">-</td>')
+                continue
+            css = {"correct": "ok", "wrong": "bad"}.get(r["outcome"], "na")
+            shown = r["parsed"] if r["parsed"] is not None else r["outcome"]
+            cells.append(f'<td class="{css}" title="{escape(r["raw_text"][:200])}">{escape(str(shown))}</td>')
+        label = classes.filter((pl.col("model") == model) & (pl.col("item_id") == item_id))["class"]
+        klass = label[0] if label.len() else "-"
+        body.append(f"<tr><td class=text>{escape(model)}</td>{''.join(cells)}<td>{escape(klass)}</td></tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def browser(
+    bench: str,
+    items: pl.DataFrame,
+    predictions: pl.DataFrame,
+    classes: pl.DataFrame,
+    store_path: Path | None,
+    blur_family: str,
+    limit: int,
+    side: int,
+) -> str:
+    """The browser's HTML for one benchmark."""
+    chosen = choose_items(classes.filter(pl.col("benchmark") == bench), limit)
+    if not chosen:
+        return "<p class=note>No classified items yet for this benchmark.</p>"
+    store = RenderStore(store_path) if store_path is not None and store_path.exists() else None
+    by_id = {r["item_id"]: r for r in items.filter(pl.col("item_id").is_in(chosen)).iter_rows(named=True)}
+    bench_predictions = predictions.filter(pl.col("benchmark") == bench)
+    blocks = []
+    for item_id in chosen:
+        item = by_id.get(item_id)
+        if item is None:
+            continue
+        images = ""
+        if store is not None and item["image_keys"]:
+            key = item["image_keys"][0]
+            last = max(c.level for c in store.conditions if c.family == blur_family)
+            for level, label in ((0, "clean"), (last, "most blurred")):
+                png = thumbnail(store.image(key, blur_family, level), side)
+                images += f'<img src="{png_data_uri(png)}" alt="{escape(item_id)} {label}" title="{label}">'
+        options = ""
+        if item["options"]:
+            options = "<br>".join(f"{chr(65 + i)}. {escape(o)}" for i, o in enumerate(item["options"]))
+            options = f"<div class=note>{options}</div>"
+        blocks.append(
+            f'<div class="item"><div>{images}</div><div><b>{escape(item_id)}</b>: {escape(item["question"][:400])}'
+            f"{options}<div>gold: <b>{escape(item['answer'])}</b></div>"
+            f"{_answers_table(bench_predictions, classes, item_id, blur_family)}</div></div>"
+        )
+    total = classes.filter(pl.col("benchmark") == bench)["item_id"].n_unique()
+    note = (
+        f"<p class=note>{len(blocks)} of {total} items, taken from each item class in turn (report.browser_items). "
+        "Answers are the parsed answer at each blur kernel k; green: correct, red: wrong, grey: none read. "
+        "Hover an answer for the model's raw text.</p>"
+    )
+    return note + "".join(blocks)

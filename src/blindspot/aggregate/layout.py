@@ -1,0 +1,111 @@
+"""What the aggregate stage reads and writes: one place for the rule (``rules/aggregate.smk``) and the runner.
+
+The aggregate job's config slice lists the configured models, benchmarks, swap pairs and patched models; its
+inputs and outputs are derived from that list here, so the rule's file lists and the files the runner opens cannot
+drift. Adding a model or a benchmark changes the slice and the input set, so Snakemake reruns the aggregate job
+(and the new model's or benchmark's own jobs) and nothing else that is finished.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from blindspot.config import BlindspotConfig, ReportConfig
+from blindspot.stages import SliceBase
+
+AGGREGATE_VERSION = 1
+
+INPUT_TEMPLATES: dict[str, str] = {
+    "staged_items": "staged/{bench}/items.parquet",
+    "rejects": "staged/{bench}/rejects.parquet",
+    "render": "render/{bench}.zarr",
+    "predictions": "predictions/{model}/{bench}.parquet",
+    "decay": "decay/{model}/{bench}.parquet",
+    "classes": "decay/{model}/{bench}.items.parquet",
+    "probes": "probes/{model}/{bench}.parquet",
+    "swaps": "swaps/{pair}/{bench}.parquet",
+    "patches": "patches/{model}/{bench}.parquet",
+}
+"""Stage outputs under the results folder, by the wildcards each is keyed by (the rules write these paths)."""
+
+TABLES = ("decay", "summary", "probes", "swaps", "patches", "provenance")
+
+
+class AggregateSlice(SliceBase):
+    models: list[str] = Field(description="Every configured model, sorted.")
+    benchmarks: list[str] = Field(description="Every configured benchmark, sorted.")
+    pairs: list[str] = Field(description="Every swap pair, sorted.")
+    patch_models: list[str] = Field(description="The models the patch stage runs on, sorted.")
+    blur_family: str
+    report: ReportConfig
+
+
+def aggregate_slice(config: BlindspotConfig) -> AggregateSlice:
+    return AggregateSlice(
+        output_version=AGGREGATE_VERSION,
+        models=sorted(config.models),
+        benchmarks=sorted(config.benchmarks),
+        pairs=sorted(config.swap.pairs),
+        patch_models=sorted(config.patch.models),
+        blur_family=config.decay.blur_family,
+        report=config.report,
+    )
+
+
+def input_keys(config: AggregateSlice) -> dict[str, list[dict[str, str]]]:
+    """Per input kind, the wildcards of every file the aggregate reads."""
+    per_bench = [{"bench": b} for b in config.benchmarks]
+    per_model = [{"model": m, "bench": b} for m in config.models for b in config.benchmarks]
+    return {
+        "staged_items": per_bench,
+        "rejects": per_bench,
+        "render": per_bench,
+        "predictions": per_model,
+        "decay": per_model,
+        "classes": per_model,
+        "probes": per_model,
+        "swaps": [{"pair": p, "bench": b} for p in config.pairs for b in config.benchmarks],
+        "patches": [{"model": m, "bench": b} for m in config.patch_models for b in config.benchmarks],
+    }
+
+
+def input_paths(config: AggregateSlice, results: str | Path = "results") -> dict[str, list[Path]]:
+    return {
+        kind: [Path(results) / INPUT_TEMPLATES[kind].format(**keys) for keys in keys_list]
+        for kind, keys_list in input_keys(config).items()
+    }
+
+
+def plot_names(config: AggregateSlice) -> dict[str, str]:
+    """Every plot's file name (no suffix) -> its kind (``decay_<bench>`` is a ``decay`` plot)."""
+    plots = {"c_rate": "c_rate", "classes": "classes"}
+    plots |= {f"decay_{bench}": "decay" for bench in config.benchmarks}
+    plots |= {f"probes_{model}": "probes" for model in config.models}
+    if config.pairs:
+        plots["swaps"] = "swaps"
+    plots |= {f"patches_{model}": "patches" for model in config.patch_models}
+    return plots
+
+
+def output_kinds(config: AggregateSlice) -> dict[str, str]:
+    """Each named output -> its kind: ``table_<name>``, ``plot_<kind>`` (PNG), ``svg`` or ``report``."""
+    kinds = {f"table_{name}": f"table_{name}" for name in TABLES}
+    for name, kind in plot_names(config).items():
+        kinds[f"plot_{name}"] = f"plot_{kind}"
+        kinds[f"svg_{name}"] = "svg"
+    kinds["report"] = "report"
+    return kinds
+
+
+def output_paths(config: AggregateSlice, results: str | Path = "results") -> dict[str, Path]:
+    """Named outputs: ``table_<name>``, ``plot_<name>`` (PNG; an SVG sits beside each as ``svg_<name>``) and
+    ``report``."""
+    root = Path(results)
+    outputs = {f"table_{name}": root / "tables" / f"{name}.parquet" for name in TABLES}
+    for name in plot_names(config):
+        outputs[f"plot_{name}"] = root / "plots" / f"{name}.png"
+        outputs[f"svg_{name}"] = root / "plots" / f"{name}.svg"
+    outputs["report"] = root / "report.html"
+    return outputs

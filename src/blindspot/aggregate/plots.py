@@ -1,0 +1,297 @@
+"""The report's figures, one function each: tables in, a matplotlib ``Figure`` out.
+
+Every figure stands on its own: a title, axis labels with units, a legend, interval bands or bars, and the chance
+level drawn where one exists. :func:`save` writes a PNG and an SVG with no timestamps, so reruns are byte-stable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import polars as pl
+from matplotlib.figure import Figure
+
+from blindspot.atomic import atomic_output
+
+plt.rcParams["svg.hashsalt"] = "blindspot"  # stable element ids in the SVGs
+CLASS_COLOURS = {
+    "fine_visual": "#1b9e77",
+    "coarse_visual": "#66a61e",
+    "language_prior": "#d95f02",
+    "uncertain": "#999999",
+    "unparsed": "#555555",
+}
+
+
+def _colours(names: list[str]) -> dict[str, str]:
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {name: cycle[i % len(cycle)] for i, name in enumerate(sorted(names))}
+
+
+def save(figure: Figure, png: Path, svg: Path) -> None:
+    """Write both formats atomically, without the date and software stamps."""
+    for path, fmt, metadata in ((png, "png", {"Software": None}), (svg, "svg", {"Date": None, "Creator": None})):
+        with atomic_output(path) as tmp:
+            figure.savefig(tmp, format=fmt, metadata=metadata, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+
+
+def empty_figure(title: str, message: str) -> Figure:
+    """A figure that says why it has nothing to show (an output not yet produced, nothing configured)."""
+    figure, ax = plt.subplots(figsize=(6, 2))
+    ax.set_title(title)
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    ax.set_axis_off()
+    return figure
+
+
+def _band(ax, x, rows: pl.DataFrame, column: str, colour: str, label: str) -> None:  # type: ignore[no-untyped-def]
+    ax.plot(x, rows[column].to_numpy(), marker="o", color=colour, label=label)
+    low, high = rows[f"{column}_ci_low"].to_numpy(), rows[f"{column}_ci_high"].to_numpy()
+    if np.isfinite(low.astype(float)).any():
+        ax.fill_between(x, low.astype(float), high.astype(float), color=colour, alpha=0.2, linewidth=0)
+
+
+def decay_curves(decay: pl.DataFrame, bench: str, blur_family: str, chance: float | None) -> Figure:
+    """Accuracy and E against the blur kernel, one line per model with its interval band; the other families
+    (pixelate, blank, noise, no image) as marked points in a panel of their own, on the same y axis."""
+    rows = decay.filter(pl.col("benchmark") == bench)
+    models = sorted(rows["model"].unique().to_list())
+    colours = _colours(models)
+    others = (
+        rows.filter(pl.col("family") != blur_family).select("family", "level", "param").unique().sort("family", "level")
+    )
+    figure, axes = plt.subplots(
+        2, 2, figsize=(10, 7), sharey="row", gridspec_kw={"width_ratios": [3, max(1, others.height) * 0.35 + 0.6]}
+    )
+    for row_index, (column, label) in enumerate((("accuracy", "accuracy"), ("e", "E: same answer as clean"))):
+        ladder_ax, other_ax = axes[row_index]
+        for model in models:
+            ladder = rows.filter((pl.col("model") == model) & (pl.col("family") == blur_family)).sort("level")
+            if ladder.height:
+                _band(ladder_ax, ladder["param"].to_numpy(), ladder, column, colours[model], model)
+            other = rows.filter((pl.col("model") == model) & (pl.col("family") != blur_family))
+            for i, r in enumerate(others.iter_rows(named=True)):
+                hit = other.filter((pl.col("family") == r["family"]) & (pl.col("level") == r["level"]))
+                if hit.height and hit[column][0] is not None:
+                    value, low, high = hit[column][0], hit[f"{column}_ci_low"][0], hit[f"{column}_ci_high"][0]
+                    error = None if low is None else [[value - low], [high - value]]
+                    offset = (models.index(model) - (len(models) - 1) / 2) * 0.12
+                    other_ax.errorbar(i + offset, value, yerr=error, fmt="s", color=colours[model], capsize=3)
+        if chance is not None:
+            for ax in (ladder_ax, other_ax):
+                ax.axhline(chance, color="black", linestyle="--", linewidth=1, label="chance (1/K)")
+        ladder_ax.set_ylabel(f"{label} (share of items)")
+        ladder_ax.set_ylim(-0.02, 1.02)
+        ladder_ax.grid(alpha=0.3)
+        other_ax.set_xticks(range(others.height))
+        other_ax.set_xticklabels(
+            [
+                f"{r['family']}/{r['level']}" if r["family"] == "pixelate" else r["family"]
+                for r in others.iter_rows(named=True)
+            ],
+            rotation=45,
+            ha="right",
+        )
+        other_ax.set_xlim(-0.6, max(others.height, 1) - 0.4)
+        other_ax.grid(alpha=0.3, axis="y")
+    axes[1][0].set_xlabel(f"{blur_family} kernel size (pixels)")
+    axes[1][1].set_xlabel("other conditions")
+    axes[0][1].set_title("other families", fontsize=10)
+    axes[0][0].legend(loc="lower left", fontsize=8)
+    figure.suptitle(f"{bench}: accuracy and answer identity (E) under obfuscation, 95% intervals")
+    figure.tight_layout()
+    return figure
+
+
+def c_rates(summary: pl.DataFrame) -> Figure:
+    """The C rate (answers that survive every blur level) per benchmark and model, with both chance levels."""
+    benches = sorted(summary["benchmark"].unique().to_list())
+    models = sorted(summary["model"].unique().to_list())
+    colours = _colours(models)
+    width = 0.8 / max(len(models), 1)
+    figure, ax = plt.subplots(figsize=(max(6, 1.6 * len(benches) * max(1, len(models) / 2)), 4.5))
+    for m, model in enumerate(models):
+        for b, bench in enumerate(benches):
+            hit = summary.filter((pl.col("model") == model) & (pl.col("benchmark") == bench))
+            if not hit.height or hit["c_rate"][0] is None:
+                continue
+            x = b - 0.4 + width * (m + 0.5)
+            value = hit["c_rate"][0]
+            error = [[value - hit["c_rate_ci_low"][0]], [hit["c_rate_ci_high"][0] - value]]
+            ax.bar(x, value, width * 0.9, color=colours[model], label=model if b == 0 else None)
+            ax.errorbar(x, value, yerr=error, color="black", capsize=3, linewidth=1)
+            for column, style in (("c_chance_empirical", "_"), ("c_chance", "x")):
+                chance = hit[column][0]
+                if chance is not None:
+                    ax.plot(
+                        x, chance, marker=style, color="black", markersize=12 if style == "_" else 6, linestyle="none"
+                    )
+    ax.plot([], [], marker="_", color="black", markersize=12, linestyle="none", label="chance (model's own answers)")
+    ax.plot([], [], marker="x", color="black", linestyle="none", label="chance ((1/K)^levels)")
+    ax.set_xticks(range(len(benches)))
+    ax.set_xticklabels(benches)
+    ax.set_xlabel("benchmark")
+    ax.set_ylabel("C rate (share of items)")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("Answers that survive every blur level (C), 95% intervals")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    return figure
+
+
+def class_shares(summary: pl.DataFrame) -> Figure:
+    """Item-class shares, one stacked bar per model x benchmark."""
+    rows = summary.sort("benchmark", "model")
+    labels = [f"{r['model']}\n{r['benchmark']}" for r in rows.iter_rows(named=True)]
+    figure, ax = plt.subplots(figsize=(8, 1.0 + 0.5 * max(len(labels), 1)))
+    left = np.zeros(len(labels))
+    for name, colour in CLASS_COLOURS.items():
+        values = np.nan_to_num(rows[f"share_{name}"].to_numpy().astype(float))
+        ax.barh(range(len(labels)), values, left=left, color=colour, label=name.replace("_", " "))
+        left += values
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of items")
+    ax.set_ylabel("model / benchmark")
+    ax.set_title("Item classes per model and benchmark")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15 - 0.3 / max(len(labels), 1)), ncol=5)
+    figure.tight_layout()
+    return figure
+
+
+PROBE_MEASURES = (
+    ("accuracy", "probe accuracy"),
+    ("selectivity", "selectivity (accuracy - control)"),
+    ("p_gold", "P(gold answer)"),
+    ("p_prior", "P(prior answer)"),
+)
+
+
+def probe_curves(probes: pl.DataFrame, model: str) -> Figure:
+    """Probe accuracy, selectivity, P(gold) and P(prior) against layer depth: the MLP probe on every item, one line
+    per target and level (solid: clean, dashed: most blurred), one panel per feature and measure."""
+    rows = probes.filter((pl.col("model") == model) & (pl.col("probe") == "mlp") & (pl.col("subset") == "all"))
+    features = sorted(rows["feature"].unique().to_list())
+    targets = sorted(rows["target"].unique().to_list())
+    levels = sorted(rows["level"].unique().to_list())
+    colours = _colours(targets)
+    figure, axes = plt.subplots(
+        max(len(features), 1), len(PROBE_MEASURES), figsize=(16, 3.4 * max(len(features), 1)), squeeze=False
+    )
+    for f, feature in enumerate(features):
+        for m, (measure, label) in enumerate(PROBE_MEASURES):
+            ax = axes[f][m]
+            for target in targets:
+                for li, level in enumerate(levels):
+                    line = rows.filter(
+                        (pl.col("feature") == feature) & (pl.col("target") == target) & (pl.col("level") == level)
+                    ).sort("layer")
+                    values = line[measure].to_numpy().astype(float)
+                    if not line.height or not np.isfinite(values).any():
+                        continue
+                    layers = line["layer"].to_numpy()
+                    style = "-" if li == 0 else "--"
+                    ax.plot(layers, values, style, marker=".", color=colours[target], label=f"{target} ({level})")
+                    if measure in ("accuracy", "selectivity"):
+                        low = line[f"{measure}_ci_low"].to_numpy().astype(float)
+                        high = line[f"{measure}_ci_high"].to_numpy().astype(float)
+                        ax.fill_between(layers, low, high, color=colours[target], alpha=0.12, linewidth=0)
+            ax.set_title(f"{feature}: {label}", fontsize=9)
+            ax.set_xlabel("layer (0 = embeddings)")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+            if measure == "selectivity":
+                ax.axhline(0, color="black", linewidth=0.8)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    if handles:
+        figure.legend(handles, names, loc="lower center", ncol=min(4, len(names)), fontsize=8)
+    figure.suptitle(f"{model}: layer-wise MLP probes (every item; 95% intervals across folds)")
+    figure.tight_layout(rect=(0, 0.08, 1, 0.97))
+    return figure
+
+
+def swap_heatmap(swaps: pl.DataFrame) -> Figure:
+    """Per pair, the change each spec makes against the unswapped base, spec x benchmark: follow-image where items
+    with a prior that differs from gold exist, accuracy elsewhere (the cell says which)."""
+    pairs = sorted(swaps["pair"].unique().to_list())
+    figure, axes = plt.subplots(1, len(pairs), figsize=(4.5 * len(pairs) + 1, 5), squeeze=False)
+    image = None
+    for p, pair in enumerate(pairs):
+        ax = axes[0][p]
+        rows = swaps.filter(pl.col("pair") == pair)
+        condition = sorted(rows.select("family", "level").unique().rows())[0]
+        rows = rows.filter((pl.col("family") == condition[0]) & (pl.col("level") == condition[1]))
+        specs = rows["spec"].unique(maintain_order=True).to_list()
+        benches = sorted(rows["benchmark"].unique().to_list())
+        grid = np.full((len(specs), len(benches)), np.nan)
+        measure = [["" for _ in benches] for _ in specs]
+        for b, bench in enumerate(benches):
+            per = rows.filter(pl.col("benchmark") == bench)
+            column = "follow_image" if per["follow_image"].drop_nulls().len() else "accuracy"
+            base = per.filter(pl.col("spec") == "base")[column]
+            for s, spec in enumerate(specs):
+                hit = per.filter(pl.col("spec") == spec)[column]
+                if hit.len() and base.len() and hit[0] is not None and base[0] is not None:
+                    grid[s, b] = hit[0] - base[0]
+                    measure[s][b] = f"{grid[s, b]:+.2f}"
+        image = ax.imshow(grid, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+        for s in range(len(specs)):
+            for b in range(len(benches)):
+                ax.text(b, s, measure[s][b], ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(len(benches)))
+        ax.set_xticklabels(benches, rotation=30, ha="right")
+        ax.set_yticks(range(len(specs)))
+        ax.set_yticklabels(specs, fontsize=8)
+        ax.set_xlabel("benchmark")
+        ax.set_ylabel("spec (what the donor gives)")
+        ax.set_title(f"{pair} at {condition[0]}/{condition[1]}", fontsize=10)
+    if image is not None:
+        figure.colorbar(image, ax=axes[0].tolist(), label="change against the base (follow-image, or accuracy)")
+    figure.suptitle("Weight swaps: change against the unswapped base")
+    return figure
+
+
+def patch_curves(patches: pl.DataFrame, model: str) -> Figure:
+    """The restored fraction against layer, one line per position set, one panel per benchmark and pair. Where no
+    item can be restored (the target run already answers gold: patching blurred states into the clean run), the
+    panel shows the flip rate to the source run's answer instead, and its axis says so."""
+    rows = patches.filter(pl.col("model") == model)
+    panels = sorted(rows.select("benchmark", "source", "target").unique().rows())
+    positions = sorted(rows["position"].unique().to_list())
+    colours = _colours(positions)
+    figure, axes = plt.subplots(1, max(len(panels), 1), figsize=(5 * max(len(panels), 1), 4), squeeze=False)
+    for p, (bench, source, target) in enumerate(panels):
+        ax = axes[0][p]
+        panel = rows.filter(
+            (pl.col("benchmark") == bench) & (pl.col("source") == source) & (pl.col("target") == target)
+        )
+        measure = "restored" if panel["restored"].drop_nulls().len() else "flip_rate"
+        for position in positions:
+            line = panel.filter(pl.col("position") == position).sort("layer")
+            if line.height and line[measure].drop_nulls().len():
+                _band(ax, line["layer"].to_numpy(), line, measure, colours[position], position)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.axhline(1, color="black", linewidth=0.8, linestyle=":")
+        ax.set_title(f"{bench}: {source} into {target}", fontsize=10)
+        ax.set_xlabel("layer patched (0 = embeddings)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_ylabel(
+            "restored fraction of the logit difference"
+            if measure == "restored"
+            else "flip rate to the source run's answer"
+        )
+        ax.grid(alpha=0.3)
+        ax.legend(title="positions", fontsize=8)
+    figure.suptitle(f"{model}: activation patching, 95% intervals")
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,248 @@
+"""The aggregate stage: every finished output into results/tables, results/plots and results/report.html.
+
+Outputs that do not exist yet (a swap or patch stage not run, a job still pending) are not an error: their tables
+are empty, their figures and report sections say what is missing, and the console says it too.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+from matplotlib.figure import Figure
+
+from blindspot.aggregate import html, plots
+from blindspot.aggregate.browser import browser
+from blindspot.aggregate.layout import AggregateSlice, output_paths
+from blindspot.aggregate.sentences import patch_sentences, summary_sentences, swap_sentences
+from blindspot.aggregate.tables import (
+    DECAY_TABLE_SCHEMA,
+    PROVENANCE_SCHEMA,
+    STACKED_SCHEMAS,
+    SUMMARY_SCHEMA,
+    Collected,
+    collect,
+    decay_table,
+    provenance_table,
+    stacked,
+    summary_table,
+)
+from blindspot.atomic import atomic_output
+from blindspot.contracts.answers import chance_options
+from blindspot.provenance import provenance
+from blindspot.tables import write_table
+
+SUMMARY_COLUMNS = {
+    "c_rate": "C [95% CI]",
+    "c_chance": "chance",
+    "c_chance_empirical": "chance (own answers)",
+    "mg": "MG",
+    "share_fine_visual": "fine",
+    "share_coarse_visual": "coarse",
+    "share_language_prior": "prior",
+}
+"""The summary table's columns printed on the console (with their headers)."""
+
+
+def mean_chance(items: pl.DataFrame) -> float | None:
+    """Mean 1/K over the items: the accuracy of a guess, where every item has a closed answer space."""
+    sizes = [
+        chance_options(t, len(o) if o is not None else None)
+        for t, o in zip(items["answer_type"], items["options"], strict=True)
+    ]
+    if not sizes or any(not k for k in sizes):
+        return None
+    return sum(1 / k for k in sizes if k) / len(sizes)
+
+
+def _missing_note(found: Collected, kinds: tuple[str, ...], what: str) -> str | None:
+    paths = [p for kind in kinds for p in found.missing.get(kind, [])]
+    if not paths:
+        return None
+    shown = ", ".join(paths[:4]) + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
+    return f"{len(paths)} {what} output(s) not produced yet ({shown}); this section leaves them out."
+
+
+class Report:
+    """Collects the page's sections while the figures are written."""
+
+    def __init__(self, config: AggregateSlice, outputs: dict[str, Path]) -> None:
+        self.config = config
+        self.outputs = outputs
+        self.sections: list[tuple[str, str, str]] = []
+
+    def figure(self, name: str, figure: Figure, caption: str) -> str:
+        """Save plot ``name`` (PNG and SVG) and return it as an embedded figure."""
+        png, svg = self.outputs[f"plot_{name}"], self.outputs[f"svg_{name}"]
+        plots.save(figure, png, svg)
+        return html.figure(png.read_bytes(), name, caption)
+
+    def table(self, frame: pl.DataFrame, name: str) -> str:
+        return html.table(frame, f"table-{name}", self.config.report.table_rows)
+
+    def missing(self, found: Collected, kind: str, what: str) -> str:
+        note = _missing_note(found, (kind,), what)
+        return html.missing(note) if note else ""
+
+    def per_model(
+        self, kind: str, frame: pl.DataFrame, models: list[str], draw: Callable[[pl.DataFrame, str], Figure], what: str
+    ) -> str:
+        """One figure per model (``<kind>_<model>``); a model without rows yet gets a figure that says so."""
+        inner = ""
+        for model in models:
+            if frame.filter(pl.col("model") == model).height:
+                figure = draw(frame, model)
+            else:
+                figure = plots.empty_figure(f"{model}: {what}", f"no {kind} output yet for this model")
+            inner += self.figure(f"{kind}_{model}", figure, f"{model}: {what}.")
+        return inner
+
+
+def aggregate(config: AggregateSlice, results: str | Path) -> list[str]:
+    """Write every aggregate output; return the console lines (summary table, what is missing, the report)."""
+    results = Path(results)
+    outputs = output_paths(config, results)
+    found = collect(config, results)
+    record = provenance("aggregate", config)
+    report = Report(config, outputs)
+    console: list[str] = []
+
+    decay = pl.from_arrow(decay_table(found.frame("decay")))
+    summary = pl.from_arrow(summary_table(found.frame("decay"), found.frame("classes"), found.frame("rejects")))
+    assert isinstance(decay, pl.DataFrame) and isinstance(summary, pl.DataFrame)
+    write_table(decay.to_arrow(), DECAY_TABLE_SCHEMA, record, outputs["table_decay"])
+    write_table(summary.to_arrow(), SUMMARY_SCHEMA, record, outputs["table_summary"])
+    stacks: dict[str, pl.DataFrame] = {}
+    for kind, schema in STACKED_SCHEMAS.items():
+        table: pa.Table = stacked(found.frame(kind), schema)
+        write_table(table, schema, record, outputs[f"table_{kind}"])
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        stacks[kind] = frame
+    write_table(provenance_table(found, results), PROVENANCE_SCHEMA, record, outputs["table_provenance"])
+
+    # -- summary
+    notes = [
+        n
+        for kind, what in (("decay", "decay"), ("probes", "probe"), ("swaps", "swap"), ("patches", "patch"))
+        if (n := _missing_note(found, (kind,), what))
+    ]
+    console += [f"aggregate: {n}" for n in notes]
+    sentences = summary_sentences(summary) + swap_sentences(stacks["swaps"]) + patch_sentences(stacks["patches"])
+    inner = "<ul class=summary>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>"
+    inner += "".join(html.missing(n) for n in notes)
+    inner += report.table(summary, "summary")
+    report.sections.append(("summary", "Summary", inner))
+
+    # -- decay
+    inner = ""
+    items = found.frame("staged_items")
+    for bench in config.benchmarks:
+        chance = mean_chance(items.filter(pl.col("benchmark") == bench)) if items.height else None
+        if decay.filter(pl.col("benchmark") == bench).height:
+            figure = plots.decay_curves(decay, bench, config.blur_family, chance)
+        else:
+            figure = plots.empty_figure(f"{bench}: decay", "no decay output yet for this benchmark")
+        inner += report.figure(
+            f"decay_{bench}", figure, f"{bench}: accuracy and E against the {config.blur_family} kernel per model."
+        )
+    inner += report.table(decay.drop("official"), "decay")
+    report.sections.append(("decay", "Decay under obfuscation", inner))
+
+    # -- classes and C
+    if summary.height:
+        c_figure, class_figure = plots.c_rates(summary), plots.class_shares(summary)
+    else:
+        c_figure = plots.empty_figure("C rate", "no decay output yet")
+        class_figure = plots.empty_figure("Item classes", "no decay output yet")
+    inner = report.figure("c_rate", c_figure, "Share of answers that survive every blur level, with chance levels.")
+    inner += report.figure("classes", class_figure, "Item classes per model and benchmark.")
+    report.sections.append(("classes", "Survival and item classes", inner))
+
+    # -- probes
+    inner = report.missing(found, "probes", "probe")
+    inner += report.per_model("probes", stacks["probes"], config.models, plots.probe_curves, "layer-wise probes")
+    inner += report.table(stacks["probes"], "probes")
+    report.sections.append(("probes", "Probes", inner))
+
+    # -- swaps
+    swaps = stacks["swaps"]
+    if not config.pairs:
+        inner = html.missing("No swap pairs are configured (swap.pairs), so no weight swaps ran.")
+    else:
+        inner = report.missing(found, "swaps", "swap")
+        figure = plots.swap_heatmap(swaps) if swaps.height else plots.empty_figure("Swaps", "no swap output yet")
+        inner += report.figure("swaps", figure, "Change against the unswapped base, per spec and benchmark.")
+        inner += report.table(swaps, "swaps")
+    report.sections.append(("swaps", "Weight swaps", inner))
+
+    # -- patches
+    patches = stacks["patches"]
+    if not config.patch_models:
+        inner = html.missing("No model is configured for activation patching (patch.models), so none ran.")
+    else:
+        inner = report.missing(found, "patches", "patch")
+        inner += report.per_model("patches", patches, config.patch_models, plots.patch_curves, "activation patching")
+        inner += report.table(patches, "patches")
+    report.sections.append(("patches", "Activation patching", inner))
+
+    # -- items
+    inner = ""
+    stores = {p.name.removesuffix(".zarr"): p for p in found.paths.get("render", [])}
+    for bench in config.benchmarks:
+        inner += f"<h3>{html.escape(bench)}</h3>"
+        inner += browser(
+            bench,
+            items.filter(pl.col("benchmark") == bench) if items.height else items,
+            found.frame("predictions"),
+            found.frame("classes"),
+            stores.get(bench),
+            config.blur_family,
+            config.report.browser_items,
+            config.report.thumbnail_side,
+        )
+    report.sections.append(("items", "Items", inner))
+
+    prov = pl.from_arrow(provenance_table(found, results))
+    assert isinstance(prov, pl.DataFrame)
+    report.sections.append(("provenance", "Provenance", report.table(prov.drop("versions"), "provenance")))
+
+    with atomic_output(outputs["report"]) as tmp:
+        tmp.write_text(html.page("blindspot report", report.sections), encoding="utf-8")
+    console.append(format_summary(summary))
+    console.append(f"report: {outputs['report']}")
+    return console
+
+
+def format_summary(summary: pl.DataFrame) -> str:
+    """The summary table for the terminal: one line per model x benchmark, the C rate with its interval."""
+    if summary.is_empty():
+        return "(no decay output yet: the summary table is empty)"
+
+    def shown(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    rows = []
+    for r in summary.sort("benchmark", "model").iter_rows(named=True):
+        row = {"benchmark": r["benchmark"], "model": r["model"], "items": str(r["n_items"])}
+        for column, header in SUMMARY_COLUMNS.items():
+            row[header] = shown(r[column])
+        if r["c_rate"] is not None and r["c_rate_ci_low"] is not None:
+            row["C [95% CI]"] += f" [{r['c_rate_ci_low']:.3f}, {r['c_rate_ci_high']:.3f}]"
+        row["vision-indispensable"] = str(r["n_vision_indispensable"])
+        rows.append(row)
+    frame = pl.DataFrame(rows)
+    with pl.Config(
+        tbl_rows=500,
+        tbl_cols=frame.width,
+        tbl_width_chars=250,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        tbl_formatting="ASCII_MARKDOWN",
+    ):
+        buffer = io.StringIO()
+        buffer.write(str(frame))
+    return buffer.getvalue()

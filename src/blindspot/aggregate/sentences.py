@@ -1,0 +1,98 @@
+"""The report's summary in sentences, computed from the aggregate tables (never typed in)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+
+def pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def interval(row: dict, name: str) -> str:
+    value, low, high = row.get(name), row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high")
+    if value is None:
+        return "n/a"
+    if low is None or high is None:
+        return pct(value)
+    return f"{pct(value)} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def summary_sentences(summary: pl.DataFrame) -> list[str]:
+    """Per model x benchmark: the C rate against both chance levels, MG and the item classes."""
+    out = []
+    for row in summary.sort("benchmark", "model").iter_rows(named=True):
+        model, bench = row["model"], row["benchmark"]
+        text = (
+            f"On {bench}, {interval(row, 'c_rate')} of {model}'s answers survive every blur level; "
+            f"chance is {pct(row['c_chance'])} by the (1/K)^levels formula"
+        )
+        if row.get("c_chance_empirical") is not None:
+            text += f" and {pct(row['c_chance_empirical'])} from the model's own answers without an informative image"
+        text += "."
+        if row.get("mg") is not None:
+            text += f" The image adds {interval(row, 'mg')} accuracy (MG)."
+        else:
+            text += f" MG is unavailable: {row.get('mg_note') or 'not measured'}."
+        text += (
+            f" {row['n_vision_indispensable']} of {row['n_items']} items are vision-indispensable "
+            f"(fine visual {pct(row['share_fine_visual'])}, coarse visual {pct(row['share_coarse_visual'])}); "
+            f"{pct(row['share_language_prior'])} follow the language prior."
+        )
+        if row.get("n_rejected"):
+            text += f" Staging rejected {row['n_rejected']} source rows of {bench} (see the rejects table)."
+        out.append(text)
+    return out
+
+
+def swap_sentences(swaps: pl.DataFrame) -> list[str]:
+    """Per pair and benchmark: the spec (other than the full donor) that moves follow-image (or accuracy) most."""
+    out = []
+    for (pair, bench), rows in swaps.group_by(["pair", "benchmark"], maintain_order=True):
+        column = "follow_image" if rows["follow_image"].drop_nulls().len() else "accuracy"
+        first = rows.select("family", "level").row(0)
+        rows = rows.filter((pl.col("family") == first[0]) & (pl.col("level") == first[1]))
+        base = rows.filter(pl.col("spec") == "base")[column]
+        donor = rows.filter(pl.col("spec") == "donor")[column]
+        specs = rows.filter(~pl.col("spec").is_in(["base", "donor"])).drop_nulls(column)
+        if not base.len() or base[0] is None or not specs.height:
+            continue
+        best = (
+            specs.with_columns((pl.col(column) - base[0]).abs().alias("gain"))
+            .sort("gain", descending=True)
+            .row(0, named=True)
+        )
+        text = (
+            f"On {bench}, swapping {best['spec']} from {best['donor']} into {best['base']} ({pair}) moves "
+            f"{column.replace('_', '-')} from {pct(base[0])} to {interval(best, column)}"
+        )
+        if donor.len() and donor[0] is not None:
+            text += f"; the whole donor reaches {pct(donor[0])}"
+        out.append(text + f" (at {first[0]}/{first[1]}).")
+    return out
+
+
+def patch_sentences(patches: pl.DataFrame) -> list[str]:
+    """Per model, benchmark, pair and position set: the deepest layer where patching still restores half (or, where
+    nothing can be restored, still flips half of the answers to the source run's)."""
+    out = []
+    keys = ["model", "benchmark", "source", "target", "position"]
+    for key, rows in patches.sort("layer").group_by(keys, maintain_order=True):
+        model, bench, source, target, position = key
+        restored = rows.drop_nulls("restored")
+        if restored.height:
+            column, verb, count = "restored", "restores at least half of the logit difference", "n_restorable"
+        else:
+            column, verb, count = "flip_rate", "flips at least half of the answers to the source run's", "n_flippable"
+            restored = rows.drop_nulls("flip_rate")
+            if not restored.height:
+                continue
+        half = restored.filter(pl.col(column) >= 0.5)
+        where = f"{verb} at {half.height} of {restored.height} layers"
+        if half.height:
+            where += f", the deepest being layer {half['layer'].to_list()[-1]}"
+        out.append(
+            f"On {bench}, patching {model}'s {position} positions from {source} into {target} {where} "
+            f"({restored[count][0]} items where the two runs answer differently)."
+        )
+    return out

@@ -1,0 +1,287 @@
+"""The aggregate tables: every finished per-job output, stacked into one table per kind.
+
+- ``decay``: one row per model x benchmark x family x level (the paper's table), from the decay stage's long table;
+- ``summary``: one row per model x benchmark (C rate, chance levels, MG, ML, item-class shares);
+- ``probes``, ``swaps``, ``patches``: the per-job tables stacked (they already carry model/pair and benchmark);
+- ``provenance``: one row per output read, with its stage, config hash, model revision and package versions.
+
+Every function here takes tables already read and returns a table, so each can be tested against values computed
+by hand. Outputs that do not exist yet are listed in :attr:`Collected.missing`, never an error: the report says
+which sections are incomplete.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import zarr
+
+from blindspot.aggregate.layout import AggregateSlice, input_paths
+from blindspot.contracts.answers import OUTCOMES
+from blindspot.contracts.tables import (
+    DECAY_ITEMS_SCHEMA,
+    DECAY_METRICS_SCHEMA,
+    ITEMS_SCHEMA,
+    PATCHES_SCHEMA,
+    PREDICTIONS_SCHEMA,
+    PROBES_SCHEMA,
+    REJECTS_SCHEMA,
+    SWAP_SCHEMA,
+    interval_fields,
+)
+from blindspot.tables import read_provenance
+
+# ------------------------------------------------------------------------------------------------ schemas
+
+
+DECAY_COLUMNS: dict[str, str] = {
+    "e": "identical_rate",
+    "accuracy": "accuracy",
+    "margin_survival": "margin_survival_rate",
+    "accuracy_c": "accuracy_c1",
+    **{f"share_{outcome}": f"share_{outcome}" for outcome in OUTCOMES},
+}
+"""Aggregate column -> the decay stage's metric name."""
+
+OFFICIAL_TYPE = pa.list_(
+    pa.struct(
+        [
+            pa.field("metric", pa.string()),
+            pa.field("value", pa.float64()),
+            pa.field("ci_low", pa.float64()),
+            pa.field("ci_high", pa.float64()),
+        ]
+    )
+)
+
+DECAY_TABLE_SCHEMA = pa.schema(
+    [
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("benchmark", pa.string(), nullable=False),
+        pa.field("family", pa.string(), nullable=False),
+        pa.field("level", pa.int32(), nullable=False),
+        pa.field("param", pa.float32()),
+        pa.field("n", pa.int64(), nullable=False),
+        pa.field("n_e", pa.int64()),
+        pa.field("n_c", pa.int64()),
+        *(f for column in DECAY_COLUMNS for f in interval_fields(column)),
+        pa.field("official", OFFICIAL_TYPE),
+    ]
+)
+"""One row per model x benchmark x family x level. ``e``: the share of items with a clean answer that give the
+same answer at this level (E); ``accuracy``; ``margin_survival``: the share whose option-log-prob margin stays at or
+above the threshold; ``accuracy_c``: accuracy over the C subset (items whose clean answer survives every blur
+level); ``share_<outcome>``: correct, wrong, unparsed, abstain over all ``n`` items. ``n_e`` and ``n_c`` are the
+item counts behind E and accuracy_c. ``official``: the benchmark's own scores where it defines them."""
+
+SUMMARY_CLASSES = ("fine_visual", "coarse_visual", "language_prior", "uncertain", "unparsed")
+
+SUMMARY_SCHEMA = pa.schema(
+    [
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("benchmark", pa.string(), nullable=False),
+        pa.field("n_items", pa.int64(), nullable=False),
+        pa.field("n_rejected", pa.int64()),
+        *interval_fields("c_rate"),
+        *interval_fields("c_rate_margin"),
+        pa.field("c_chance", pa.float64()),
+        *interval_fields("c_chance_empirical"),
+        *interval_fields("mg"),
+        pa.field("mg_note", pa.string()),
+        *interval_fields("ml"),
+        pa.field("ml_note", pa.string()),
+        *(f for name in SUMMARY_CLASSES for f in interval_fields(f"share_{name}")),
+        *interval_fields("share_judged_by_margin"),
+        pa.field("n_vision_indispensable", pa.int64(), nullable=False),
+    ]
+)
+"""One row per model x benchmark. ``c_rate``: the share of items (with a clean answer) whose answer survives every
+blur level (by identity; ``c_rate_margin`` by evidence); ``c_chance``: the (1/K)^levels formula;
+``c_chance_empirical``: the same from the model's own answers under the uninformative conditions; ``mg``: accuracy
+with the image minus without; ``ml``: multimodal leakage (null with the reason in ``ml_note`` where it could not be
+measured); ``share_<class>``: the item classes; ``n_vision_indispensable``: items classed fine or coarse visual;
+``n_rejected``: source rows the staging stage rejected."""
+
+PROVENANCE_SCHEMA = pa.schema(
+    [
+        pa.field("output", pa.string(), nullable=False),
+        pa.field("stage", pa.string()),
+        pa.field("model", pa.string()),
+        pa.field("benchmark", pa.string()),
+        pa.field("config_hash", pa.string()),
+        pa.field("model_path", pa.string()),
+        pa.field("model_revision", pa.string()),
+        pa.field("weights_sha256", pa.string()),
+        pa.field("blindspot_version", pa.string()),
+        pa.field("torch_version", pa.string()),
+        pa.field("transformers_version", pa.string()),
+        pa.field("versions", pa.string()),
+    ]
+)
+"""One row per output the aggregate read. ``model`` is the model (or swap pair) name; ``versions``: every package
+version as JSON."""
+
+STACKED_SCHEMAS = {"probes": PROBES_SCHEMA, "swaps": SWAP_SCHEMA, "patches": PATCHES_SCHEMA}
+INPUT_SCHEMAS = {
+    "staged_items": ITEMS_SCHEMA,
+    "rejects": REJECTS_SCHEMA,
+    "predictions": PREDICTIONS_SCHEMA,
+    "decay": DECAY_METRICS_SCHEMA,
+    "classes": DECAY_ITEMS_SCHEMA,
+    **STACKED_SCHEMAS,
+}
+"""The contract schema of each Parquet input (the render stores are read by the item browser)."""
+
+# ------------------------------------------------------------------------------------------------ collecting
+
+
+@dataclass
+class Collected:
+    """Every stage output the aggregate found, read; and the ones it did not find."""
+
+    frames: dict[str, pl.DataFrame] = field(default_factory=dict)
+    """Per input kind (``decay``, ``classes``, ``probes`` ...), the per-job tables stacked."""
+    paths: dict[str, list[Path]] = field(default_factory=dict)
+    """Per input kind, the files found."""
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    """Per input kind, the files not (yet) there."""
+
+    def frame(self, kind: str) -> pl.DataFrame:
+        """The stacked tables of one kind; an empty table with the kind's columns where none exists yet."""
+        if kind in self.frames:
+            return self.frames[kind]
+        return pl.DataFrame(schema=pl.Schema(INPUT_SCHEMAS[kind]))
+
+
+def collect(config: AggregateSlice, results: str | Path) -> Collected:
+    """Read every configured stage output under ``results`` (Parquet tables; stores are only located)."""
+    found = Collected()
+    for kind, paths in input_paths(config, results).items():
+        found.paths[kind] = [p for p in paths if p.exists()]
+        found.missing[kind] = [str(p) for p in paths if not p.exists()]
+        if kind == "render" or not found.paths[kind]:
+            continue
+        frames = [pl.read_parquet(p) for p in found.paths[kind]]
+        found.frames[kind] = pl.concat(frames, how="diagonal_relaxed")
+    return found
+
+
+def stacked(frame: pl.DataFrame, schema: pa.Schema) -> pa.Table:
+    """Per-job tables stacked, cast to their contract schema (an empty table where none exists yet)."""
+    if frame.is_empty():
+        return schema.empty_table()
+    return frame.select(schema.names).to_arrow().cast(schema)
+
+
+# ------------------------------------------------------------------------------------------------ decay
+
+
+def decay_table(decay: pl.DataFrame) -> pa.Table:
+    """The decay stage's long metrics (every model x benchmark), one row per condition."""
+    if decay.is_empty():
+        return DECAY_TABLE_SCHEMA.empty_table()
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    wanted = {metric: column for column, metric in DECAY_COLUMNS.items()}
+    for r in decay.filter(pl.col("family") != "all").iter_rows(named=True):
+        key = (r["model"], r["benchmark"], r["family"], r["level"])
+        row = rows.setdefault(
+            key,
+            {
+                "model": r["model"],
+                "benchmark": r["benchmark"],
+                "family": r["family"],
+                "level": r["level"],
+                "param": r["param"],
+                "n": 0,
+                "official": [],
+            },
+        )
+        metric = r["metric"]
+        if metric in wanted:
+            column = wanted[metric]
+            row[column], row[f"{column}_ci_low"], row[f"{column}_ci_high"] = r["value"], r["ci_low"], r["ci_high"]
+            if column == "accuracy":
+                row["n"] = r["n"]
+            elif column == "e":
+                row["n_e"] = r["n"]
+            elif column == "accuracy_c":
+                row["n_c"] = r["n"]
+        elif metric.startswith("official_"):
+            row["official"].append(
+                {
+                    "metric": metric.removeprefix("official_"),
+                    "value": r["value"],
+                    "ci_low": r["ci_low"],
+                    "ci_high": r["ci_high"],
+                }
+            )
+    ordered = sorted(rows.values(), key=lambda r: (r["model"], r["benchmark"], r["family"], r["level"]))
+    return pa.Table.from_pylist(ordered, schema=DECAY_TABLE_SCHEMA)
+
+
+# ------------------------------------------------------------------------------------------------ summary
+
+
+def summary_table(decay: pl.DataFrame, classes: pl.DataFrame, rejects: pl.DataFrame) -> pa.Table:
+    """One row per model x benchmark from the decay stage's summary rows (family ``all``) and item classes."""
+    if decay.is_empty():
+        return SUMMARY_SCHEMA.empty_table()
+    rejected = (
+        {} if rejects.is_empty() else dict(rejects.group_by("benchmark").len().iter_rows())  # benchmark -> count
+    )
+    out = []
+    overall = decay.filter(pl.col("family") == "all")
+    for (model, bench), group in overall.group_by(["model", "benchmark"], maintain_order=True):
+        row: dict[str, Any] = {"model": model, "benchmark": bench, "n_rejected": rejected.get(bench, 0)}
+        for r in group.iter_rows(named=True):
+            name = r["metric"]
+            row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = r["value"], r["ci_low"], r["ci_high"]
+            if name in ("mg", "ml"):
+                row[f"{name}_note"] = r["note"]
+        items = classes.filter((pl.col("model") == model) & (pl.col("benchmark") == bench))
+        row["n_items"] = items.height
+        row["n_vision_indispensable"] = int(items["vision_indispensable"].sum()) if items.height else 0
+        out.append({name: row.get(name) for name in SUMMARY_SCHEMA.names})
+    out.sort(key=lambda r: (r["benchmark"], r["model"]))
+    return pa.Table.from_pylist(out, schema=SUMMARY_SCHEMA)
+
+
+# ------------------------------------------------------------------------------------------------ provenance
+
+
+def _store_provenance(path: Path) -> dict[str, Any]:
+    record = zarr.open_group(store=str(path), mode="r").attrs.get("provenance")
+    return dict(record) if isinstance(record, dict) else {}
+
+
+def provenance_table(found: Collected, results: str | Path) -> pa.Table:
+    """One row per output read: where it came from (stage, config hash, model and weights, package versions)."""
+    rows = []
+    for kind, paths in found.paths.items():
+        for path in paths:
+            record = _store_provenance(path) if path.is_dir() else read_provenance(path)
+            model: dict[str, Any] = record["model"] if isinstance(record.get("model"), dict) else {}
+            versions = record.get("versions", {})
+            rows.append(
+                {
+                    "output": str(path.relative_to(results)) if path.is_relative_to(results) else str(path),
+                    "stage": record.get("stage", kind),
+                    "model": record.get("model_name"),
+                    "benchmark": record.get("benchmark"),
+                    "config_hash": record.get("config_hash"),
+                    "model_path": model.get("model_path"),
+                    "model_revision": model.get("revision") or model.get("hub_id"),
+                    "weights_sha256": record.get("weights_sha256"),
+                    "blindspot_version": versions.get("blindspot"),
+                    "torch_version": versions.get("torch"),
+                    "transformers_version": versions.get("transformers"),
+                    "versions": json.dumps(versions, sort_keys=True),
+                }
+            )
+    rows.sort(key=lambda r: r["output"])
+    return pa.Table.from_pylist(rows, schema=PROVENANCE_SCHEMA)

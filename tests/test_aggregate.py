@@ -1,0 +1,474 @@
+"""The aggregate stage: tables against hand-computed values, every plot, the report in a real headless Chromium.
+
+The fixture is a results folder built here: a staged and rendered 6-item benchmark, predictions of two models
+written by hand (so every decay number is known), the real decay stage run on them, and hand-written probe, swap
+and patch tables.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from blindspot.aggregate import plots
+from blindspot.aggregate.layout import AGGREGATE_VERSION, AggregateSlice, output_paths
+from blindspot.aggregate.run import aggregate
+from blindspot.aggregate.tables import (
+    DECAY_TABLE_SCHEMA,
+    PROVENANCE_SCHEMA,
+    SUMMARY_SCHEMA,
+    decay_table,
+    summary_table,
+)
+from blindspot.config import DecayConfig, ReportConfig
+from blindspot.contracts.tables import (
+    DECAY_METRICS_SCHEMA,
+    PATCHES_SCHEMA,
+    PREDICTIONS_SCHEMA,
+    PROBES_SCHEMA,
+    REJECTS_SCHEMA,
+    SWAP_SCHEMA,
+)
+from blindspot.decay import decay_benchmark
+from blindspot.tables import read_provenance, write_table
+
+BENCH = "small"
+CONDITIONS = [("blur", 0, 1.0), ("blur", 1, 25.0), ("blank", 1, 0.0), ("noise", 1, 0.0)]
+
+
+def answers_m1(i: int, gold: str, wrong: str, family: str, level: int) -> str | None:
+    """m1: right on every clean image; keeps items 0-2 under blur; only item 0 without an informative image.
+    So: item 0 language prior, items 1-2 coarse visual, items 3-5 fine visual."""
+    if family == "blur":
+        return gold if level == 0 or i < 3 else wrong
+    return gold if i == 0 else wrong
+
+
+def answers_m2(i: int, gold: str, wrong: str, family: str, level: int) -> str | None:
+    """m2: gold everywhere except item 5, unreadable at blur/1. So items 0-4 language prior, item 5 fine visual."""
+    return None if (i == 5 and (family, level) == ("blur", 1)) else gold
+
+
+def write_predictions(path: Path, model: str, items: pl.DataFrame, answer: Any) -> None:
+    rows = []
+    for i, item in enumerate(items.iter_rows(named=True)):
+        gold = item["answer"]
+        wrong = "A" if gold != "A" else "B"
+        for family, level, param in CONDITIONS:
+            parsed = answer(i, gold, wrong, family, level)
+            outcome = "unparsed" if parsed is None else ("correct" if parsed == gold else "wrong")
+            rows.append(
+                {
+                    "model": model,
+                    "benchmark": BENCH,
+                    "item_id": item["item_id"],
+                    "family": family,
+                    "level": level,
+                    "param": param,
+                    "answer_type": "multiple_choice",
+                    "gold": gold,
+                    "n_options": len(item["options"]),
+                    "raw_text": parsed or "I cannot tell.",
+                    "parsed": parsed,
+                    "outcome": outcome,
+                    "score": 1.0 if outcome == "correct" else 0.0,
+                    "option_labels": None,
+                    "option_logprobs": None,
+                    "scored": parsed,
+                    "first_token_is_label": False,
+                }
+            )
+    record = {
+        "stage": "predict",
+        "adapter": "generic",
+        "model_name": model,
+        "benchmark": BENCH,
+        "model": {"model_path": f"models/{model}", "revision": "abc123"},
+        "weights_sha256": f"w-{model}",
+    }
+    write_table(rows, PREDICTIONS_SCHEMA, record, path)
+
+
+def probe_rows(model: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "model": model,
+            "benchmark": BENCH,
+            "feature": "last_token",
+            "target": "gold",
+            "probe": "mlp",
+            "level": "blur/0",
+            "layer": layer,
+            "subset": "all",
+            "accuracy": 0.5 + 0.1 * layer,
+            "accuracy_ci_low": 0.4 + 0.1 * layer,
+            "accuracy_ci_high": 0.6 + 0.1 * layer,
+            "control_accuracy": 0.3,
+            "selectivity": 0.2 + 0.1 * layer,
+            "selectivity_ci_low": 0.1,
+            "selectivity_ci_high": 0.5,
+            "p_gold": 0.4,
+            "p_prior": 0.2,
+            "n": 6,
+            "n_classes": 4,
+        }
+        for layer in range(3)
+    ]
+
+
+def swap_rows() -> list[dict[str, Any]]:
+    def row(spec: str, kind: str, layers: list[int], follow: float) -> dict[str, Any]:
+        return {
+            "pair": "p",
+            "benchmark": BENCH,
+            "base": "m1",
+            "donor": "m2",
+            "spec": spec,
+            "kind": kind,
+            "layers": layers,
+            "units": [],
+            "family": "blur",
+            "level": 0,
+            "param": 1.0,
+            "n": 6,
+            "n_prior_differs": 4,
+            "accuracy": 0.5,
+            "accuracy_ci_low": 0.3,
+            "accuracy_ci_high": 0.7,
+            "flip_vs_base": 0.0,
+            "flip_vs_base_ci_low": 0.0,
+            "flip_vs_base_ci_high": 0.1,
+            "flip_vs_donor": 0.5,
+            "flip_vs_donor_ci_low": 0.3,
+            "flip_vs_donor_ci_high": 0.7,
+            "follow_prior": 1 - follow,
+            "follow_prior_ci_low": 0.0,
+            "follow_prior_ci_high": 1.0,
+            "follow_image": follow,
+            "follow_image_ci_low": follow - 0.1,
+            "follow_image_ci_high": follow + 0.1,
+            "note": None,
+        }
+
+    return [
+        row("base", "reference", [], 0.1),
+        row("layer_0", "window", [0], 0.6),
+        row("donor", "reference", [0, 1], 0.9),
+    ]
+
+
+def patch_rows() -> list[dict[str, Any]]:
+    return [
+        {
+            "model": "m1",
+            "benchmark": BENCH,
+            "source": "blur/0",
+            "target": "blur/1",
+            "position": "image",
+            "layer": layer,
+            "n": 6,
+            "ld": -1.0,
+            "ld_ci_low": -1.5,
+            "ld_ci_high": -0.5,
+            "restored": restored,
+            "restored_ci_low": restored - 0.1,
+            "restored_ci_high": restored + 0.1,
+            "n_restorable": 3,
+            "flip_rate": 0.5,
+            "flip_rate_ci_low": 0.2,
+            "flip_rate_ci_high": 0.8,
+            "n_flippable": 3,
+            "method": "replay",
+            "note": None,
+        }
+        for layer, restored in enumerate((1.0, 0.6, 0.2))
+    ]
+
+
+@pytest.fixture
+def results(tmp_path: Path, small_benchmark: dict[str, Path]) -> Path:
+    root = tmp_path / "results"
+    staged = root / "staged" / BENCH
+    staged.mkdir(parents=True)
+    shutil.copy(small_benchmark["items"], staged / "items.parquet")
+    rejects = [
+        {"benchmark": BENCH, "source_index": i, "item_id": None, "reason": "image", "message": "bad"} for i in (6, 7)
+    ]
+    write_table(rejects, REJECTS_SCHEMA, {"stage": "stage", "benchmark": BENCH}, staged / "rejects.parquet")
+    shutil.copytree(small_benchmark["render"], root / "render" / f"{BENCH}.zarr")
+    items = pl.read_parquet(staged / "items.parquet")
+    for model, answer in (("m1", answers_m1), ("m2", answers_m2)):
+        predictions = root / "predictions" / model / f"{BENCH}.parquet"
+        predictions.parent.mkdir(parents=True)
+        write_predictions(predictions, model, items, answer)
+        decay = root / "decay" / model
+        outputs = {
+            "metrics": decay / f"{BENCH}.parquet",
+            "classes": decay / f"{BENCH}.items.parquet",
+            "manifest": decay / f"{BENCH}.manifest.json",
+        }
+        config = DecayConfig(bootstrap=50, coarse_families=["blank", "noise"])
+        decay_benchmark(predictions, staged / "items.parquet", config, 0, outputs, model, BENCH)
+        write_table(probe_rows(model), PROBES_SCHEMA, {"stage": "probe"}, root / "probes" / model / f"{BENCH}.parquet")
+    write_table(swap_rows(), SWAP_SCHEMA, {"stage": "swap"}, root / "swaps" / "p" / f"{BENCH}.parquet")
+    write_table(patch_rows(), PATCHES_SCHEMA, {"stage": "patch"}, root / "patches" / "m1" / f"{BENCH}.parquet")
+    return root
+
+
+def slice_for(**overrides: Any) -> AggregateSlice:
+    values: dict[str, Any] = {
+        "output_version": AGGREGATE_VERSION,
+        "models": ["m1", "m2"],
+        "benchmarks": [BENCH],
+        "pairs": ["p"],
+        "patch_models": ["m1"],
+        "blur_family": "blur",
+        "report": ReportConfig(browser_items=4),
+    }
+    return AggregateSlice.model_validate(values | overrides)
+
+
+def row(frame: pl.DataFrame, **keys: Any) -> dict[str, Any]:
+    hit = frame.filter(pl.all_horizontal(pl.col(k) == v for k, v in keys.items()))
+    assert hit.height == 1, (keys, hit)
+    return hit.row(0, named=True)
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+
+def long_rows(model: str, rows: list[tuple[str, int, str, float | None, int]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            {
+                "model": model,
+                "benchmark": "b",
+                "family": f,
+                "level": lv,
+                "param": 5.0 if f == "blur" else None,
+                "metric": m,
+                "value": v,
+                "ci_low": None if v is None else v - 0.1,
+                "ci_high": None if v is None else v + 0.1,
+                "n": n,
+                "note": "no S_t" if v is None else None,
+            }
+            for f, lv, m, v, n in rows
+        ],
+        schema=pl.Schema(DECAY_METRICS_SCHEMA),
+    )
+
+
+def test_decay_table_puts_each_metric_in_its_column() -> None:
+    frame = long_rows(
+        "m",
+        [
+            ("blur", 1, "identical_rate", 0.75, 4),
+            ("blur", 1, "accuracy", 0.6, 5),
+            ("blur", 1, "accuracy_c1", 1.0, 3),
+            ("blur", 1, "margin_survival_rate", 0.5, 2),
+            ("blur", 1, "share_unparsed", 0.2, 5),
+            ("blur", 1, "n_unparsed", 1.0, 5),
+            ("blur", 1, "official_f1", 0.7, 5),
+            ("all", -1, "c_rate", 0.5, 4),
+        ],
+    )
+    table = pl.from_arrow(decay_table(frame))
+    assert isinstance(table, pl.DataFrame)
+    assert table.schema == pl.Schema(DECAY_TABLE_SCHEMA)
+    assert table.height == 1  # the summary row (family all) is not a condition
+    r = table.row(0, named=True)
+    assert (r["e"], r["n_e"], r["accuracy"], r["n"], r["accuracy_c"], r["n_c"]) == (0.75, 4, 0.6, 5, 1.0, 3)
+    assert r["e_ci_low"] == pytest.approx(0.65) and r["accuracy_ci_high"] == pytest.approx(0.7)
+    assert r["margin_survival"] == 0.5 and r["share_unparsed"] == 0.2 and r["share_abstain"] is None
+    assert r["official"] == [{"metric": "f1", "value": 0.7, "ci_low": 0.7 - 0.1, "ci_high": 0.7 + 0.1}]
+
+
+def test_summary_table_from_summary_rows_classes_and_rejects() -> None:
+    frame = long_rows("m", [("all", -1, "c_rate", 0.5, 4), ("all", -1, "mg", 0.25, 4), ("all", -1, "ml", None, 0)])
+    classes = pl.DataFrame({"model": ["m"] * 3, "benchmark": ["b"] * 3, "vision_indispensable": [True, False, True]})
+    rejects = pl.DataFrame({"benchmark": ["b", "b", "other"]})
+    table = pl.from_arrow(summary_table(frame, classes, rejects))
+    assert isinstance(table, pl.DataFrame) and table.schema == pl.Schema(SUMMARY_SCHEMA)
+    r = table.row(0, named=True)
+    assert (r["c_rate"], r["c_rate_ci_low"], r["mg"], r["n_items"]) == (0.5, 0.4, 0.25, 3)
+    assert r["n_vision_indispensable"] == 2 and r["n_rejected"] == 2
+    assert r["ml"] is None and r["ml_note"] == "no S_t"
+
+
+def test_aggregate_tables_against_hand_counts(results: Path) -> None:
+    config = slice_for()
+    aggregate(config, results)
+    out = output_paths(config, results)
+    decay = pl.read_parquet(out["table_decay"])
+    # m1 at blur/1 keeps items 0-2 of 6: accuracy and E are 3/6; every answer read.
+    r = row(decay, model="m1", family="blur", level=1)
+    assert (r["accuracy"], r["e"], r["n"], r["param"]) == (0.5, 0.5, 6, 25.0)
+    assert (r["share_correct"], r["share_wrong"], r["share_unparsed"]) == (0.5, 0.5, 0.0)
+    # C subset of m1 is items 0-2, all right at blur/1.
+    assert (r["accuracy_c"], r["n_c"]) == (1.0, 3)
+    # m2: item 5 unreadable at blur/1.
+    r = row(decay, model="m2", family="blur", level=1)
+    assert r["share_unparsed"] == pytest.approx(1 / 6) and r["accuracy"] == pytest.approx(5 / 6)
+    assert decay.height == 2 * len(CONDITIONS)
+
+    summary = pl.read_parquet(out["table_summary"])
+    m1, m2 = row(summary, model="m1"), row(summary, model="m2")
+    assert m1["c_rate"] == 0.5 and m2["c_rate"] == pytest.approx(5 / 6)
+    assert m1["c_rate_ci_low"] < 0.5 < m1["c_rate_ci_high"]
+    assert (m1["share_language_prior"], m1["share_coarse_visual"], m1["share_fine_visual"]) == pytest.approx(
+        (1 / 6, 2 / 6, 3 / 6)
+    )
+    assert (m1["n_vision_indispensable"], m2["n_vision_indispensable"]) == (5, 1)
+    assert m1["n_rejected"] == 2 and m1["n_items"] == 6
+    assert m1["c_chance"] == pytest.approx((1 / 4) ** 1)  # one blur level past the clean image, four options
+    assert m1["mg"] is None and "none" in m1["mg_note"]
+
+    probes = pl.read_parquet(out["table_probes"])
+    assert probes.height == 6 and sorted(probes["model"].unique()) == ["m1", "m2"]
+    assert pl.read_parquet(out["table_swaps"]).height == 3 and pl.read_parquet(out["table_patches"]).height == 3
+
+    provenance = pl.read_parquet(out["table_provenance"])
+    assert provenance.schema == pl.Schema(PROVENANCE_SCHEMA)
+    predictions = row(provenance, output="predictions/m1/small.parquet")
+    assert (predictions["model_revision"], predictions["weights_sha256"]) == ("abc123", "w-m1")
+    assert provenance.height == 1 + 1 + 1 + 2 * 4 + 1 + 1  # items, rejects, render, per model x4, swap, patch
+    assert read_provenance(out["table_summary"])["stage"] == "aggregate"
+
+
+def test_report_sentences_and_console(results: Path) -> None:
+    console = aggregate(slice_for(), results)
+    page = (results / "report.html").read_text()
+    assert "On small, 50.0% [" in page and "of m1&#x27;s answers survive every blur level; chance is 25.0%" in page
+    assert "5 of 6 items are vision-indispensable" in page
+    assert "Staging rejected 2 source rows of small" in page
+    assert "moves follow-image from 10.0% to 60.0% [50.0, 70.0]; the whole donor reaches 90.0%" in page
+    assert "restores at least half of the logit difference at 2 of 3 layers, the deepest being layer 1" in page
+    assert console[-1] == f"report: {results / 'report.html'}"
+    assert "m1" in console[-2] and "0.5" in console[-2]
+
+
+def test_missing_outputs_are_said_not_fatal(results: Path) -> None:
+    (results / "swaps" / "p" / f"{BENCH}.parquet").unlink()
+    console = aggregate(slice_for(patch_models=[]), results)
+    assert any("1 swap output(s) not produced yet" in line for line in console)
+    page = (results / "report.html").read_text()
+    assert "1 swap output(s) not produced yet" in page
+    assert "No model is configured for activation patching" in page
+    assert pl.read_parquet(results / "tables" / "swaps.parquet").height == 0
+    assert not (results / "plots" / "patches_m1.png").exists()
+    assert (results / "plots" / "swaps.png").stat().st_size > 0
+
+
+# ------------------------------------------------------------------------------------------------ plots
+
+
+def labels_of(figure: Any) -> list[str]:
+    out = [figure._suptitle.get_text()] if figure._suptitle is not None else []
+    for ax in figure.axes:
+        out += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+    return [t for t in out if t]
+
+
+def test_every_plot_is_written_with_labels(results: Path) -> None:
+    config = slice_for()
+    aggregate(config, results)
+    for name, path in output_paths(config, results).items():
+        if name.startswith(("plot_", "svg_")):
+            assert path.stat().st_size > 2000, name
+    decay = pl.read_parquet(results / "tables" / "decay.parquet")
+    summary = pl.read_parquet(results / "tables" / "summary.parquet")
+    figures = {
+        "decay": plots.decay_curves(decay, BENCH, "blur", 0.25),
+        "c_rate": plots.c_rates(summary),
+        "classes": plots.class_shares(summary),
+        "probes": plots.probe_curves(pl.read_parquet(results / "tables" / "probes.parquet"), "m1"),
+        "swaps": plots.swap_heatmap(pl.read_parquet(results / "tables" / "swaps.parquet")),
+        "patches": plots.patch_curves(pl.read_parquet(results / "tables" / "patches.parquet"), "m1"),
+    }
+    for name, figure in figures.items():
+        texts = " | ".join(labels_of(figure))
+        assert figure._suptitle is not None or figure.axes[0].get_title(), name
+        assert any(ax.get_xlabel() for ax in figure.axes) and any(ax.get_ylabel() for ax in figure.axes), name
+        legends = [ax.get_legend() for ax in figure.axes if ax.get_legend()] + list(figure.legends)
+        if name != "swaps":  # the heatmap has a colour bar instead
+            assert legends, name
+        assert texts
+    decay_axes = figures["decay"].axes
+    assert "blur kernel size (pixels)" in decay_axes[2].get_xlabel()
+    chance_lines = [line for line in decay_axes[0].get_lines() if line.get_label() == "chance (1/K)"]
+    assert chance_lines and chance_lines[0].get_ydata()[0] == 0.25
+    # The decay curve of m1 carries its accuracy values, in kernel order.
+    m1 = next(line for line in decay_axes[0].get_lines() if line.get_label() == "m1")
+    assert list(m1.get_xdata()) == [1.0, 25.0] and list(m1.get_ydata()) == [1.0, 0.5]
+
+
+def test_plots_and_tables_are_byte_stable(results: Path) -> None:
+    config = slice_for()
+    aggregate(config, results)
+    first = {n: p.read_bytes() for n, p in output_paths(config, results).items()}
+    aggregate(config, results)
+    second = {n: p.read_bytes() for n, p in output_paths(config, results).items()}
+    assert [n for n in first if first[n] != second[n]] == []
+
+
+# ------------------------------------------------------------------------------------------------ browser
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+def test_report_in_headless_chromium(results: Path) -> None:
+    """The page renders in a real browser: summary, tables and images present, sorting reorders rows, and it
+    requests nothing but itself and its own data URIs."""
+    if chromium() is None or not _has_playwright():
+        if os.environ.get("CI"):
+            pytest.fail("CI needs Debian's chromium and playwright (.ci/run installs both)")
+        pytest.skip("chromium or playwright not installed")
+    from playwright.sync_api import sync_playwright
+
+    aggregate(slice_for(), results)
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        page = browser.new_page()
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto((results / "report.html").as_uri())
+        page.wait_for_load_state("load")
+        assert page.locator("ul.summary li").count() >= 2
+        assert "survive every blur level" in page.locator("ul.summary").inner_text()
+        for table in ("summary", "decay", "probes", "swaps", "patches", "provenance"):
+            assert page.locator(f"#table-{table} tbody tr").count() > 0, table
+        loaded = page.evaluate("Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length")
+        assert loaded >= 8  # six plots at least, and the browser's thumbnails
+        column = page.locator("#table-decay thead th").all_inner_texts().index("accuracy")
+
+        def accuracies() -> list[float]:
+            cells = page.locator(f"#table-decay tbody tr td:nth-child({column + 1})").all_inner_texts()
+            return [float(c) for c in cells]
+
+        before = accuracies()
+        page.locator("#table-decay thead th").nth(column).click()
+        ascending = accuracies()
+        page.locator("#table-decay thead th").nth(column).click()
+        descending = accuracies()
+        browser.close()
+    assert ascending == sorted(before) and descending == sorted(before, reverse=True)
+    assert ascending != before
+    foreign = [url for url in requests if not url.startswith(("file:", "data:"))]
+    assert foreign == []
+
+
+def _has_playwright() -> bool:
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return False
+    return True
