@@ -45,13 +45,14 @@ class Mutant:
     original: str
     replacement: str
     stage: str
-    """The stage to rerun: decay, probe, swap or patch."""
+    """The stage to rerun: decay, probe, swap, patch or aggregate."""
     tests: str
     """The unit tests of the mutated module."""
 
 
 DECAY, PROBE = "tests/test_decay.py", "tests/test_probes.py"
 SWAP, PATCH = "tests/test_swap.py", "tests/test_patch.py"
+AGGREGATE = "tests/test_aggregate.py"
 MUTANTS = [
     Mutant(
         "decay-reference-level",
@@ -337,6 +338,69 @@ MUTANTS = [
         "patch",
         PATCH,
     ),
+    Mutant(
+        "aggregate-e-is-accuracy",
+        "a wrong column",
+        "aggregate/tables.py",
+        '    "e": "identical_rate",\n',
+        '    "e": "accuracy",\n',
+        "aggregate",
+        AGGREGATE,
+    ),
+    Mutant(
+        "aggregate-n-from-c-subset",
+        "a wrong subset",
+        "aggregate/tables.py",
+        '            if column == "accuracy":\n                row["n"] = r["n"]\n',
+        '            if column == "accuracy_c":\n                row["n"] = r["n"]\n',
+        "aggregate",
+        AGGREGATE,
+    ),
+    Mutant(
+        "aggregate-rejects-every-bench",
+        "a wrong subset",
+        "aggregate/tables.py",
+        '"n_rejected": rejected.get(bench, 0)}',
+        '"n_rejected": sum(rejected.values())}',
+        "aggregate",
+        AGGREGATE,
+    ),
+    Mutant(
+        "aggregate-chance-off-by-one",
+        "a wrong chance formula",
+        "aggregate/run.py",
+        "    return sum(1 / k for k in sizes if k) / len(sizes)\n",
+        "    return sum(1 / (k + 1) for k in sizes if k) / len(sizes)\n",
+        "aggregate",
+        AGGREGATE,
+    ),
+    Mutant(
+        "aggregate-sentence-chance-swapped",
+        "a wrong reference",
+        "aggregate/sentences.py",
+        "f\"chance is {pct(row['c_chance'])} by the (1/K)^levels formula\"",
+        "f\"chance is {pct(row['c_chance_empirical'])} by the (1/K)^levels formula\"",
+        "aggregate",
+        AGGREGATE,
+    ),
+    Mutant(
+        "aggregate-thumbnail-level",
+        "a shifted level",
+        "aggregate/browser.py",
+        '            for level, label in ((0, "clean"), (last, "most blurred")):\n',
+        '            for level, label in ((0, "clean"), (last - 1, "most blurred")):\n',
+        "aggregate",
+        AGGREGATE,
+    ),
+    Mutant(
+        "aggregate-sort-never-reverses",
+        "a sign flip",
+        "aggregate/html.py",
+        "    return ascending ? c : -c;\n",
+        "    return c;\n",
+        "aggregate",
+        AGGREGATE,
+    ),
 ]
 
 TOY_MODELS = ["qwen_base", "qwen_donor_layer2"]
@@ -402,6 +466,8 @@ def job_paths(w: dict[str, str]) -> dict[str, str]:
 
 def rerun_stage(stage: str, config_path: Path, workdir: Path, package: Path, log: Path) -> int:
     """Rerun one stage's every toy-world job with the mutated package, in place of the clean outputs."""
+    if stage == "aggregate":  # nothing planted to calibrate against: the unit tests judge, the run must not crash
+        return run([str(BIN / "blindspot"), "aggregate", "--config", str(config_path)], workdir, package, log)
     config = load_config(config_path)
     spec = STAGES[stage]
     for wildcards in stage_jobs(stage, config):

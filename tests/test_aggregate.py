@@ -472,3 +472,44 @@ def _has_playwright() -> bool:
     except ImportError:
         return False
     return True
+
+
+def test_mean_chance_is_the_mean_guess_accuracy() -> None:
+    from blindspot.aggregate.run import mean_chance
+
+    items = pl.DataFrame(
+        {
+            "answer_type": ["multiple_choice", "multiple_choice", "yes_no"],
+            "options": [["a", "b", "c", "d"], ["a", "b"], None],
+        }
+    )
+    assert mean_chance(items) == pytest.approx((1 / 4 + 1 / 2 + 1 / 2) / 3)
+    open_item = pl.DataFrame({"answer_type": ["multiple_choice", "open"], "options": [["a", "b"], None]})
+    assert mean_chance(open_item) is None  # no single chance level when an item has an open answer
+
+
+def test_browser_shows_the_clean_and_most_blurred_image_and_every_answer(results: Path) -> None:
+    from blindspot.aggregate.browser import browser, choose_items, thumbnail
+    from blindspot.aggregate.html import png_data_uri
+    from blindspot.render.store import RenderStore
+
+    classes = pl.concat([pl.read_parquet(p) for p in sorted((results / "decay").glob("*/*.items.parquet"))])
+    # m1's classes (the first model by name): language prior 0, coarse 1-2, fine 3-5; taken in turn by class name.
+    ids = sorted(pl.read_parquet(results / "staged" / BENCH / "items.parquet")["item_id"])
+    assert choose_items(classes, 4) == [ids[1], ids[3], ids[0], ids[2]]
+    items = pl.read_parquet(results / "staged" / BENCH / "items.parquet")
+    predictions = pl.concat([pl.read_parquet(p) for p in sorted((results / "predictions").glob("*/*.parquet"))])
+    store_path = results / "render" / f"{BENCH}.zarr"
+    page = browser(BENCH, items, predictions, classes, store_path, "blur", 4, 64)
+    store = RenderStore(store_path)
+    key = items.filter(pl.col("item_id") == ids[3])["image_keys"][0][0]
+    assert png_data_uri(thumbnail(store.image(key, "blur", 0), 64)) in page
+    assert png_data_uri(thumbnail(store.image(key, "blur", 1), 64)) in page
+    assert page.count('<div class="item">') == 4
+    # m1 answers item 3 right on the clean image and wrong at kernel 25; m2 right at both.
+    block = page.split(f"<b>{ids[3]}</b>")[1].split('<div class="item">')[0]
+    gold = items.filter(pl.col("item_id") == ids[3])["answer"][0]
+    m1 = block.split("<td class=text>m1</td>")[1].split("</tr>")[0]
+    assert m1.count('class="ok"') == 1 and m1.count('class="bad"') == 1 and m1.endswith("<td>fine_visual</td>")
+    m2 = block.split("<td class=text>m2</td>")[1].split("</tr>")[0]
+    assert m2.count(f">{gold}</td>") == 2
