@@ -39,7 +39,8 @@ OPTIONS = ["a cat", "a dog", "a red bus", "a bus"]
     ],
 )
 def test_choice_reads_the_answer(text: str, expected: str) -> None:
-    assert parse_choice(text, OPTIONS) == Parsed(expected, "parsed")
+    parsed = parse_choice(text, OPTIONS)
+    assert (parsed.answer, parsed.status) == (expected, "parsed")
 
 
 @pytest.mark.parametrize(
@@ -95,7 +96,8 @@ def test_refusals_abstain(text: str) -> None:
     ],
 )
 def test_yes_no(text: str, expected: str) -> None:
-    assert parse_yes_no(text) == Parsed(expected, "parsed")
+    parsed = parse_yes_no(text)
+    assert (parsed.answer, parsed.status) == (expected, "parsed")
 
 
 @pytest.mark.parametrize("text", ["Maybe", "It could be yes or no.", "The bus is red."])
@@ -115,7 +117,8 @@ def test_yes_no_unparsed(text: str) -> None:
     ],
 )
 def test_count(text: str, expected: str) -> None:
-    assert parse_count(text) == Parsed(expected, "parsed")
+    parsed = parse_count(text)
+    assert (parsed.answer, parsed.status) == (expected, "parsed")
 
 
 def test_open_and_vqa_soft_accuracy() -> None:

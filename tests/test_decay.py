@@ -381,3 +381,23 @@ def test_an_unsure_clean_answer_has_no_first_lost_level() -> None:
     config = DecayConfig(bootstrap=20, coarse_families=["blank", "none"])
     _, items = decay_metrics(build_grid(yes_no_table(answers, margin=0.5), ("blur", 0)), config, seed=0)
     assert items[0]["class"] == "uncertain" and items[0]["first_lost_level"] is None
+
+
+def test_hedged_share_and_official_accuracy_per_level() -> None:
+    """share_hedged counts answers given beside a refusal or hedge; accuracy_official is the official scorer on the
+    raw response (open answers), reported beside accuracy (the parsed reading)."""
+    rows = []
+    for i, (hedged, official) in enumerate([(True, 0.0), (False, 1.0), (True, 1.0), (False, 0.0)]):
+        for family, level, param in CONDITIONS:
+            r = row(f"i{i}", family, level, param, "A", 2.0)
+            r |= {"answer_type": "open", "n_options": None, "option_labels": None, "option_logprobs": None,
+                  "scored": None, "first_token_is_label": None, "hedged": hedged and level == 1,
+                  "score_official": official}  # fmt: skip
+            rows.append(r)
+    grid = build_grid(pl.from_dicts(rows, schema=pl.Schema(PREDICTIONS_SCHEMA)), ("blur", 0))
+    out, _ = decay_metrics(grid, CONFIG, seed=0)
+    assert metric(out, "share_hedged", "blur", 1)["value"] == pytest.approx(2 / 4)
+    assert metric(out, "n_hedged", "blur", 1)["value"] == 2
+    assert metric(out, "share_hedged", "blur", 0)["value"] == 0.0
+    assert metric(out, "accuracy", "blur", 1)["value"] == 1.0  # the parsed reading: every answer is "A" = gold
+    assert metric(out, "accuracy_official", "blur", 1)["value"] == pytest.approx(2 / 4)

@@ -242,3 +242,120 @@ def test_outputs_carry_provenance(shapes_parquet: Path, tmp_path: Path) -> None:
     assert record["stage"] == "stage" and record["benchmark"] == "b" and record["adapter"] == "generic"
     assert len(record["config_hash"]) == 16 and record["config"]["path"] == str(shapes_parquet)
     assert "numpy" in record["versions"]
+
+
+# ------------------------------------------------------------------------------------------------ as published
+
+
+def test_mixed_answer_types_from_a_column_or_derived_by_rule(tmp_path: Path, png: bytes) -> None:
+    """VLMBias mixes counts and yes/no in one file: a column can name each item's type, or `auto` derives it."""
+    rows = [
+        {"id": "a", "prompt": "How many legs? Answer in {}.", "gt": "5", "topic": "counting", "image": png},
+        {"id": "b", "prompt": "Same length? Answer {Yes} or {No}.", "gt": "Yes", "topic": "yes/no", "image": png},
+        {"id": "c", "prompt": "Which?", "gt": "5", "topic": "essay", "image": png},
+    ]
+    path = write_table(tmp_path / "vlmbias.parquet", rows)
+    columns = {"id": "id", "question": "prompt", "answer": "gt", "answer_type": "topic"}
+    entry = {"path": str(path), "answer_type": "column", "columns": columns,
+             "answer_type_values": {"counting": "count", "yes/no": "yes_no"}}  # fmt: skip
+    items, rejects, _ = stage(tmp_path, entry)
+    assert items.select("item_id", "answer_type", "answer").rows() == [("a", "count", "5"), ("b", "yes_no", "yes")]
+    assert rejects.select("item_id", "reason").rows() == [("c", "bad_answer_type")]
+    auto = {
+        "path": str(path),
+        "answer_type": "auto",
+        "columns": {k: v for k, v in columns.items() if k != "answer_type"},
+    }
+    items, rejects, _ = stage(tmp_path, auto, name="auto")
+    assert items["answer_type"].to_list() == ["count", "yes_no", "count"] and rejects.height == 0
+
+
+def test_answer_type_column_needs_its_mapping(tmp_path: Path) -> None:
+    from blindspot.benchmarks.generic import GenericBenchmark
+
+    with pytest.raises(ValueError, match=r"answer_type: column and columns\.answer_type go together"):
+        GenericBenchmark.model_validate({"path": "x.parquet", "answer_type": "column"})
+
+
+@pytest.mark.parametrize(
+    ("question", "head", "options"),
+    [
+        (  # MMStar
+            "Which option describes the scene?\nOptions: A: The suitcase is on the book., B: The cat is on the "
+            "suitcase., C: The book is under the cat., D: The cat is beside the book.",
+            "Which option describes the scene?",
+            [
+                "The suitcase is on the book.",
+                "The cat is on the suitcase.",
+                "The book is under the cat.",
+                "The cat is beside the book.",
+            ],
+        ),
+        (  # V*
+            "What is the color of the woman's glove?\n(A) black\n(B) white\n(C) red\n(D) blue\nAnswer with the "
+            "option's letter from the given choices directly.",
+            "What is the color of the woman's glove?",
+            ["black", "white", "red", "blue"],
+        ),
+        ("Pick one. Choices: A. vitamin C; B. iron", "Pick one.", ["vitamin C", "iron"]),
+    ],
+)
+def test_options_inside_the_question_are_extracted(question: str, head: str, options: list[str]) -> None:
+    from blindspot.benchmarks.gold import options_from_question
+
+    assert options_from_question(question) == (head, options)
+
+
+def test_options_in_question_stage_through_config_alone(tmp_path: Path, png: bytes) -> None:
+    rows = [
+        {"index": 1, "question": "What colour?\nOptions: A: red, B: blue, C: green", "answer": "B", "image": png},
+        {"index": 2, "question": "What colour is it, without options?", "answer": "A", "image": png},
+    ]
+    path = write_table(tmp_path / "mmstar.parquet", rows)
+    entry = {
+        "path": str(path),
+        "answer_type": "multiple_choice",
+        "options_in_question": True,
+        "columns": {"id": "index"},
+    }
+    items, rejects, _ = stage(tmp_path, entry)
+    assert items.select("question", "options", "answer").rows() == [("What colour?", ["red", "blue", "green"], "B")]
+    assert rejects.select("item_id", "reason").rows() == [("2", "bad_options")]
+
+
+def test_vqav2_reference_records_are_the_ten_answers(tmp_path: Path, png: bytes) -> None:
+    records = [
+        {"answer": a, "answer_confidence": "yes", "answer_id": i + 1} for i, a in enumerate(["2"] * 7 + ["3"] * 3)
+    ]
+    path = write_table(tmp_path / "vqav2.parquet", [{"question": "how many?", "answers": records, "image": png}])
+    entry = {"path": str(path), "answer_type": "open", "columns": {"answer": "answers"}}
+    items, _, _ = stage(tmp_path, entry)
+    assert items["answers"].to_list() == [["2"] * 7 + ["3"] * 3] and items["answer"].to_list() == ["2"]
+
+
+def test_a_reference_layout_not_understood_is_a_one_line_error(tmp_path: Path, png: bytes) -> None:
+    from blindspot.benchmarks.gold import ReferenceLayoutError
+
+    records = [{"text": "2", "id": 1}, {"text": "3", "id": 2}]
+    path = write_table(tmp_path / "odd.parquet", [{"question": "how many?", "answers": records, "image": png}])
+    entry = {"path": str(path), "answer_type": "open", "columns": {"answer": "answers"}}
+    with pytest.raises(ReferenceLayoutError, match=r"^benchmark.columns.answer: a reference answer is a record"):
+        stage(tmp_path, entry)
+
+
+def test_row_filter_keeps_only_matching_rows_and_says_so(tmp_path: Path, png: bytes) -> None:
+    rows = [{"q": f"q{i}?", "a": "yes", "split": s, "img": png} for i, s in enumerate(["val", "test", "val", "dev"])]
+    path = write_table(tmp_path / "f.parquet", rows)
+    cols = {"question": "q", "answer": "a", "image": "img"}
+    entry = {
+        "path": str(path),
+        "answer_type": "yes_no",
+        "columns": cols,
+        "filter": {"column": "split", "equals": "val"},
+    }
+    items, rejects, _ = stage(tmp_path, entry)
+    assert items["question"].to_list() == ["q0?", "q2?"]
+    assert rejects["reason"].to_list() == ["filtered_out", "filtered_out"]
+    entry["filter"] = {"column": "split", "in": ["val", "dev"]}
+    items, _, _ = stage(tmp_path, entry, name="in")
+    assert items["question"].to_list() == ["q0?", "q2?", "q3?"]

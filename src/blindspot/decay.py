@@ -72,6 +72,8 @@ class Grid:
     key: np.ndarray  # (items, conditions) object: the identity key of the parsed answer
     outcome: np.ndarray  # (items, conditions) object
     score: np.ndarray  # (items, conditions) float
+    hedged: np.ndarray  # (items, conditions) bool: an answer given beside a refusal or a hedge
+    score_official: np.ndarray  # (items, conditions) float: the official scorer on the raw response; NaN if none
     margin: np.ndarray  # (items, conditions) float: clean answer's log-prob minus the best other; NaN if none
     label_first: np.ndarray  # (items, conditions) bool: the first generated token was an option label
 
@@ -104,6 +106,8 @@ def build_grid(predictions: pl.DataFrame, clean: tuple[str, int], groups: dict[s
     key = np.full(shape, None, dtype=object)
     outcome = np.full(shape, None, dtype=object)
     score = np.full(shape, np.nan)
+    score_official = np.full(shape, np.nan)
+    hedged = np.zeros(shape, dtype=bool)
     label_first = np.zeros(shape, dtype=bool)
     logprobs: dict[tuple[int, int], dict[str, float]] = {}
     has_first = "first_token_is_label" in predictions.columns
@@ -113,6 +117,9 @@ def build_grid(predictions: pl.DataFrame, clean: tuple[str, int], groups: dict[s
             raise DecayError(f"item '{r['item_id']}' has two predictions for {r['family']}/{r['level']}")
         parsed[i, j], outcome[i, j], score[i, j] = r["parsed"], r["outcome"], r["score"]
         key[i, j] = identity_key(r["parsed"], answer_types[i])
+        hedged[i, j] = bool(r.get("hedged"))
+        if r.get("score_official") is not None:
+            score_official[i, j] = r["score_official"]
         if r["option_labels"] is not None:
             logprobs[(i, j)] = dict(zip(r["option_labels"], r["option_logprobs"], strict=True))
             label_first[i, j] = bool(r["first_token_is_label"]) if has_first else True
@@ -133,7 +140,19 @@ def build_grid(predictions: pl.DataFrame, clean: tuple[str, int], groups: dict[s
     )
     clusters = cluster_ids([(groups or {}).get(item, f"item:{item}") for item in item_ids])
     return Grid(
-        item_ids, answer_types, n_options, clusters, conditions, parsed, key, outcome, score, margin, label_first
+        item_ids,
+        answer_types,
+        n_options,
+        clusters,
+        conditions,
+        parsed,
+        key,
+        outcome,
+        score,
+        hedged,
+        score_official,
+        margin,
+        label_first,
     )
 
 
@@ -252,10 +271,13 @@ def decay_metrics(grid: Grid, config: DecayConfig, seed: int) -> tuple[list[dict
         binary = bool(np.isin(grid.score[:, j], (0.0, 1.0)).all())
         add(c.family, c.level, c.param, "accuracy", boot.mean(grid.score[:, j], everyone, proportion=binary))
         add(c.family, c.level, c.param, "accuracy_c1", boot.mean(grid.score[:, j], c_identity, proportion=binary))
-        for outcome in OUTCOMES:
-            hit = grid.outcome[:, j] == outcome
+        for outcome in (*OUTCOMES, "hedged"):
+            hit = grid.hedged[:, j] if outcome == "hedged" else grid.outcome[:, j] == outcome
             add(c.family, c.level, c.param, f"n_{outcome}", Estimate(float(hit.sum()), None, None, n))
             add(c.family, c.level, c.param, f"share_{outcome}", boot.mean(hit.astype(float), everyone))
+        official = grid.score_official[:, j]
+        if np.isfinite(official).any():
+            add(c.family, c.level, c.param, "accuracy_official", boot.mean(np.nan_to_num(official), everyone))
 
     ladder = len(ladder_cols)
     add("all", -1, None, "c_rate", boot.mean(c_identity.astype(float), clean_ok))

@@ -262,7 +262,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="predict",
             slice=PredictSlice,
-            version=3,
+            version=4,
             wildcards=("model", "bench"),
             inputs=(("item_table", "stage"), ("render", "render")),
             outputs=("predictions",),
@@ -272,7 +272,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="decay",
             slice=DecaySlice,
-            version=4,
+            version=5,
             wildcards=("model", "bench"),
             inputs=(("predictions", "predict"), ("item_table", "stage")),
             outputs=("metrics", "classes", "manifest"),
@@ -302,7 +302,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="swap",
             slice=SwapSlice,
-            version=1,
+            version=2,
             wildcards=("pair", "bench"),
             inputs=(("item_table", "stage"), ("render", "render")),
             outputs=("swaps", "answers"),

@@ -44,7 +44,8 @@ DECAY_COLUMNS: dict[str, str] = {
     "accuracy": "accuracy",
     "margin_survival": "margin_survival_rate",
     "accuracy_c": "accuracy_c1",
-    **{f"share_{outcome}": f"share_{outcome}" for outcome in OUTCOMES},
+    **{f"share_{outcome}": f"share_{outcome}" for outcome in (*OUTCOMES, "hedged")},
+    "accuracy_official": "accuracy_official",
 }
 """Aggregate column -> the decay stage's metric name."""
 
@@ -76,7 +77,9 @@ DECAY_TABLE_SCHEMA = pa.schema(
 """One row per model x benchmark x family x level. ``e``: the share of items with a clean answer that give the
 same answer at this level (E); ``accuracy``; ``margin_survival``: the share whose option-log-prob margin stays at or
 above the threshold; ``accuracy_c``: accuracy over the C subset (items whose clean answer survives every blur
-level); ``share_<outcome>``: correct, wrong, unparsed, abstain over all ``n`` items. ``n_e`` and ``n_c`` are the
+level); ``share_<outcome>``: correct, wrong, unparsed, abstain over all ``n`` items, and ``share_hedged``
+(answers given beside a refusal or a hedge); ``accuracy_official``: open answers scored by the official scorer on
+the raw response (null for closed answer types). ``n_e`` and ``n_c`` are the
 item counts behind E and accuracy_c. ``official``: the benchmark's own scores where it defines them."""
 
 SUMMARY_CLASSES = ("fine_visual", "coarse_visual", "language_prior", "uncertain", "unparsed")

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from blindspot.benchmarks.gold import parse_options
+from blindspot.benchmarks.gold import infer_answer_type, options_from_question, parse_options
 from blindspot.benchmarks.registry import BenchmarkConfigBase, BenchmarkSpec, register
 from blindspot.benchmarks.sources import SourceError, iter_rows, parquet_files, source_columns
 from blindspot.config_base import PathKind, StrictModel
-from blindspot.contracts.answers import AnswerType
+from blindspot.contracts.answers import ANSWER_TYPES, AnswerType
 from blindspot.contracts.items import RawItem, Reject, RejectedItem
 
 
@@ -41,6 +41,29 @@ class ColumnMapping(StrictModel):
     metadata: list[str] | None = Field(
         None, description="Columns copied into the item's metadata; default: every other non-binary column."
     )
+    answer_type: str | None = Field(
+        None,
+        description="A column naming each item's answer type (a benchmark that mixes them); its values are "
+        "read through `answer_type_values` (default: the type names themselves).",
+    )
+
+
+class RowFilter(StrictModel):
+    """Stage only the rows whose ``column`` equals ``equals`` or is one of ``in``."""
+
+    column: str
+    equals: str | int | float | bool | None = None
+    in_: list[str | int | float | bool] | None = Field(None, alias="in")
+
+    @model_validator(mode="after")
+    def _one_test(self) -> RowFilter:
+        if (self.equals is None) == (self.in_ is None):
+            raise ValueError("give exactly one of 'equals' and 'in'")
+        return self
+
+    def keeps(self, value: Any) -> bool:
+        allowed = [self.equals] if self.in_ is None else self.in_
+        return any(value == a or str(value) == str(a) for a in allowed)
 
 
 class GenericBenchmark(BenchmarkConfigBase):
@@ -50,13 +73,33 @@ class GenericBenchmark(BenchmarkConfigBase):
     path: str = Field(description="A .parquet or .jsonl file, or a directory of .parquet shards.")
     image_root: str | None = Field(None, description="Folder that relative image paths are resolved against.")
     columns: ColumnMapping = ColumnMapping()
-    answer_type: AnswerType
+    answer_type: Literal["multiple_choice", "yes_no", "open", "count", "auto", "column"] = Field(
+        description="The answer type of every item; `auto` derives it per item from the gold answer (options: "
+        "multiple choice; yes/no/true/false: yes_no; a number: count; else open); `column` reads it from "
+        "`columns.answer_type`."
+    )
+    answer_type_values: dict[str, AnswerType] = Field(
+        default_factory=dict,
+        description="How the values of `columns.answer_type` name answer types (e.g. {counting: count}).",
+    )
+    options_in_question: bool = Field(
+        False,
+        description="Read the options from the question text (MMStar's 'Options: A: ..., B: ...', V*'s "
+        "'(A) ...' lines) and drop them from the question.",
+    )
+    filter: RowFilter | None = Field(None, description="Stage only the rows that pass (others are rejected).")
     answer_format: Literal["auto", "letter", "index", "text"] = Field(
         "auto",
         description="How a multiple-choice answer is written in the source. 'auto' accepts a letter, an "
         "integer index or the option text, and rejects an item where these disagree.",
     )
     limit: int | None = Field(None, ge=1, description="Stage only the first N source rows (smoke runs).")
+
+    @model_validator(mode="after")
+    def _answer_type_column(self) -> GenericBenchmark:
+        if (self.answer_type == "column") != (self.columns.answer_type is not None):
+            raise ValueError("answer_type: column and columns.answer_type go together (set both or neither)")
+        return self
 
     def paths(self) -> list[tuple[str, str, PathKind]]:
         out: list[tuple[str, str, PathKind]] = [("path", self.path, "any")]
@@ -89,6 +132,7 @@ def _mapped_columns(config: GenericBenchmark) -> dict[str, str | list[str] | Non
         "options": cols.options,
         "answer": cols.answer,
         "image": cols.image,
+        "answer_type": cols.answer_type,
     }
 
 
@@ -144,22 +188,52 @@ def read_generic(config: GenericBenchmark) -> Iterator[RawItem | Reject]:
             yield Reject(index, None, "malformed_row", row)
             continue
         source_id = row.get(config.columns.id) if config.columns.id else None
+        item_id = None if source_id is None else str(source_id)
+        if config.filter is not None and not config.filter.keeps(row.get(config.filter.column)):
+            value = row.get(config.filter.column)
+            yield Reject(index, item_id, "filtered_out", f"{config.filter.column} = {value!r} does not pass the filter")
+            continue
         try:
+            question = row.get(config.columns.question)
             options = _options(row, config.columns.options)
+            if config.options_in_question and options is None:
+                question, options = _split_question(question)
+            answer = row.get(config.columns.answer)
+            answer_type = _answer_type(config, row, answer, options)
         except RejectedItem as error:
-            yield Reject(index, None if source_id is None else str(source_id), error.reason, error.message)
+            yield Reject(index, item_id, error.reason, error.message)
             continue
         yield RawItem(
             source_index=index,
-            source_id=None if source_id is None else str(source_id),
-            question=row.get(config.columns.question),
+            source_id=item_id,
+            question=question,
             options=options,
-            answer=row.get(config.columns.answer),
+            answer=answer,
             images=_images(row, config.columns.image),
-            answer_type=config.answer_type,
+            answer_type=answer_type,
             answer_format=config.answer_format,
             metadata=_metadata(row, config),
         )
+
+
+def _split_question(question: Any) -> tuple[str, list[str]]:
+    split = options_from_question(question) if isinstance(question, str) else None
+    if split is None:
+        raise RejectedItem("bad_options", "options_in_question: no options (A, B, ...) found in the question text")
+    return split
+
+
+def _answer_type(config: GenericBenchmark, row: dict[str, Any], answer: Any, options: list[str] | None) -> str:
+    if config.answer_type == "auto":
+        return infer_answer_type(answer, options)
+    if config.answer_type != "column":
+        return config.answer_type
+    value = row.get(config.columns.answer_type or "")
+    name = config.answer_type_values.get(str(value), str(value))
+    if name not in ANSWER_TYPES:
+        raise RejectedItem("bad_answer_type", f"answer type {value!r} is not one of {', '.join(ANSWER_TYPES)} "
+                           "(map it in answer_type_values)")  # fmt: skip
+    return name
 
 
 GENERIC = register(

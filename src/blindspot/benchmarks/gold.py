@@ -17,6 +17,7 @@ from typing import Any
 
 from blindspot.contracts.answers import LETTERS, format_number, parse_number
 from blindspot.contracts.items import RejectedItem
+from blindspot.errors import BlindspotError
 
 _LETTER_RE = re.compile(r"^\(?\s*([A-Za-z])\s*[\).:]?$")
 _YES = {"yes", "y", "true", "1"}
@@ -94,6 +95,77 @@ def _multiple_choice(answer: Any, options: list[str] | None, answer_format: str)
     return candidates.pop()
 
 
+_OPTIONS_MARKER = re.compile(r"(?:^|\n|\s)(?:options|choices)\s*:\s*", re.I)
+_OPTION_LABEL = re.compile(r"(?:^|(?<=[\s,;]))\(?([A-Z])\s*[):.]\s+")
+
+
+def options_from_question(question: str) -> tuple[str, list[str]] | None:
+    """Options written inside the question text, as MMStar ("Options: A: x, B: y") and V* ("(A) x\n(B) y")
+    publish them: (the question without them, the options), or None where there are not two or more.
+
+    The options start after the last "Options:" / "Choices:" marker, else at the first label "A"; labels are
+    "A:", "A.", "A)" or "(A)", consecutive from A. Each option runs to the next label; the last one to the end of
+    its line (an instruction after the options, "Answer with the option's letter...", is not part of it).
+    Separators (", " or ";") and whitespace around each option are dropped."""
+    markers = list(_OPTIONS_MARKER.finditer(question))
+    start = markers[-1].end() if markers else None
+    labels: list[re.Match[str]] = []
+    for match in _OPTION_LABEL.finditer(question, start or 0):
+        expected = LETTERS[len(labels)]
+        if match.group(1) == expected:
+            labels.append(match)
+        elif labels:
+            break
+    if len(labels) < 2:
+        return None
+    options = []
+    for index, match in enumerate(labels):
+        end = labels[index + 1].start() if index + 1 < len(labels) else len(question)
+        text = question[match.end() : end]
+        if index + 1 == len(labels):
+            text = text.split("\n", 1)[0]
+        options.append(text.strip().rstrip(",;").strip())
+    if not all(options):
+        return None
+    head = question[: markers[-1].start() if markers else labels[0].start()].strip()
+    return head, options
+
+
+def infer_answer_type(answer: Any, options: list[str] | None) -> str:
+    """``answer_type: auto``: an item with options is multiple choice; a yes/no gold (yes, no, true, false, or a
+    boolean) is yes/no; a number (digits or a number word) is a count; anything else is open."""
+    if options:
+        return "multiple_choice"
+    polar = {"yes", "no", "true", "false"}
+    if isinstance(answer, bool) or (isinstance(answer, str) and answer.strip().casefold().rstrip(".") in polar):
+        return "yes_no"
+    if isinstance(answer, int | float) or (isinstance(answer, str) and parse_number(answer) is not None):
+        return "count"
+    return "open"
+
+
+class ReferenceLayoutError(BlindspotError):
+    """A reference-answer column whose layout is not understood (one line, naming the column's config key)."""
+
+
+def _reference(value: Any) -> Any:
+    """One reference answer: a string, or a record with an ``answer`` field (VQA v2's published layout)."""
+    if isinstance(value, dict):
+        if "answer" not in value:
+            raise ReferenceLayoutError(
+                f"a reference answer is a record with fields {sorted(value)} but no 'answer'; map a column of "
+                "answer strings or of records with an 'answer' field",
+                key="benchmark.columns.answer",
+            )
+        return value["answer"]
+    if isinstance(value, list | tuple):
+        raise ReferenceLayoutError(
+            "a reference answer is itself a list; map a column of answer strings or of records with an 'answer' field",
+            key="benchmark.columns.answer",
+        )
+    return value
+
+
 def canonical_gold(
     answer: Any, answer_type: str, options: list[str] | None, answer_format: str = "auto"
 ) -> tuple[str, list[str] | None]:
@@ -104,7 +176,10 @@ def canonical_gold(
         raise RejectedItem("missing_answer", "missing answer")
     if answer_type == "multiple_choice":
         return _multiple_choice(answer, options, answer_format), None
+    if isinstance(answer, dict):
+        answer = _reference(answer)
     if isinstance(answer, list):
+        answer = [_reference(a) for a in answer]
         references = [str(a).strip() for a in answer if not _is_missing(a)]
         if answer_type != "open":
             raise RejectedItem("bad_answer", f"a list of answers is only valid for open questions: {answer!r}")

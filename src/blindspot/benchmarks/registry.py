@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
+from pydantic import Field
 
-from blindspot.answers import Parsed, parse_answer, score_answer
+from blindspot.answers import Parsed, parse_answer, score_answer, score_official
 from blindspot.config_base import PathKind, StrictModel
 from blindspot.contracts.items import RawItem, Reject
 from blindspot.prompts import item_text
@@ -30,6 +31,11 @@ class BenchmarkConfigBase(StrictModel):
 
     adapter: str
     limit: int | None = None
+    open_scorer: Literal["textvqa", "vqav2"] = Field(
+        "textvqa",
+        description="How open answers are scored: 'textvqa' (EvalAI's processing on the answer and every "
+        "reference) or 'vqav2' (references re-processed only where they differ), both exactly as published.",
+    )
 
     def paths(self) -> list[tuple[str, str, PathKind]]:
         """(key, path, kind) of every local path this entry names, for the filesystem check."""
@@ -49,11 +55,15 @@ def default_prompt(item: Item, version: str) -> str:
 
 
 def default_parse(text: str, item: Item) -> Parsed:
-    return parse_answer(text, item["answer_type"], item["options"])
+    return parse_answer(text, item["answer_type"], item["options"], item["question"])
 
 
-def default_score(parsed: Parsed, item: Item) -> tuple[str, float]:
-    return score_answer(parsed, item["answer"], item["answer_type"], item["answers"])
+def default_score(parsed: Parsed, item: Item, scorer: str) -> tuple[str, float]:
+    return score_answer(parsed, item["answer"], item["answer_type"], item["answers"], scorer)
+
+
+def default_score_official(text: str, item: Item, scorer: str) -> float | None:
+    return score_official(text, item["answer"], item["answer_type"], item["answers"], scorer)
 
 
 def no_official_scores(predictions: pl.DataFrame) -> list[dict[str, Any]]:
@@ -71,7 +81,10 @@ class BenchmarkSpec:
     prompt: Callable[[Item, str], str] = default_prompt
     """The user text of an item at a prompt version (the model's chat template is applied later)."""
     parse: Callable[[str, Item], Parsed] = default_parse
-    score: Callable[[Parsed, Item], tuple[str, float]] = default_score
+    score: Callable[[Parsed, Item, str], tuple[str, float]] = default_score
+    """(outcome, score) of a parsed answer; the third argument is the open-answer scorer (``open_scorer``)."""
+    score_official: Callable[[str, Item, str], float | None] = default_score_official
+    """The official scorer on the raw response (open answers), or None."""
     aggregate: Callable[[pl.DataFrame], list[dict[str, Any]]] = no_official_scores
     """Official scores from one condition's predictions: rows of {metric, value} (e.g. POPE's F1)."""
 

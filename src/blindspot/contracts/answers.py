@@ -22,8 +22,24 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 NUMBER_WORDS = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty"
+    "seventeen eighteen nineteen"
 ).split()
+TENS_WORDS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def number_word_value(text: str) -> int | None:
+    """An English number word or compound up to one hundred: "seven", "twenty-one", "twenty one", "a hundred"."""
+    words = text.casefold().replace("-", " ").split()
+    if words in (["hundred"], ["a", "hundred"], ["one", "hundred"]):
+        return 100
+    if len(words) == 1:
+        if words[0] in NUMBER_WORDS:
+            return NUMBER_WORDS.index(words[0])
+        if words[0] in TENS_WORDS:
+            return 20 + 10 * TENS_WORDS.index(words[0])
+    if len(words) == 2 and words[0] in TENS_WORDS and words[1] in NUMBER_WORDS[1:10]:
+        return 20 + 10 * TENS_WORDS.index(words[0]) + NUMBER_WORDS.index(words[1])
+    return None
 
 
 def format_number(value: float) -> str:
@@ -32,10 +48,11 @@ def format_number(value: float) -> str:
 
 
 def parse_number(text: str) -> float | None:
-    """A number from text: digits (with sign, decimals, thousands commas) or an English word up to twenty."""
+    """A number from text: digits (with sign, decimals, thousands commas) or English words up to one hundred."""
     cleaned = text.strip().lower().replace(",", "")
-    if cleaned in NUMBER_WORDS:
-        return float(NUMBER_WORDS.index(cleaned))
+    word = number_word_value(cleaned)
+    if word is not None:
+        return float(word)
     try:
         number = float(cleaned)
     except ValueError:

@@ -77,9 +77,13 @@ PREDICTIONS_SCHEMA = _per_model(
     pa.field("option_logprobs", pa.list_(pa.float64())),
     pa.field("scored", pa.string()),
     pa.field("first_token_is_label", pa.bool_()),
+    pa.field("hedged", pa.bool_()),
+    pa.field("score_official", pa.float64()),
 )
 """One row per (item, condition). ``first_token_is_label``: the first generated token spells an option label, so
-the option log-probs describe the answer given (null for open answers)."""
+the option log-probs describe the answer given (null for open answers). ``hedged``: an answer given beside a
+refusal or a hedge. ``score``: the official scorer on the parsed (prefix-stripped) answer; ``score_official``: the
+official scorer on the raw response (open answers only; null otherwise)."""
 
 # ------------------------------------------------------------------------------------------------ decay
 

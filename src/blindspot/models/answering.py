@@ -54,7 +54,7 @@ def _rows(job: ModelJob, units: list[WorkUnit], responses: list[Response]) -> li
     for unit, response in zip(units, responses, strict=True):
         item = job.items[unit.item]
         parsed = job.benchmark.parse(response.text, item)
-        outcome, score = job.benchmark.score(parsed, item)
+        outcome, score = job.benchmark.score(parsed, item, job.open_scorer)
         logprobs = response.option_logprobs
         rows.append(
             {
@@ -75,6 +75,8 @@ def _rows(job: ModelJob, units: list[WorkUnit], responses: list[Response]) -> li
                 "option_logprobs": list(logprobs.values()) if logprobs else None,
                 "scored": max(logprobs, key=logprobs.__getitem__) if logprobs else None,
                 "first_token_is_label": response.first_token_is_label,
+                "hedged": parsed.hedged,
+                "score_official": job.benchmark.score_official(response.text, item, job.open_scorer),
             }
         )
     return rows

@@ -56,6 +56,8 @@ class ModelJob:
     store: RenderStore
     loaded: LoadedModel
     benchmark: BenchmarkSpec
+    open_scorer: str
+    """How the benchmark's open answers are scored (its config's ``open_scorer``, read from the staged items)."""
     prompts: PromptCache
     resume: Path
     """The job's resume folder (shards, a partial store): reused only by a job with identical inputs."""
@@ -84,7 +86,9 @@ class ModelJob:
         """``key_extra``: more that determines the job's content (a swap donor's weights), for the resume key."""
         items = pl.read_parquet(items_path).to_dicts()
         store = RenderStore(render_path)
-        adapter = read_provenance(items_path).get("adapter", "generic")
+        staged = read_provenance(items_path)
+        adapter = staged.get("adapter", "generic")
+        open_scorer = staged.get("config", {}).get("benchmark", {}).get("open_scorer", "textvqa")
         benchmark = get_benchmark(adapter)
         weights = weights_fingerprint(model)
         key = inputs_key(config_slice, items_path, render_path / "zarr.json", extra=(weights or "") + key_extra)
@@ -109,6 +113,7 @@ class ModelJob:
             store=store,
             loaded=loaded,
             benchmark=benchmark,
+            open_scorer=open_scorer,
             prompts=prompts,
             resume=out.with_name(f".{out.name}.resume-{key}"),
             record=full_record,
