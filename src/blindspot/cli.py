@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
-from blindspot.config import ConfigError, json_schema, load_config
+from blindspot.config import BlindspotConfig, ConfigError, json_schema, load_config
 from blindspot.errors import BlindspotError
 from blindspot.stages import STAGES, JobContext, Stage, option, user_key
 
@@ -28,8 +28,23 @@ def cmd_check_config(args: argparse.Namespace) -> None:
     config = load_config(args.config)
     if args.paths:
         check_paths(config)
+        model_problems(config)
     checked = "shape and paths" if args.paths else "shape only; paths not checked"
     print(f"{args.config}: OK ({checked}; {len(config.benchmarks)} benchmark(s): {', '.join(config.benchmarks)})")
+
+
+def model_problems(config: BlindspotConfig) -> None:
+    """Every model directory checked as its predict job will check it; one line per problem."""
+    from blindspot.models.loading import ModelLoadError, check_model_directory
+
+    lines = []
+    for name, model in config.models.items():
+        try:
+            check_model_directory(model)
+        except ModelLoadError as error:
+            lines.append(str(error).replace("model.", f"models.{name}.", 1))
+    if lines:
+        raise ConfigError("\n".join(lines))
 
 
 def cmd_schema(args: argparse.Namespace) -> None:

@@ -24,7 +24,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from blindspot.benchmarks import registered
@@ -66,7 +74,7 @@ class ResizeConfig(StrictModel):
         description="Both sides are rounded to a multiple of this (Qwen2.5-VL: patch 14 x merge 2 = 28), so "
         "the processor does not resize again and vision tokens line up across levels.",
     )
-    upscale: bool = Field(False, description="Also enlarge images smaller than longest_side.")
+    upscale: StrictBool = Field(False, description="Also enlarge images smaller than longest_side.")
 
 
 class BlurFamily(StrictModel):
@@ -103,7 +111,7 @@ class BlurFamily(StrictModel):
 class PixelateFamily(StrictModel):
     """Downsample by a block size (area average), then upsample back (nearest)."""
 
-    enabled: bool = True
+    enabled: StrictBool = True
     blocks: list[int] = Field([4, 8, 16, 32], min_length=1)
 
     @field_validator("blocks")
@@ -117,14 +125,14 @@ class PixelateFamily(StrictModel):
 class BlankFamily(StrictModel):
     """Replace the image with a single colour."""
 
-    enabled: bool = True
+    enabled: StrictBool = True
     fill: Literal["mean", "gray"] = Field("mean", description="mean: the image's mean colour; gray: 128.")
 
 
 class NoiseFamily(StrictModel):
     """Replace the image with seeded uniform noise (no information from the image)."""
 
-    enabled: bool = True
+    enabled: StrictBool = True
 
 
 class CompressionConfig(StrictModel):
@@ -156,13 +164,15 @@ class ModelConfig(StrictModel):
     )
     revision: str | None = None
     hub_id: str | None = Field(None, description="Where the weights come from; named in the fetch command on errors.")
-    local_files_only: bool = Field(True, description="Never download (the default): runs stay offline.")
+    local_files_only: StrictBool = Field(True, description="Never download (the default): runs stay offline.")
     path: str = Field(description="Local model directory, or a hub id when local_files_only is false.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="auto: bfloat16 on CUDA, float32 on CPU."
     )
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: cuda when available, else cpu.")
-    trust_remote_code: bool = Field(False, description="Run code shipped with the model (off unless enabled here).")
+    trust_remote_code: StrictBool = Field(
+        False, description="Run code shipped with the model (off unless enabled here)."
+    )
     attn_implementation: Literal["eager", "sdpa"] = "sdpa"
     batch_size: int = Field(8, ge=1)
     max_new_tokens: int = Field(16, ge=1, le=512)
@@ -377,6 +387,18 @@ class PatchConfig(StrictModel):
 # --------------------------------------------------------------------------------------------------- report
 
 
+def _command_line_bool(value: Any) -> Any:
+    """`snakemake --config check_paths=false` passes the text "false": exactly "true"/"false", nothing looser."""
+    return {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
+
+
+CommandLineBool = Annotated[StrictBool, BeforeValidator(_command_line_bool)]
+"""A strict boolean that also takes the words true/false (as Snakemake's --config passes them)."""
+
+SEED_MAX = 2**32 - 1
+"""Seeds go to NumPy, OpenCV and torch generators; every one accepts 0 .. 2**32 - 1."""
+
+
 class ReportConfig(StrictModel):
     """The aggregate stage: tables in results/tables, plots in results/plots, and results/report.html."""
 
@@ -397,7 +419,7 @@ class ToyConfig(StrictModel):
 
     benchmark: str = Field("toy", description="Name of the toy benchmark in `benchmarks`.")
     n_items: int = Field(1000, ge=4)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     shares: dict[Literal["fine", "mid", "late", "coarse", "prior", "conflict"], float] = Field(
         {"fine": 0.1, "mid": 0.2, "late": 0.1, "coarse": 0.25, "prior": 0.15, "conflict": 0.2},
         description="Planted share of each kind of item: stripes erased early (fine), mid-ladder (mid) or only by "
@@ -426,8 +448,10 @@ class ToyConfig(StrictModel):
 class BlindspotConfig(StrictModel):
     """The whole run. ``benchmarks`` and ``models`` are keyed by a name used in output paths."""
 
-    seed: int = Field(0, description="Seed for every random choice (noise images, bootstrap, probe splits).")
-    check_paths: bool = Field(
+    seed: int = Field(
+        0, ge=0, le=SEED_MAX, description="Seed for every random choice (noise images, bootstrap, probe splits)."
+    )
+    check_paths: CommandLineBool = Field(
         True,
         description="Check that every configured path exists before any job (false where the submit node cannot "
         "see the paths the compute nodes see; each job still checks its own inputs).",

@@ -141,3 +141,20 @@ def write_shapes_benchmark(
                     raise ValueError("JSONL cannot hold raw bytes; use image_mode base64 or path")
                 handle.write(json.dumps(record) + "\n")
     return path
+
+
+def pixel_bomb_png(side: int) -> bytes:
+    """A valid grey PNG of ``side`` x ``side`` zero pixels: a few MB on disk, ``side**2`` bytes decoded (the
+    hostile-size fixture of the staging tests and the fault script)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    compressor = zlib.compressobj(9)
+    row = b"\0" * (side + 1)  # filter byte + one byte per pixel
+    parts = [compressor.compress(row) for _ in range(side)]
+    parts.append(compressor.flush())
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")

@@ -9,11 +9,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
 # Undecodable images are reported as rejects with a reason; OpenCV's own stderr log would only add noise.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
@@ -21,8 +25,17 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
+DEFAULT_MAX_PIXELS = 100_000_000
+"""The default cap on an image's pixels (width x height), checked from its header before decoding: HR-Bench's 8K
+images (33 million pixels) pass; a 32000 x 32000 "pixel bomb" (a few MB of PNG, 3 GB decoded) does not."""
+
+
 class ImageError(ValueError):
     """An image that cannot be found or decoded; the message is the rejects-table reason."""
+
+    def __init__(self, message: str, reason: str = "bad_image") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def sha256_hex(data: bytes) -> str:
@@ -60,31 +73,76 @@ def resolve_image_bytes(value: Any, image_root: str | Path | None) -> bytes:
         raise ImageError("missing image (empty image struct)")
     if isinstance(value, bytes | bytearray | memoryview):
         if not len(value):
-            raise ImageError("missing image (zero bytes)")
+            raise ImageError("missing image (zero bytes)", "missing_image")
         return bytes(value)
     if isinstance(value, str):
         text = value.strip()
         if not text:
-            raise ImageError("missing image (empty string)")
+            raise ImageError("missing image (empty string)", "missing_image")
         if not _is_path(text, image_root):
             return _decode_base64(text)
-        path = Path(text)
-        if not path.is_absolute():
-            if image_root is None:
-                raise ImageError(f"image path '{text}' is relative but the benchmark has no image_root")
-            path = Path(image_root) / path
+        path = contained_path(text, image_root)
+        if path.is_dir():
+            raise ImageError(f"image path '{text}' is a directory, not a file")
         if not path.is_file():
-            raise ImageError(f"image file not found: '{path}'")
-        return path.read_bytes()
+            raise ImageError(f"image file not found: '{text}'")
+        data = path.read_bytes()
+        if not data:
+            raise ImageError(f"image file '{text}' is empty (zero bytes)")
+        return data
     raise ImageError(f"unsupported image value of type {type(value).__name__}")
 
 
-def decode_rgb(data: bytes) -> np.ndarray:
-    """Decode encoded image bytes to an ``(height, width, 3)`` uint8 RGB array (alpha dropped, grey expanded)."""
+def contained_path(text: str, image_root: str | Path | None) -> Path:
+    """The file an image path names, which must resolve (symlinks followed) inside ``image_root``: a path that
+    leaves it (``../``, an absolute path elsewhere, a symlink out) is refused before any byte of it is read."""
+    if image_root is None:
+        raise ImageError(f"image path '{text}' needs the benchmark's image_root (paths are read only inside it)",
+                         "path_outside_root")  # fmt: skip
+    root = Path(image_root).resolve()
+    path = (root / text).resolve()  # an absolute `text` replaces the root and must still land inside it
+    if not path.is_relative_to(root):
+        raise ImageError(f"image path '{text}' resolves outside image_root; it is not read", "path_outside_root")
+    return path
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from an encoded image's header, without decoding its pixels (None where unknown)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size
+    except Image.DecompressionBombError as error:
+        numbers = [int(n) for n in re.findall(r"\d+", str(error))]  # "Image size (N pixels) exceeds ..."
+        return (numbers[0], 1) if numbers else (2**31, 1)
+    except Exception:  # not an image Pillow knows: OpenCV decides below
+        return None
+
+
+def check_pixels(data: bytes, max_pixels: int) -> None:
+    """Refuse an image whose header declares more than ``max_pixels`` pixels, before anything is decoded."""
+    size = image_size(data)
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise ImageError(
+            f"image of {size[0]} x {size[1]} pixels exceeds the cap of {max_pixels} (max_image_pixels)",
+            "image_too_large",
+        )
+
+
+def decode_rgb(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode encoded image bytes to an ``(height, width, 3)`` uint8 RGB array (alpha dropped, grey expanded).
+    The pixel cap is checked from the header first. Error messages never quote the bytes."""
+    if not data:
+        raise ImageError("empty image (zero bytes)")
+    check_pixels(data, max_pixels)
     buffer = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    except cv2.error as error:  # e.g. beyond OpenCV's own pixel limit
+        raise ImageError(f"undecodable image ({len(data)} bytes): {str(error).strip().splitlines()[-1]}") from None
     if image is None or image.size == 0:
-        raise ImageError(f"undecodable image ({len(data)} bytes, header {data[:8]!r})")
+        raise ImageError(f"undecodable image ({len(data)} bytes)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

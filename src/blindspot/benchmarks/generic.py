@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from blindspot.benchmarks.gold import infer_answer_type, options_from_question, parse_options
 from blindspot.benchmarks.registry import BenchmarkConfigBase, BenchmarkSpec, register
@@ -82,7 +82,7 @@ class GenericBenchmark(BenchmarkConfigBase):
         default_factory=dict,
         description="How the values of `columns.answer_type` name answer types (e.g. {counting: count}).",
     )
-    options_in_question: bool = Field(
+    options_in_question: StrictBool = Field(
         False,
         description="Read the options from the question text (MMStar's 'Options: A: ..., B: ...', V*'s "
         "'(A) ...' lines) and drop them from the question.",

@@ -20,6 +20,7 @@ from pydantic import Field
 from blindspot.answers import Parsed, parse_answer, score_answer, score_official
 from blindspot.config_base import PathKind, StrictModel
 from blindspot.contracts.items import RawItem, Reject
+from blindspot.images import DEFAULT_MAX_PIXELS
 from blindspot.prompts import item_text
 
 Item = Mapping[str, Any]
@@ -31,6 +32,11 @@ class BenchmarkConfigBase(StrictModel):
 
     adapter: str
     limit: int | None = None
+    max_image_pixels: int = Field(
+        DEFAULT_MAX_PIXELS,
+        ge=1,
+        description="Images whose header declares more pixels (width x height) are rejected before decoding.",
+    )
     open_scorer: Literal["textvqa", "vqav2"] = Field(
         "textvqa",
         description="How open answers are scored: 'textvqa' (EvalAI's processing on the answer and every "

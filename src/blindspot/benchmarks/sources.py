@@ -35,8 +35,18 @@ def parquet_files(path: Path) -> list[Path]:
 def source_columns(path: Path) -> list[str] | None:
     """Column names of a parquet source (None for JSONL, whose rows may differ)."""
     if path.is_dir() or path.suffix == ".parquet":
-        return list(pq.read_schema(parquet_files(path)[0]).names)
+        file = parquet_files(path)[0]
+        try:
+            return list(pq.read_schema(file).names)
+        except Exception as error:  # pyarrow raises several types for a damaged or empty file
+            raise unreadable(file, error) from None
     return None
+
+
+def unreadable(file: Path, error: Exception) -> SourceError:
+    """The one-line error for a parquet source that cannot be read (empty, truncated, not parquet)."""
+    detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return SourceError(f"cannot read parquet '{file}' ({detail}); replace or re-download it")
 
 
 def iter_rows(path: Path, columns: list[str] | None = None, batch_size: int = 64) -> Iterator[dict[str, Any] | str]:
@@ -46,13 +56,18 @@ def iter_rows(path: Path, columns: list[str] | None = None, batch_size: int = 64
             try:
                 reader = pq.ParquetFile(file)
             except Exception as error:  # pyarrow raises several types for a corrupt file
-                raise SourceError(f"cannot read parquet '{file}': {error}") from None
+                raise unreadable(file, error) from None
             wanted = [c for c in columns if c in reader.schema_arrow.names] if columns else None
             for batch in reader.iter_batches(batch_size=batch_size, columns=wanted):
                 yield from batch.to_pylist()
     elif path.suffix in {".jsonl", ".ndjson"}:
-        with path.open() as handle:
-            for number, line in enumerate(handle, start=1):
+        with path.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    yield f"line {number} is not valid UTF-8 (byte {error.start})"
+                    continue
                 if not line.strip():
                     continue
                 try:

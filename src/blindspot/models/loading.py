@@ -104,6 +104,13 @@ def _check_family(config: ModelConfig, family: ModelFamily) -> None:
         )
 
 
+def check_model_directory(config: ModelConfig) -> None:
+    """The checks the predict job runs before loading (directory, config.json, safetensors only, the adapter
+    matching the directory's model_type), without loading: ``blindspot check-config`` runs them before any job."""
+    _check_local(config)
+    _check_family(config, get_family(config.adapter))
+
+
 def load_model(config: ModelConfig) -> LoadedModel:
     """Load model + processor for inference: eval mode, left padding, safetensors only, no remote code by default."""
     family = get_family(config.adapter)

@@ -62,7 +62,8 @@ def _metadata_json(metadata: dict[str, Any]) -> str:
 class _ImageSink:
     """Streams unique images to parquet in row groups; remembers each image's size."""
 
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
+    def __init__(self, path: Path, schema: pa.Schema, max_pixels: int) -> None:
+        self._max_pixels = max_pixels
         self._writer = pq.ParquetWriter(path, schema, compression="none")
         self._schema = schema
         self._pending: list[dict[str, Any]] = []
@@ -71,7 +72,7 @@ class _ImageSink:
     def add(self, data: bytes) -> tuple[str, int, int]:
         sha = sha256_hex(data)
         if sha not in self.sizes:
-            height, width = decode_rgb(data).shape[:2]  # raises ImageError for a corrupt image
+            height, width = decode_rgb(data, self._max_pixels).shape[:2]  # ImageError: corrupt, too large
             self.sizes[sha] = (width, height)
             self._pending.append({"image_sha256": sha, "data": data, "width": width, "height": height})
             if len(self._pending) >= _IMAGE_ROW_GROUP:
@@ -95,6 +96,9 @@ def _canonical_row(
     if raw.source_id is not None and raw.source_id in seen_ids:
         raise RejectedItem("duplicate_id", f"item_id '{raw.source_id}' appeared earlier")
     question = raw.question
+    for field, value in (("question", question), ("answer", raw.answer), *(("option", o) for o in raw.options or [])):
+        if isinstance(value, bytes | bytearray | memoryview):
+            raise RejectedItem("bad_text", f"the {field} is binary data ({len(value)} bytes), not text")
     if question is None or not str(question).strip():
         raise RejectedItem("missing_question", "missing question")
     answer, answers = canonical_gold(raw.answer, raw.answer_type, raw.options, raw.answer_format)
@@ -105,7 +109,7 @@ def _canonical_row(
         try:
             key, width, height = images.add(resolve_image_bytes(image, image_root))
         except ImageError as error:
-            reason = "missing_image" if str(error).startswith("missing image") else "bad_image"
+            reason = error.reason
             where = f"image {position + 1} of {len(raw.images)}: " if len(raw.images) > 1 else ""
             raise RejectedItem(reason, where + str(error)) from None
         keys.append(key)
@@ -150,7 +154,7 @@ def stage_benchmark(name: str, config: BenchmarkConfigBase, outputs: Mapping[str
     seen_ids: set[str] = set()
 
     with atomic_output(outputs["images"]) as images_tmp:
-        sink = _ImageSink(images_tmp, with_provenance(IMAGES_SCHEMA, record))
+        sink = _ImageSink(images_tmp, with_provenance(IMAGES_SCHEMA, record), config.max_image_pixels)
         try:
             for raw in tqdm(spec.read(config), desc=f"stage {name}", unit="item", mininterval=1.0, delay=0.5):
                 if isinstance(raw, Reject):
