@@ -69,21 +69,27 @@ def test_predictions_table(tiny_models, small_benchmark, tmp_path: Path) -> None
     assert not list(tmp_path.glob(".p.parquet.resume-*")), "shard folder left behind"
 
 
+def kill_on_batch(monkeypatch: pytest.MonkeyPatch, n: int) -> dict[str, int]:
+    """Make the n-th generated batch raise KeyboardInterrupt (a kill); returns the batch counter."""
+    real = answering_module.generate_batch
+    calls = {"n": 0}
+
+    def dies(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(answering_module, "generate_batch", dies)
+    return calls
+
+
 def test_resume_after_a_kill_gives_the_same_table(
     tiny_models, small_benchmark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reference = run(tiny_models, small_benchmark, tmp_path / "ref.parquet", shard_size=7)
 
-    real = answering_module.generate_batch
-    calls = {"n": 0}
-
-    def dies_on_the_fourth_batch(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt("killed")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(answering_module, "generate_batch", dies_on_the_fourth_batch)
+    calls = kill_on_batch(monkeypatch, 4)
     out = tmp_path / "resumed.parquet"
     with pytest.raises(KeyboardInterrupt):
         run(tiny_models, small_benchmark, out, shard_size=7)
@@ -170,3 +176,22 @@ def test_ml_says_why_it_is_missing(tiny_models, small_benchmark, tmp_path: Path)
     rows, _ = decay_metrics(build_grid(table, ("blur", 0)), DecayConfig(bootstrap=20), seed=0)
     (ml,) = [r for r in rows if r["metric"] == "ml"]
     assert ml["value"] is None and "set models.<name>.llm" in ml["note"]
+
+
+def test_a_damaged_shard_is_redone_not_trusted(
+    tiny_models, small_benchmark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A shard torn by a crash or a damaged disk is discarded (said on the console) and redone: the resumed
+    table equals an uninterrupted run's."""
+    reference = run(tiny_models, small_benchmark, tmp_path / "ref.parquet", shard_size=7)
+    calls = kill_on_batch(monkeypatch, 5)
+    out = tmp_path / "resumed.parquet"
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_models, small_benchmark, out, shard_size=7)
+    (shards,) = tmp_path.glob(".resumed.parquet.resume-*")
+    first = sorted(shards.iterdir())[0]
+    first.write_bytes(first.read_bytes()[:100])  # torn
+    calls["n"] = -(10**9)
+    resumed = run(tiny_models, small_benchmark, out, shard_size=7)
+    assert resumed.equals(reference)
+    assert "discarding the shard 'shard-00000.parquet' of an earlier run (unreadable" in capsys.readouterr().out

@@ -29,6 +29,7 @@ def atomic_output(final: str | Path) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(final)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         yield tmp
@@ -38,6 +39,24 @@ def atomic_output(final: str | Path) -> Iterator[Path]:
     if not tmp.exists():
         raise FileNotFoundError(f"{final}: the writer produced nothing at the temporary path {tmp}")
     replace_path(tmp, final)
+
+
+def remove_leftovers(final: Path) -> list[Path]:
+    """Remove what killed writers of ``final`` left beside it (``.<name>.tmp-*``, ``.<name>.old-*``): a kill -9
+    runs no cleanup, and Snakemake lets only one job write an output at a time, so every such sibling is stale."""
+    removed = []
+    for pattern in (f".{final.name}.tmp-*", f".{final.name}.old-*"):
+        for leftover in final.parent.glob(pattern):
+            _remove(leftover)
+            removed.append(leftover)
+    return removed
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a small text file (a progress record) so that a kill leaves the old version or the new, never half."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def replace_path(new: Path, final: Path) -> None:

@@ -7,6 +7,7 @@ and exit with status 2; nothing prints a traceback for a bad input.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -239,6 +240,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, ConfigError) as error:
         for line in str(error).splitlines():
             print(f"blindspot {args.command}: error: {line}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" writing '{error.filename}'" if error.filename else ""
+        print(f"blindspot {args.command}: error: no space left on device{where} (errno {error.errno}); free space "
+              "and rerun: nothing partial was kept", file=sys.stderr)  # fmt: skip
         return 2
     return 0
 

@@ -25,6 +25,7 @@ there. :class:`HiddenStore` reads a finished store.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,37 @@ import numpy as np
 import zarr
 from jaxtyping import Float, Int8
 
-from blindspot.atomic import replace_path
+from blindspot.atomic import replace_path, write_text
 from blindspot.contracts.hidden import FEATURES
 from blindspot.errors import BlindspotError
 from blindspot.zarr_arrays import write_array
 
 _DONE = "blocks_done.json"
+_HEADER_DONE = "layout_done"
+"""Written once a partial store's coordinates and attributes are complete; a partial without it was killed while
+being created and is started again."""
+
+
+def _partial_problem(partial: Path, item_ids: list[str], levels: list[str], n_layers: int) -> str | None:
+    """Why a partial store left by an earlier (killed) job cannot be resumed, or None where it can."""
+    if not (partial / _HEADER_DONE).is_file():
+        return "its creation did not finish"
+    try:
+        group = zarr.open_group(store=str(partial), mode="r")
+        if [str(i) for i in group["item_id"][:]] != list(item_ids) or [str(v) for v in group["level"][:]] != levels:
+            return "its items or levels differ from this job's"
+        if int(group["layer"].shape[0]) != n_layers or "block_items" not in group.attrs:
+            return "its layers differ from this job's"
+        done = json.loads((partial / _DONE).read_text()) if (partial / _DONE).exists() else []
+        if not isinstance(done, list) or not all(isinstance(b, int) for b in done):
+            return "its progress record is damaged"
+        if done and not all(name in group for name in FEATURES):
+            return "blocks are marked done but feature arrays are missing"
+    except (KeyError, ValueError, OSError) as error:
+        return f"it cannot be read: {type(error).__name__}: {error}"
+    return None
+
+
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 AUTO_HEADROOM = 4.0
 """dtype auto stores float16 only when the first block's largest value is below float16's range by this factor."""
@@ -125,7 +151,11 @@ class HiddenStoreWriter:
         """Resume the partial store at ``partial`` if it exists, else create it. The feature arrays are created
         with the first block (``dtype`` auto: float16 unless that block's values approach its range)."""
         if (partial / "zarr.json").exists():
-            return cls(partial, zarr.open_group(store=str(partial), mode="r+"), dtype)
+            problem = _partial_problem(partial, item_ids, levels, n_layers)
+            if problem is None:
+                return cls(partial, zarr.open_group(store=str(partial), mode="r+"), dtype)
+            print(f"discarding the partial store '{partial}' ({problem}); starting it again", flush=True)
+            shutil.rmtree(partial)
         group = zarr.open_group(store=str(partial), mode="w", zarr_format=3)
         write_array(group, "item_id", np.array(item_ids, dtype=str), ("item",))
         write_array(group, "image_group", np.array(groups, dtype=str), ("item",))
@@ -148,6 +178,7 @@ class HiddenStoreWriter:
                 dimension_names=("item", "level", "token"),
             )
         group.attrs.update({**attrs, "features": list(FEATURES), "block_items": block})
+        write_text(partial / _HEADER_DONE, "complete\n")  # the store's layout is written: a resume may trust it
         return cls(partial, group, dtype)
 
     def __init__(self, partial: Path, group: Any, dtype: str = "auto") -> None:
@@ -198,7 +229,7 @@ class HiddenStoreWriter:
                     key="extract.dtype",
                 )
             self.group[name][rows] = values.astype(dtype)
-        (self.partial / _DONE).write_text(json.dumps(sorted(self.done() | {block})))
+        write_text(self.partial / _DONE, json.dumps(sorted(self.done() | {block})))
 
     def write_tokens(
         self,
@@ -223,4 +254,5 @@ class HiddenStoreWriter:
     def commit(self, final: Path) -> None:
         """Put the finished store at ``final`` (an old store there is replaced only once the new one is in place)."""
         (self.partial / _DONE).unlink(missing_ok=True)
+        (self.partial / _HEADER_DONE).unlink(missing_ok=True)
         replace_path(self.partial, final)

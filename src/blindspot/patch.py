@@ -405,7 +405,7 @@ def patch_benchmark(
     checked = False
     for number, shard in enumerate(shards):
         path = job.resume / f"shard-{number:05d}.parquet"
-        if path.exists():
+        if job.finished_shard(path, None):
             bar.update(len(shard))
             continue
         rows: list[dict[str, Any]] = []

@@ -87,7 +87,13 @@ def predict_benchmark(
         llm = (language_model, PromptCache(language_model.processor, job.items, text))
     job.resume.mkdir(parents=True, exist_ok=True)
     n_shards = (len(units) + predict.shard_size - 1) // predict.shard_size
-    done = {int(p.stem.split("-")[1]) for p in job.resume.glob("shard-*.parquet")}
+    done = {
+        s
+        for s in range(n_shards)
+        if job.finished_shard(
+            job.resume / f"shard-{s:05d}.parquet", len(units[s * predict.shard_size : (s + 1) * predict.shard_size])
+        )
+    }
 
     bar = job.bar(len(units), "unit")
     bar.update(sum(len(units[s * predict.shard_size : (s + 1) * predict.shard_size]) for s in done))

@@ -335,7 +335,7 @@ def swap_benchmark(
         shard = job.resume / f"spec-{index:03d}.parquet"
         names_swapped = swapped[spec.name]
         key = frozenset(names_swapped)
-        if shard.exists():
+        if job.finished_shard(shard, len(units)):
             bar.update(len(units))
         elif key in done_by_params:  # the same parameters as an earlier spec (first_n = last_n = every layer ...)
             earlier = pl.read_parquet(job.resume / f"spec-{done_by_params[key]:03d}.parquet")

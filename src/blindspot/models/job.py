@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from blindspot.benchmarks import BenchmarkSpec, get_benchmark
@@ -133,6 +134,22 @@ class ModelJob:
         return tqdm(
             total=total, desc=f"{self.stage} {self.model_name}/{self.bench}", unit=unit, disable=not self.progress
         )
+
+    def finished_shard(self, path: Path, rows: int | None) -> bool:
+        """Whether a shard left by an earlier run can be trusted: it reads as Parquet (with ``rows`` rows, where
+        given). A damaged or short one (a torn write, a damaged disk) is removed, said on the console, and redone."""
+        if not path.exists():
+            return False
+        try:
+            found = pq.read_table(path).num_rows
+            if rows is None or found == rows:
+                return True
+            problem = f"{found} rows where {rows} were expected"
+        except Exception as error:  # pyarrow raises several types for a damaged file
+            problem = f"unreadable: {(str(error).strip().splitlines() or [type(error).__name__])[0]}"
+        print(f"discarding the shard '{path.name}' of an earlier run ({problem}); redoing it", flush=True)
+        path.unlink()
+        return False
 
     def finish(self) -> None:
         """Remove the resume folder once the final output is in place."""

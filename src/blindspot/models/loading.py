@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,7 +135,32 @@ def load_language_model(config: ModelConfig) -> LoadedModel:
     return loaded
 
 
+HUB_TIMEOUT_S = 10.0
+"""How long a load that may download (``local_files_only: false``) waits for the hub to answer at all."""
+
+
+def check_hub(path: str) -> None:
+    """Where a model may be downloaded, fail within :data:`HUB_TIMEOUT_S` when the hub (``HF_ENDPOINT``, through
+    the environment's proxy) does not answer: without this, an offline machine waits minutes and a stalled proxy
+    hangs the job with an empty log."""
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    request = urllib.request.Request(f"{endpoint}/api/models/{path}", method="HEAD")
+    try:
+        urllib.request.urlopen(request, timeout=HUB_TIMEOUT_S).close()
+    except urllib.error.HTTPError:
+        return  # the hub answered (401, 404, ...): reachable; from_pretrained reports what is wrong
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise ModelLoadError(
+            f"local_files_only is false but the hub at {endpoint} did not answer within {HUB_TIMEOUT_S:.0f} s "
+            f"({reason}); download the model (huggingface-cli download) and set local_files_only: true",
+            key="model.local_files_only",
+        ) from None
+
+
 def _load(config: ModelConfig, path: str, family: ModelFamily, processor_class: Any, key: str) -> LoadedModel:
+    if not config.local_files_only and not Path(path).is_dir():
+        check_hub(path)
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
     common = {

@@ -176,8 +176,13 @@ def stage_benchmark(name: str, config: BenchmarkConfigBase, outputs: Mapping[str
         raise StageError(f"no item staged ({summary}); check its config entry", key="benchmark")
 
     reject_rows = [{"benchmark": name, **r.__dict__} for r in rejects]
-    write_table(reject_rows, REJECTS_SCHEMA, record, outputs["rejects"])
-    write_table(items, ITEMS_SCHEMA, record, outputs["item_table"])
+    try:
+        write_table(reject_rows, REJECTS_SCHEMA, record, outputs["rejects"])
+        write_table(items, ITEMS_SCHEMA, record, outputs["item_table"])
+    except BaseException:  # a full disk, a kill: leave none of the three outputs, not an orphan images table
+        for output in ("rejects", "images"):
+            outputs[output].unlink(missing_ok=True)
+        raise
     return StageSummary(items=len(items), rejects=len(rejects), images=len(sink.sizes), reasons=reasons)
 
 

@@ -1,0 +1,126 @@
+"""A kill never wedges a job: leftovers of killed writers are removed, a partial store killed while being created
+or with a torn progress record is started again, and a full disk shows the real error with nothing left behind."""
+
+from __future__ import annotations
+
+import base64
+import errno
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from blindspot.atomic import atomic_output
+from blindspot.cli import main
+from blindspot.contracts.hidden import FEATURES
+from blindspot.hidden_store import HiddenStore, HiddenStoreWriter
+from blindspot.images import encode_png
+
+
+def test_leftovers_of_killed_writers_are_removed(tmp_path: Path) -> None:
+    final = tmp_path / "render" / "toy.zarr"
+    final.parent.mkdir()
+    (final.parent / ".toy.zarr.tmp-4242-deadbeef").mkdir()  # a kill -9 during render
+    (final.parent / ".toy.zarr.tmp-4242-deadbeef" / "zarr.json").write_text("{}")
+    (final.parent / ".toy.zarr.old-cafebabe").mkdir()  # a kill between the two renames of a replace
+    (final.parent / ".other.zarr.tmp-1-x").mkdir()  # another output's: not ours to remove
+    with atomic_output(final) as tmp:
+        tmp.mkdir()
+    assert sorted(p.name for p in final.parent.iterdir()) == [".other.zarr.tmp-1-x", "toy.zarr"]
+
+
+def open_writer(partial: Path) -> HiddenStoreWriter:
+    return HiddenStoreWriter.open(
+        partial, ["a", "b", "c"], ["g1", "g2", "g3"], ["blur/0"], n_layers=2, hidden=4, block=2, full=0,
+        max_tokens=0, attrs={"provenance": {}},
+    )  # fmt: skip
+
+
+def fill(writer: HiddenStoreWriter, final: Path) -> HiddenStore:
+    for block, rows in enumerate((slice(0, 2), slice(2, 3))):
+        n = rows.stop - rows.start
+        if block not in writer.done():
+            writer.write_block(block, rows, {f: np.full((n, 1, 2, 4), block + 1.0) for f in FEATURES})
+    writer.commit(final)
+    return HiddenStore(final)
+
+
+def test_a_partial_store_killed_while_being_created_is_started_again(tmp_path: Path) -> None:
+    partial = tmp_path / ".hidden.zarr.partial"
+    zarr.open_group(store=str(partial), mode="w", zarr_format=3)  # killed right after the group's zarr.json
+    store = fill(open_writer(partial), tmp_path / "hidden.zarr")
+    assert store.read(FEATURES[0]).shape == (3, 1, 2, 4)
+    assert float(store.read(FEATURES[0])[2, 0, 0, 0]) == 2.0
+
+
+def test_a_torn_progress_record_discards_the_partial(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    partial = tmp_path / ".hidden.zarr.partial"
+    writer = open_writer(partial)
+    writer.write_block(0, slice(0, 2), {f: np.full((2, 1, 2, 4), 1.0) for f in FEATURES})
+    (partial / "blocks_done.json").write_text("[0, 1")  # torn mid-write
+    store = fill(open_writer(partial), tmp_path / "hidden.zarr")
+    assert "discarding the partial store" in capsys.readouterr().out
+    assert not np.isnan(store.read(FEATURES[0])).any()
+
+
+def test_a_sound_partial_is_resumed(tmp_path: Path) -> None:
+    partial = tmp_path / ".hidden.zarr.partial"
+    writer = open_writer(partial)
+    writer.write_block(0, slice(0, 2), {f: np.full((2, 1, 2, 4), 7.0) for f in FEATURES})
+    resumed = open_writer(partial)
+    assert resumed.done() == {0}
+    store = fill(resumed, tmp_path / "hidden.zarr")
+    assert float(store.read(FEATURES[0])[0, 0, 0, 0]) == 7.0  # block 0 kept from the first run
+
+
+def test_a_full_disk_shows_the_real_error_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import pyarrow.parquet as pq
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", full)
+    source = tmp_path / "b.jsonl"
+    image = base64.b64encode(encode_png(np.zeros((8, 8, 3), np.uint8))).decode()
+    source.write_text(json.dumps({"question": "q?", "answer": "yes", "image": image}) + "\n")
+    out = tmp_path / "staged"
+    slice_json = json.dumps({"output_version": 2, "benchmark": {"adapter": "generic", "path": str(source),
+                             "answer_type": "yes_no"}, "image_folder": None})  # fmt: skip
+    code = main(["stage", "--bench", "b", "--slice", slice_json, "--item-table", str(out / "items.parquet"),
+                 "--images", str(out / "images.parquet"), "--rejects", str(out / "rejects.parquet")])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("blindspot stage: error: no space left on device")
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_download_with_no_hub_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """local_files_only: false with a stalled proxy (a server that accepts and never answers) or nothing listening
+    fails within the hub timeout with one line naming the key, instead of hanging the job."""
+    import socket
+    import threading
+    import time
+
+    from blindspot.config import ModelConfig
+    from blindspot.models import loading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True).start()
+    monkeypatch.setattr(loading, "HUB_TIMEOUT_S", 2.0)
+    config = ModelConfig.model_validate({"adapter": "auto", "path": "org/model", "local_files_only": False})
+    for endpoint in (f"http://127.0.0.1:{server.getsockname()[1]}", "http://127.0.0.1:9"):
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+        monkeypatch.delenv("http_proxy", raising=False)
+        start = time.monotonic()
+        with pytest.raises(loading.ModelLoadError) as caught:
+            loading.load_model(config)
+        assert time.monotonic() - start < 6
+        assert str(caught.value).startswith("model.local_files_only: local_files_only is false but the hub at")
+    server.close()
