@@ -211,7 +211,8 @@ def test_directly_written_chunks_read_back_through_zarr(staged: Path, tmp_path: 
     render_benchmark(staged, config, seed=0, out=tmp_path / "s.zarr", workers=1, progress=False)
     group = zarr.open_group(str(tmp_path / "s.zarr"), mode="r")
     meta = json.loads((tmp_path / "s.zarr" / "pixels" / "zarr.json").read_text())
-    assert [c["name"] for c in meta["codecs"]] == (["bytes"] if compression["cname"] == "none" else ["bytes", "blosc"])
+    codecs = [c["name"] for c in meta["codecs"]]
+    assert codecs == (["bytes", "crc32c"] if compression["cname"] == "none" else ["bytes", "blosc", "crc32c"])
     store = RenderStore(tmp_path / "s.zarr")
     for index, (key, source) in enumerate(source_images(staged).items()):
         clean = resize_to_working(source, config.resize)

@@ -146,6 +146,26 @@ def cmd_summary(args: argparse.Namespace) -> None:
     print(f"report: {Path(args.results) / 'report.html'}")
 
 
+def cmd_verify(args: argparse.Namespace) -> None:
+    from blindspot.verify import action, verify
+
+    paths = [Path(p) for p in args.paths]
+    for path in paths:
+        if not path.exists():
+            raise UserError(f"no such file or folder '{path}'")
+    findings = verify(paths)
+    for finding in findings:
+        if finding.status != "ok" or args.all:
+            print(f"{finding.status:9s} {finding.path}  {finding.detail}")
+    damaged = [f for f in findings if f.status == "damaged"]
+    for finding in damaged:
+        print(f"  -> {action(finding)}")
+    print(f"{len(findings)} stores and tables checked: {len(damaged)} damaged, "
+          f"{sum(f.status == 'unchecked' for f in findings)} without checksums")  # fmt: skip
+    if damaged:
+        raise UserError(f"{len(damaged)} damaged file(s): {', '.join(str(f.path) for f in damaged)}")
+
+
 def cmd_demo_data(args: argparse.Namespace) -> None:
     from blindspot.fixtures import write_shapes_benchmark
 
@@ -219,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--slice", help="the aggregate config slice, as JSON (what the workflow passes)")
     source.add_argument("--config", default="config/config.yaml", help="or: build the slice from this config")
     p.add_argument("--results", default="results", help="the results folder to read and write")
+    p = add("verify", cmd_verify, "Check every store and table (checksums, missing chunks); name the damaged ones.")
+    p.add_argument("paths", nargs="*", default=["results"], help="files or folders (default: results)")
+    p.add_argument("--all", action="store_true", help="list every file checked, not only the problems")
     p = add("summary", cmd_summary, "Print the summary table of a finished run and the report's path.")
     p.add_argument("--results", default="results")
     p = add("demo-data", cmd_demo_data, "Write a small fixture benchmark (coloured shapes) in the generic format.")

@@ -36,7 +36,7 @@ from jaxtyping import Float, Int8
 from blindspot.atomic import replace_path, write_text
 from blindspot.contracts.hidden import FEATURES
 from blindspot.errors import BlindspotError
-from blindspot.zarr_arrays import write_array
+from blindspot.zarr_arrays import check_complete, create_checked_array, damaged, write_array
 
 _DONE = "blocks_done.json"
 _HEADER_DONE = "layout_done"
@@ -86,6 +86,7 @@ class HiddenStore:
         if not (self.path / "zarr.json").is_file():
             raise FileNotFoundError(f"no hidden-state store at '{self.path}'; run the extract stage first")
         self.group = zarr.open_group(store=str(self.path), mode="r")
+        check_complete(self.group, self.path, "extract")
         self.item_ids: list[str] = [str(x) for x in self.group["item_id"][:]]
         self.groups: list[str] = [str(x) for x in self.group["image_group"][:]]
         self.levels: list[str] = [str(x) for x in self.group["level"][:]]
@@ -113,11 +114,17 @@ class HiddenStore:
 
     def read(self, feature: str) -> Float[np.ndarray, "item level layer hidden"]:
         """One feature, every item, level and layer, as float32."""
-        return np.asarray(self._array(feature)[:], dtype=np.float32)
+        try:
+            return np.asarray(self._array(feature)[:], dtype=np.float32)
+        except (ValueError, RuntimeError) as error:  # a checksum mismatch, an undecodable chunk
+            raise damaged(self.path, "extract", error) from None
 
     def layer(self, feature: str, layer: int, level: str) -> Float[np.ndarray, "item hidden"]:
         """One layer at one level (reads only that layer's chunks), as float32."""
-        return np.asarray(self._array(feature)[:, self.level_index(level), layer], dtype=np.float32)
+        try:
+            return np.asarray(self._array(feature)[:, self.level_index(level), layer], dtype=np.float32)
+        except (ValueError, RuntimeError) as error:
+            raise damaged(self.path, "extract", error) from None
 
     def tokens(
         self, item: int, level: str
@@ -162,7 +169,8 @@ class HiddenStoreWriter:
         write_array(group, "level", np.array(levels, dtype=str), ("level",))
         write_array(group, "layer", np.arange(n_layers, dtype=np.int32), ("layer",))
         if full:
-            group.create_array(
+            create_checked_array(
+                group,
                 "token_states",
                 shape=(full, len(levels), n_layers, max_tokens, hidden),
                 dtype="float32" if dtype == "float32" else "float16",
@@ -170,7 +178,8 @@ class HiddenStoreWriter:
                 fill_value=0.0,
                 dimension_names=("item", "level", "layer", "token", "hidden"),
             )
-            group.create_array(
+            create_checked_array(
+                group,
                 "token_role",
                 shape=(full, len(levels), max_tokens),
                 dtype="int8",
@@ -198,7 +207,8 @@ class HiddenStoreWriter:
         n_levels, n_layers, hidden = first_block[FEATURES[0]].shape[1:]
         block = int(self.group.attrs["block_items"])
         for name in FEATURES:
-            self.group.create_array(
+            create_checked_array(
+                self.group,
                 name,
                 shape=(n_items, n_levels, n_layers, hidden),
                 chunks=(block, 1, 1, hidden),

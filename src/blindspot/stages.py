@@ -252,7 +252,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="render",
             slice=RenderSlice,
-            version=1,
+            version=2,
             wildcards=("bench",),
             inputs=(("images", "stage"),),
             outputs=("store",),
@@ -282,7 +282,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="extract",
             slice=ExtractSlice,
-            version=2,
+            version=3,
             wildcards=("model", "bench"),
             inputs=(("item_table", "stage"), ("render", "render")),
             outputs=("hidden",),

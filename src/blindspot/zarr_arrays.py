@@ -1,13 +1,69 @@
-"""Small shared helpers for the project's Zarr v3 stores."""
+"""Shared helpers for the project's Zarr v3 stores: checksummed arrays and the checks that find damage.
+
+Every array is written with Zarr v3's ``crc32c`` codec last in its codec chain (a chunk whose bytes changed fails
+its checksum when read) and with every chunk stored, even one equal to the fill value (so a missing chunk means
+damage, never "all fill"). Readers call :func:`check_complete` when they open a store: a deleted chunk is an error
+naming the store, not a black image or NaN hidden states.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from zarr.codecs import Crc32cCodec
+
+from blindspot.errors import BlindspotError
+
+CHECKSUM = Crc32cCodec()
+EVERY_CHUNK = {"write_empty_chunks": True}
+
+
+class StoreDamageError(BlindspotError):
+    """A store or table whose bytes are not what was written (one line naming the file and what to do)."""
+
+
+def checked_codecs(compressor: Any | None = None) -> list[Any]:
+    """The bytes-to-bytes codecs of an array: its compressor (if any), then the checksum."""
+    return [compressor, CHECKSUM] if compressor is not None else [CHECKSUM]
+
+
+def create_checked_array(group: Any, name: str, compressor: Any | None = None, **kwargs: Any) -> Any:
+    """``group.create_array`` with the checksum codec and every chunk stored."""
+    return group.create_array(name, compressors=checked_codecs(compressor), config=EVERY_CHUNK, **kwargs)
 
 
 def write_array(group: Any, name: str, values: np.ndarray, dims: tuple[str, ...]) -> None:
     """Write a whole (small, coordinate-like) array with dimension names; text as Zarr v3 variable-length UTF-8."""
     dtype = str if values.dtype.kind == "U" else values.dtype
-    group.create_array(name, shape=values.shape, dtype=dtype, dimension_names=dims)[...] = values
+    create_checked_array(group, name, shape=values.shape, dtype=dtype, dimension_names=dims)[...] = values
+
+
+def arrays(group: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Every array of a group, nested groups included, as (path, array)."""
+    for name, member in sorted(group.members(), key=lambda m: m[0]):
+        if hasattr(member, "nchunks"):
+            yield f"{prefix}{name}", member
+        else:
+            yield from arrays(member, f"{prefix}{name}/")
+
+
+def check_complete(group: Any, path: str | Path, stage: str) -> None:
+    """Raise :class:`StoreDamageError` if any array of a finished store lacks chunks."""
+    for name, array in arrays(group):
+        missing = array.nchunks - array.nchunks_initialized
+        if missing:
+            raise StoreDamageError(
+                f"'{path}': array '{name}' is missing {missing} of {array.nchunks} chunks (damaged or partly "
+                f"deleted); delete the store and rerun the {stage} step"
+            )
+
+
+def damaged(path: str | Path, stage: str, error: Exception) -> StoreDamageError:
+    """The one-line error for a chunk that fails its checksum or cannot be decoded."""
+    return StoreDamageError(
+        f"'{path}': a chunk cannot be read ({type(error).__name__}: {str(error).splitlines()[0][:80]}); the store "
+        f"is damaged: delete it and rerun the {stage} step"
+    )

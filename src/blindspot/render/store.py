@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 import zarr
-from numcodecs import Blosc
+from numcodecs import CRC32C, Blosc
 from zarr.codecs import BloscCodec
 
 from blindspot.config import CompressionConfig
 from blindspot.contracts.conditions import Condition
-from blindspot.zarr_arrays import write_array
+from blindspot.zarr_arrays import check_complete, create_checked_array, damaged, write_array
 
 PIXEL_DIMS = ("image", "condition", "y", "x", "channel")
 _SHUFFLE = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}
@@ -56,6 +56,7 @@ class PixelChunks:
             payload = block.tobytes()
         else:
             payload = Blosc(cname=c.cname, clevel=c.clevel, shuffle=_SHUFFLE[c.shuffle]).encode(block)
+        payload = CRC32C().encode(payload)  # the array's checksum codec: crc32c appended, little-endian
         chunk = Path(self.root) / "pixels" / "c" / str(index) / "0" / "0" / "0" / "0"
         chunk.parent.mkdir(parents=True, exist_ok=True)
         chunk.write_bytes(payload)
@@ -74,15 +75,16 @@ def create_store(
     max_h = max(h for h, _ in sizes)
     max_w = max(w for _, w in sizes)
     group = zarr.open_group(store=str(path), mode="w", zarr_format=3)
-    pixels = group.create_array(
+    pixels = create_checked_array(
+        group,
         "pixels",
+        None
+        if compression.cname == "none"
+        else BloscCodec(cname=compression.cname, clevel=compression.clevel, shuffle=compression.shuffle),
         shape=(n_images, n_conds, max_h, max_w, 3),
         chunks=(1, n_conds, max_h, max_w, 3),
         dtype="uint8",
         fill_value=0,
-        compressors=None
-        if compression.cname == "none"
-        else BloscCodec(cname=compression.cname, clevel=compression.clevel, shuffle=compression.shuffle),
         dimension_names=PIXEL_DIMS,
     )
     if pixels.metadata.chunk_key_encoding.to_dict() != _DEFAULT_KEY_ENCODING:
@@ -101,7 +103,9 @@ def create_store(
 def write_sigmas(path: Path, sigmas: np.ndarray) -> None:
     """The Gaussian sigma of every (image, condition), written once after all chunks."""
     group = zarr.open_group(store=str(path), mode="r+")
-    array = group.create_array("sigma", shape=sigmas.shape, dtype="float32", dimension_names=("image", "condition"))
+    array = create_checked_array(
+        group, "sigma", shape=sigmas.shape, dtype="float32", dimension_names=("image", "condition")
+    )
     array[...] = sigmas
 
 
@@ -113,6 +117,7 @@ class RenderStore:
         if not (self.path / "zarr.json").is_file():
             raise FileNotFoundError(f"no render store at '{self.path}'; run the render stage first")
         self.group = zarr.open_group(store=str(self.path), mode="r")
+        check_complete(self.group, self.path, "render")
         self.image_keys: list[str] = [str(k) for k in self.group["image_sha256"][:]]
         self._index = {key: i for i, key in enumerate(self.image_keys)}
         self.heights = self.group["height"][:]
@@ -147,7 +152,10 @@ class RenderStore:
         """Every condition of one image, ``(n_conditions, height, width, 3)`` uint8, from one chunk read."""
         index = self.index_of(image_key)
         h, w = int(self.heights[index]), int(self.widths[index])
-        return self.group["pixels"][index, :, :h, :w, :]
+        try:
+            return self.group["pixels"][index, :, :h, :w, :]
+        except (ValueError, RuntimeError) as error:  # a checksum mismatch, an undecodable chunk
+            raise damaged(self.path, "render", error) from None
 
     def image(self, image_key: str, family: str, level: int) -> np.ndarray:
         return self.levels(image_key)[self.condition_index(family, level)]

@@ -64,7 +64,7 @@ class _ImageSink:
 
     def __init__(self, path: Path, schema: pa.Schema, max_pixels: int) -> None:
         self._max_pixels = max_pixels
-        self._writer = pq.ParquetWriter(path, schema, compression="none")
+        self._writer = pq.ParquetWriter(path, schema, compression="none", write_page_checksum=True)
         self._schema = schema
         self._pending: list[dict[str, Any]] = []
         self.sizes: dict[str, tuple[int, int]] = {}

@@ -1,0 +1,82 @@
+"""Corruption is detected and named: a deleted chunk or flipped bytes in a store, flipped bytes in a table."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from blindspot.cli import main
+from blindspot.contracts.hidden import FEATURES
+from blindspot.hidden_store import HiddenStore, HiddenStoreWriter
+from blindspot.render.store import RenderStore
+from blindspot.tables import write_table
+from blindspot.verify import verify
+from blindspot.zarr_arrays import StoreDamageError
+
+
+@pytest.fixture
+def render_store(small_benchmark: dict[str, Path], tmp_path: Path) -> Path:
+    store = tmp_path / "small.zarr"
+    shutil.copytree(small_benchmark["render"], store)
+    return store
+
+
+def flip(path: Path, at: int = 40) -> None:
+    data = bytearray(path.read_bytes())
+    data[min(at, len(data) - 5)] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_sound_store_and_table_verify(render_store: Path, tmp_path: Path) -> None:
+    table = tmp_path / "t.parquet"
+    write_table([{"x": i} for i in range(100)], pa.schema([("x", pa.int64())]), {"stage": "test"}, table)
+    findings = verify([render_store, table])
+    assert [(f.path, f.status) for f in findings] == [(render_store, "ok"), (table, "ok")]
+
+
+def test_a_deleted_pixel_chunk_is_an_error_naming_the_store(render_store: Path, capsys: pytest.CaptureFixture) -> None:
+    (render_store / "pixels" / "c" / "2" / "0" / "0" / "0" / "0").unlink()
+    with pytest.raises(StoreDamageError, match=r"small\.zarr': array 'pixels' is missing 1 of 6 chunks"):
+        RenderStore(render_store)
+    assert main(["verify", str(render_store)]) == 2
+    out = capsys.readouterr()
+    assert f"damaged   {render_store}" in out.out and "delete" in out.out
+    assert "1 damaged file(s)" in out.err
+
+
+def test_flipped_pixel_bytes_fail_their_checksum(render_store: Path) -> None:
+    flip(render_store / "pixels" / "c" / "1" / "0" / "0" / "0" / "0")
+    store = RenderStore(render_store)
+    store.levels(store.image_keys[0])  # other images still read
+    with pytest.raises(StoreDamageError, match=r"a chunk cannot be read .*delete it and rerun the render step"):
+        store.levels(store.image_keys[1])
+    assert [f.status for f in verify([render_store])] == ["damaged"]
+
+
+def test_hidden_states_damage_is_named(tmp_path: Path) -> None:
+    partial, final = tmp_path / ".h.partial", tmp_path / "h.zarr"
+    writer = HiddenStoreWriter.open(partial, ["a", "b"], ["g", "g"], ["blur/0"], 2, 4, 1, 0, 0, {"provenance": {}})
+    for block in range(2):
+        writer.write_block(block, slice(block, block + 1), {f: np.ones((1, 1, 2, 4)) for f in FEATURES})
+    writer.commit(final)
+    chunk = final / FEATURES[0] / "c" / "1" / "0" / "1" / "0"
+    flip(chunk, at=3)
+    store = HiddenStore(final)
+    with pytest.raises(StoreDamageError, match="rerun the extract step"):
+        store.read(FEATURES[0])
+    chunk.unlink()
+    with pytest.raises(StoreDamageError, match=f"array '{FEATURES[0]}' is missing 1 of 4 chunks"):
+        HiddenStore(final)
+
+
+def test_flipped_table_bytes_are_found(tmp_path: Path) -> None:
+    table = tmp_path / "t.parquet"
+    write_table([{"x": i, "y": f"row {i}"} for i in range(2000)], pa.schema([("x", pa.int64()), ("y", pa.string())]),
+                {"stage": "test"}, table)  # fmt: skip
+    flip(table, at=200)  # inside the first data page
+    (finding,) = verify([table])
+    assert finding.status == "damaged"
