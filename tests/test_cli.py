@@ -14,6 +14,7 @@ from conftest import generic_entry, slice_json, stage_entry
 
 from blindspot.cli import main
 from blindspot.fixtures import write_shapes_benchmark
+from blindspot.stages import STAGES
 
 STAGE_OUTPUTS = ["--item-table", "i.parquet", "--images", "m.parquet", "--rejects", "r.parquet"]
 
@@ -40,7 +41,7 @@ def test_slice_from_another_output_version_is_refused(capsys: pytest.CaptureFixt
     old = '{"output_version": 0, "render": {}, "seed": 0}'
     assert main(["render", "--bench", "b", "--images", "x", "--slice", old, "--store", "y"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert "built for output version 0, but this blindspot writes version 1" in line
+    assert f"built for output version 0, but this blindspot writes version {STAGES['render'].version}" in line
 
 
 def test_wrong_column_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
