@@ -195,3 +195,31 @@ def test_a_damaged_shard_is_redone_not_trusted(
     resumed = run(tiny_models, small_benchmark, out, shard_size=7)
     assert resumed.equals(reference)
     assert "discarding the shard 'shard-00000.parquet' of an earlier run (unreadable" in capsys.readouterr().out
+
+
+def test_a_prompt_over_the_cap_is_not_run_and_says_why(
+    tiny_models, small_benchmark, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """An item whose prompt is longer than max_prompt_tokens is not run (no allocation for it): its predictions
+    are unparsed with the reason in `note`; the other items run as usual."""
+    items = pl.read_parquet(small_benchmark["items"])
+    long = items.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("why " * 3000)).otherwise(pl.col("question")).alias("question")
+    )
+    from blindspot.contracts.tables import ITEMS_SCHEMA
+    from blindspot.tables import read_provenance, write_table
+
+    path = tmp_path / "items.parquet"
+    write_table(long.to_arrow(), ITEMS_SCHEMA, read_provenance(small_benchmark["items"]), path)
+    model = ModelConfig(adapter="qwen2_5_vl", path=str(tiny_models["qwen2_5_vl"]), batch_size=4, max_new_tokens=6,
+                        max_prompt_tokens=256)  # fmt: skip
+    out = tmp_path / "p.parquet"
+    predict_benchmark("m", "b", model, PredictConfig(), PromptConfig(), path, small_benchmark["render"], out,
+                      progress=False)  # fmt: skip
+    table = pl.read_parquet(out)
+    first = table.filter(pl.col("item_id") == long["item_id"][0])
+    assert first.height > 0 and set(first["outcome"]) == {"unparsed"} and set(first["raw_text"]) == {""}
+    assert first["note"][0].startswith("not run: a prompt of ") and "exceeds 256" in first["note"][0]
+    others = table.filter(pl.col("item_id") != long["item_id"][0])
+    assert others["note"].null_count() == others.height and set(others["raw_text"]) != {""}
+    assert "item(s) not run: prompt longer than 256 tokens" in capsys.readouterr().out

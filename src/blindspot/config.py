@@ -176,6 +176,12 @@ class ModelConfig(StrictModel):
     attn_implementation: Literal["eager", "sdpa"] = "sdpa"
     batch_size: int = Field(8, ge=1)
     max_new_tokens: int = Field(16, ge=1, le=512)
+    max_prompt_tokens: int = Field(
+        4096,
+        ge=16,
+        description="Items whose prompt text is longer (in the model's tokens), or longer than the model's "
+        "context, are not run: their predictions are unparsed with the reason in `note`.",
+    )
     llm: str | None = Field(
         None,
         description="Local directory of the model's base language model (AutoModelForCausalLM, safetensors). "

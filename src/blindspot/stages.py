@@ -262,7 +262,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="predict",
             slice=PredictSlice,
-            version=4,
+            version=5,
             wildcards=("model", "bench"),
             inputs=(("item_table", "stage"), ("render", "render")),
             outputs=("predictions",),
@@ -302,7 +302,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="swap",
             slice=SwapSlice,
-            version=2,
+            version=3,
             wildcards=("pair", "bench"),
             inputs=(("item_table", "stage"), ("render", "render")),
             outputs=("swaps", "answers"),

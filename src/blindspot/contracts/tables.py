@@ -79,11 +79,13 @@ PREDICTIONS_SCHEMA = _per_model(
     pa.field("first_token_is_label", pa.bool_()),
     pa.field("hedged", pa.bool_()),
     pa.field("score_official", pa.float64()),
+    pa.field("note", pa.string()),
 )
 """One row per (item, condition). ``first_token_is_label``: the first generated token spells an option label, so
 the option log-probs describe the answer given (null for open answers). ``hedged``: an answer given beside a
 refusal or a hedge. ``score``: the official scorer on the parsed (prefix-stripped) answer; ``score_official``: the
-official scorer on the raw response (open answers only; null otherwise)."""
+official scorer on the raw response (open answers only; null otherwise). ``note``: why an item was not run (a
+prompt over ``max_prompt_tokens`` or the model's context), else null."""
 
 # ------------------------------------------------------------------------------------------------ decay
 

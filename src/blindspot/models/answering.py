@@ -49,9 +49,19 @@ def _runs_on(condition: Condition) -> str:
     return condition.family if condition in (NONE_CONDITION, LLM_CONDITION) else "image"
 
 
-def _rows(job: ModelJob, units: list[WorkUnit], responses: list[Response]) -> list[dict[str, Any]]:
+def prompt_limit(loaded: LoadedModel) -> int:
+    """The longest prompt (text tokens) a model runs: its ``max_prompt_tokens``, and never beyond its context."""
+    text_config = loaded.model.config.get_text_config()
+    context = getattr(text_config, "max_position_embeddings", None) or loaded.config.max_prompt_tokens
+    return min(loaded.config.max_prompt_tokens, int(context))
+
+
+def _rows(
+    job: ModelJob, units: list[WorkUnit], responses: list[Response], notes: list[str | None] | None = None
+) -> list[dict[str, Any]]:
     rows = []
-    for unit, response in zip(units, responses, strict=True):
+    notes = notes or [None] * len(units)
+    for unit, response, note in zip(units, responses, notes, strict=True):
         item = job.items[unit.item]
         parsed = job.benchmark.parse(response.text, item)
         outcome, score = job.benchmark.score(parsed, item, job.open_scorer)
@@ -77,6 +87,7 @@ def _rows(job: ModelJob, units: list[WorkUnit], responses: list[Response]) -> li
                 "first_token_is_label": response.first_token_is_label,
                 "hedged": parsed.hedged,
                 "score_official": job.benchmark.score_official(response.text, item, job.open_scorer),
+                "note": note,
             }
         )
     return rows
@@ -108,8 +119,12 @@ def predict_units(
         if kind == LLM_CONDITION.family and llm is None:
             raise AnsweringError("the llm condition needs the base language model", key="model.llm")
         runner, prompts = llm if kind == LLM_CONDITION.family and llm is not None else (model, job.prompts)
+        limit = prompt_limit(runner)
+        lengths = [prompts.length(unit.item, kind == "image") for unit in batch]
+        too_long = [length > limit for length in lengths]
+        runnable = [unit for unit, skip in zip(batch, too_long, strict=True) if not skip]
         requests = []
-        for unit in batch:
+        for unit in runnable:
             item = job.items[unit.item]
             images: tuple[np.ndarray, ...] = ()
             if kind == "image":
@@ -119,7 +134,18 @@ def predict_units(
                 images = tuple(job.images(unit.item, index, levels))
             labels = option_labels(item["answer_type"], item["options"])
             requests.append(Request(prompts.get(unit.item, kind == "image"), images, tuple(labels) if labels else None))
-        rows += _rows(job, batch, generate_batch(runner, requests, max_new_tokens))
+        generated = iter(generate_batch(runner, requests, max_new_tokens) if requests else [])
+        responses = [Response("", None) if skip else next(generated) for skip in too_long]
+        notes = [
+            f"not run: a prompt of {length} tokens exceeds {limit} (models.<name>.max_prompt_tokens or the model's "
+            "context)"
+            if skip
+            else None
+            for length, skip in zip(lengths, too_long, strict=True)
+        ]
+        if any(too_long):
+            print(f"{sum(too_long)} item(s) not run: prompt longer than {limit} tokens (see `note`)", flush=True)
+        rows += _rows(job, batch, responses, notes)
         if bar is not None:
             bar.update(len(batch))
         start = end

@@ -29,6 +29,7 @@ class PromptCache:
     def __init__(self, processor: Any, items: list[dict[str, Any]], text: Callable[[Mapping[str, Any]], str]) -> None:
         self._processor, self._items, self.text = processor, items, text
         self._cache: dict[tuple[int, bool], str] = {}
+        self._lengths: dict[tuple[int, bool], int] = {}
 
     def get(self, item: int, with_image: bool) -> str:
         key = (item, with_image)
@@ -37,3 +38,11 @@ class PromptCache:
             n_images = len(row["image_keys"]) if with_image else 0
             self._cache[key] = render_prompt(self._processor, self.text(row), n_images)
         return self._cache[key]
+
+    def length(self, item: int, with_image: bool) -> int:
+        """The prompt's length in text tokens (image placeholders count once each, before expansion)."""
+        key = (item, with_image)
+        if key not in self._lengths:
+            tokenizer = getattr(self._processor, "tokenizer", self._processor)
+            self._lengths[key] = len(tokenizer(self.get(item, with_image), add_special_tokens=False)["input_ids"])
+        return self._lengths[key]
