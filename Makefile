@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Snakemake's lint checks the workflow, not the demo data: skip the config's path checks for it.
 LINT_SNAKEMAKE := $(BIN)/snakemake --lint --config check_paths=false
 
-.PHONY: demo test test-fast lint typecheck bench mutants schema demo-data toy-models clean
+.PHONY: demo test test-fast lint typecheck bench mutants faults schema demo-data toy-models clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ typecheck: $(STAMP)
 # Plant single-point bugs in the measurement code; each must be caught by the unit tests or calibrate (docs/mutants.md).
 mutants: $(STAMP)
 	$(BIN)/python tests/mutants.py
+
+# Kill -9 mid-job, damaged stores, hostile inputs, end to end on the toy world (docs/faults.md).
+faults: $(STAMP)
+	cd tests && ../$(BIN)/python faults.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/render.py

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -223,3 +224,28 @@ def test_a_prompt_over_the_cap_is_not_run_and_says_why(
     others = table.filter(pl.col("item_id") != long["item_id"][0])
     assert others["note"].null_count() == others.height and set(others["raw_text"]) != {""}
     assert "item(s) not run: prompt longer than 256 tokens" in capsys.readouterr().out
+
+
+def test_new_weights_between_a_kill_and_the_rerun_never_mix(
+    tiny_models, small_benchmark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The resume folder is keyed by a sha256 of the model's files: weights replaced between a kill and the rerun
+    start a new folder, so the table is entirely the new model's (and provenance records its fingerprint)."""
+    from blindspot.models.tiny import build_tiny_model
+    from blindspot.tables import read_provenance
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_models["qwen2_5_vl"], model_dir)
+    calls = kill_on_batch(monkeypatch, 4)
+    out = tmp_path / "p.parquet"
+    with pytest.raises(KeyboardInterrupt):
+        run({"qwen2_5_vl": model_dir}, small_benchmark, out, shard_size=7)
+    (old_folder,) = tmp_path.glob(".p.parquet.resume-*")
+    build_tiny_model("qwen2_5_vl", model_dir, seed=5)  # other weights at the same path
+    calls["n"] = -(10**9)
+    resumed = run({"qwen2_5_vl": model_dir}, small_benchmark, out, shard_size=7)
+    assert calls["n"] == -(10**9) + 9  # all 9 batches ran again: nothing was taken from the old folder
+    fresh = run({"qwen2_5_vl": model_dir}, small_benchmark, tmp_path / "fresh.parquet", shard_size=7)
+    assert resumed.equals(fresh)
+    assert old_folder.exists()  # the other weights' shards were not reused (nor deleted: they are another job's)
+    assert read_provenance(out)["weights_sha256"] == read_provenance(tmp_path / "fresh.parquet")["weights_sha256"]

@@ -8,12 +8,14 @@ naming the store, not a black image or NaN hidden states.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from zarr.codecs import Crc32cCodec
+from zarr.errors import ZarrUserWarning
 
 from blindspot.errors import BlindspotError
 
@@ -42,8 +44,12 @@ def write_array(group: Any, name: str, values: np.ndarray, dims: tuple[str, ...]
 
 
 def arrays(group: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Every array of a group, nested groups included, as (path, array)."""
-    for name, member in sorted(group.members(), key=lambda m: m[0]):
+    """Every array of a group, nested groups included, as (path, array). Files that are not Zarr (Snakemake's
+    ``.snakemake_timestamp`` in a directory output) are skipped without a warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ZarrUserWarning)
+        members = sorted(group.members(), key=lambda m: m[0])
+    for name, member in members:
         if hasattr(member, "nchunks"):
             yield f"{prefix}{name}", member
         else:

@@ -1,0 +1,186 @@
+"""``make faults``: the operator's checks, end to end on the toy world: kill -9 mid-job, damaged stores and
+tables, hostile benchmark inputs. Prints one row per case (case, expected, observed, ok) and exits non-zero if
+any case is not ok. Documented in docs/faults.md.
+
+    python tests/faults.py            # about 5 minutes on 2 cores
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+from mutants import BIN, baseline, job_paths, run  # tests/ is on the path: this script runs from it
+
+from blindspot.config import load_config
+from blindspot.fixtures import pixel_bomb_png
+from blindspot.images import encode_png
+from blindspot.stages import STAGES
+
+MODEL = "qwen_base"
+
+
+@dataclass
+class Case:
+    name: str
+    expected: str
+    check: Callable[[Path, Path], str]
+    """(a copy of the baseline run, its config) -> what was observed; ok when it equals ``expected``."""
+
+
+def stage_command(stage: str, config_path: Path, wildcards: dict[str, str], outputs: dict[str, str]) -> list[str]:
+    """The CLI command of one job (what its rule runs), with its outputs redirected."""
+    config = load_config(config_path)
+    spec = STAGES[stage]
+    paths = job_paths(wildcards) | outputs
+    command = [str(BIN / "blindspot"), stage, "--quiet"]
+    command += [part for w in spec.wildcards for part in (f"--{w}", wildcards[w])]
+    command += ["--slice", spec.slice_json(config, wildcards)]
+    command += [part for name, _ in spec.inputs for part in (f"--{name.replace('_', '-')}", paths[name])]
+    command += [part for name in spec.outputs for part in (f"--{name.replace('_', '-')}", paths[name])]
+    return command
+
+
+def kill_midway(stage: str, output: str, marker: str) -> Callable[[Path, Path], str]:
+    """kill -9 the job once ``marker`` (a glob beside the output) appears; rerun; compare with the baseline."""
+
+    def check(work: Path, config: Path) -> str:
+        wildcards = {"model": MODEL, "bench": "toy"}
+        reference = job_paths(wildcards)[output]
+        fresh = str(Path(reference).with_name("killed-" + Path(reference).name))
+        command = stage_command(stage, config, wildcards, {output: fresh})
+        process = subprocess.Popen(command, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + 300
+        while not list((work / fresh).parent.glob(marker)) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if process.poll() is not None:
+            return "finished before the kill"
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        if (work / fresh).exists():
+            return "a complete-looking output after the kill"
+        if run(command, work) != 0:
+            return "the rerun failed"
+        if Path(reference).suffix == ".parquet":
+            same = pl.read_parquet(work / fresh).equals(pl.read_parquet(work / reference))
+        else:
+            same = run([str(BIN / "blindspot"), "verify", fresh], work) == 0
+        return "rerun completes, same output" if same else "rerun differs"
+
+    return check
+
+
+def damaged_chunk(store: str, chunk: str, stage: str, action: str) -> Callable[[Path, Path], str]:
+    def check(work: Path, config: Path) -> str:
+        path = work / store / chunk
+        if action == "delete":
+            path.unlink()
+        else:
+            data = bytearray(path.read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            path.write_bytes(bytes(data))
+        verify = subprocess.run([str(BIN / "blindspot"), "verify", store], cwd=work, capture_output=True, text=True)
+        named = verify.returncode == 2 and str(store) in verify.stdout and "delete" in verify.stdout
+        wildcards = {"model": MODEL, "bench": "toy"}
+        job = subprocess.run(stage_command(stage, config, wildcards, {}), cwd=work, capture_output=True, text=True)
+        lines = job.stderr.strip().splitlines() or [""]
+        error = lines[-1]  # libraries may warn on stderr first (model loading); the error is the last line
+        one_line = (
+            job.returncode == 2
+            and error.startswith(f"blindspot {stage}: error: ")
+            and store in error
+            and "Traceback" not in job.stderr
+        )
+        return f"verify names it: {named}; {stage} fails in one line naming it: {one_line}"
+
+    return check
+
+
+def hostile_inputs(work: Path, config: Path) -> str:
+    root = work / "hostile" / "images"
+    root.mkdir(parents=True)
+    (root / "ok.png").write_bytes(encode_png(__import__("numpy").zeros((8, 8, 3), "uint8")))
+    (root / "bomb.png").write_bytes(pixel_bomb_png(32000))
+    (root / "empty.png").write_bytes(b"")
+    (root / "dir.png").mkdir()
+    (work / "hostile" / "secret.txt").write_text("TOPSECRET")
+    rows = [("ok.png", "q?"), ("bomb.png", "q?"), ("empty.png", "q?"), ("dir.png", "q?"), ("../secret.txt", "q?")]
+    lines = [json.dumps({"id": str(i), "question": q, "answer": "yes", "image": f}).encode() for i, (f, q) in
+             enumerate(rows)] + [b'{"id": "7", "question": "caf\xe9"}']  # fmt: skip
+    (work / "hostile" / "b.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    entry = {"adapter": "generic", "path": "hostile/b.jsonl", "image_root": "hostile/images", "answer_type": "yes_no",
+             "columns": {"id": "id"}}  # fmt: skip
+    slice_json = json.dumps({"output_version": STAGES["stage"].version, "benchmark": entry, "image_folder": None})
+    out = work / "hostile" / "staged"
+    code = run([str(BIN / "blindspot"), "stage", "--bench", "h", "--slice", slice_json, "--item-table",
+                str(out / "items.parquet"), "--images", str(out / "images.parquet"), "--rejects",
+                str(out / "rejects.parquet")], work)  # fmt: skip
+    if code != 0:
+        return f"stage failed ({code})"
+    reasons = sorted(pl.read_parquet(out / "rejects.parquet")["reason"])
+    leaked = any(b"TOPSECRET" in p.read_bytes() for p in out.iterdir())
+    return f"1 staged; rejects {reasons}; secret read: {leaked}"
+
+
+def leftovers(work: Path, config: Path) -> str:
+    stale = work / "results" / "render" / ".toy.zarr.tmp-99999-dead"
+    stale.mkdir()
+    (stale / "zarr.json").write_text("{}")
+    wildcards = {"bench": "toy"}
+    command = [str(BIN / "blindspot"), "render", "--quiet", "--bench", "toy", "--slice",
+               STAGES["render"].slice_json(load_config(config), wildcards), "--images",
+               "results/staged/toy/images.parquet", "--store", "results/render/toy.zarr"]  # fmt: skip
+    code = run(command, work)
+    return "removed by the next render" if code == 0 and not stale.exists() else f"left ({code})"
+
+
+CASES = [
+    Case("kill -9 predict mid-job", "rerun completes, same output",
+         kill_midway("predict", "predictions", ".killed-toy.parquet.resume-*/shard-00000.parquet")),
+    Case("kill -9 extract mid-job", "rerun completes, same output",
+         kill_midway("extract", "hidden", ".killed-toy.zarr.resume-*/layout_done")),
+    Case("deleted render chunk", "verify names it: True; predict fails in one line naming it: True",
+         damaged_chunk("results/render/toy.zarr", "pixels/c/3/0/0/0/0", "predict", "delete")),
+    Case("flipped bytes in a render chunk", "verify names it: True; predict fails in one line naming it: True",
+         damaged_chunk("results/render/toy.zarr", "pixels/c/5/0/0/0/0", "predict", "flip")),
+    Case("flipped bytes in hidden states", "verify names it: True; probe fails in one line naming it: True",
+         damaged_chunk("results/hidden/qwen_base/toy.zarr", "last_token/c/0/0/1/0", "probe", "flip")),
+    Case("hostile benchmark rows", "1 staged; rejects ['bad_image', 'bad_image', 'image_too_large', "
+         "'malformed_row', 'path_outside_root']; secret read: False", hostile_inputs),
+    Case("leftover of a killed render", "removed by the next render", leftovers),
+]  # fmt: skip
+
+
+def main() -> None:
+    root = Path(tempfile.mkdtemp(prefix="blindspot-faults-"))
+    print(f"baseline: the reduced toy world with {MODEL} ({root})", flush=True)
+    config = baseline(root / "baseline", [MODEL])
+    failures = 0
+    print(f"{'case':36s} {'ok':3s} observed (expected where different)")
+    for case in CASES:
+        work = root / case.name.replace(" ", "-")
+        shutil.copytree(root / "baseline", work, ignore=shutil.ignore_patterns(".snakemake"), symlinks=True)
+        observed = case.check(work, config)
+        ok = observed == case.expected
+        failures += not ok
+        note = "" if ok else f"  (expected: {case.expected})"
+        print(f"{case.name:36s} {'ok' if ok else 'NO':3s} {observed}{note}", flush=True)
+        shutil.rmtree(work)
+    shutil.rmtree(root)
+    print(f"\n{len(CASES) - failures} of {len(CASES)} cases as expected")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
