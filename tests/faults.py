@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 from mutants import BIN, baseline, job_paths, run  # tests/ is on the path: this script runs from it
 
@@ -110,7 +111,7 @@ def damaged_chunk(store: str, chunk: str, stage: str, action: str) -> Callable[[
 def hostile_inputs(work: Path, config: Path) -> str:
     root = work / "hostile" / "images"
     root.mkdir(parents=True)
-    (root / "ok.png").write_bytes(encode_png(__import__("numpy").zeros((8, 8, 3), "uint8")))
+    (root / "ok.png").write_bytes(encode_png(np.zeros((8, 8, 3), np.uint8)))
     (root / "bomb.png").write_bytes(pixel_bomb_png(32000))
     (root / "empty.png").write_bytes(b"")
     (root / "dir.png").mkdir()

@@ -3,6 +3,7 @@ image paths stay inside image_root, and config values that validate cannot go wr
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import resource
@@ -73,8 +74,6 @@ def test_opencv_pixel_limit_is_a_reject_when_the_cap_is_raised(tmp_path: Path, p
 
 
 def test_invalid_utf8_line_and_binary_text_are_rejects(tmp_path: Path, png: bytes) -> None:
-    import base64
-
     good = {"id": "a", "question": "q?", "answer": "yes", "image": base64.b64encode(png).decode()}
     path = tmp_path / "mixed.jsonl"
     bad = b'{"id": "b", "question": "caf\xe9"}'
@@ -130,7 +129,7 @@ def test_paths_outside_image_root_are_refused_unread(tmp_path: Path, png: bytes)
 def test_image_paths_need_an_image_root(tmp_path: Path, png: bytes) -> None:
     image = tmp_path / "abs.png"
     image.write_bytes(png)
-    good = {"id": "b64", "question": "q?", "answer": "yes", "image": __import__("base64").b64encode(png).decode()}
+    good = {"id": "b64", "question": "q?", "answer": "yes", "image": base64.b64encode(png).decode()}
     _, rejects = stage_rows(tmp_path, [good, {"id": "x", "question": "q?", "answer": "yes", "image": str(image)}])
     assert rejects["reason"].to_list() == ["path_outside_root"]
 

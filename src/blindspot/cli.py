@@ -43,7 +43,7 @@ def model_problems(config: BlindspotConfig) -> None:
         try:
             check_model_directory(model)
         except ModelLoadError as error:
-            lines.append(str(error).replace("model.", f"models.{name}.", 1))
+            lines.append(user_key(str(error), {"model": name}))
     if lines:
         raise ConfigError("\n".join(lines))
 

@@ -28,9 +28,9 @@ class Finding:
 
 def _chunk_slices(array: zarr.Array) -> list[tuple[slice, ...]]:
     """One selection per chunk along the first axis (memory stays at one chunk row)."""
-    step = array.chunks[0] if array.ndim else 1
     if array.ndim == 0:
         return [()]
+    step = array.chunks[0]
     return [(slice(start, start + step),) for start in range(0, array.shape[0], step)]
 
 

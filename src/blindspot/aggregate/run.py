@@ -122,7 +122,8 @@ def aggregate(config: AggregateSlice, results: str | Path) -> list[str]:
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
         stacks[kind] = frame
-    write_table(provenance_table(found, results), PROVENANCE_SCHEMA, record, outputs["table_provenance"])
+    origins = provenance_table(found, results)
+    write_table(origins, PROVENANCE_SCHEMA, record, outputs["table_provenance"])
 
     # -- summary
     notes = [
@@ -206,7 +207,7 @@ def aggregate(config: AggregateSlice, results: str | Path) -> list[str]:
         )
     report.sections.append(("items", "Items", inner))
 
-    prov = pl.from_arrow(provenance_table(found, results))
+    prov = pl.from_arrow(origins)
     assert isinstance(prov, pl.DataFrame)
     report.sections.append(("provenance", "Provenance", report.table(prov.drop("versions"), "provenance")))
 

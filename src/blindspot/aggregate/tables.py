@@ -140,6 +140,12 @@ INPUT_SCHEMAS = {
 }
 """The contract schema of each Parquet input (the render stores are read by the item browser)."""
 
+READ_COLUMNS = {
+    "predictions": ["model", "benchmark", "item_id", "family", "level", "param", "parsed", "outcome", "raw_text"]
+}
+"""Inputs read only in part: the item browser needs these prediction columns, not the option log-probs of every
+(item, condition) of every model."""
+
 # ------------------------------------------------------------------------------------------------ collecting
 
 
@@ -158,7 +164,8 @@ class Collected:
         """The stacked tables of one kind; an empty table with the kind's columns where none exists yet."""
         if kind in self.frames:
             return self.frames[kind]
-        return pl.DataFrame(schema=pl.Schema(INPUT_SCHEMAS[kind]))
+        schema = pl.Schema(INPUT_SCHEMAS[kind])
+        return pl.DataFrame(schema={n: schema[n] for n in READ_COLUMNS.get(kind, schema.names())})
 
 
 def collect(config: AggregateSlice, results: str | Path) -> Collected:
@@ -169,7 +176,7 @@ def collect(config: AggregateSlice, results: str | Path) -> Collected:
         found.missing[kind] = [str(p) for p in paths if not p.exists()]
         if kind == "render" or not found.paths[kind]:
             continue
-        frames = [pl.read_parquet(p) for p in found.paths[kind]]
+        frames = [pl.read_parquet(p, columns=READ_COLUMNS.get(kind)) for p in found.paths[kind]]
         found.frames[kind] = pl.concat(frames, how="diagonal_relaxed")
     return found
 

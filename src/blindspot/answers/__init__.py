@@ -87,22 +87,21 @@ _OPEN_LEAD_INS = re.compile(
 )
 
 
+def _open_line(body: str) -> str | None:
+    """The first line of a scope, without a leading "It is" / "It looks like", quotes or a trailing period."""
+    lines = [line.strip() for line in body.strip().splitlines() if line.strip()]
+    if not lines:
+        return None
+    answer = _OPEN_LEAD_INS.sub("", lines[0]).strip().rstrip(".").strip("\"'“”").rstrip(".").strip()
+    return answer or None
+
+
 def parse_open(text: str) -> Parsed:
     """An open answer: after an answer marker (or a reasoning-first response's conclusion), the first line, without
     a leading "It is" / "It looks like", quotes or a trailing period. This prefix stripping is *reading*, separate
     from official scoring: predictions keep both ``score`` (of this reading) and ``score_official`` (the official
     scorer on the raw response)."""
-    cleaned = clean(text)
-    for scope in scopes(cleaned):
-        body = scope.text if scope.explicit else without_refusals(scope.text)[0]
-        lines = [line.strip() for line in body.strip().splitlines() if line.strip()]
-        if not lines:
-            continue
-        answer = _OPEN_LEAD_INS.sub("", lines[0]).strip().rstrip(".").strip("\"'“”").rstrip(".").strip()
-        if answer:
-            hedged = is_refusal(cleaned) or is_hedged(scope.text if scope.explicit else cleaned)
-            return Parsed(answer, "parsed", hedged)
-    return Parsed(None, "abstain") if is_refusal(cleaned) else Parsed(None, "unparsed")
+    return _read(text, _open_line)
 
 
 # ------------------------------------------------------------------------------------------------ dispatch
