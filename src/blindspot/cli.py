@@ -153,7 +153,7 @@ def cmd_verify(args: argparse.Namespace) -> None:
     for path in paths:
         if not path.exists():
             raise UserError(f"no such file or folder '{path}'")
-    findings = verify(paths)
+    findings = verify(paths, progress=True)
     for finding in findings:
         if finding.status != "ok" or args.all:
             print(f"{finding.status:9s} {finding.path}  {finding.detail}")

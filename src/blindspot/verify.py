@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import zarr
+from tqdm import tqdm
 
 from blindspot.zarr_arrays import arrays
 
@@ -79,8 +80,11 @@ def targets(paths: list[Path]) -> list[Path]:
     return found
 
 
-def verify(paths: list[Path]) -> list[Finding]:
-    return [check_store(p) if p.is_dir() else check_table(p) for p in targets(paths)]
+def verify(paths: list[Path], progress: bool = False) -> list[Finding]:
+    """Check every store and table under ``paths`` (every chunk is read: a progress bar on request)."""
+    found = targets(paths)
+    bar = tqdm(found, desc="verify", unit="file", disable=not progress, delay=0.5)
+    return [check_store(p) if p.is_dir() else check_table(p) for p in bar]
 
 
 def action(finding: Finding) -> str:
