@@ -292,12 +292,15 @@ def test_decay_table_puts_each_metric_in_its_column() -> None:
 def test_summary_table_from_summary_rows_classes_and_rejects() -> None:
     frame = long_rows("m", [("all", -1, "c_rate", 0.5, 4), ("all", -1, "mg", 0.25, 4), ("all", -1, "ml", None, 0)])
     classes = pl.DataFrame({"model": ["m"] * 3, "benchmark": ["b"] * 3, "vision_indispensable": [True, False, True]})
-    rejects = pl.DataFrame({"benchmark": ["b", "b", "other"]})
+    rejects = pl.DataFrame(
+        {"benchmark": ["b", "b", "b", "other"], "reason": ["no_image", "bad_image", "no_image", "x"]}
+    )
     table = pl.from_arrow(summary_table(frame, classes, rejects))
     assert isinstance(table, pl.DataFrame) and table.schema == pl.Schema(SUMMARY_SCHEMA)
     r = table.row(0, named=True)
     assert (r["c_rate"], r["c_rate_ci_low"], r["mg"], r["n_items"]) == (0.5, 0.4, 0.25, 3)
-    assert r["n_vision_indispensable"] == 2 and r["n_rejected"] == 2
+    assert r["n_vision_indispensable"] == 2 and r["n_rejected"] == 3
+    assert r["rejected_reasons"] == "no_image: 2, bad_image: 1"  # most frequent first
     assert r["ml"] is None and r["ml_note"] == "no S_t"
 
 

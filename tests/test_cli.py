@@ -27,7 +27,7 @@ def test_stage_cli_stages_and_summarises(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["stage", "--bench", "b", "--slice", text, *args]) == 0
     assert all(Path(p).is_file() for p in out)
     out = capsys.readouterr().out
-    assert "staged b: 5 items, 5 images, 3 rejects (bad_image=1, missing_answer=1, duplicate_id=1)" in out
+    assert "staged b: 5 items, 5 images, 3 rejects (bad_image=1, missing_answer=1, missing_question=1)" in out
 
 
 def test_bad_slice_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

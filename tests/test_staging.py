@@ -18,12 +18,12 @@ from blindspot.images import decode_rgb, encode_png, sha256_hex
 from blindspot.staging.stage import StageError
 from blindspot.tables import read_provenance
 
-EXPECTED_REJECTS = {"bad_image", "missing_answer", "duplicate_id"}
+EXPECTED_REJECTS = {"bad_image", "missing_answer", "missing_question"}
 
 
 def stage(tmp_path: Path, entry: dict, name: str = "b") -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     out = tmp_path / "staged" / name
-    stage_entry(name, entry, out)
+    stage_entry(name, {"max_reject_share": 1.0, **entry}, out)  # rows bad by design; the share has its own tests
     return (
         pl.read_parquet(out / "items.parquet"),
         pl.read_parquet(out / "rejects.parquet"),

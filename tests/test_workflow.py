@@ -9,6 +9,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 from conftest import REPO, generic_entry, run_snakemake, write_config
 
 from blindspot.fixtures import write_shapes_benchmark
@@ -66,7 +67,10 @@ def test_end_to_end_run(tmp_path: Path) -> None:
         "render": SMALL_RENDER,
     }
     write_config(tmp_path, config)
-    run_snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1")
+    console = run_snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1")
+    # Each job's summary reaches the console (the full output stays in its log).
+    shown = console.stdout + console.stderr
+    assert "staged colour: 6 items, 6 images, 3 rejects (bad_image=1, missing_answer=1, missing_question=1)" in shown
     for bench in ("colour", "yesno"):
         items = pl.read_parquet(tmp_path / f"results/staged/{bench}/items.parquet")
         rejects = pl.read_parquet(tmp_path / f"results/staged/{bench}/rejects.parquet")
@@ -239,3 +243,15 @@ def test_lint_is_clean(tmp_path: Path) -> None:
     write_config(tmp_path, {"benchmarks": {"a": bench_entry(tmp_path, "a", seed=1)}})
     result = run_snakemake(tmp_path, "--lint", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_papers_config_validates_and_plans_the_whole_run(tmp_path: Path) -> None:
+    """config/paper.yaml: all twelve benchmarks and three models; validated and planned without the data."""
+    from blindspot.cli import main
+
+    assert main(["check-config", str(REPO / "config" / "paper.yaml"), "--no-paths"]) == 0
+    write_config(tmp_path, yaml.safe_load((REPO / "config" / "paper.yaml").read_text()))
+    result = run_snakemake(tmp_path, "-n", "--config", "check_paths=false")
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M))
+    assert counts["stage"] == "12" and counts["render"] == "12"
+    assert counts["predict"] == "36" and counts["decay"] == "36" and counts["aggregate"] == "1"

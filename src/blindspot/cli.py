@@ -30,8 +30,35 @@ def cmd_check_config(args: argparse.Namespace) -> None:
     if args.paths:
         check_paths(config)
         model_problems(config)
+    if args.data:
+        data_problems(config)
     checked = "shape and paths" if args.paths else "shape only; paths not checked"
+    checked += "; every benchmark source opened and its columns checked" if args.data else ""
     print(f"{args.config}: OK ({checked}; {len(config.benchmarks)} benchmark(s): {', '.join(config.benchmarks)})")
+
+
+def data_problems(config: BlindspotConfig) -> None:
+    """Open every benchmark's source and check its column mapping; one line per problem, before any job."""
+    lines = [f"benchmarks.{name}.{problem}" for name, entry in config.benchmarks.items() for problem in
+             entry.data_problems()]  # fmt: skip
+    if lines:
+        raise ConfigError("\n".join(lines))
+
+
+def cmd_adapters(args: argparse.Namespace) -> None:
+    """Every registered benchmark adapter: its description, where it is published, the columns it reads."""
+    from blindspot.benchmarks import registered
+
+    for spec in registered():
+        print(f"{spec.name}: {spec.description}")
+        if spec.source:
+            print(f"    source:  {spec.source}")
+        if spec.columns:
+            print(f"    columns: {', '.join(spec.columns)}")
+        defaults = {k: v for k in ("split", "subset") if (v := spec.config.model_fields.get(k)) is not None}
+        shown = {k: f.get_default(call_default_factory=True) for k, f in defaults.items()}
+        if shown:
+            print("    config:  " + ", ".join(f"{k}: {v}" for k, v in shown.items() if v is not None))
 
 
 def model_problems(config: BlindspotConfig) -> None:
@@ -198,6 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="also check that every configured path exists (--no-paths: the shape only)",
     )
+    p.add_argument(
+        "--data", action="store_true", help="also open every benchmark's source and check its column mapping"
+    )
+    add("adapters", cmd_adapters, "List every benchmark adapter: what it is, where it is published, its columns.")
     p = add("schema", cmd_schema, "Print (or write) the config's JSON schema.")
     p.add_argument("--out")
     for stage in STAGES.values():

@@ -504,6 +504,13 @@ class BlindspotConfig(StrictModel):
         unknown = sorted(set(self.patch.models) - set(self.models))
         if unknown:
             raise ValueError(f"patch.models names unconfigured models: {', '.join(unknown)}")
+        for name in self.benchmarks:
+            for section in ("render", "probe"):
+                try:
+                    getattr(self, f"{section}_for")(name)
+                except ValidationError as error:
+                    first = format_validation_error(error).splitlines()[0]
+                    raise ValueError(f"benchmarks.{name}.{section}: {first}") from None
         if self.toy is not None:
             if self.toy.benchmark not in self.benchmarks:
                 raise ValueError(f"toy.benchmark '{self.toy.benchmark}' is not one of the benchmarks")
@@ -511,6 +518,35 @@ class BlindspotConfig(StrictModel):
             if unknown:
                 raise ValueError(f"toy.models names unconfigured models: {', '.join(unknown)}")
         return self
+
+    def render_for(self, bench: str) -> RenderConfig:
+        """The render settings of one benchmark: the global ones with its ``render`` overrides merged in."""
+        override = self.benchmarks[bench].render
+        if not override:
+            return self.render
+        return RenderConfig.model_validate(_deep_merge(self.render.model_dump(), override))
+
+    def probe_for(self, bench: str) -> ProbeConfig:
+        """The probe settings of one benchmark: the global ones with its ``probe`` targets merged in."""
+        override = self.benchmarks[bench].probe
+        unknown = sorted(set(override) - PROBE_OVERRIDES)
+        if unknown:
+            raise ValueError(f"benchmarks.{bench}.probe: '{unknown[0]}' cannot be set per benchmark (only "
+                             f"{', '.join(sorted(PROBE_OVERRIDES))})")  # fmt: skip
+        if not override:
+            return self.probe
+        return ProbeConfig.model_validate(self.probe.model_dump() | override)
+
+
+PROBE_OVERRIDES = frozenset({"metadata_targets", "prior_field"})
+"""Probe settings a benchmark may override (its targets); the training settings stay global."""
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 # --------------------------------------------------------------------------------------------------- errors

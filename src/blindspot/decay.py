@@ -39,6 +39,7 @@ import polars as pl
 from blindspot.answers import identity_key
 from blindspot.atomic import atomic_output
 from blindspot.benchmarks import get_benchmark
+from blindspot.benchmarks.official import official_rows
 from blindspot.config import DecayConfig
 from blindspot.contracts.answers import OUTCOMES, chance_options
 from blindspot.contracts.conditions import LLM_FAMILY, NONE_FAMILY, Condition
@@ -341,28 +342,6 @@ def decay_metrics(grid: Grid, config: DecayConfig, seed: int) -> tuple[list[dict
     return rows, items
 
 
-def official_rows(predictions: pl.DataFrame, adapter: str) -> list[dict[str, Any]]:
-    """The benchmark's official scores (its registry ``aggregate`` hook) per condition, as metric rows."""
-    spec = get_benchmark(adapter)
-    rows = []
-    for key, group in predictions.group_by(["family", "level", "param"], maintain_order=True):
-        family, level, param = key
-        for score in spec.aggregate(group):
-            rows.append(
-                {
-                    "family": family,
-                    "level": level,
-                    "param": param,
-                    "metric": f"official_{score['metric']}",
-                    "value": score["value"],
-                    "ci_low": score.get("ci_low"),
-                    "ci_high": score.get("ci_high"),
-                    "n": group["item_id"].n_unique(),
-                }
-            )
-    return rows
-
-
 def decay_benchmark(
     predictions_path: Path,
     items_path: Path,
@@ -382,7 +361,14 @@ def decay_benchmark(
     metric_rows, item_rows = decay_metrics(grid, config, seed)
     upstream = read_provenance(predictions_path)
     adapter = upstream.get("adapter", "generic")
-    metric_rows += official_rows(predictions, adapter)
+    spec = get_benchmark(adapter)
+    if spec.official is not None:
+        scored = pl.read_parquet(
+            items_path, columns=["item_id", "image_keys", "answer", "answers", "options", "metadata"]
+        )
+        metric_rows += official_rows(
+            predictions, scored, spec.official, spec.cluster, config.bootstrap, config.confidence, seed
+        )
     record = provenance(
         "decay",
         {"decay": config, "seed": seed},

@@ -2,7 +2,7 @@
 
 They exist so that the workflow runs end to end offline (``make demo``) and so the tests can exercise every input
 path of the generic adapter: parquet or JSONL; images as HF structs, raw bytes, base64 strings or file paths;
-and deliberately bad rows (corrupt image, missing answer, duplicate id) that must land in the rejects table.
+and deliberately bad rows (corrupt image, missing answer, missing question) that must land in the rejects table.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def write_shapes_benchmark(
     bad_rows: bool = True,
 ) -> Path:
     """Write a fixture benchmark; returns the data file. With ``bad_rows`` three rows are appended that must be
-    rejected: a corrupt image, a missing answer, and a duplicate ``question_id``."""
+    rejected: a corrupt image, a missing answer and a missing question."""
     out_dir = Path(out_dir)
     image_dir = out_dir / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +130,7 @@ def write_shapes_benchmark(
         bad_image = _image_value(corrupt, image_mode, image_dir, "corrupt")
         records.append({**template, "question_id": "bad_image", "image": bad_image})
         records.append({**template, "question_id": "no_answer", "answer": None, "image": records[1]["image"]})
-        records.append({**template, "image": records[2]["image"]})  # duplicates records[0]'s question_id
+        records.append({**template, "question_id": "no_question", "question": None, "image": records[2]["image"]})
     path = out_dir / f"items.{fmt}"
     if fmt == "parquet":
         pq.write_table(pa.Table.from_pylist(records), path)

@@ -132,7 +132,9 @@ _FIELD_SOURCES: dict[str, Callable[[BlindspotConfig, Wildcards], Any]] = {
         config.models[donor] if (donor := config.swap.pairs[w["pair"]].donor) is not None else None
     ),
     "swap": lambda config, w: config.swap.model_copy(update={"pairs": {w["pair"]: config.swap.pairs[w["pair"]]}}),
-    "prior_field": lambda config, w: config.probe.prior_field,
+    "prior_field": lambda config, w: config.probe_for(w["bench"]).prior_field,
+    "render": lambda config, w: config.render_for(w["bench"]),
+    "probe": lambda config, w: config.probe_for(w["bench"]),
     "patch": lambda config, w: config.patch.model_copy(update={"models": [w["model"]]}),
 }
 """Slice fields that are not a top-level config key of the same name."""
@@ -219,7 +221,9 @@ class Stage:
         parts += [f"--{option(name)} {{input.{name}:q}}" for name, _ in self.inputs]
         parts += [f"--{option(name)} {{output.{name}:q}}" for name in self.outputs]
         parts.append("--threads {threads} > {log:q} 2>&1")
-        return " ".join(parts)
+        # The job's last line (its summary, or its one-line error) also goes to the console, where the user
+        # looks; the whole output stays in the log.
+        return " ".join(parts) + " && tail -n 1 {log:q} || {{ tail -n 1 {log:q} >&2; exit 1; }}"
 
 
 def option(name: str) -> str:
@@ -272,7 +276,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="decay",
             slice=DecaySlice,
-            version=5,
+            version=6,
             wildcards=("model", "bench"),
             inputs=(("predictions", "predict"), ("item_table", "stage")),
             outputs=("metrics", "classes", "manifest"),

@@ -69,7 +69,7 @@ class ClusterBootstrap:
         self.confidence = confidence
         self.alpha = (1 - confidence) / 2
 
-    def _percentiles(self, statistic: np.ndarray) -> tuple[float | None, float | None]:
+    def percentiles(self, statistic: np.ndarray) -> tuple[float | None, float | None]:
         finite = statistic[np.isfinite(statistic)]
         if finite.size == 0:
             return None, None
@@ -87,7 +87,7 @@ class ClusterBootstrap:
         v = np.where(mask, values, 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             stats = (self.weights @ v) / (self.weights @ mask.astype(float))
-        low, high = self._percentiles(stats)
+        low, high = self.percentiles(stats)
         if proportion and low is not None and high is not None:
             clusters = len(np.unique(self.clusters[mask]))
             w_low, w_high = wilson(value * clusters, clusters, self.confidence)
@@ -104,7 +104,7 @@ class ClusterBootstrap:
         m = mask.astype(float)
         with np.errstate(invalid="ignore", divide="ignore"):
             stats = (self.weights @ (np.where(mask, a - b, 0.0))) / (self.weights @ m)
-        return Estimate(float((a - b)[mask].mean()), *self._percentiles(stats), n)
+        return Estimate(float((a - b)[mask].mean()), *self.percentiles(stats), n)
 
 
 def cluster_ids(labels: list[str]) -> Int[np.ndarray, " items"]:

@@ -15,7 +15,7 @@ from pydantic import Field
 from blindspot.config import BlindspotConfig, ReportConfig
 from blindspot.stages import SliceBase
 
-AGGREGATE_VERSION = 1
+AGGREGATE_VERSION = 2
 
 INPUT_TEMPLATES: dict[str, str] = {
     "staged_items": "staged/{bench}/items.parquet",

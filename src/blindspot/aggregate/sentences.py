@@ -40,7 +40,10 @@ def summary_sentences(summary: pl.DataFrame) -> list[str]:
             f"{pct(row['share_language_prior'])} follow the language prior."
         )
         if row.get("n_rejected"):
-            text += f" Staging rejected {row['n_rejected']} source rows of {bench} (see the rejects table)."
+            text += (
+                f" Staging rejected {row['n_rejected']} source rows of {bench} ({row.get('rejected_reasons')}; see "
+                "the rejects table)."
+            )
         out.append(text)
     return out
 

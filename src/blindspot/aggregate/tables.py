@@ -90,6 +90,7 @@ SUMMARY_SCHEMA = pa.schema(
         pa.field("benchmark", pa.string(), nullable=False),
         pa.field("n_items", pa.int64(), nullable=False),
         pa.field("n_rejected", pa.int64()),
+        pa.field("rejected_reasons", pa.string()),
         *interval_fields("c_rate"),
         *interval_fields("c_rate_margin"),
         pa.field("c_chance", pa.float64()),
@@ -108,7 +109,8 @@ blur level (by identity; ``c_rate_margin`` by evidence); ``c_chance``: the (1/K)
 ``c_chance_empirical``: the same from the model's own answers under the uninformative conditions; ``mg``: accuracy
 with the image minus without; ``ml``: multimodal leakage (null with the reason in ``ml_note`` where it could not be
 measured); ``share_<class>``: the item classes; ``n_vision_indispensable``: items classed fine or coarse visual;
-``n_rejected``: source rows the staging stage rejected."""
+``n_rejected``: source rows the staging stage rejected; ``rejected_reasons``: their counts by reason
+("no_image: 181")."""
 
 PROVENANCE_SCHEMA = pa.schema(
     [
@@ -244,10 +246,20 @@ def summary_table(decay: pl.DataFrame, classes: pl.DataFrame, rejects: pl.DataFr
     rejected = (
         {} if rejects.is_empty() else dict(rejects.group_by("benchmark").len().iter_rows())  # benchmark -> count
     )
+    reasons: dict[str, str] = {}
+    if not rejects.is_empty():
+        counted = (
+            rejects.group_by("benchmark", "reason")
+            .len()
+            .sort("benchmark", "len", "reason", descending=[False, True, False])
+        )
+        for (bench,), group in counted.group_by("benchmark", maintain_order=True):
+            reasons[bench] = ", ".join(f"{r}: {n}" for r, n in group.select("reason", "len").iter_rows())
     out = []
     overall = decay.filter(pl.col("family") == "all")
     for (model, bench), group in overall.group_by(["model", "benchmark"], maintain_order=True):
-        row: dict[str, Any] = {"model": model, "benchmark": bench, "n_rejected": rejected.get(bench, 0)}
+        row: dict[str, Any] = {"model": model, "benchmark": bench, "n_rejected": rejected.get(bench, 0),
+                               "rejected_reasons": reasons.get(bench)}  # fmt: skip
         for r in group.iter_rows(named=True):
             name = r["metric"]
             row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = r["value"], r["ci_low"], r["ci_high"]

@@ -25,7 +25,11 @@ from blindspot.contracts.items import RawItem, Reject, RejectedItem
 class ColumnMapping(StrictModel):
     """Which source column holds each canonical field."""
 
-    id: str | None = Field(None, description="Item id column; without it ids are content hashes.")
+    id: str | list[str] | None = Field(
+        None,
+        description="Item id column, or a list of columns that together identify an item (joined with '/'); it "
+        "must be unique. Without it ids are content hashes.",
+    )
     question: str = "question"
     options: str | list[str] | None = Field(
         None,
@@ -110,6 +114,22 @@ class GenericBenchmark(BenchmarkConfigBase):
     def image_folder(self) -> Path | None:
         return Path(self.image_root) if self.image_root else None
 
+    def data_problems(self) -> list[str]:
+        try:
+            available = source_columns(Path(self.path))
+            if available is None:  # JSONL: the first row's keys
+                first = next((r for r in iter_rows(Path(self.path)) if isinstance(r, dict)), None)
+                available = list(first) if first is not None else []
+            _check_columns(self, available)
+        except SourceError as error:
+            return [str(error).removeprefix("benchmark.")]
+        if self.answer_type == "multiple_choice" and self.columns.options is None and not self.options_in_question:
+            return [
+                "columns.options: answer_type multiple_choice needs its options: map columns.options, or set "
+                f"options_in_question (columns: {', '.join(available)})"
+            ]
+        return []
+
     def input_files(self) -> list[str]:
         path = Path(self.path)
         if path.is_dir():
@@ -187,8 +207,7 @@ def read_generic(config: GenericBenchmark) -> Iterator[RawItem | Reject]:
         if isinstance(row, str):
             yield Reject(index, None, "malformed_row", row)
             continue
-        source_id = row.get(config.columns.id) if config.columns.id else None
-        item_id = None if source_id is None else str(source_id)
+        item_id = _item_id(row, config.columns.id)
         if config.filter is not None and not config.filter.keeps(row.get(config.filter.column)):
             value = row.get(config.filter.column)
             yield Reject(index, item_id, "filtered_out", f"{config.filter.column} = {value!r} does not pass the filter")
@@ -214,6 +233,13 @@ def read_generic(config: GenericBenchmark) -> Iterator[RawItem | Reject]:
             answer_format=config.answer_format,
             metadata=_metadata(row, config),
         )
+
+
+def _item_id(row: dict[str, Any], spec: str | list[str] | None) -> str | None:
+    values = [row.get(name) for name in _names(spec)]
+    if not values or any(v is None for v in values):
+        return None
+    return "/".join(str(v) for v in values)
 
 
 def _split_question(question: Any) -> tuple[str, list[str]]:
@@ -242,5 +268,7 @@ GENERIC = register(
         config=GenericBenchmark,
         description="Local parquet/JSONL + image folder, described by a column mapping in config.",
         read=read_generic,
+        source="any local parquet (a file or a folder of shards) or JSONL, plus an image folder",
+        columns=("mapped in config: columns.id, question, options, answer, image, metadata, answer_type",),
     )
 )

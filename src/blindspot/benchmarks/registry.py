@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import polars as pl
 from pydantic import Field
 
 from blindspot.answers import Parsed, parse_answer, score_answer, score_official
+from blindspot.benchmarks.official import OfficialInput, Scores
 from blindspot.config_base import PathKind, StrictModel
 from blindspot.contracts.items import RawItem, Reject
 from blindspot.images import DEFAULT_MAX_PIXELS
@@ -37,6 +37,23 @@ class BenchmarkConfigBase(StrictModel):
         ge=1,
         description="Images whose header declares more pixels (width x height) are rejected before decoding.",
     )
+    max_reject_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Staging fails when more than this share of the source rows is rejected (rows a `filter` "
+        "leaves out do not count): a wrong column mapping must not pass as a small benchmark.",
+    )
+    render: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Render settings for this benchmark only, merged over the global `render` (any of its keys, "
+        "e.g. {resize: {longest_side: 1344}} for a high-resolution benchmark).",
+    )
+    probe: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Probe targets for this benchmark only, over the global `probe`: `metadata_targets` and/or "
+        "`prior_field` (VLMBias: expected_bias).",
+    )
     open_scorer: Literal["textvqa", "vqav2"] = Field(
         "textvqa",
         description="How open answers are scored: 'textvqa' (EvalAI's processing on the answer and every "
@@ -53,6 +70,11 @@ class BenchmarkConfigBase(StrictModel):
 
     def input_files(self) -> list[str]:
         """The source files whose change must re-stage the benchmark (Snakemake inputs of the stage rule)."""
+        return []
+
+    def data_problems(self) -> list[str]:
+        """Problems found by opening the source (``check-config --data``): missing columns, with those that
+        exist. One line each, relative to the entry (the caller prefixes ``benchmarks.<name>``)."""
         return []
 
 
@@ -72,9 +94,9 @@ def default_score_official(text: str, item: Item, scorer: str) -> float | None:
     return score_official(text, item["answer"], item["answer_type"], item["answers"], scorer)
 
 
-def no_official_scores(predictions: pl.DataFrame) -> list[dict[str, Any]]:
-    """Benchmarks without an official aggregate report the generic accuracy only."""
-    return []
+def image_cluster(item: Item) -> str:
+    """Items asking about the same image(s) move together in the bootstrap."""
+    return "+".join(item["image_keys"])
 
 
 @dataclass(frozen=True)
@@ -91,8 +113,15 @@ class BenchmarkSpec:
     """(outcome, score) of a parsed answer; the third argument is the open-answer scorer (``open_scorer``)."""
     score_official: Callable[[str, Item, str], float | None] = default_score_official
     """The official scorer on the raw response (open answers), or None."""
-    aggregate: Callable[[pl.DataFrame], list[dict[str, Any]]] = no_official_scores
-    """Official scores from one condition's predictions: rows of {metric, value} (e.g. POPE's F1)."""
+    official: Callable[[OfficialInput], Scores] | None = None
+    """The benchmark's official scores of one condition (e.g. POPE's F1), each as an array over the point
+    estimate and the bootstrap resamples (``blindspot.benchmarks.official``); None: the generic accuracy only."""
+    cluster: Callable[[Item], str] = image_cluster
+    """The bootstrap's resampling unit of an item (HallusionBench: its question set, so pairs stay whole)."""
+    source: str = ""
+    """Where the data is published (e.g. ``lmms-lab/POPE``), for ``blindspot adapters`` and the README."""
+    columns: tuple[str, ...] = ()
+    """The source columns the reader expects (``blindspot adapters``)."""
 
 
 _REGISTRY: dict[str, BenchmarkSpec] = {}

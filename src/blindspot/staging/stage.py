@@ -90,11 +90,30 @@ class _ImageSink:
         self._writer.close()
 
 
+INTENDED_REASONS = frozenset({"filtered_out"})
+"""Reject reasons that are the user's choice (a ``filter``), not a problem: they do not count towards the
+``max_reject_share`` check."""
+
+
+def _check_unique_id(raw: RawItem, first_seen: dict[str, int]) -> None:
+    """A mapped id column must identify items: a repeat means the column is not an item id (MME's
+    ``question_id`` is shared by the two questions of an image), and rejecting the repeats would silently drop
+    part of the benchmark."""
+    if raw.source_id is None:
+        return
+    if raw.source_id in first_seen:
+        raise StageError(
+            f"the id '{raw.source_id}' of row {raw.source_index} repeats row {first_seen[raw.source_id]}: the id "
+            "column is not unique; map a unique column, a list of columns that together are (columns.id: "
+            "[question_id, question]), or none (ids become content hashes)",
+            key="benchmark.columns.id",
+        )
+    first_seen[raw.source_id] = raw.source_index
+
+
 def _canonical_row(
     name: str, raw: RawItem, images: _ImageSink, image_root: Path | None, seen_ids: set[str]
 ) -> dict[str, Any]:
-    if raw.source_id is not None and raw.source_id in seen_ids:
-        raise RejectedItem("duplicate_id", f"item_id '{raw.source_id}' appeared earlier")
     question = raw.question
     for field, value in (("question", question), ("answer", raw.answer), *(("option", o) for o in raw.options or [])):
         if isinstance(value, bytes | bytearray | memoryview):
@@ -135,6 +154,21 @@ def _canonical_row(
     }
 
 
+def _check_reject_share(n_items: int, rejects: list[Reject], limit: float) -> None:
+    counted = [r for r in rejects if r.reason not in INTENDED_REASONS]
+    total = n_items + len(counted)
+    if total and len(counted) / total > limit:
+        reasons = Counter(r.reason for r in counted).most_common()
+        first = counted[0]
+        raise StageError(
+            f"{len(counted)} of {total} rows rejected ({len(counted) / total:.0%} > max_reject_share {limit:g}: "
+            + ", ".join(f"{k}: {v}" for k, v in reasons)
+            + f"; first: row {first.source_index}: {first.message}); fix the column mapping or the data, or raise "
+            "max_reject_share",
+            key="benchmark.max_reject_share",
+        )
+
+
 def staged_paths(folder: str | Path) -> dict[str, Path]:
     """The workflow's layout of one benchmark's staged tables in ``folder`` (for scripts and tests)."""
     folder = Path(folder)
@@ -152,6 +186,7 @@ def stage_benchmark(name: str, config: BenchmarkConfigBase, outputs: Mapping[str
     items: list[dict[str, Any]] = []
     rejects: list[Reject] = []
     seen_ids: set[str] = set()
+    first_seen: dict[str, int] = {}
 
     with atomic_output(outputs["images"]) as images_tmp:
         sink = _ImageSink(images_tmp, with_provenance(IMAGES_SCHEMA, record), config.max_image_pixels)
@@ -160,6 +195,7 @@ def stage_benchmark(name: str, config: BenchmarkConfigBase, outputs: Mapping[str
                 if isinstance(raw, Reject):
                     rejects.append(raw)
                     continue
+                _check_unique_id(raw, first_seen)
                 try:
                     row = _canonical_row(name, raw, sink, config.image_folder(), seen_ids)
                 except RejectedItem as error:
@@ -175,6 +211,7 @@ def stage_benchmark(name: str, config: BenchmarkConfigBase, outputs: Mapping[str
         summary = ", ".join(f"{k}: {v}" for k, v in reasons.items()) or "the source has no rows"
         raise StageError(f"no item staged ({summary}); check its config entry", key="benchmark")
 
+    _check_reject_share(len(items), rejects, config.max_reject_share)
     reject_rows = [{"benchmark": name, **r.__dict__} for r in rejects]
     try:
         write_table(reject_rows, REJECTS_SCHEMA, record, outputs["rejects"])

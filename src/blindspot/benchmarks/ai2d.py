@@ -1,0 +1,58 @@
+"""AI2D (``lmms-lab/ai2d``, split ``test``): four-way multiple choice about science diagrams.
+
+Options are a list; the answer is the correct option's 0-based index (as text). The data has no id column, so
+item ids are content hashes. Prompt: lmms-eval's (lettered options, the letter instruction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import ClassVar, Literal
+
+from blindspot.benchmarks.official import accuracy
+from blindspot.benchmarks.published import (
+    MC_INSTRUCTION,
+    PublishedBenchmark,
+    choice_item,
+    lettered,
+    listed_options,
+    published_rows,
+)
+from blindspot.benchmarks.registry import BenchmarkSpec, Item, register
+from blindspot.contracts.items import RawItem, Reject
+
+COLUMNS = ("question", "options", "answer", "image")
+
+
+class AI2D(PublishedBenchmark):
+    adapter: Literal["ai2d"] = "ai2d"
+    required_columns: ClassVar[tuple[str, ...]] = COLUMNS
+    split: str | list[str] = "test"
+
+
+def read_ai2d(config: AI2D) -> Iterator[RawItem | Reject]:
+    for index, _, row in published_rows(config):
+        options = listed_options(index, None, row["options"])
+        if isinstance(options, Reject):
+            yield options
+            continue
+        yield choice_item(index, None, row["question"], options, row["answer"], row["image"], answer_format="index")
+
+
+def multiple_choice_prompt(item: Item, version: str) -> str:
+    """lmms-eval's multiple-choice layout: question, "A. option" lines, the letter instruction."""
+    return lettered(item["question"], item["options"], MC_INSTRUCTION)
+
+
+AI2D_SPEC = register(
+    BenchmarkSpec(
+        name="ai2d",
+        config=AI2D,
+        description="AI2D: four-way multiple choice about science diagrams.",
+        read=read_ai2d,
+        prompt=multiple_choice_prompt,
+        official=accuracy,
+        source="lmms-lab/ai2d (split test)",
+        columns=COLUMNS,
+    )
+)

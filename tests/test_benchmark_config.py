@@ -1,0 +1,152 @@
+"""Benchmarks by config alone: a thirteenth benchmark in a schema no adapter knows, the checks that open the data
+before any job (check-config --data), ids that are not unique, reject shares, and per-benchmark overrides."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+from published_data import BUILDERS, picture
+
+from blindspot.cli import main
+from blindspot.config import ConfigError, parse_config
+from blindspot.prompts import item_text
+from blindspot.stages import STAGES
+from blindspot.staging.stage import StageError, stage_benchmark, staged_paths
+
+
+def mmvp_like(root: Path) -> Path:
+    """A published schema no adapter knows: MMVP-style pairs. Two questions share an `Index` (one per image of a
+    pair), the options are inside the question ("(A) Open (B) Closed"), the answer is "(A)", images are files."""
+    (root / "images").mkdir(parents=True)
+    rows = []
+    for pair in range(3):
+        for side in range(2):
+            name = f"{pair}_{side}.jpg"
+            (root / "images" / name).write_bytes(picture(200 + 2 * pair + side))
+            question = "Is the door open or closed? (A) Open (B) Closed"
+            rows.append({"Index": pair, "Question": question, "Correct Answer": "(A)" if side == 0 else "(B)",
+                         "Image": name, "Pair": f"p{pair}"})  # fmt: skip
+    source = root / "mmvp.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return source
+
+
+def thirteenth_entry(root: Path, **columns: object) -> dict[str, object]:
+    return {
+        "adapter": "generic",
+        "path": str(mmvp_like(root)),
+        "image_root": str(root / "images"),
+        "answer_type": "multiple_choice",
+        "options_in_question": True,
+        "columns": {
+            "id": ["Index", "Image"],
+            "question": "Question",
+            "answer": "Correct Answer",
+            "image": "Image",
+            **columns,
+        },
+    }
+
+
+def test_a_thirteenth_benchmark_by_config_alone(tmp_path: Path) -> None:
+    config = parse_config({"benchmarks": {"mmvp": thirteenth_entry(tmp_path)}}).benchmarks["mmvp"]
+    assert config.data_problems() == []
+    paths = staged_paths(tmp_path / "staged")
+    summary = stage_benchmark("mmvp", config, paths)
+    items = pl.read_parquet(paths["item_table"])
+    assert summary.items == 6 and summary.rejects == 0
+    assert items["item_id"].to_list()[:2] == ["0/0_0.jpg", "0/0_1.jpg"]
+    first = items.row(0, named=True)
+    assert first["options"] == ["Open", "Closed"] and first["answer"] == "A"
+    assert items["answer"].to_list() == ["A", "B"] * 3
+    assert item_text(first, "v1") == (
+        "Is the door open or closed?\nA. Open\nB. Closed\nAnswer with the option's letter from the given choices "
+        "directly."
+    )
+
+
+def test_an_id_column_that_is_not_unique_stops_staging_with_one_line(tmp_path: Path) -> None:
+    entry = thirteenth_entry(tmp_path, id="Index")
+    config = parse_config({"benchmarks": {"mmvp": entry}}).benchmarks["mmvp"]
+    with pytest.raises(StageError) as caught:
+        stage_benchmark("mmvp", config, staged_paths(tmp_path / "staged"))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("benchmark.columns.id: the id '0' of row 1 repeats row 0: the id column is not unique")
+    assert not (tmp_path / "staged" / "items.parquet").exists()
+
+
+def test_a_stage_rejecting_more_than_its_share_fails_loudly(tmp_path: Path) -> None:
+    entry = {**thirteenth_entry(tmp_path), "options_in_question": False, "columns": {
+        "id": ["Index", "Image"], "question": "Question", "answer": "Correct Answer", "image": "Image",
+        "options": "Pair"}}  # fmt: skip
+    config = parse_config({"benchmarks": {"mmvp": entry}}).benchmarks["mmvp"]
+    with pytest.raises(StageError, match=r"6 of 6 rows rejected|no item staged"):
+        stage_benchmark("mmvp", config, staged_paths(tmp_path / "staged"))
+    half = BUILDERS["scienceqa"](tmp_path / "sqa")  # 1 of 3 rows has no image: 33%
+    strict = parse_config({"benchmarks": {"s": {**half.entry, "max_reject_share": 0.2}}}).benchmarks["s"]
+    with pytest.raises(StageError) as caught:
+        stage_benchmark("s", strict, staged_paths(tmp_path / "strict"))
+    assert str(caught.value).startswith(
+        "benchmark.max_reject_share: 1 of 3 rows rejected (33% > max_reject_share 0.2: no_image: 1; first: row 2:"
+    )
+    lenient = parse_config({"benchmarks": {"s": half.entry}}).benchmarks["s"]
+    assert stage_benchmark("s", lenient, staged_paths(tmp_path / "lenient")).rejects == 1
+
+
+def test_check_config_data_reports_columns_before_any_job(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ai2d = BUILDERS["ai2d"](tmp_path / "ai2d")
+    source = tmp_path / "t.parquet"
+    pl.DataFrame({"qid": ["1"], "prompt": ["q?"], "gold": ["A"], "img": [b"x"]}).write_parquet(source)
+    config = {
+        "benchmarks": {
+            "ok": ai2d.entry,
+            "typo": {"adapter": "generic", "path": str(source), "answer_type": "open",
+                     "columns": {"question": "question", "answer": "gold", "image": "img"}},
+            "no_options": {"adapter": "generic", "path": str(source), "answer_type": "multiple_choice",
+                           "columns": {"question": "prompt", "answer": "gold", "image": "img"}},
+            "wrong_split": {**ai2d.entry, "split": "validation"},
+        }
+    }  # fmt: skip
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))  # keys sorted: the problems come in name order
+    assert main(["check-config", str(path)]) == 0  # without --data, the sources are not opened
+    capsys.readouterr()
+    assert main(["check-config", str(path), "--data"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert sorted(lines) == [
+        "blindspot check-config: error: benchmarks.no_options.columns.options: answer_type multiple_choice needs "
+        "its options: map columns.options, or set options_in_question (columns: qid, prompt, gold, img)",
+        "blindspot check-config: error: benchmarks.typo.columns.question: column 'question' is not in "
+        f"'{source}' (columns: qid, prompt, gold, img)",
+        "blindspot check-config: error: benchmarks.wrong_split.split: no parquet shards of split 'validation' "
+        f"under '{tmp_path / 'ai2d'}' (shards found: test); set `split`",
+    ]
+
+
+def test_render_and_probe_settings_per_benchmark() -> None:
+    config = parse_config(
+        {
+            "benchmarks": {
+                "hr": {"adapter": "hrbench", "path": "x", "render": {"resize": {"longest_side": 1344}},
+                       "probe": {"metadata_targets": ["category"]}},
+                "plain": {"adapter": "ai2d", "path": "y"},
+            },
+            "render": {"resize": {"longest_side": 448}, "blur": {"kernels": [1, 9]}},
+            "probe": {"metadata_targets": ["colour"]},
+        }
+    )  # fmt: skip
+    hr = STAGES["render"].build_slice(config, {"bench": "hr"})
+    plain = STAGES["render"].build_slice(config, {"bench": "plain"})
+    assert hr.render.resize.longest_side == 1344 and hr.render.blur.kernels == [1, 9]  # merged, not replaced
+    assert plain.render.resize.longest_side == 448
+    assert STAGES["probe"].build_slice(config, {"model": "m", "bench": "hr"}).probe.metadata_targets == ["category"]
+    assert STAGES["probe"].build_slice(config, {"model": "m", "bench": "plain"}).probe.metadata_targets == ["colour"]
+    with pytest.raises(ConfigError, match=r"benchmarks\.hr\.probe: 'epochs' cannot be set per benchmark"):
+        parse_config({"benchmarks": {"hr": {"adapter": "hrbench", "path": "x", "probe": {"epochs": 3}}}})
+    with pytest.raises(ConfigError, match=r"benchmarks\.hr\.render: "):
+        parse_config({"benchmarks": {"hr": {"adapter": "hrbench", "path": "x", "render": {"resize": {"longest": 3}}}}})

@@ -1,0 +1,145 @@
+"""The published benchmarks end to end on fixtures in their upstream layouts: staged through their real adapter,
+rendered, answered by a tiny model, and scored by their official scorer; the prompts as published."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from published_data import BUILDERS, Fixture
+
+from blindspot.benchmarks import get_benchmark
+from blindspot.config import DecayConfig, ModelConfig, PredictConfig, PromptConfig, RenderConfig, parse_config
+from blindspot.decay import decay_benchmark
+from blindspot.predict import predict_benchmark
+from blindspot.render.run import render_benchmark
+from blindspot.staging.stage import stage_benchmark, staged_paths
+
+RENDER = RenderConfig.model_validate(
+    {
+        "resize": {"longest_side": 56},
+        "blur": {"kernels": [1, 25]},
+        "pixelate": {"enabled": False},
+        "noise": {"enabled": False},
+    }
+)
+OFFICIAL = {
+    "pope": {"accuracy", "precision", "recall", "f1", "yes_ratio"},
+    "repope": {"accuracy", "precision", "recall", "f1", "yes_ratio"},
+    "hrbench": {"average", "single", "cross"},
+    "hallusionbench": {"aAcc", "fAcc", "qAcc"},
+    "vstar": {"accuracy"},
+    "vlmbias": {"accuracy", "bias_ratio"},
+    "mmmu": {"accuracy", "accuracy_multiple_choice", "accuracy_open"},
+    "ai2d": {"accuracy"},
+    "mmstar": {"accuracy"},
+    "mmbench": {"accuracy", "circular_accuracy"},
+    "scienceqa": {"accuracy"},
+    "cvbench": {"accuracy", "accuracy_2d", "accuracy_3d"},
+    "textvqa": {"accuracy"},
+}
+
+
+def stage(name: str, tmp_path: Path) -> tuple[Fixture, pl.DataFrame, pl.DataFrame, dict[str, Path]]:
+    fixture = BUILDERS[name](tmp_path / "download")
+    config = parse_config({"benchmarks": {name: fixture.entry}}).benchmarks[name]
+    paths = staged_paths(tmp_path / "staged")
+    stage_benchmark(name, config, paths)
+    return fixture, pl.read_parquet(paths["item_table"]), pl.read_parquet(paths["rejects"]), paths
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_published_benchmark_stages_with_its_rejects_and_prompt(name: str, tmp_path: Path) -> None:
+    fixture, items, rejects, _ = stage(name, tmp_path)
+    assert items.height == fixture.items
+    assert dict(rejects["reason"].value_counts().iter_rows()) == fixture.rejects
+    spec = get_benchmark(fixture.entry["adapter"])
+    assert spec.prompt(items.row(0, named=True), "v1") == fixture.first_prompt
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_published_benchmark_runs_end_to_end_with_official_scores(name: str, tmp_path: Path, tiny_models) -> None:
+    _, items, _, paths = stage(name, tmp_path)
+    render_benchmark(paths["images"], RENDER, 0, tmp_path / "r.zarr", workers=1, progress=False)
+    model = ModelConfig(adapter="qwen2_5_vl", path=str(tiny_models["qwen2_5_vl"]), batch_size=4, max_new_tokens=3)
+    predictions = tmp_path / "p.parquet"
+    predict_benchmark("m", name, model, PredictConfig(), PromptConfig(), paths["item_table"], tmp_path / "r.zarr",
+                      predictions, progress=False)  # fmt: skip
+    table = pl.read_parquet(predictions)
+    assert table["item_id"].n_unique() == items.height
+    outputs = {k: tmp_path / f"{k}.out" for k in ("metrics", "classes", "manifest")}
+    decay_benchmark(
+        predictions,
+        paths["item_table"],
+        DecayConfig(bootstrap=50, coarse_families=["blank", "none"]),
+        0,
+        outputs,
+        "m",
+        name,
+    )
+    metrics = pl.read_parquet(outputs["metrics"])
+    official = metrics.filter(pl.col("metric").str.starts_with("official_"))
+    blur = official.filter(pl.col("family") == "blur")
+    assert {m.removeprefix("official_") for m in blur["metric"]} >= OFFICIAL[name]
+    assert set(blur["level"]) == {0, 1}  # every rendered level is scored
+    for row in official.filter(pl.col("value").is_not_null()).iter_rows(named=True):
+        assert 0 <= row["value"] <= 1, row
+        assert row["ci_low"] is not None and row["ci_low"] <= row["value"] + 1e-9 <= row["ci_high"] + 2e-9, row
+
+
+def test_mmmu_sends_several_images_in_reference_order_to_both_families(tmp_path: Path, tiny_models) -> None:
+    _, items, _, paths = stage("mmmu", tmp_path)
+    two = items.filter(pl.col("item_id") == "validation_Art_2").row(0, named=True)
+    assert json.loads(two["metadata"])["image_order"] == [2, 1]  # "<image 2> with <image 1>"
+    assert len(two["image_keys"]) == 2
+    render_benchmark(paths["images"], RENDER, 0, tmp_path / "r.zarr", workers=1, progress=False)
+    for family in ("qwen2_5_vl", "llava_next"):
+        model = ModelConfig(adapter=family, path=str(tiny_models[family]), batch_size=2, max_new_tokens=2)
+        out = tmp_path / f"{family}.parquet"
+        predict_benchmark("m", "mmmu", model, PredictConfig(), PromptConfig(), paths["item_table"],
+                          tmp_path / "r.zarr", out, progress=False)  # fmt: skip
+        assert pl.read_parquet(out)["item_id"].n_unique() == 3
+
+
+def test_repope_keeps_its_own_labels_and_the_pope_answer(tmp_path: Path) -> None:
+    _, items, rejects, _ = stage("repope", tmp_path)
+    adversarial = items.filter(pl.col("item_id") == "adversarial/2").row(0, named=True)
+    meta = json.loads(adversarial["metadata"])
+    assert adversarial["answer"] == "yes" and meta["pope_answer"] == "no" and meta["relabelled"] is True
+    assert set(rejects["item_id"]) == {"popular/2", "random/1"}
+
+
+def test_a_download_at_the_wrong_split_names_the_shards_it_found(tmp_path: Path) -> None:
+    fixture = BUILDERS["ai2d"](tmp_path / "download")
+    config = parse_config({"benchmarks": {"a": {**fixture.entry, "split": "validation"}}}).benchmarks["a"]
+    assert config.data_problems() == [
+        f"split: no parquet shards of split 'validation' under '{tmp_path / 'download'}' (shards found: test); "
+        "set `split`"
+    ]
+
+
+def test_a_folder_of_another_dataset_names_the_missing_columns(tmp_path: Path) -> None:
+    BUILDERS["ai2d"](tmp_path / "download")
+    config = parse_config({"benchmarks": {"a": {"adapter": "mmstar", "path": str(tmp_path / "download"),
+                                                "split": "test"}}}).benchmarks["a"]  # fmt: skip
+    (problem,) = config.data_problems()
+    assert problem.startswith("path: ") and "no column(s) index, category, l2_category" in problem
+    assert "(columns: question, options, answer, image)" in problem
+
+
+def test_lmms_lab_encoder_layout_reads_the_same(tmp_path: Path) -> None:
+    """The converted-parquet layout (<subset>/<split>/0000.parquet) of the moved lmms-lab-encoder copies."""
+    fixture = BUILDERS["mmbench"](tmp_path / "a")
+    moved = tmp_path / "b" / "en" / "dev" / "0000.parquet"
+    moved.parent.mkdir(parents=True)
+    (tmp_path / "a" / "en" / "dev-00000-of-00001.parquet").rename(moved)
+    config = parse_config({"benchmarks": {"m": {**fixture.entry, "path": str(tmp_path / "b")}}}).benchmarks["m"]
+    assert config.shards() == [moved]
+    assert config.data_problems() == []
+
+
+def test_vlmbias_probes_the_expected_bias_by_default() -> None:
+    config = parse_config({"benchmarks": {"v": {"adapter": "vlmbias", "path": "x"}}})
+    assert config.probe_for("v").prior_field == "expected_bias"
