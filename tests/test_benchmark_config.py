@@ -150,3 +150,17 @@ def test_render_and_probe_settings_per_benchmark() -> None:
         parse_config({"benchmarks": {"hr": {"adapter": "hrbench", "path": "x", "probe": {"epochs": 3}}}})
     with pytest.raises(ConfigError, match=r"benchmarks\.hr\.render: "):
         parse_config({"benchmarks": {"hr": {"adapter": "hrbench", "path": "x", "render": {"resize": {"longest": 3}}}}})
+
+
+def test_adapters_lists_every_registered_benchmark_with_its_columns(capsys: pytest.CaptureFixture[str]) -> None:
+    from blindspot.benchmarks import registered
+
+    assert main(["adapters"]) == 0
+    out = capsys.readouterr().out
+    names = [line.split(":")[0] for line in out.splitlines() if not line.startswith(" ")]
+    assert names == [spec.name for spec in registered()]
+    assert len(names) == 14  # the twelve, POPE itself and the generic one
+    block = out.split("hallusionbench:")[1].split("\nhrbench:")[0]
+    assert "source:  lmms-lab/HallusionBench (split image)" in block
+    assert "columns: category, subcategory, set_id, figure_id, question_id, question, gt_answer, image" in block
+    assert "config:  split: image" in block

@@ -255,3 +255,20 @@ def test_the_papers_config_validates_and_plans_the_whole_run(tmp_path: Path) -> 
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M))
     assert counts["stage"] == "12" and counts["render"] == "12"
     assert counts["predict"] == "36" and counts["decay"] == "36" and counts["aggregate"] == "1"
+
+
+def test_a_published_benchmark_runs_through_the_workflow_from_its_download_folder(tmp_path: Path) -> None:
+    """RePOPE from POPE's download folder plus RePOPE's labels: the stage job's inputs are the split's shards and
+    the label files (a relabelled question re-stages), and its summary reaches the console."""
+    from published_data import repope
+
+    fixture = repope(tmp_path / "download")
+    write_config(tmp_path, {"benchmarks": {"repope": fixture.entry}, "render": SMALL_RENDER})
+    console = run_snakemake(tmp_path, "--cores", "1", "results/render/repope.zarr")
+    assert "staged repope: 4 items, 3 images, 2 rejects (dropped_by_repope=1, label_mismatch=1)" in (
+        console.stdout + console.stderr
+    )
+    labels = tmp_path / "download" / "RePOPE" / "annotations" / "coco_repope_random.json"
+    labels.write_text(labels.read_text().replace('"label": "no"', '"label": "yes"'))  # a relabelled question
+    planned = run_snakemake(tmp_path, "-n", "results/render/repope.zarr").stdout
+    assert re.search(r"^stage\s+1$", planned, re.M) and re.search(r"^render\s+1$", planned, re.M)
