@@ -8,11 +8,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from published_data import BUILDERS, Fixture
+from published_data import BUILDERS, Fixture, struct
 
 from blindspot.benchmarks import get_benchmark
 from blindspot.config import DecayConfig, ModelConfig, PredictConfig, PromptConfig, RenderConfig, parse_config
 from blindspot.decay import decay_benchmark
+from blindspot.images import sha256_hex
 from blindspot.predict import predict_benchmark
 from blindspot.render.run import render_benchmark
 from blindspot.staging.stage import stage_benchmark, staged_paths
@@ -93,7 +94,7 @@ def test_mmmu_sends_several_images_in_reference_order_to_both_families(tmp_path:
     _, items, _, paths = stage("mmmu", tmp_path)
     two = items.filter(pl.col("item_id") == "validation_Art_2").row(0, named=True)
     assert json.loads(two["metadata"])["image_order"] == [2, 1]  # "<image 2> with <image 1>"
-    assert len(two["image_keys"]) == 2
+    assert two["image_keys"] == [sha256_hex(struct(52)["bytes"]), sha256_hex(struct(51)["bytes"])]  # image_2 first
     render_benchmark(paths["images"], RENDER, 0, tmp_path / "r.zarr", workers=1, progress=False)
     for family in ("qwen2_5_vl", "llava_next"):
         model = ModelConfig(adapter=family, path=str(tiny_models[family]), batch_size=2, max_new_tokens=2)

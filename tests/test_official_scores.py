@@ -30,21 +30,21 @@ def point(name: str, data: OfficialInput) -> dict[str, float]:
 
 
 def test_pope_scores_and_yes_ratio_by_hand() -> None:
-    # gold:      y y y n n n ; predicted: y y n y n (unparsed)
-    # TP 2, FN 1, FP 1, TN 1; the unparsed answer is right for neither class
+    # gold:      y y y n n n n ; predicted: y y n y y n (unparsed)
+    # TP 2, FN 1, FP 2, TN 1; the unparsed answer is right for neither class
     data = frame(
-        parsed=["yes", "yes", "no", "yes", "no", None],
-        answer=["yes", "yes", "yes", "no", "no", "no"],
-        meta_category=["adversarial"] * 3 + ["random"] * 3,
+        parsed=["yes", "yes", "no", "yes", "yes", "no", None],
+        answer=["yes", "yes", "yes", "no", "no", "no", "no"],
+        meta_category=["adversarial"] * 3 + ["random"] * 4,
     )
     scores = point("pope", data)
-    assert scores["precision"] == pytest.approx(2 / 3)
+    assert scores["precision"] == pytest.approx(2 / 4)
     assert scores["recall"] == pytest.approx(2 / 3)
-    assert scores["f1"] == pytest.approx(2 / 3)
-    assert scores["yes_ratio"] == pytest.approx(3 / 6)
-    assert scores["accuracy"] == pytest.approx(3 / 6)  # TP + TN; the unparsed answer counts as wrong
+    assert scores["f1"] == pytest.approx(2 * (1 / 2) * (2 / 3) / (1 / 2 + 2 / 3))
+    assert scores["yes_ratio"] == pytest.approx(4 / 7)
+    assert scores["accuracy"] == pytest.approx(3 / 7)  # TP + TN; the unparsed answer counts as wrong
     assert scores["accuracy_adversarial"] == pytest.approx(2 / 3)
-    assert scores["accuracy_random"] == pytest.approx(1 / 3)
+    assert scores["accuracy_random"] == pytest.approx(1 / 4)
     assert np.isnan(scores["f1_random"])  # no "yes" question: recall is undefined, not 0
 
 
