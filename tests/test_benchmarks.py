@@ -144,3 +144,17 @@ def test_lmms_lab_encoder_layout_reads_the_same(tmp_path: Path) -> None:
 def test_vlmbias_probes_the_expected_bias_by_default() -> None:
     config = parse_config({"benchmarks": {"v": {"adapter": "vlmbias", "path": "x"}}})
     assert config.probe_for("v").prior_field == "expected_bias"
+
+
+def test_a_download_without_the_subset_names_the_subsets_it_has(tmp_path: Path) -> None:
+    """MMBench downloaded as its Chinese subset only: staging the default `en` must not read `cn`'s shards."""
+    fixture = BUILDERS["mmbench"](tmp_path / "download")
+    (tmp_path / "download" / "en").rename(tmp_path / "download" / "cn")
+    config = parse_config({"benchmarks": {"m": fixture.entry}}).benchmarks["m"]
+    assert config.data_problems() == [
+        f"subset: no subset 'en' under '{tmp_path / 'download'}' (subsets found: cn); set `subset`"
+    ]
+    flat = BUILDERS["ai2d"](tmp_path / "flat")  # shards under data/: a one-config dataset is that subset
+    assert (
+        parse_config({"benchmarks": {"a": {**flat.entry, "subset": "default"}}}).benchmarks["a"].data_problems() == []
+    )

@@ -73,8 +73,7 @@ class PublishedBenchmark(BenchmarkConfigBase):
         if not files:
             raise SourceError(f"no .parquet files under '{root}'; is it the dataset's download folder?")
         if self.subset is not None:
-            in_subset = [f for f in files if _norm(self.subset) in {_norm(p) for p in f.relative_to(root).parts[:-1]}]
-            files = in_subset or files  # a dataset with one config keeps its shards under data/
+            files = self._in_subset(root, files)
         chosen: list[Path] = []
         for split in self.splits():
             matching = [f for f in files if _norm(split) in _split_of(f, root)]
@@ -87,6 +86,21 @@ class PublishedBenchmark(BenchmarkConfigBase):
                 )
             chosen += [f for f in matching if f not in chosen]
         return chosen
+
+    def _in_subset(self, root: Path, files: list[Path]) -> list[Path]:
+        """The shards of the configured subset. A download with no subset folders (shards at the top or under
+        ``data/``, as a one-config dataset is published) is that subset; one with other subsets' folders is not."""
+        assert self.subset is not None
+        inside = [f for f in files if _norm(self.subset) in {_norm(p) for p in f.relative_to(root).parts[:-1]}]
+        if inside:
+            return inside
+        folders = sorted({f.relative_to(root).parts[0] for f in files if len(f.relative_to(root).parts) > 1} - {"data"})
+        if not folders:
+            return files
+        raise SourceError(
+            f"no subset '{self.subset}' under '{root}' (subsets found: {', '.join(folders)}); set `subset`",
+            key="benchmark.subset",
+        )
 
     def columns(self) -> list[str]:
         file = self.shards()[0]
