@@ -170,3 +170,26 @@ def test_official_rows_have_intervals_per_condition() -> None:
     for row in f1:
         assert row["ci_low"] < row["value"] < row["ci_high"]
         assert row["n"] == 40
+
+
+def test_the_report_shows_official_scores_along_the_blur_levels() -> None:
+    from blindspot.aggregate.tables import official_wide
+
+    def scores(f1: float) -> list[dict]:
+        return [{"metric": "f1", "value": f1, "ci_low": f1 - 0.1, "ci_high": f1 + 0.1},
+                {"metric": "yes_ratio", "value": 0.5, "ci_low": None, "ci_high": None}]  # fmt: skip
+
+    decay = pl.DataFrame(
+        {
+            "model": ["m"] * 3,
+            "benchmark": ["pope"] * 3,
+            "family": ["blur", "blur", "blank"],
+            "level": [1, 0, 1],
+            "param": [25.0, 1.0, 0.0],
+            "official": [scores(0.6), scores(0.9), scores(0.2)],
+        }
+    )
+    wide = official_wide(decay, "blur")
+    assert wide.columns == ["model", "benchmark", "metric", "L0 (k=1)", "L1 (k=25)"]
+    assert wide.row(0) == ("m", "pope", "f1", "0.900 [0.800, 1.000]", "0.600 [0.500, 0.700]")
+    assert wide.row(1) == ("m", "pope", "yes_ratio", "0.500", "0.500")

@@ -26,6 +26,7 @@ from blindspot.aggregate.tables import (
     Collected,
     collect,
     decay_table,
+    official_wide,
     provenance_table,
     stacked,
     summary_table,
@@ -151,6 +152,13 @@ def aggregate(config: AggregateSlice, results: str | Path) -> list[str]:
             f"decay_{bench}", figure, f"{bench}: accuracy and E against the {config.blur_family} kernel per model."
         )
     inner += report.table(decay.drop("official"), "decay")
+    official = official_wide(decay, config.blur_family)
+    if official.height:
+        inner += (
+            "<h3>Official scores</h3><p>Each benchmark's own scores (POPE's F1, HallusionBench's question-pair "
+            f"accuracy, ...) at every {html.escape(config.blur_family)} level, with cluster-bootstrap intervals.</p>"
+        )
+        inner += report.table(official, "official")
     report.sections.append(("decay", "Decay under obfuscation", inner))
 
     # -- classes and C

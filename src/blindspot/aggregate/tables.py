@@ -307,3 +307,33 @@ def provenance_table(found: Collected, results: str | Path) -> pa.Table:
             )
     rows.sort(key=lambda r: r["output"])
     return pa.Table.from_pylist(rows, schema=PROVENANCE_SCHEMA)
+
+
+def official_wide(decay: pl.DataFrame, family: str) -> pl.DataFrame:
+    """The benchmarks' official scores along one family's levels, for reading: one row per model x benchmark x
+    metric, one column per level (``k=<param>``) holding "value [low, high]". The long form is the decay table's
+    ``official`` column."""
+    if decay.is_empty():
+        return pl.DataFrame()
+    rows = (
+        decay.filter(pl.col("family") == family)
+        .select("model", "benchmark", "level", "param", "official")
+        .explode("official")
+        .drop_nulls("official")
+        .unnest("official")
+    )
+    if rows.is_empty():
+        return pl.DataFrame()
+
+    def text(value: float | None, low: float | None, high: float | None) -> str:
+        if value is None:
+            return "n/a"
+        return f"{value:.3f}" + (f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else "")
+
+    rows = rows.with_columns(
+        pl.struct("value", "ci_low", "ci_high")
+        .map_elements(lambda r: text(r["value"], r["ci_low"], r["ci_high"]), return_dtype=pl.String)
+        .alias("shown"),
+        pl.format("L{} (k={})", pl.col("level"), pl.col("param").round(0).cast(pl.Int64)).alias("column"),
+    ).sort("level")
+    return rows.pivot(on="column", index=["model", "benchmark", "metric"], values="shown", maintain_order=True)
