@@ -23,10 +23,14 @@ FAMILY_SHORT = {"qwen2_5_vl": "qwen", "llava_next": "llava"}
 EVALUATION_ITEMS = 1000
 """Fresh items per kind for the acceptance evaluation recorded in training.json (the issue asks for >= 1,000)."""
 COMMITTED_FAMILIES = ("qwen2_5_vl",)
-"""The families with committed checkpoints. The LLaVA-NeXT base now learns the stripe world (``BASE_SETTINGS``), but
-its donors do not yet reach the plan: on 1,000 fresh items per kind the layer donor (1,000 steps) follows the image
-on 0.65 of clean conflict items and the full donor (400 steps) on 0.92, and both answer clean colour questions at
-0.96-0.98 and some erased stripes confidently (0.09-0.25). ``blindspot toy-train --family llava_next`` trains them."""
+"""The families with committed checkpoints. The LLaVA-NeXT base learns the stripe world (``BASE_SETTINGS``); its
+donors do not all reach the plan yet. On 300 fresh items per kind (2026-11-29): the full donor with 1,200 steps
+(``DONOR_SETTINGS``) follows the image on 0.987 of clean conflict items (0.997 confident), 1.0 on blurred ones, and
+answers no erased stripe confidently; the layer donor with 2,500 steps follows it on 0.92 of clean conflict items
+(0.84 confident) but on 1.0 of blurred ones. The clean view is the weak one for colour in the whole family (the base
+reads clean colour at 0.98, against 1.0 blurred): the stripes' high frequencies disturb the colour read through
+28-pixel patches. The next step is to weight clean views up for colour questions in training, then retrain the
+trio (``blindspot toy-train --family llava_next``, about 35 minutes on 2 cores)."""
 BASE_SETTINGS: dict[str, dict[str, Any]] = {
     "llava_next": {"clean_warmup": 0.15, "llava_patch": 28, "llava_vision_act": "relu", "steps": 3000}
 }
@@ -47,6 +51,13 @@ LAYER_DONOR_STEPS = 1000
 """One trainable layer learns more slowly: 400 steps left the LLaVA layer donor at 0.77 on conflict items."""
 
 
+DONOR_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
+    "llava_next": {"layer": {"steps": 2500}, "full": {"steps": 1200}}
+}
+"""Per-family donor departures (see ``COMMITTED_FAMILIES``): the LLaVA-NeXT donors learn to look more slowly (at
+1,000 and 400 steps they followed the image on 0.65 and 0.92 of clean conflict items)."""
+
+
 def specs(family: str, donor_layer: int = DONOR_LAYER) -> dict[str, tuple[TrainSpec, str | None]]:
     """name -> (spec, name of the checkpoint it starts from)."""
     short = FAMILY_SHORT[family]
@@ -54,11 +65,29 @@ def specs(family: str, donor_layer: int = DONOR_LAYER) -> dict[str, tuple[TrainS
     return {
         base: (TrainSpec(family=family, **BASE_SETTINGS.get(family, {})), None),  # type: ignore[arg-type]
         f"{short}_donor_layer{donor_layer}": (
-            TrainSpec(family=family, mode="donor", steps=LAYER_DONOR_STEPS, seed=1, trainable_layers=(donor_layer,)),  # type: ignore[arg-type]
+            TrainSpec(
+                **{
+                    "family": family,
+                    "mode": "donor",
+                    "steps": LAYER_DONOR_STEPS,
+                    "seed": 1,
+                    "trainable_layers": (donor_layer,),
+                    **DONOR_SETTINGS.get(family, {}).get("layer", {}),
+                }
+            ),
             base,
         ),
         f"{short}_donor_full": (
-            TrainSpec(family=family, mode="donor", steps=DONOR_STEPS, lr=1e-3, seed=2),  # type: ignore[arg-type]
+            TrainSpec(
+                **{
+                    "family": family,
+                    "mode": "donor",
+                    "steps": DONOR_STEPS,
+                    "lr": 1e-3,
+                    "seed": 2,
+                    **DONOR_SETTINGS.get(family, {}).get("full", {}),
+                }
+            ),
             base,
         ),
     }
