@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from published_data import BUILDERS, Fixture, struct
 
@@ -158,3 +159,20 @@ def test_a_download_without_the_subset_names_the_subsets_it_has(tmp_path: Path) 
     assert (
         parse_config({"benchmarks": {"a": {**flat.entry, "subset": "default"}}}).benchmarks["a"].data_problems() == []
     )
+
+
+def test_split_files_named_as_published(tmp_path: Path) -> None:
+    """CV-Bench's test_2d/test_3d files are both split `test`; MMStar's one mmstar.parquet is its only split;
+    `testmini` is not `test`."""
+    fixture = BUILDERS["cvbench"](tmp_path / "cv")
+    table = pq.read_table(tmp_path / "cv" / "test-00000-of-00001.parquet")
+    (tmp_path / "cv" / "test-00000-of-00001.parquet").unlink()
+    pq.write_table(table.slice(0, 2), tmp_path / "cv" / "test_2d.parquet")
+    pq.write_table(table.slice(2), tmp_path / "cv" / "test_3d.parquet")
+    pq.write_table(table.slice(0, 1), tmp_path / "cv" / "testmini.parquet")
+    config = parse_config({"benchmarks": {"c": fixture.entry}}).benchmarks["c"]
+    assert [f.name for f in config.shards()] == ["test_2d.parquet", "test_3d.parquet"]
+    single = BUILDERS["mmstar"](tmp_path / "star")
+    (tmp_path / "star" / "mmstar" / "val-00000-of-00001.parquet").rename(tmp_path / "star" / "mmstar.parquet")
+    config = parse_config({"benchmarks": {"s": single.entry}}).benchmarks["s"]
+    assert [f.name for f in config.shards()] == ["mmstar.parquet"] and config.data_problems() == []

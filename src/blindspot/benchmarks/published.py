@@ -31,11 +31,27 @@ def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.casefold())
 
 
-def _split_of(file: Path, root: Path) -> set[str]:
-    """The split names a shard may belong to: its file-name prefix before the first '-', and its folders."""
-    names = {_norm(file.stem.split("-", 1)[0]), _norm(file.stem)}
-    names |= {_norm(part) for part in file.relative_to(root).parts[:-1]}
-    return names
+def _in_split(file: Path, root: Path, split: str) -> bool:
+    """A shard belongs to a split when its name is the split, or starts with it and a separator
+    (``test-00000-of-00001``, ``test_2d``: not ``testmini``), or a folder on its path is named so."""
+    stem, wanted = file.stem.casefold(), split.casefold()
+    if stem == wanted or any(stem.startswith(wanted + sep) for sep in "-_."):
+        return True
+    return _norm(split) in {_norm(part) for part in file.relative_to(root).parts[:-1]}
+
+
+def _group(file: Path) -> str:
+    return file.stem.split("-", 1)[0]
+
+
+SPLIT_KEYWORDS = frozenset({"train", "training", "test", "testing", "eval", "evaluation", "validation", "valid", "val",
+                            "dev"})  # fmt: skip
+"""The words Hugging Face's loader reads a split from in a file name; a file named with none of them (MMStar's
+``mmstar.parquet``) holds the dataset's one split, whatever the card calls it."""
+
+
+def _names_a_split(file: Path) -> bool:
+    return bool(set(re.split(r"[^a-z0-9]+", _group(file).casefold())) & SPLIT_KEYWORDS)
 
 
 class PublishedBenchmark(BenchmarkConfigBase):
@@ -76,9 +92,11 @@ class PublishedBenchmark(BenchmarkConfigBase):
             files = self._in_subset(root, files)
         chosen: list[Path] = []
         for split in self.splits():
-            matching = [f for f in files if _norm(split) in _split_of(f, root)]
+            matching = [f for f in files if _in_split(f, root, split)]
+            if not matching and len(self.splits()) == 1 and not any(_names_a_split(f) for f in files):
+                matching = files  # shards named without a split word: the dataset's only split
             if not matching:
-                found = sorted({f.stem.split("-", 1)[0] for f in files})
+                found = sorted({_group(f) for f in files})
                 raise SourceError(
                     f"no parquet shards of split '{split}' under '{root}' (shards found: {', '.join(found)}); "
                     "set `split`",
@@ -133,7 +151,7 @@ def published_rows(config: PublishedBenchmark, batch_size: int = 32) -> Iterator
     index = 0
     root = Path(config.path)
     for file in config.shards():
-        split = next((s for s in config.splits() if root.is_file() or _norm(s) in _split_of(file, root)), "")
+        split = next((s for s in config.splits() if root.is_file() or _in_split(file, root, s)), config.splits()[0])
         try:
             reader = pq.ParquetFile(file)
         except Exception as error:  # pyarrow raises several types for a corrupt file
