@@ -355,20 +355,17 @@ def decay_benchmark(
     predictions = pl.read_parquet(predictions_path)
     if predictions.is_empty():
         raise DecayError(f"'{predictions_path}' has no predictions")
-    items = pl.read_parquet(items_path, columns=["item_id", "image_keys"])
-    groups = {r["item_id"]: image_group(r["image_keys"]) for r in items.iter_rows(named=True)}
-    grid = build_grid(predictions, (config.blur_family, 0), groups)
-    metric_rows, item_rows = decay_metrics(grid, config, seed)
     upstream = read_provenance(predictions_path)
     adapter = upstream.get("adapter", "generic")
     spec = get_benchmark(adapter)
-    if spec.official is not None:
-        scored = pl.read_parquet(
-            items_path, columns=["item_id", "image_keys", "answer", "answers", "options", "metadata"]
-        )
-        metric_rows += official_rows(
-            predictions, scored, spec.official, spec.cluster, config.bootstrap, config.confidence, seed
-        )
+    scoring = ["answer", "answers", "options", "metadata"] if spec.official is not None else []
+    items = pl.read_parquet(items_path, columns=["item_id", "image_keys", *scoring])
+    groups = {r["item_id"]: image_group(r["image_keys"]) for r in items.iter_rows(named=True)}
+    grid = build_grid(predictions, (config.blur_family, 0), groups)
+    metric_rows, item_rows = decay_metrics(grid, config, seed)
+    metric_rows += official_rows(
+        predictions, items, spec.official, spec.cluster, config.bootstrap, config.confidence, seed
+    )
     record = provenance(
         "decay",
         {"decay": config, "seed": seed},

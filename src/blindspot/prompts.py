@@ -8,7 +8,7 @@ answer types. How a model's chat template wraps this text is :mod:`blindspot.mod
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,14 +36,16 @@ PROMPTS: dict[str, PromptTemplate] = {
 }
 
 
+def lettered(question: str, options: Sequence[str] | None, instruction: str) -> str:
+    """A question, its options one per line as "A. option", and an instruction (lmms-eval's layout)."""
+    lines = [question.strip(), *(f"{LETTERS[i]}. {option}" for i, option in enumerate(options or []))]
+    return "\n".join([*lines, instruction] if instruction else lines)
+
+
 def question_text(question: str, options: list[str] | None, answer_type: str, version: str) -> str:
     """The user text: question, lettered options (multiple choice), and the answer-type instruction."""
-    template = PROMPTS[version]
-    parts = [question.strip()]
-    if answer_type == "multiple_choice" and options:
-        parts.append("\n".join(f"{LETTERS[i]}. {option}" for i, option in enumerate(options)))
-    parts.append(template.instruction(answer_type))
-    return "\n".join(parts)
+    shown = options if answer_type == "multiple_choice" else None
+    return lettered(question, shown, PROMPTS[version].instruction(answer_type))
 
 
 def item_text(item: Mapping[str, Any], version: str) -> str:

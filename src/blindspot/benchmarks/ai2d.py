@@ -14,12 +14,12 @@ from blindspot.benchmarks.published import (
     MC_INSTRUCTION,
     PublishedBenchmark,
     choice_item,
-    lettered,
     listed_options,
     published_rows,
 )
 from blindspot.benchmarks.registry import BenchmarkSpec, Item, register
 from blindspot.contracts.items import RawItem, Reject
+from blindspot.prompts import lettered
 
 COLUMNS = ("question", "options", "answer", "image")
 

@@ -17,12 +17,12 @@ from blindspot.benchmarks.official import OfficialInput, Scores, mean_of_group_m
 from blindspot.benchmarks.published import (
     PublishedBenchmark,
     choice_item,
-    lettered,
     option_columns,
     published_rows,
 )
 from blindspot.benchmarks.registry import BenchmarkSpec, Item, register
 from blindspot.contracts.items import RawItem, Reject
+from blindspot.prompts import lettered
 
 COLUMNS = ("index", "image", "question", "A", "B", "C", "D", "answer", "category", "cycle_category")
 

@@ -20,13 +20,13 @@ from blindspot.benchmarks.published import (
     PublishedBenchmark,
     choice_item,
     item_meta,
-    lettered,
     option_columns,
     published_rows,
     text_or_none,
 )
 from blindspot.benchmarks.registry import BenchmarkSpec, Item, register
 from blindspot.contracts.items import RawItem, Reject
+from blindspot.prompts import lettered
 
 COLUMNS = ("index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image")
 CIRCULAR_STRIDE = 1_000_000

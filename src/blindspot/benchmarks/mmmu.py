@@ -28,11 +28,11 @@ from blindspot.benchmarks.published import (
     MC_INSTRUCTION,
     SHORT_INSTRUCTION,
     PublishedBenchmark,
-    lettered,
     published_rows,
 )
 from blindspot.benchmarks.registry import BenchmarkSpec, Item, default_score, register
 from blindspot.contracts.items import RawItem, Reject, RejectedItem
+from blindspot.prompts import lettered
 
 IMAGE_COLUMNS = tuple(f"image_{i}" for i in range(1, 8))
 COLUMNS = ("id", "question", "options", "answer", "question_type", *IMAGE_COLUMNS)

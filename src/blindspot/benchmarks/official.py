@@ -6,7 +6,7 @@ the items' gold and metadata, and a weight matrix whose row 0 is all ones (the p
 rows count how often each item is drawn in one bootstrap resample (items of one cluster, the benchmark's
 ``cluster``, are drawn together). Every metric is written once, as a weighted statistic, so the point estimate
 and its interval come from the same code. The helpers below cover the shapes the official scorers take: a
-weighted mean, a ratio of weighted sums, "every question of a group correct", and a mean of group means.
+weighted mean, "every question of a group correct", and a mean of group means.
 """
 
 from __future__ import annotations
@@ -52,12 +52,6 @@ def weighted_mean(weights: np.ndarray, values: np.ndarray, mask: np.ndarray | No
     m = np.ones(values.shape[0]) if mask is None else mask.astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (weights @ (values * m)) / (weights @ m)
-
-
-def ratio(weights: np.ndarray, numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """sum(w * numerator) / sum(w * denominator) under every weight row (NaN where the denominator is 0)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (weights @ numerator.astype(float)) / (weights @ denominator.astype(float))
 
 
 def _groups(keys: Sequence[Any]) -> tuple[np.ndarray, int]:

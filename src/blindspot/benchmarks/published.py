@@ -23,7 +23,6 @@ from blindspot.benchmarks.gold import options_from_question, parse_options
 from blindspot.benchmarks.registry import BenchmarkConfigBase
 from blindspot.benchmarks.sources import SourceError, unreadable
 from blindspot.config_base import PathKind
-from blindspot.contracts.answers import LETTERS
 from blindspot.contracts.items import RawItem, Reject, RejectedItem
 
 
@@ -187,15 +186,6 @@ def item_meta(item: Mapping[str, Any]) -> dict[str, Any]:
     """A staged item's metadata, decoded."""
     meta = item["metadata"]
     return json.loads(meta) if isinstance(meta, str) else dict(meta)
-
-
-def lettered(question: str, options: Sequence[str], instruction: str, label: str = "{letter}. {option}") -> str:
-    """A question, its options one per line under their letters, and an instruction (lmms-eval's layout)."""
-    lines = [question.strip()]
-    lines += [label.format(letter=LETTERS[i], option=o) for i, o in enumerate(options)]
-    if instruction:
-        lines.append(instruction)
-    return "\n".join(lines)
 
 
 MC_INSTRUCTION = "Answer with the option's letter from the given choices directly."

@@ -14,13 +14,13 @@ from blindspot.benchmarks.published import (
     PublishedBenchmark,
     choice_item,
     item_meta,
-    lettered,
     listed_options,
     published_rows,
     text_or_none,
 )
 from blindspot.benchmarks.registry import BenchmarkSpec, Item, register
 from blindspot.contracts.items import RawItem, Reject
+from blindspot.prompts import lettered
 
 COLUMNS = ("question", "choices", "answer", "hint", "image")
 
