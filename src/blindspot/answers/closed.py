@@ -254,12 +254,21 @@ def braced_number(text: str) -> str | None:
     return None
 
 
+_ALTERNATIVE = re.compile(r"\s*(?:or|to|-|–)\s*", re.I)
+"""What joins two numbers given as alternatives or a range: "5 or 6", "5 to 6", "5-6"."""
+
+
 def read_count(text: str) -> str | None:
-    """The first number of a scope (digits or words), else 0 for "none"/"no <noun>"; None where neither."""
+    """The first number of a scope (digits or words), else 0 for "none"/"no <noun>"; None where neither. A first
+    number given with an alternative or as a range ("5 or 6", "5-6") names two answers: ``AMBIGUOUS``."""
     match = _NUMBER.search(text)
     if match:
         value = parse_number(match.group())
         if value is not None:
+            joiner = _ALTERNATIVE.match(text, match.end())
+            other = _NUMBER.match(text, joiner.end()) if joiner else None
+            if other and parse_number(other.group()) not in (None, value):
+                return AMBIGUOUS
             return format_number(value)
     if _ZERO.search(text):
         return "0"
