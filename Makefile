@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Snakemake's lint checks the workflow, not the demo data: skip the config's path checks for it.
 LINT_SNAKEMAKE := $(BIN)/snakemake --lint --config check_paths=false
 
-.PHONY: demo test test-fast lint typecheck bench mutants faults schema demo-data toy-models clean
+.PHONY: demo demo-llava test test-fast lint typecheck bench mutants faults schema demo-data toy-models clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ demo-data: data/toy/items.parquet
 demo: demo-data
 	$(BIN)/snakemake --workflow-profile workflow/profiles/local
 	$(BIN)/blindspot calibrate --config config/config.yaml
+	$(BIN)/blindspot summary --results results
+
+# The same toy world with the LLaVA-NeXT toy models (config/toy-llava.yaml), calibrated; about N minutes on 2 cores.
+demo-llava: demo-data
+	$(BIN)/snakemake --workflow-profile workflow/profiles/local --configfile config/toy-llava.yaml
+	$(BIN)/blindspot calibrate --config config/toy-llava.yaml
 	$(BIN)/blindspot summary --results results
 
 # Retrain the committed toy checkpoints (about 16 minutes on 2 cores); see docs/calibration.md

@@ -109,10 +109,11 @@ def write_config(workdir: Path, config: dict[str, Any]) -> None:
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def reduced_toy_config(models: list[str]) -> dict[str, Any]:
+def reduced_toy_config(models: list[str], source: str = "config/config.yaml") -> dict[str, Any]:
     """The reduced toy world of `make test` and `make mutants` (as a config mapping): 240 items, the named toy
-    models (absolute paths) and the swap pairs and patched models among them, no pixelation, 200 resamples."""
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    models (absolute paths) and the swap pairs and patched models among them, no pixelation, 200 resamples.
+    ``source``: the toy config the models come from (config/toy-llava.yaml for the LLaVA-NeXT trio)."""
+    config = yaml.safe_load((REPO / source).read_text())
     config["models"] = {m: {**config["models"][m], "path": str(REPO / config["models"][m]["path"])} for m in models}
     config["toy"]["models"] = {m: config["toy"]["models"][m] for m in models}
     config["swap"]["pairs"] = {

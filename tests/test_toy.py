@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import reduced_toy_config, run_snakemake, write_config
+import yaml
+from conftest import REPO, reduced_toy_config, run_snakemake, write_config
 
 from blindspot.cli import main
 from blindspot.toy.calibrate import planted_by_level, planted_first_lost
@@ -168,13 +169,37 @@ def test_committed_checkpoints_match_their_training_record(name: str) -> None:
         assert evaluation["conflict"]["clean"] >= 0.95
 
 
+def test_the_llava_toy_config_is_the_demo_with_other_models() -> None:
+    """config/toy-llava.yaml calibrates the LLaVA-NeXT trio on exactly the demo's world: every other key equals
+    config/config.yaml's."""
+    qwen = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    llava = yaml.safe_load((REPO / "config" / "toy-llava.yaml").read_text())
+    model_keys = (("models",), ("swap", "pairs"), ("patch", "models"), ("toy", "models"))
+
+    def without_models(config: dict) -> dict:
+        config = json.loads(json.dumps(config))
+        for path in model_keys:
+            parent = config
+            for key in path[:-1]:
+                parent = parent[key]
+            del parent[path[-1]]
+        return config
+
+    assert without_models(llava) == without_models(qwen)
+    assert {m["adapter"] for m in llava["models"].values()} == {"llava_next"}
+    assert set(llava["toy"]["models"]) == set(llava["models"]) == {name for name in specs("llava_next")}
+
+
 @pytest.mark.slow
-def test_calibration_on_a_reduced_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The whole pipeline on 240 toy items with the Qwen base and its layer-2 donor: the measured classes
+@pytest.mark.parametrize(("source", "short"), [("config/config.yaml", "qwen"), ("config/toy-llava.yaml", "llava")])
+def test_calibration_on_a_reduced_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], source: str, short: str
+) -> None:
+    """The whole pipeline on 240 toy items with a family's base and its layer-2 donor: the measured classes
     must match the planted kinds within the tolerances of the full demo, the planted layer must be found by the
     swap stage, and a first-layer image patch must restore clean answers."""
-    models = ["qwen_base", "qwen_donor_layer2"]
-    config = reduced_toy_config(models)
+    models = [f"{short}_base", f"{short}_donor_layer2"]
+    config = reduced_toy_config(models, source)
     write_toy_benchmark(tmp_path / "data" / "toy", config["toy"]["n_items"], config["toy"]["shares"], seed=5)
     write_config(tmp_path, config)
     run_snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1")
@@ -183,17 +208,20 @@ def test_calibration_on_a_reduced_config(tmp_path: Path, capsys: pytest.CaptureF
     print(out.out)
     assert code == 0, out.out + out.err
     assert "calibration checks within tolerance" in out.out
-    assert "qwen_base: P(prior) overtakes P(gold) at layer" in out.out
-    assert "qwen_layer" in out.out and "layer 2 swap: follow-image" in out.out  # the swap checks ran
+    assert f"{short}_base: P(prior) overtakes P(gold) at layer" in out.out
+    assert f"{short}_layer" in out.out and "layer 2 swap: follow-image" in out.out  # the swap checks ran
     assert "layer-0 image patch restores clean" in out.out  # and the patch check
 
 
 @pytest.mark.slow
-def test_retraining_reproduces_the_committed_weights(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("family", "name"), [("qwen2_5_vl", "qwen_donor_layer2"), ("llava_next", "llava_donor_layer2")]
+)
+def test_retraining_reproduces_the_committed_weights(tmp_path: Path, family: str, name: str) -> None:
     """`make toy-models` reproduces the committed checkpoints bit for bit with the torch and transformers versions
     that trained them (2 threads). Another version may sum floats in another order, which changes the bits but
     not the behaviour: then the retrained donor must behave as planted (it follows the image on conflict items).
-    The layer-2 donor is the cheapest to retrain: from the committed base, about 4 minutes."""
+    The layer-2 donor is the cheapest to retrain: from the committed base, about 4 minutes (Qwen) or 6 (LLaVA)."""
     import hashlib
 
     import torch
@@ -202,7 +230,7 @@ def test_retraining_reproduces_the_committed_weights(tmp_path: Path) -> None:
     from blindspot.toy.evaluate import evaluate_toy_model
     from blindspot.toy.train import train_toy_model
 
-    spec, parent = specs("qwen2_5_vl")["qwen_donor_layer2"]
+    spec, parent = specs(family)[name]
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -210,7 +238,7 @@ def test_retraining_reproduces_the_committed_weights(tmp_path: Path) -> None:
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(False)
-    committed = json.loads((CHECKPOINTS / "qwen_donor_layer2" / "training.json").read_text())
+    committed = json.loads((CHECKPOINTS / name / "training.json").read_text())
     same_versions = (committed.get("torch"), committed.get("transformers")) == (
         torch.__version__,
         transformers.__version__,
@@ -219,6 +247,6 @@ def test_retraining_reproduces_the_committed_weights(tmp_path: Path) -> None:
         digest = hashlib.sha256((tmp_path / "donor" / "model.safetensors").read_bytes()).hexdigest()
         assert digest == committed["weights_sha256"]
     else:
-        results = evaluate_toy_model(str(tmp_path / "donor"), "qwen2_5_vl", n_per_kind=100)
+        results = evaluate_toy_model(str(tmp_path / "donor"), family, n_per_kind=100)
         assert results["conflict"]["clean"] >= 0.95, results  # follows the image, as the committed donor does
         assert results["conflict_follows_hint"]["clean"] <= 0.05, results

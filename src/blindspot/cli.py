@@ -254,9 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--family",
         nargs="+",
-        default=["qwen2_5_vl"],
+        default=["qwen2_5_vl", "llava_next"],
         choices=["qwen2_5_vl", "llava_next"],
-        help="default: the committed family (the LLaVA-NeXT donors do not yet reach the plan; see checkpoints.py)",
+        help="default: both (the committed checkpoints)",
     )
     p.add_argument(
         "--donor-layer", type=int, default=2, help="the only decoder layer the layer donor fine-tunes (default 2)"

@@ -68,6 +68,10 @@ class TrainSpec:
     """Share of the steps, before the curriculum, in which stripe questions are always informative and clean (no
     erased views with random labels yet). A model that finds faint stripe features slowly (the toy LLaVA-NeXT)
     otherwise never finds them under the random-label noise; 0 leaves the draws exactly as without it."""
+    clean_colour_share: float = 0.0
+    """Share of the informative colour questions shown the clean view (the rest: any blur level, uniformly). A
+    model whose clean colour read is disturbed by the stripes (the toy LLaVA-NeXT) needs more clean views than the
+    one in eight a uniform pick gives; 0 leaves the draws exactly as without it."""
     layers: int = 4
     """Decoder layers of a model trained from scratch (a fine-tune keeps its parent's)."""
     vision_layers: int = 2
@@ -149,7 +153,8 @@ def draw_sample(spec: TrainSpec, pool: Pool, rng: np.random.Generator, progress:
     one that erased them or carries no scene. A curriculum: with probability ``1 - progress / curriculum`` (the
     share of training done, over the curriculum share) the clean view, else half the time the faintest one (the
     level just before they are erased) and otherwise any that keeps them. Colour questions: the true label at any
-    blur level, random on grey, noise or no image. During a clean warm-up (``spec.clean_warmup``) stripe questions
+    blur level (the clean one with extra probability ``spec.clean_colour_share``), random on grey, noise or no
+    image. During a clean warm-up (``spec.clean_warmup``) stripe questions
     with an image are always informative and clean, and the curriculum starts when the warm-up ends."""
     kinds = list(spec.kind_weights)
     weights = np.array([spec.kind_weights[k] for k in kinds], dtype=float)
@@ -193,6 +198,8 @@ def draw_sample(spec: TrainSpec, pool: Pool, rng: np.random.Generator, progress:
         view = _pick(rng, erased) if rng.random() < 0.6 else _pick(rng, [pool.grey, _pick(rng, pool.noise)])
         return Sample(item, view, random_letter)
     if not uninformative:  # colour survives every blur
+        if spec.clean_colour_share and rng.random() < spec.clean_colour_share:
+            return Sample(item, views[0], item.answer)
         return Sample(item, _pick(rng, views), item.answer)
     return Sample(item, _pick(rng, [pool.grey, _pick(rng, pool.noise)]), random_letter)
 
