@@ -27,7 +27,7 @@ demo: demo-data
 	$(BIN)/blindspot calibrate --config config/config.yaml
 	$(BIN)/blindspot summary --results results
 
-# The same toy world with the LLaVA-NeXT toy models (config/toy-llava.yaml), calibrated; about N minutes on 2 cores.
+# The same toy world with the LLaVA-NeXT toy models (config/toy-llava.yaml), calibrated; about 9 minutes on 2 cores.
 demo-llava: demo-data
 	$(BIN)/snakemake --workflow-profile workflow/profiles/local --configfile config/toy-llava.yaml
 	$(BIN)/blindspot calibrate --config config/toy-llava.yaml

@@ -191,15 +191,21 @@ def test_the_llava_toy_config_is_the_demo_with_other_models() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("source", "short"), [("config/config.yaml", "qwen"), ("config/toy-llava.yaml", "llava")])
+@pytest.mark.parametrize(
+    ("source", "short", "n_items"), [("config/config.yaml", "qwen", 240), ("config/toy-llava.yaml", "llava", 600)]
+)
 def test_calibration_on_a_reduced_config(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], source: str, short: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], source: str, short: str, n_items: int
 ) -> None:
-    """The whole pipeline on 240 toy items with a family's base and its layer-2 donor: the measured classes
+    """The whole pipeline on the toy world with a family's base and its layer-2 donor: the measured classes
     must match the planted kinds within the tolerances of the full demo, the planted layer must be found by the
-    swap stage, and a first-layer image patch must restore clean answers."""
+    swap stage, and a first-layer image patch must restore clean answers. The LLaVA-NeXT trio runs on the demo's
+    600 items: it reads the faintest kept view of one stripe period (erased from k=51) unsurely on about a fifth of
+    those items, which puts its per-item agreement near the 0.98 target (0.980-0.993 on 600 items), and 240 items
+    are too few to hold it there (0.975 on this test's draw; docs/calibration.md)."""
     models = [f"{short}_base", f"{short}_donor_layer2"]
     config = reduced_toy_config(models, source)
+    config["toy"]["n_items"] = n_items
     write_toy_benchmark(tmp_path / "data" / "toy", config["toy"]["n_items"], config["toy"]["shares"], seed=5)
     write_config(tmp_path, config)
     run_snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1")
