@@ -33,7 +33,7 @@ demo-llava: demo-data
 	$(BIN)/blindspot calibrate --config config/toy-llava.yaml
 	$(BIN)/blindspot summary --results results
 
-# Retrain the committed toy checkpoints (about 16 minutes on 2 cores); see docs/calibration.md
+# Retrain the committed toy checkpoints, both families (about 60 minutes on 2 cores); see docs/calibration.md
 toy-models: $(STAMP)
 	$(BIN)/blindspot toy-train --out src/blindspot/toy/checkpoints
 

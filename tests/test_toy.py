@@ -256,3 +256,38 @@ def test_retraining_reproduces_the_committed_weights(tmp_path: Path, family: str
         results = evaluate_toy_model(str(tmp_path / "donor"), family, n_per_kind=100)
         assert results["conflict"]["clean"] >= 0.95, results  # follows the image, as the committed donor does
         assert results["conflict_follows_hint"]["clean"] <= 0.05, results
+
+
+def test_clean_colour_share_shows_colour_questions_the_clean_view() -> None:
+    """``clean_colour_share`` 1 shows every informative colour question its clean view; 0 leaves the uniform pick
+    over the ladder (the clean view one time in eight)."""
+    from blindspot.toy.train import Pool, TrainSpec, draw_sample
+
+    periods = list(ERASING_PERIODS.values())
+    levels = len(LADDER)
+    pool = Pool(
+        colours=[COLOUR_NAMES[i % 4] for i in range(len(periods))],
+        orientations=[ORIENTATIONS[i % 2] for i in range(len(periods))],
+        stripes=periods,
+        views=[list(range(i * levels, (i + 1) * levels)) for i in range(len(periods))],
+        noise=[10_000],
+        grey=10_001,
+        pixels=[],
+    )
+
+    def clean_share(share: float) -> float:
+        spec = TrainSpec(
+            family="qwen2_5_vl",
+            kind_weights={"coarse": 1.0},
+            uninformative_rate=0.0,
+            no_image_rate=0.0,
+            clean_colour_share=share,
+        )
+        rng = np.random.default_rng(0)
+        samples = [draw_sample(spec, pool, rng) for _ in range(800)]
+        assert all(s.image is not None and s.label == s.item.answer for s in samples)
+        return float(np.mean([s.image % levels == 0 for s in samples if s.image is not None]))
+
+    assert clean_share(1.0) == 1.0
+    assert abs(clean_share(0.0) - 1 / levels) < 0.04
+    assert abs(clean_share(0.3) - (0.3 + 0.7 / levels)) < 0.05
