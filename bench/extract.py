@@ -81,14 +81,13 @@ def peak_rss_mib(model: ModelConfig, items_path: Path, render_path: Path, out: P
         stage.slice(output_version=stage.version, model=model, extract=ExtractConfig(), prompt=PromptConfig())
     )
     code = (
-        "import resource, sys\nfrom blindspot.cli import main\n"
+        "import sys\nfrom blindspot.cli import main\nfrom blindspot.peak_memory import peak_rss_mib\n"
         f"rc = main(['extract', '--model', 'm', '--bench', 'toy', '--slice', {slice_json!r}, "
         f"'--item-table', {str(items_path)!r}, '--render', {str(render_path)!r}, '--hidden', {str(out)!r}])\n"
-        "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(rc)\n"
+        "print('PEAK', peak_rss_mib())\nsys.exit(rc)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    peak_kib = int(next(line for line in result.stdout.splitlines() if line.startswith("PEAK")).split()[1])
-    return peak_kib / 1024
+    return float(next(line for line in result.stdout.splitlines() if line.startswith("PEAK")).split()[1])
 
 
 def main() -> None:
