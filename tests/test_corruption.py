@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import slice_json
+from zarr.core.sync import sync
 
 from blindspot.cli import main
 from blindspot.contracts.hidden import FEATURES
@@ -80,3 +85,42 @@ def test_flipped_table_bytes_are_found(tmp_path: Path) -> None:
     flip(table, at=200)  # inside the first data page
     (finding,) = verify([table])
     assert finding.status == "damaged"
+
+
+def many_chunk_store(tmp_path: Path, n: int = 512) -> Path:
+    """A hidden store of ``n`` one-item chunks per feature, the first of which fails its checksum."""
+    partial, final = tmp_path / ".h.partial", tmp_path / "h.zarr"
+    writer = HiddenStoreWriter.open(partial, [f"i{k}" for k in range(n)], ["g"] * n, ["blur/0"], 2, 4, 1, 0, 0,
+                                    {"provenance": {}})  # fmt: skip
+    for block in range(n):
+        writer.write_block(block, slice(block, block + 1), {f: np.ones((1, 1, 2, 4)) for f in FEATURES})
+    writer.commit(final)
+    flip(final / FEATURES[0] / "c" / "0" / "0" / "0" / "0", at=3)
+    return final
+
+
+def test_a_failed_read_leaves_no_read_pending(tmp_path: Path) -> None:
+    """Zarr raises on the first bad chunk with the reads of the other chunks still running (hundreds here);
+    they are settled before the error is raised, so none is left for the interpreter to destroy at exit."""
+
+    async def pending() -> int:
+        return len(asyncio.all_tasks() - {asyncio.current_task()})
+
+    with pytest.raises(StoreDamageError, match="a chunk cannot be read"):
+        HiddenStore(many_chunk_store(tmp_path, n=128)).read(FEATURES[0])
+    assert sync(pending()) == 0
+
+
+@pytest.mark.slow
+def test_a_damaged_store_fails_a_stage_in_exactly_one_line(tmp_path: Path) -> None:
+    """A probe job on a hidden store with one flipped chunk prints one line, every time: the pending sibling reads
+    left on Zarr's loop used to add up to hundreds of lines below it (about one run in two)."""
+    final = many_chunk_store(tmp_path)
+    (tmp_path / "items.parquet").touch()  # must exist; the job fails on the store before it reads the items
+    command = [str(Path(sys.executable).parent / "blindspot"), "probe", "--model", "m", "--bench", "b",
+               "--slice", slice_json("probe", probe={}, seed=0), "--hidden", str(final),
+               "--item-table", str(tmp_path / "items.parquet"), "--probes", str(tmp_path / "p.parquet")]  # fmt: skip
+    for _ in range(4):
+        done = subprocess.run(command, capture_output=True, text=True)
+        assert done.returncode == 2
+        assert done.stderr.count("\n") == 1 and "a chunk cannot be read" in done.stderr, done.stderr[-600:]

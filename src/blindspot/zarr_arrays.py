@@ -8,6 +8,7 @@ naming the store, not a black image or NaN hidden states.
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from zarr.codecs import Crc32cCodec
+from zarr.core.sync import sync
 from zarr.errors import ZarrUserWarning
 
 from blindspot.errors import BlindspotError
@@ -67,8 +69,24 @@ def check_complete(group: Any, path: str | Path, stage: str) -> None:
             )
 
 
+def settle_pending_reads(timeout: float = 60.0) -> None:
+    """Wait for the chunk reads still running on Zarr's event loop. When one chunk of a read fails, Zarr raises at
+    once and leaves the reads of its sibling chunks pending; at interpreter exit asyncio reports each one it has to
+    destroy ("Task was destroyed but it is pending!", "Event loop is closed" tracebacks), up to hundreds of lines
+    below the one-line error. Letting them finish first leaves nothing to report."""
+
+    async def settle() -> None:
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        if others:
+            await asyncio.wait(others, timeout=timeout)
+
+    sync(settle())
+
+
 def damaged(path: str | Path, stage: str, error: Exception) -> StoreDamageError:
-    """The one-line error for a chunk that fails its checksum or cannot be decoded."""
+    """The one-line error for a chunk that fails its checksum or cannot be decoded (the failed read's pending
+    sibling reads settled first)."""
+    settle_pending_reads()
     return StoreDamageError(
         f"'{path}': a chunk cannot be read ({type(error).__name__}: {str(error).splitlines()[0][:80]}); the store "
         f"is damaged: delete it and rerun the {stage} step"
