@@ -122,16 +122,31 @@ def hostile_inputs(work: Path, config: Path) -> str:
     (work / "hostile" / "b.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     entry = {"adapter": "generic", "path": "hostile/b.jsonl", "image_root": "hostile/images", "answer_type": "yes_no",
              "columns": {"id": "id"}}  # fmt: skip
-    slice_json = json.dumps({"output_version": STAGES["stage"].version, "benchmark": entry, "image_folder": None})
     out = work / "hostile" / "staged"
-    code = run([str(BIN / "blindspot"), "stage", "--bench", "h", "--slice", slice_json, "--item-table",
-                str(out / "items.parquet"), "--images", str(out / "images.parquet"), "--rejects",
-                str(out / "rejects.parquet")], work)  # fmt: skip
-    if code != 0:
-        return f"stage failed ({code})"
+
+    def stage(benchmark: dict) -> subprocess.CompletedProcess[str]:
+        slice_json = json.dumps(
+            {"output_version": STAGES["stage"].version, "benchmark": benchmark, "image_folder": None}
+        )
+        command = [str(BIN / "blindspot"), "stage", "--bench", "h", "--slice", slice_json, "--item-table",
+                   str(out / "items.parquet"), "--images", str(out / "images.parquet"), "--rejects",
+                   str(out / "rejects.parquet")]  # fmt: skip
+        return subprocess.run(command, cwd=work, capture_output=True, text=True)
+
+    # Five of six rows are bad: by default that is too large a share to stage quietly. The job must refuse in one
+    # line naming the key and leave no output behind; with the share allowed, every bad row is a reject.
+    refused = stage(entry)
+    error = (refused.stderr.strip().splitlines() or [""])[-1]
+    one_line = refused.returncode == 2 and "Traceback" not in refused.stderr
+    one_line = one_line and error.endswith("raise max_reject_share") and "benchmarks.h.max_reject_share" in error
+    if not one_line or (out.exists() and any(out.iterdir())):
+        return f"default share not refused in one line with nothing written ({refused.returncode}: {error})"
+    done = stage({**entry, "max_reject_share": 1.0})
+    if done.returncode != 0:
+        return f"stage failed ({done.returncode}: {(done.stderr.strip().splitlines() or [''])[-1]})"
     reasons = sorted(pl.read_parquet(out / "rejects.parquet")["reason"])
     leaked = any(b"TOPSECRET" in p.read_bytes() for p in out.iterdir())
-    return f"1 staged; rejects {reasons}; secret read: {leaked}"
+    return f"refused by default; 1 staged; rejects {reasons}; secret read: {leaked}"
 
 
 def leftovers(work: Path, config: Path) -> str:
@@ -157,8 +172,8 @@ CASES = [
          damaged_chunk("results/render/toy.zarr", "pixels/c/5/0/0/0/0", "predict", "flip")),
     Case("flipped bytes in hidden states", "verify names it: True; probe fails in one line naming it: True",
          damaged_chunk("results/hidden/qwen_base/toy.zarr", "last_token/c/0/0/1/0", "probe", "flip")),
-    Case("hostile benchmark rows", "1 staged; rejects ['bad_image', 'bad_image', 'image_too_large', "
-         "'malformed_row', 'path_outside_root']; secret read: False", hostile_inputs),
+    Case("hostile benchmark rows", "refused by default; 1 staged; rejects ['bad_image', 'bad_image', "
+         "'image_too_large', 'malformed_row', 'path_outside_root']; secret read: False", hostile_inputs),
     Case("leftover of a killed render", "removed by the next render", leftovers),
 ]  # fmt: skip
 

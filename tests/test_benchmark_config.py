@@ -77,7 +77,7 @@ def test_an_id_column_that_is_not_unique_stops_staging_with_one_line(tmp_path: P
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith("benchmark.columns.id: the id '0' of row 1 repeats row 0: the id column is not unique")
-    assert not (tmp_path / "staged" / "items.parquet").exists()
+    assert not list((tmp_path / "staged").iterdir())
 
 
 def test_a_stage_rejecting_more_than_its_share_fails_loudly(tmp_path: Path) -> None:
@@ -87,6 +87,7 @@ def test_a_stage_rejecting_more_than_its_share_fails_loudly(tmp_path: Path) -> N
     config = parse_config({"benchmarks": {"mmvp": entry}}).benchmarks["mmvp"]
     with pytest.raises(StageError, match=r"6 of 6 rows rejected|no item staged"):
         stage_benchmark("mmvp", config, staged_paths(tmp_path / "staged"))
+    assert not list((tmp_path / "staged").iterdir())  # a refused stage leaves no output, not an images table
     half = BUILDERS["scienceqa"](tmp_path / "sqa")  # 1 of 3 rows has no image: 33%
     strict = parse_config({"benchmarks": {"s": {**half.entry, "max_reject_share": 0.2}}}).benchmarks["s"]
     with pytest.raises(StageError) as caught:
@@ -94,6 +95,7 @@ def test_a_stage_rejecting_more_than_its_share_fails_loudly(tmp_path: Path) -> N
     assert str(caught.value).startswith(
         "benchmark.max_reject_share: 1 of 3 rows rejected (33% > max_reject_share 0.2: no_image: 1; first: row 2:"
     )
+    assert not list((tmp_path / "strict").iterdir())
     lenient = parse_config({"benchmarks": {"s": half.entry}}).benchmarks["s"]
     assert stage_benchmark("s", lenient, staged_paths(tmp_path / "lenient")).rejects == 1
 

@@ -106,26 +106,29 @@ def contained_path(text: str, image_root: str | Path | None) -> Path:
     return path
 
 
-def image_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from an encoded image's header, without decoding its pixels (None where unknown)."""
+def declared_size(data: bytes) -> tuple[int, str] | None:
+    """The pixel count an encoded image's header declares, and how to name it ("W x H pixels"), without decoding
+    its pixels (None where Pillow does not know the format: OpenCV decides then)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
-                return image.size
-    except Image.DecompressionBombError as error:
-        numbers = [int(n) for n in re.findall(r"\d+", str(error))]  # "Image size (N pixels) exceeds ..."
-        return (numbers[0], 1) if numbers else (2**31, 1)
-    except Exception:  # not an image Pillow knows: OpenCV decides below
+                width, height = image.size
+                return width * height, f"{width} x {height} pixels"
+    except Image.DecompressionBombError as error:  # Pillow names only the count: "Image size (N pixels) exceeds"
+        numbers = [int(n) for n in re.findall(r"\d+", str(error))]
+        pixels = numbers[0] if numbers else 2**31
+        return pixels, f"{pixels} pixels"
+    except Exception:
         return None
 
 
 def check_pixels(data: bytes, max_pixels: int) -> None:
     """Refuse an image whose header declares more than ``max_pixels`` pixels, before anything is decoded."""
-    size = image_size(data)
-    if size is not None and size[0] * size[1] > max_pixels:
+    declared = declared_size(data)
+    if declared is not None and declared[0] > max_pixels:
         raise ImageError(
-            f"image of {size[0]} x {size[1]} pixels exceeds the cap of {max_pixels} (max_image_pixels)",
+            f"image of {declared[1]} exceeds the cap of {max_pixels} (max_image_pixels)",
             "image_too_large",
         )
 

@@ -207,16 +207,15 @@ def stage_benchmark(name: str, config: BenchmarkConfigBase, outputs: Mapping[str
             sink.close()
 
     reasons = dict(Counter(r.reason for r in rejects).most_common())
-    if not items:
-        summary = ", ".join(f"{k}: {v}" for k, v in reasons.items()) or "the source has no rows"
-        raise StageError(f"no item staged ({summary}); check its config entry", key="benchmark")
-
-    _check_reject_share(len(items), rejects, config.max_reject_share)
-    reject_rows = [{"benchmark": name, **r.__dict__} for r in rejects]
     try:
+        if not items:
+            summary = ", ".join(f"{k}: {v}" for k, v in reasons.items()) or "the source has no rows"
+            raise StageError(f"no item staged ({summary}); check its config entry", key="benchmark")
+        _check_reject_share(len(items), rejects, config.max_reject_share)
+        reject_rows = [{"benchmark": name, **r.__dict__} for r in rejects]
         write_table(reject_rows, REJECTS_SCHEMA, record, outputs["rejects"])
         write_table(items, ITEMS_SCHEMA, record, outputs["item_table"])
-    except BaseException:  # a full disk, a kill: leave none of the three outputs, not an orphan images table
+    except BaseException:  # a refusal, a full disk, a kill: leave none of the three outputs, no orphan images table
         for output in ("rejects", "images"):
             outputs[output].unlink(missing_ok=True)
         raise
