@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random
+import statistics
+
 import pytest
 
 from blindspot.answers import Parsed, parse_open, score_answer, score_official
 from blindspot.answers.vqa import (
     evalai_process,
+    process_digit_article,
     process_punctuation,
     textvqa_accuracy,
     vqav2_accuracy,
@@ -80,3 +84,62 @@ def test_prefix_stripping_is_reading_not_scoring() -> None:
     assert score_answer(parsed, "stop sign", "open", refs) == ("correct", 1.0)
     assert score_official(text, "stop sign", "open", refs, "textvqa") == 0.0  # "answer: stop sign" matches none
     assert score_official("B", "B", "multiple_choice", None, "textvqa") is None
+
+
+def lmms_eval_vqav2(prediction: str, answers: list[str]) -> float:
+    """lmms-eval's vqav2_process_results (tasks/vqav2/utils.py), transcribed step for step: the references are the
+    dataset's answer dicts, each with its own answer_id, so "the other references" is leave-one-out."""
+    docs = [{"answer": a, "answer_confidence": "yes", "answer_id": i + 1} for i, a in enumerate(answers)]
+    res = evalai_process(prediction)
+    for d in docs:
+        d["answer"] = str(d["answer"]).replace("\n", " ").replace("\t", " ").strip()
+    if len({d["answer"] for d in docs}) > 1:
+        for d in docs:
+            d["answer"] = process_digit_article(process_punctuation(str(d["answer"])))
+        res = process_digit_article(process_punctuation(res))
+    accuracies = []
+    for gt in docs:
+        others = [d for d in docs if d != gt]
+        accuracies.append(min(1, len([d for d in others if d["answer"] == res]) / 3))
+    return statistics.mean(accuracies)
+
+
+POOL = ["Red", "red", "red.", "2", "two", "Two", "stop sign", "Stop Sign!", "st. louis", "3.5", "$4.99",
+        "coca-cola", "coca cola", "man's", "man", "yes", "Yes", "no", "1,000", "1000", "the dog", "dog", "a dog",
+        "dont", "don't"]  # fmt: skip
+
+
+def test_vqav2_agrees_with_lmms_evals_current_scorer_on_random_reference_sets() -> None:
+    rng = random.Random(0)
+    cases = 0
+    for _ in range(3000):
+        refs = [rng.choice(POOL[: rng.randint(2, len(POOL))]) for _ in range(10)]
+        if rng.random() < 0.2:
+            refs = [refs[0]] * 10  # all ten agree: the references stay untouched
+        prediction = rng.choice(POOL)
+        assert vqav2_accuracy(prediction, refs) == pytest.approx(lmms_eval_vqav2(prediction, refs)), (prediction, refs)
+        cases += 1
+    assert cases == 3000
+
+
+def test_a_single_reference_is_exact_match_where_lmms_eval_would_score_zero() -> None:
+    # VQA v2 always has ten references; a configured benchmark with one gold answer gets exact match after
+    # processing both (lmms-eval's loop has no "other" reference then and scores 0 for any answer).
+    assert vqav2_accuracy("Red.", ["red"]) == 1.0
+    assert lmms_eval_vqav2("Red.", ["red"]) == 0.0
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["3.5", "$4.99", "12.5 cm", "€12.50", "www.google.com", "https://www.example.com/page", "U.S.A", "Dr. Pepper",
+     "Washington, D.C", "version 2.0.1", "#1", "1,000", "7:45", "0.75", "St. Louis", "e.g. apples"],
+)  # fmt: skip
+@pytest.mark.parametrize("scorer", ["textvqa", "vqav2"])
+def test_a_bare_answer_is_read_as_written_so_both_scores_agree(answer: str, scorer: str) -> None:
+    """Decimals, prices, URLs and abbreviations survive the reader: the parsed score is the official one (the
+    reader strips only lead-ins, markers, quotes and a trailing period, which a bare answer does not have)."""
+    parsed = parse_open(answer)
+    assert parsed.answer == answer
+    for refs in ([answer.lower()] * 10, [answer] * 6 + ["other"] * 4, ["other"] * 10, [answer]):
+        gold = refs[0]
+        assert score_answer(parsed, gold, "open", refs, scorer)[1] == score_official(answer, gold, "open", refs, scorer)

@@ -80,8 +80,9 @@ def parse_count(text: str) -> Parsed:
 # ------------------------------------------------------------------------------------------------ open answers
 
 _OPEN_LEAD_INS = re.compile(
-    r"^\W*(?:(?:i think|i believe|probably|perhaps|maybe)\s+)?(?:(?:it(?:'s| is)|this is|that is|these are|they are|"
-    r"it (?:looks|seems|appears) (?:like|to be)|the image shows|it (?:says|reads)|"
+    r"^[\s\"'“”‘’:,;.!?*>]*(?:(?:i think|i believe|probably|perhaps|maybe)\s+)?"
+    r"(?:(?:(?:it|this|that) is (?:called|named)|it(?:'s| is)|this is|that is|these are|they are|"
+    r"it (?:looks|seems|appears) (?:like|to be)|the image shows|it (?:says|reads|costs)|"
     r"(?:the|this|that)(?: \w+){1,2} (?:is|are|says|reads))\s+)?",
     re.I,
 )

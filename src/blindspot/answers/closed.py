@@ -6,9 +6,10 @@ says that the scope names several different answers (``AMBIGUOUS``), or that it 
 Multiple choice, in order:
 
 - a scope that is only a letter, in any case: "b", "(C)", "**B**", "B.";
-- a response that *opens* with a label ("B. a dog", "b) ...", "(C)", "A, because...", "D - the bus", "B\\n...")
-  states that label, whatever options it mentions later, unless it is a copied list of options (two or more
-  lines that open with different labels), which names no answer;
+- a response that *opens* with a label ("B. a dog", "b) ...", "(C)", "A, because...", "C because A is wrong",
+  "D - the bus", "B\\n...") states that label, whatever options it mentions later, unless it is a copied list of
+  options (two or more lines that open with different labels) or a second label follows at once ("A, B", "A or C",
+  "B/C"): those name no answer;
 - a label anywhere else: "(B)", "option B", "choice b", a capital letter standing alone ("I'd say C because"),
   or a lowercase letter right after a lead-in ("it's b", "go with c"). "A" and "I" followed by a lowercase word
   are an article and a pronoun, never labels. Labels after "not", "rather than" and "instead of" are set aside.
@@ -19,11 +20,12 @@ Multiple choice, in order:
   ("B. red" where B is "blue" and A is "red"), the label wins: the prompt asks for the label, and option texts are
   often paraphrased. The conflict is not silent: ``hedged`` is set.
 
-Yes/no: a leading yes/no word (English, French, Spanish, German, Chinese, Russian), the common phrases ("I think
-so", "I don't think so", "probably not", "of course"), the only polarity word present, else a negated statement
-("There is no dog.") is no and a statement that repeats the question's words without negation ("There is a dog
-in the image." to "Is there a dog in the image?") is yes. A bare "No," followed by a refusal ("No, I can't see
-the image") is a refusal, not an answer.
+Yes/no: a bare "Y" or "N"; a leading yes/no word (English, French, Spanish, German, Chinese, Russian), the common
+phrases ("I think so", "I don't think so", "probably not", "of course"), the only polarity word present, else a
+negated statement ("There is no dog.", "There isn't a dog.") is no; statements are judged on their main clause
+("There is a dog, but it isn't brown" is yes), and a statement that repeats the question's words without negation
+("There is a dog in the image." to "Is there a dog in the image?") is yes. A bare "No," followed by a refusal ("No,
+I can't see the image") is a refusal, not an answer.
 
 Counts: the number in the format the prompt asked for (``{N}``) wins; else the first number in the scope, in
 digits or words up to one hundred ("twenty-one"); else "none", "no <noun>", "zero" or "nothing" is 0.
@@ -43,7 +45,15 @@ AMBIGUOUS: Final = "\0ambiguous"
 # ------------------------------------------------------------------------------------------------ multiple choice
 
 _ONLY_LETTER = re.compile(r"^\W*\(?([A-Za-z])\)?\W*$")
-_OPENING_LABEL = re.compile(r"^[\s>*\-]*(?:\(([A-Za-z])\)|\[([A-Za-z])\]|([A-Za-z])(?=[.:)\],]|\s*$|\s*[-–—]\s|\s*\n))")
+_OPENING_LABEL = re.compile(
+    r"^[\s>*\-]*(?:\(([A-Za-z])\)|\[([A-Za-z])\]|([A-Za-z])(?=[.:)\],/]|\s*$|\s*[-–—]\s|\s*\n|"
+    r"\s+(?:because|since|as|or|and|&)\b))"
+)
+_SECOND_LABEL = re.compile(
+    r"^\s*(?:[,/&]|\b(?i:or|and)\b)\s*(?:\b(?i:or|and)\b)?\s*[(\[]?([A-Za-z])(?![A-Za-z'])(?!\s+[a-z])"
+)
+"""A label right after an opening one: "A, B", "A or C", "A/B", "(A) and (D)" name two answers ("D, a bird" does
+not: an article)."""
 _LINE_LABEL = re.compile(r"^[\s>*\-]*\(?([A-Za-z])[.:)\]]\s*\S", re.M)
 _BRACKETED = re.compile(r"[(\[]([A-Za-z])[)\]]")
 _KEYWORD = re.compile(r"\b(?:option|choice|letter|answer)\s*[:#]?\s*\(?([A-Za-z])\)?(?![A-Za-z'])", re.I)
@@ -150,7 +160,10 @@ def read_choice(text: str, options: list[str]) -> tuple[str | None, bool]:
     if opening:
         letter = next(g for g in opening.groups() if g).upper()
         if letter in valid:
-            rest = stripped[opening.end() :]
+            rest = stripped[opening.end() :].lstrip(")]")
+            second = _SECOND_LABEL.match(rest)
+            if second and second.group(1).upper() in valid and second.group(1).upper() != letter:
+                return AMBIGUOUS, False
             by_text = option_text_answer(rest.split("\n")[0], options)
             return letter, by_text not in (None, AMBIGUOUS, letter)
     labels = _labels_anywhere(stripped, valid)
@@ -169,7 +182,7 @@ _NO = {"no", "nope", "nah", "false", "incorrect", "wrong", "negative", "non", "n
        "不对"}  # fmt: skip
 _YES_PHRASES = re.compile(
     r"^\W*(?:i (?:think|believe|guess) so|of course|certainly|definitely|absolutely|indeed|sure(?:ly)?|it does|"
-    r"there (?:is|are)\b(?! no)(?! not)|it is\b(?! not))",
+    r"there(?: is|'s| are)\b(?! no)(?! not)|it is\b(?! not))",
     re.I,
 )
 _NO_PHRASES = re.compile(
@@ -183,6 +196,10 @@ _STOP = set(
     "image picture photo shown visible any some do does did can could would should has have had what which who how "
     "you your i me my".split()
 )
+_MAIN_CLAUSE = re.compile(r"[.;!?\n]|,?\s+(?:but|however|although|though|except)\b", re.I)
+"""Where a yes/no statement's main clause ends: an aside after it ("..., but it isn't brown") has no say."""
+_YES_NO_LETTER = re.compile(r"^\W*([YyNn])\W*$")
+"""A reply that is only "Y" or "N" (with punctuation): the short form of yes / no."""
 _POLAR_TOKEN = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 
 
@@ -198,6 +215,9 @@ def read_yes_no(text: str, question: str = "") -> str | None:
     braced = re.search(r"\{\s*(yes|no)\s*\}", stripped, re.I)
     if braced:
         return braced.group(1).lower()
+    letter = _YES_NO_LETTER.match(stripped)
+    if letter:
+        return "yes" if letter.group(1).lower() == "y" else "no"
     first_clause = re.split(r"[,.;:!?\n，。]", stripped, maxsplit=1)
     head = _polar_words(first_clause[0])
     if head and len(head) <= 2 and head[0] in _YES | _NO:
@@ -208,10 +228,11 @@ def read_yes_no(text: str, question: str = "") -> str | None:
     for chinese, answer in (("不是", "no"), ("没有", "no"), ("是", "yes"), ("有", "yes")):
         if stripped.startswith(chinese):
             return answer
-    if _NO_PHRASES.search(stripped):
+    main = _MAIN_CLAUSE.split(stripped, maxsplit=1)[0]
+    if _NO_PHRASES.search(main):
         return "no"
-    if _YES_PHRASES.match(stripped) and not _NEGATION.search(stripped):
-        return "yes"
+    if _YES_PHRASES.match(main) and not _NEGATION.search(main):
+        return "yes"  # "There is a dog, but it isn't brown": the statement, not the aside
     words = _polar_words(stripped)
     has_yes = any(w in {"yes", "yeah", "yep"} for w in words)
     has_no = any(w in {"no", "nope"} for w in words)
@@ -219,10 +240,10 @@ def read_yes_no(text: str, question: str = "") -> str | None:
         return AMBIGUOUS
     if has_yes:
         return "yes"
-    if _NEGATION.search(stripped):
+    if _NEGATION.search(main):
         return "no"
     content = {w for w in _polar_words(question) if w not in _STOP and len(w) > 2}
-    said = set(words)
+    said = set(_polar_words(main))
     if content and len(content & said) / len(content) >= 0.6:
         return "yes"
     return None

@@ -14,10 +14,11 @@ The rules, in the order they apply (each has tests in ``tests/test_answers.py`` 
      by "So", "Therefore", "Thus", "Hence" or "In conclusion", else its last line;
    - else the whole response.
 3. **Refusals and hedges.** The response is cut into clauses (sentences, and at "but", "however", "though",
-   semicolons). A clause such as "I can't see the image clearly" or "the image is too blurry" is a *refusal
-   clause*. The answer is read from the other clauses; if one is found, it is the answer and the response is
-   *hedged*. Only a response with no answer outside its refusal clauses is ``abstain``. Hedge words ("probably",
-   "I think", "it looks like", "maybe", ...) next to an answer also set ``hedged``.
+   semicolons; a period ends a sentence only before a space, so "3.5", "$4.99" and "U.S.A." stay whole). A clause
+   such as "I can't see the image clearly" or "the image is too blurry" is a *refusal clause*. The answer is read
+   from the other clauses; if one is found, it is the answer and the response is *hedged*. Only a response with no
+   answer outside its refusal clauses is ``abstain``. Hedge words ("probably", "I think", "it looks like", "maybe",
+   ...) next to an answer also set ``hedged``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ _THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
 _THINK_OPEN = re.compile(r"<think>.*", re.S | re.I)
 _BOXED = re.compile(r"\\(?:boxed|text|textbf|mathrm)\{([^{}]*)\}")
 _EMPHASIS = re.compile(r"(\*\*|__|\*|`)(.+?)\1", re.S)
-_HEADER = re.compile(r"^\s{0,3}#{1,6}\s*", re.M)
+_HEADER = re.compile(r"^\s{0,3}#{1,6}\s+", re.M)  # a header needs its space: "#1" is an answer
 
 
 def clean(text: str) -> str:
@@ -108,8 +109,9 @@ _REFUSAL = re.compile(
     r"distinguish|count|recogni[sz]e|provide|assess|decide|choose|pick|select)"
     r"|\b(?:no|not an?|without an?|missing(?: an?)?)\s+(?:image|picture|photo|visual|figure)s?\b"
     r"(?:\s+(?:is\s+)?(?:provided|attached|given|shown|available|included))?"
-    r"|\b(?:image|picture|photo|figure)\s+(?:is|seems|appears)\s+(?:to be\s+)?(?:too\s+|very\s+|heavily\s+|quite\s+)?"
-    r"(?:blurry|blurred|unclear|not clear|not visible|missing|obscured|pixelated|out of focus|noisy|grey|gray|blank)"
+    r"|\b(?:image|picture|photo|figure|label|text|sign|writing|number|it|everything)\s+(?:is|seems|appears|looks)\s+"
+    r"(?:to be\s+)?(?:too\s+|very\s+|heavily\s+|quite\s+)?(?:blurry|blurred|unclear|not clear|not visible|missing|"
+    r"obscured|pixelated|out of focus|noisy|grey|gray|blank|illegible|unreadable|not legible|not readable)"
     r"|\btoo\s+(?:blurry|blurred|dark|unclear|pixelated|noisy)"
     r"|\bi'?m\s+(?:sorry|not (?:sure|certain|able))|\bi am (?:sorry|not (?:sure|certain|able))|\bi apologi[sz]e"
     r"|\bas an ai\b|\bno (?:clear|visible|discernible) (?:details|content|information|features)"
@@ -126,7 +128,11 @@ _HEDGE = re.compile(
     r"could be|uncertain)\b|可能|大概|似乎",
     re.I,
 )
-_CLAUSE_SPLIT = re.compile(r"(?<=[.!?;。！？；\n])\s*|\s*,?\s+\b(?:but|however|though|although|yet)\b,?\s*", re.I)
+_CLAUSE_SPLIT = re.compile(
+    r"(?<=[.!?;])\s+|(?<=[。！？；\n])\s*|\s*,?\s+\b(?:but|however|though|although|yet)\b,?\s*", re.I
+)
+"""Clause boundaries: sentence punctuation followed by a space (a period inside "3.5", "$4.99", "U.S.A." or
+"www.example.com" is not one), CJK punctuation, line breaks, and "but" / "however" / "though"."""
 
 
 def is_refusal(text: str) -> bool:
@@ -167,4 +173,6 @@ def without_refusals(text: str) -> tuple[str, bool]:
     """(the response without its refusal clauses, whether it had any)."""
     parts = clauses(text)
     kept = [c for c in parts if not is_refusal(c)]
-    return " ".join(kept), len(kept) < len(parts)
+    if len(kept) == len(parts):
+        return text, False  # nothing set aside: the response as written
+    return " ".join(kept), True
