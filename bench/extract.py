@@ -22,6 +22,7 @@ import polars as pl
 import torch
 
 from blindspot.benchmarks.generic import GenericBenchmark
+from blindspot.benchmarks.registry import GENERIC_SCORING
 from blindspot.config import ExtractConfig, ModelConfig, PromptConfig, RenderConfig
 from blindspot.extract import extract_benchmark, resolve_levels
 from blindspot.models.inference import Request, encode_batch
@@ -113,6 +114,7 @@ def main() -> None:
             render_path,
             root / "h.zarr",
             loaded=loaded,
+            scoring=GENERIC_SCORING,
             progress=False,
         )
         stage = time.perf_counter() - start

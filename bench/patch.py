@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from extract import prepare  # bench/extract.py: stage and render a toy benchmark
 
+from blindspot.benchmarks.registry import GENERIC_SCORING
 from blindspot.config import ModelConfig, PromptConfig
 from blindspot.models.job import ModelJob
 from blindspot.patch import parse_pairs, patch_batch
@@ -46,7 +47,16 @@ def main() -> None:
         adapter = "llava_next" if args.model.startswith("llava") else "qwen2_5_vl"
         model = ModelConfig(adapter=adapter, path=str(CHECKPOINTS / args.model), batch_size=args.batch_size)  # type: ignore[arg-type]
         job = ModelJob.open(
-            "patch", args.model, "toy", model, PromptConfig(), {}, items_path, render_path, Path(tmp) / "p.parquet"
+            "patch",
+            args.model,
+            "toy",
+            model,
+            PromptConfig(),
+            {},
+            items_path,
+            render_path,
+            Path(tmp) / "p.parquet",
+            scoring=GENERIC_SCORING,
         )
         items = [i for i, r in enumerate(job.items) if option_labels(r["answer_type"], r["options"])]
         sweep(job, items[: args.batch_size], args.batch_size, "replay")  # warm-up

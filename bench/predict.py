@@ -22,6 +22,7 @@ import torch
 
 from blindspot.answers import parse_answer
 from blindspot.benchmarks.generic import GenericBenchmark
+from blindspot.benchmarks.registry import GENERIC_SCORING
 from blindspot.config import ModelConfig, PredictConfig, PromptConfig, RenderConfig
 from blindspot.fixtures import write_shapes_benchmark
 from blindspot.models.answering import work_units
@@ -127,6 +128,7 @@ def main() -> None:
             render_path,
             root / "p.parquet",
             loaded=loaded,
+            scoring=GENERIC_SCORING,
             progress=False,
         )
         stage_s = time.perf_counter() - start

@@ -25,6 +25,7 @@ from blindspot.aggregate.tables import (
     decay_table,
     summary_table,
 )
+from blindspot.benchmarks.registry import GENERIC_SCORING
 from blindspot.config import DecayConfig, ReportConfig
 from blindspot.contracts.tables import (
     DECAY_METRICS_SCHEMA,
@@ -213,7 +214,9 @@ def results(tmp_path: Path, small_benchmark: dict[str, Path]) -> Path:
             "manifest": decay / f"{BENCH}.manifest.json",
         }
         config = DecayConfig(bootstrap=50, coarse_families=["blank", "noise"])
-        decay_benchmark(predictions, staged / "items.parquet", config, 0, outputs, model, BENCH)
+        decay_benchmark(
+            predictions, staged / "items.parquet", config, 0, outputs, model, BENCH, scoring=GENERIC_SCORING
+        )
         write_table(probe_rows(model), PROBES_SCHEMA, {"stage": "probe"}, root / "probes" / model / f"{BENCH}.parquet")
     write_table(swap_rows(), SWAP_SCHEMA, {"stage": "swap"}, root / "swaps" / "p" / f"{BENCH}.parquet")
     write_table(patch_rows(), PATCHES_SCHEMA, {"stage": "patch"}, root / "patches" / "m1" / f"{BENCH}.parquet")

@@ -7,16 +7,30 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from published_data import BUILDERS, Fixture, struct
+from pydantic import TypeAdapter
 
 from blindspot.benchmarks import get_benchmark
-from blindspot.config import DecayConfig, ModelConfig, PredictConfig, PromptConfig, RenderConfig, parse_config
+from blindspot.benchmarks.registry import GENERIC_SCORING, BenchmarkScoring
+from blindspot.config import (
+    BenchmarkConfig,
+    DecayConfig,
+    ModelConfig,
+    PredictConfig,
+    PromptConfig,
+    RenderConfig,
+    parse_config,
+)
 from blindspot.decay import decay_benchmark
+from blindspot.errors import InputError
 from blindspot.images import sha256_hex
+from blindspot.models.inference import Response
 from blindspot.predict import predict_benchmark
 from blindspot.render.run import render_benchmark
+from blindspot.stages import STAGES
 from blindspot.staging.stage import stage_benchmark, staged_paths
 
 RENDER = RenderConfig.model_validate(
@@ -63,12 +77,13 @@ def test_published_benchmark_stages_with_its_rejects_and_prompt(name: str, tmp_p
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_published_benchmark_runs_end_to_end_with_official_scores(name: str, tmp_path: Path, tiny_models) -> None:
-    _, items, _, paths = stage(name, tmp_path)
+    fixture, items, _, paths = stage(name, tmp_path)
+    scoring = TypeAdapter(BenchmarkConfig).validate_python(fixture.entry).scoring()
     render_benchmark(paths["images"], RENDER, 0, tmp_path / "r.zarr", workers=1, progress=False)
     model = ModelConfig(adapter="qwen2_5_vl", path=str(tiny_models["qwen2_5_vl"]), batch_size=4, max_new_tokens=3)
     predictions = tmp_path / "p.parquet"
     predict_benchmark("m", name, model, PredictConfig(), PromptConfig(), paths["item_table"], tmp_path / "r.zarr",
-                      predictions, progress=False)  # fmt: skip
+                      predictions, scoring=scoring, progress=False)  # fmt: skip
     table = pl.read_parquet(predictions)
     assert table["item_id"].n_unique() == items.height
     outputs = {k: tmp_path / f"{k}.out" for k in ("metrics", "classes", "manifest")}
@@ -80,6 +95,7 @@ def test_published_benchmark_runs_end_to_end_with_official_scores(name: str, tmp
         outputs,
         "m",
         name,
+        scoring,
     )
     metrics = pl.read_parquet(outputs["metrics"])
     official = metrics.filter(pl.col("metric").str.starts_with("official_"))
@@ -89,6 +105,9 @@ def test_published_benchmark_runs_end_to_end_with_official_scores(name: str, tmp
     for row in official.filter(pl.col("value").is_not_null()).iter_rows(named=True):
         assert 0 <= row["value"] <= 1, row
         assert row["ci_low"] is not None and row["ci_low"] <= row["value"] + 1e-9 <= row["ci_high"] + 2e-9, row
+
+
+MMMU = BenchmarkScoring(adapter="mmmu", open_scorer="textvqa")
 
 
 def test_mmmu_sends_several_images_in_reference_order_to_both_families(tmp_path: Path, tiny_models) -> None:
@@ -101,7 +120,7 @@ def test_mmmu_sends_several_images_in_reference_order_to_both_families(tmp_path:
         model = ModelConfig(adapter=family, path=str(tiny_models[family]), batch_size=2, max_new_tokens=2)
         out = tmp_path / f"{family}.parquet"
         predict_benchmark("m", "mmmu", model, PredictConfig(), PromptConfig(), paths["item_table"],
-                          tmp_path / "r.zarr", out, progress=False)  # fmt: skip
+                          tmp_path / "r.zarr", out, scoring=MMMU, progress=False)  # fmt: skip
         assert pl.read_parquet(out)["item_id"].n_unique() == 3
 
 
@@ -176,3 +195,71 @@ def test_split_files_named_as_published(tmp_path: Path) -> None:
     (tmp_path / "star" / "mmstar" / "val-00000-of-00001.parquet").rename(tmp_path / "star" / "mmstar.parquet")
     config = parse_config({"benchmarks": {"s": single.entry}}).benchmarks["s"]
     assert [f.name for f in config.shards()] == ["mmstar.parquet"] and config.data_problems() == []
+
+
+def staged_textvqa(tmp_path: Path, open_scorer: str) -> tuple[BenchmarkConfig, dict[str, Path]]:
+    """The TextVQA fixture with references on which the two published scorers disagree ("man's" x5, "man" x5)."""
+    fixture = BUILDERS["textvqa"](tmp_path / "download")
+    (source,) = (tmp_path / "download" / "data").glob("*.parquet")
+    table = pq.read_table(source).to_pylist()
+    for row in table:
+        row["answers"] = ["man's"] * 5 + ["man"] * 5
+    pq.write_table(pa.Table.from_pylist(table, schema=pq.read_schema(source)), source)
+    entry = {**fixture.entry, "open_scorer": open_scorer}
+    config = parse_config({"benchmarks": {"t": entry}}).benchmarks["t"]
+    paths = staged_paths(tmp_path / "staged")
+    stage_benchmark("t", config, paths)
+    render_benchmark(paths["images"], RENDER, 0, tmp_path / "r.zarr", workers=1, progress=False)
+    return config, paths
+
+
+def test_open_scorer_reaches_predict_and_decay_through_the_slice(tmp_path: Path, tiny_models, monkeypatch) -> None:
+    """Changing benchmarks.<name>.open_scorer changes the scores: the key reaches predict (and decay) in their
+    slices; nothing reads it back from the staged table's provenance."""
+    import blindspot.models.answering as answering
+
+    monkeypatch.setattr(
+        answering, "generate_batch", lambda runner, requests, n: [Response("Man's", None)] * len(requests)
+    )
+    model = ModelConfig(adapter="qwen2_5_vl", path=str(tiny_models["qwen2_5_vl"]), batch_size=4, max_new_tokens=3)
+    config, paths = staged_textvqa(tmp_path, "textvqa")  # staged once, with the default scorer in its provenance
+    accuracy = {}
+    for scorer in ("textvqa", "vqav2"):
+        scoring = config.model_copy(update={"open_scorer": scorer}).scoring()
+        out = tmp_path / f"{scorer}.parquet"
+        predict_benchmark("m", "t", model, PredictConfig(conditions=["blur/0"]), PromptConfig(), paths["item_table"],
+                          tmp_path / "r.zarr", out, scoring=scoring, progress=False)  # fmt: skip
+        table = pl.read_parquet(out)
+        assert set(table["score"]) == {1.0 if scorer == "textvqa" else 0.0}
+        assert set(table["score_official"]) == set(table["score"])
+        outputs = {k: tmp_path / f"{scorer}.{k}" for k in ("metrics", "classes", "manifest")}
+        decay_benchmark(out, paths["item_table"], DecayConfig(bootstrap=20, coarse_families=[]), 0, outputs, "m", "t",
+                        scoring)  # fmt: skip
+        metrics = pl.read_parquet(outputs["metrics"])
+        accuracy[scorer] = metrics.filter(pl.col("metric") == "official_accuracy")["value"].to_list()
+    assert accuracy == {"textvqa": [1.0], "vqav2": [0.0]}
+
+
+def test_every_scoring_key_is_in_the_slice_of_every_stage_that_scores() -> None:
+    """A changed adapter or open_scorer changes the slice (so Snakemake reruns the job) of every stage that runs or
+    scores a model."""
+    base = {"benchmarks": {"t": {"adapter": "textvqa", "path": "x"}}, "models": {"m": {"adapter": "qwen2_5_vl",
+            "path": "m"}}, "swap": {"pairs": {"p": {"base": "m", "donor": "m"}}}}  # fmt: skip
+    changed = json.loads(json.dumps(base))
+    changed["benchmarks"]["t"]["open_scorer"] = "vqav2"
+    for stage, wildcards in (("predict", {"model": "m", "bench": "t"}), ("decay", {"model": "m", "bench": "t"}),
+                             ("extract", {"model": "m", "bench": "t"}), ("swap", {"pair": "p", "bench": "t"}),
+                             ("patch", {"model": "m", "bench": "t"})):  # fmt: skip
+        before = STAGES[stage].build_slice(parse_config(base), wildcards)
+        after = STAGES[stage].build_slice(parse_config(changed), wildcards)
+        assert before.scoring.open_scorer == "textvqa", stage  # type: ignore[attr-defined]
+        assert after.scoring.open_scorer == "vqav2", stage  # type: ignore[attr-defined]
+
+
+def test_a_benchmark_staged_under_another_adapter_is_one_line(tmp_path: Path, tiny_models) -> None:
+    _, _, _, paths = stage("pope", tmp_path)
+    render_benchmark(paths["images"], RENDER, 0, tmp_path / "r.zarr", workers=1, progress=False)
+    model = ModelConfig(adapter="qwen2_5_vl", path=str(tiny_models["qwen2_5_vl"]))
+    with pytest.raises(InputError, match=r"staged with adapter 'pope', but benchmarks.pope.adapter is 'generic'"):
+        predict_benchmark("m", "pope", model, PredictConfig(), PromptConfig(), paths["item_table"], tmp_path / "r.zarr",
+                          tmp_path / "p.parquet", scoring=GENERIC_SCORING, progress=False)  # fmt: skip

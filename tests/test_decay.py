@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from blindspot.benchmarks.registry import GENERIC_SCORING
 from blindspot.config import DecayConfig
 from blindspot.contracts.tables import PREDICTIONS_SCHEMA
 from blindspot.decay import DecayError, build_grid, decay_benchmark, decay_metrics
@@ -183,7 +184,7 @@ def test_decay_outputs(tmp_path: Path) -> None:
     keys = {"prior": ["img1"], "fine": ["img1"], "coarse": ["img2"], "coinflip": ["img3"], "broken": ["img4"]}
     pl.DataFrame({"item_id": list(keys), "image_keys": list(keys.values())}).write_parquet(items_path)
     config = DecayConfig(bootstrap=50, coarse_families=["blank", "none"])
-    assert decay_benchmark(path, items_path, config, 0, outputs, "m", "bench") == 5
+    assert decay_benchmark(path, items_path, config, 0, outputs, "m", "bench", scoring=GENERIC_SCORING) == 5
     manifest = json.loads(outputs["manifest"].read_text())
     assert manifest["item_ids"] == ["fine", "coarse", "coinflip"] and manifest["model"] == "m"
     items = pl.read_parquet(outputs["classes"])

@@ -12,6 +12,7 @@ import torch
 import zarr
 
 import blindspot.extract as extract_module
+from blindspot.benchmarks.registry import GENERIC_SCORING
 from blindspot.config import ExtractConfig, ModelConfig, PromptConfig
 from blindspot.extract import ExtractError, block_items, extract_benchmark, resolve_levels
 from blindspot.hidden_store import HiddenRangeError, HiddenStore, HiddenStoreWriter
@@ -61,6 +62,7 @@ def test_extract_store_layout_and_attrs(tiny_models, small_benchmark, tmp_path: 
         small_benchmark["items"],
         small_benchmark["render"],
         out,
+        scoring=GENERIC_SCORING,
         progress=False,
     )
     assert summary["levels"] == ["blur/0", "blur/1"]  # clean and the most severe blur level
@@ -93,6 +95,7 @@ def test_extract_resumes_from_finished_blocks(
         small_benchmark["items"],
         small_benchmark["render"],
         reference,
+        scoring=GENERIC_SCORING,
         progress=False,
     )
 
@@ -110,7 +113,9 @@ def test_extract_resumes_from_finished_blocks(
 
     def extract() -> None:
         items, render = small_benchmark["items"], small_benchmark["render"]
-        extract_benchmark("m", "b", model, config, PromptConfig(), items, render, out, progress=False)
+        extract_benchmark(
+            "m", "b", model, config, PromptConfig(), items, render, out, scoring=GENERIC_SCORING, progress=False
+        )
 
     with pytest.raises(KeyboardInterrupt):
         extract()
@@ -137,6 +142,7 @@ def test_full_token_states_are_opt_in_with_roles(tiny_models, small_benchmark, t
         small_benchmark["items"],
         small_benchmark["render"],
         out,
+        scoring=GENERIC_SCORING,
         progress=False,
     )
     group = zarr.open_group(str(out), mode="r")

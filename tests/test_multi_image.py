@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import stage_entry
 
+from blindspot.benchmarks.registry import GENERIC_SCORING
 from blindspot.config import ExtractConfig, ModelConfig, PredictConfig, PromptConfig, RenderConfig
 from blindspot.extract import extract_benchmark
 from blindspot.hidden_store import HiddenStore
@@ -109,7 +110,16 @@ def test_predict_and_extract_on_several_images(
         model = ModelConfig(adapter=family, path=str(tiny_models[family]), batch_size=batch_size, max_new_tokens=3)
         out = tmp_path / f"bs{batch_size}.parquet"
         predict_benchmark(
-            "m", "multi", model, PredictConfig(), PromptConfig(), multi["items"], multi["render"], out, progress=False
+            "m",
+            "multi",
+            model,
+            PredictConfig(),
+            PromptConfig(),
+            multi["items"],
+            multi["render"],
+            out,
+            scoring=GENERIC_SCORING,
+            progress=False,
         )
         tables.append(pl.read_parquet(out))
     one, four = tables
@@ -122,7 +132,16 @@ def test_predict_and_extract_on_several_images(
     out = tmp_path / "h.zarr"
     extract = ExtractConfig(full_items=4, max_tokens=400)
     extract_benchmark(
-        "m", "multi", model, extract, PromptConfig(), multi["items"], multi["render"], out, progress=False
+        "m",
+        "multi",
+        model,
+        extract,
+        PromptConfig(),
+        multi["items"],
+        multi["render"],
+        out,
+        scoring=GENERIC_SCORING,
+        progress=False,
     )
     store = HiddenStore(out)
     items = pl.read_parquet(multi["items"])

@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import slice_json
 
+from blindspot.benchmarks.registry import GENERIC_SCORING
 from blindspot.config import ModelConfig, PatchConfig, PromptConfig
 from blindspot.models.inference import Request, encode_batch
 from blindspot.models.job import ModelJob
@@ -47,6 +48,7 @@ def _job(loaded: LoadedModel, small_benchmark: dict[str, Path], tmp_path: Path) 
         small_benchmark["render"],
         tmp_path / "out.parquet",
         loaded=loaded,
+        scoring=GENERIC_SCORING,
     )
 
 

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 import blindspot.models.answering as answering_module
+from blindspot.benchmarks.registry import GENERIC_SCORING
 from blindspot.config import ModelConfig, PredictConfig, PromptConfig
 from blindspot.models.loading import load_model
 from blindspot.predict import PredictError, predict_benchmark, select_conditions
@@ -34,6 +35,7 @@ def run(
         bench["items"],
         bench["render"],
         out,
+        scoring=GENERIC_SCORING,
         progress=False,
     )
     return pl.read_parquet(out)
@@ -128,6 +130,7 @@ def test_a_loaded_model_is_reused(tiny_models, small_benchmark, tmp_path: Path) 
         small_benchmark["render"],
         tmp_path / "x.parquet",
         loaded=loaded,
+        scoring=GENERIC_SCORING,
         progress=False,
     )
     table = pl.read_parquet(tmp_path / "x.parquet")
@@ -155,6 +158,7 @@ def test_the_base_language_model_answers_the_llm_condition(tiny_models, small_be
         small_benchmark["items"],
         small_benchmark["render"],
         out,
+        scoring=GENERIC_SCORING,
         progress=False,
     )
     table = pl.read_parquet(out)
@@ -216,7 +220,7 @@ def test_a_prompt_over_the_cap_is_not_run_and_says_why(
                         max_prompt_tokens=256)  # fmt: skip
     out = tmp_path / "p.parquet"
     predict_benchmark("m", "b", model, PredictConfig(), PromptConfig(), path, small_benchmark["render"], out,
-                      progress=False)  # fmt: skip
+                      scoring=GENERIC_SCORING, progress=False)  # fmt: skip
     table = pl.read_parquet(out)
     first = table.filter(pl.col("item_id") == long["item_id"][0])
     assert first.height > 0 and set(first["outcome"]) == {"unparsed"} and set(first["raw_text"]) == {""}

@@ -40,6 +40,7 @@ from blindspot.answers import identity_key
 from blindspot.atomic import atomic_output
 from blindspot.benchmarks import get_benchmark
 from blindspot.benchmarks.official import official_rows
+from blindspot.benchmarks.registry import BenchmarkScoring
 from blindspot.config import DecayConfig
 from blindspot.contracts.answers import OUTCOMES, chance_options
 from blindspot.contracts.conditions import LLM_FAMILY, NONE_FAMILY, Condition
@@ -350,16 +351,17 @@ def decay_benchmark(
     outputs: Paths,
     model: str,
     bench: str,
+    scoring: BenchmarkScoring,
 ) -> int:
     """Write the metrics, the per-item classes and the vision-indispensable manifest to ``outputs``."""
     predictions = pl.read_parquet(predictions_path)
     if predictions.is_empty():
         raise DecayError(f"'{predictions_path}' has no predictions")
     upstream = read_provenance(predictions_path)
-    adapter = upstream.get("adapter", "generic")
+    adapter = scoring.adapter
     spec = get_benchmark(adapter)
-    scoring = ["answer", "answers", "options", "metadata"] if spec.official is not None else []
-    items = pl.read_parquet(items_path, columns=["item_id", "image_keys", *scoring])
+    official_columns = ["answer", "answers", "options", "metadata"] if spec.official is not None else []
+    items = pl.read_parquet(items_path, columns=["item_id", "image_keys", *official_columns])
     groups = {r["item_id"]: image_group(r["image_keys"]) for r in items.iter_rows(named=True)}
     grid = build_grid(predictions, (config.blur_family, 0), groups)
     metric_rows, item_rows = decay_metrics(grid, config, seed)
@@ -368,7 +370,7 @@ def decay_benchmark(
     )
     record = provenance(
         "decay",
-        {"decay": config, "seed": seed},
+        {"decay": config, "seed": seed, "scoring": scoring},
         predictions=upstream.get("config_hash"),
         model_name=model,
         benchmark=bench,
@@ -393,6 +395,13 @@ def decay_benchmark(
 
 def run(config: DecaySlice, inputs: Paths, outputs: Paths, job: JobContext) -> str:
     n = decay_benchmark(
-        inputs["predictions"], inputs["item_table"], config.decay, config.seed, outputs, job.model, job.bench
+        inputs["predictions"],
+        inputs["item_table"],
+        config.decay,
+        config.seed,
+        outputs,
+        job.model,
+        job.bench,
+        config.scoring,
     )
     return f"decay metrics for {job.model} on {job.bench}: {n} items"

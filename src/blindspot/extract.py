@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from jaxtyping import Bool, Int
 
+from blindspot.benchmarks.registry import BenchmarkScoring
 from blindspot.config import ExtractConfig, ModelConfig, PromptConfig
 from blindspot.contracts.conditions import parse_condition_key, resolve_condition_key
 from blindspot.contracts.hidden import FEATURES, LAYER_CONVENTION, ROLE_IMAGE, ROLE_PAD, ROLE_QUESTION, ROLE_TEMPLATE
@@ -85,10 +86,11 @@ def extract_benchmark(
     render_path: Path,
     out: Path,
     *,
+    scoring: BenchmarkScoring,
     loaded: LoadedModel | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    config_slice = {"model": model, "extract": extract, "prompt": prompt}
+    config_slice = {"model": model, "extract": extract, "prompt": prompt, "scoring": scoring}
     job = ModelJob.open(
         "extract",
         model_name,
@@ -99,6 +101,7 @@ def extract_benchmark(
         items_path,
         render_path,
         out,
+        scoring=scoring,
         loaded=loaded,
         progress=progress,
         layer_convention=LAYER_CONVENTION,
@@ -204,6 +207,7 @@ def run(config: ExtractSlice, inputs: Paths, outputs: Paths, job: JobContext) ->
         inputs["item_table"],
         inputs["render"],
         outputs["hidden"],
+        scoring=config.scoring,
         progress=job.progress,
     )
     return f"extracted {job.model} on {job.bench}: {summary}"

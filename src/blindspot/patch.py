@@ -381,6 +381,7 @@ def patch_benchmark(
         items_path,
         render_path,
         outputs["patches"],
+        scoring=config.scoring,
         loaded=loaded,
         progress=progress,
     )

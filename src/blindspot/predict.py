@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from blindspot.benchmarks.registry import BenchmarkScoring
 from blindspot.config import ModelConfig, PredictConfig, PromptConfig
 from blindspot.contracts.conditions import LLM_CONDITION, NONE_CONDITION, Condition, resolve_condition_key
 from blindspot.contracts.tables import PREDICTIONS_SCHEMA
@@ -60,11 +61,12 @@ def predict_benchmark(
     render_path: Path,
     out: Path,
     *,
+    scoring: BenchmarkScoring,
     loaded: LoadedModel | None = None,
     progress: bool = True,
 ) -> int:
     """Run the predict step; returns the number of rows written. ``loaded`` reuses an already loaded model."""
-    config_slice = {"model": model, "predict": predict, "prompt": prompt}
+    config_slice = {"model": model, "predict": predict, "prompt": prompt, "scoring": scoring}
     job = ModelJob.open(
         "predict",
         model_name,
@@ -75,6 +77,7 @@ def predict_benchmark(
         items_path,
         render_path,
         out,
+        scoring=scoring,
         loaded=loaded,
         progress=progress,
     )
@@ -122,6 +125,7 @@ def run(config: PredictSlice, inputs: Paths, outputs: Paths, job: JobContext) ->
         inputs["item_table"],
         inputs["render"],
         outputs["predictions"],
+        scoring=config.scoring,
         progress=job.progress,
     )
     return f"predicted {job.model} on {job.bench}: {rows} rows"

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from blindspot.benchmarks.registry import BenchmarkScoring
 from blindspot.config import (
     BenchmarkConfig,
     BlindspotConfig,
@@ -69,17 +70,20 @@ class PredictSlice(SliceBase):
     model: ModelConfig
     predict: PredictConfig
     prompt: PromptConfig
+    scoring: BenchmarkScoring = Field(description="The benchmark's adapter and open_scorer.")
 
 
 class DecaySlice(SliceBase):
     decay: DecayConfig
     seed: int
+    scoring: BenchmarkScoring = Field(description="The benchmark's adapter and open_scorer.")
 
 
 class ExtractSlice(SliceBase):
     model: ModelConfig
     extract: ExtractConfig
     prompt: PromptConfig
+    scoring: BenchmarkScoring = Field(description="The benchmark's adapter and open_scorer.")
 
 
 class ProbeSlice(SliceBase):
@@ -95,6 +99,7 @@ class SwapSlice(SliceBase):
     prompt: PromptConfig
     prior_field: str | None
     seed: int
+    scoring: BenchmarkScoring = Field(description="The benchmark's adapter and open_scorer.")
 
 
 class PatchSlice(SliceBase):
@@ -102,6 +107,7 @@ class PatchSlice(SliceBase):
     patch: PatchConfig = Field(description="The patch settings (``models``: this job's model only).")
     prompt: PromptConfig
     seed: int
+    scoring: BenchmarkScoring = Field(description="The benchmark's adapter and open_scorer.")
 
 
 def folder_fingerprint(path: str | Path) -> str:
@@ -120,6 +126,7 @@ def folder_fingerprint(path: str | Path) -> str:
 Wildcards = Mapping[str, str]
 _FIELD_SOURCES: dict[str, Callable[[BlindspotConfig, Wildcards], Any]] = {
     "benchmark": lambda config, w: config.benchmarks[w["bench"]],
+    "scoring": lambda config, w: config.benchmarks[w["bench"]].scoring(),
     "model": lambda config, w: config.models[w["model"]],
     "image_folder": lambda config, w: (
         folder_fingerprint(folder)

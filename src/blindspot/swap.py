@@ -315,6 +315,7 @@ def swap_benchmark(
         items_path,
         render_path,
         outputs["swaps"],
+        scoring=config.scoring,
         progress=progress,
         key_extra=donor_weights or "",
         base=config.pair.base,

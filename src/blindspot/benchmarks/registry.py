@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
 from blindspot.answers import Parsed, parse_answer, score_answer, score_official
+from blindspot.answers.vqa import OpenScorer
 from blindspot.benchmarks.official import OfficialInput, Scores
 from blindspot.config_base import PathKind, StrictModel
 from blindspot.contracts.items import RawItem, Reject
@@ -25,6 +26,19 @@ from blindspot.prompts import item_text
 
 Item = Mapping[str, Any]
 """A canonical item: one row of items.parquet (see blindspot.contracts.tables.ITEMS_SCHEMA)."""
+
+
+class BenchmarkScoring(StrictModel):
+    """How a benchmark's prompts are built and its answers scored: the part of its config that every stage running
+    or scoring a model receives in its own config slice (so changing ``open_scorer`` reruns predict, swap, patch and
+    decay, and no stage reads it back from an upstream table's provenance)."""
+
+    adapter: str = Field(description="The benchmark's adapter: its prompt, reader and official scores.")
+    open_scorer: OpenScorer = Field(description="How open answers are scored ('textvqa' or 'vqav2').")
+
+
+GENERIC_SCORING = BenchmarkScoring(adapter="generic", open_scorer="textvqa")
+"""The generic adapter with the default open scorer (benchmarks the fixtures build, the bench scripts)."""
 
 
 class BenchmarkConfigBase(StrictModel):
@@ -54,11 +68,14 @@ class BenchmarkConfigBase(StrictModel):
         description="Probe targets for this benchmark only, over the global `probe`: `metadata_targets` and/or "
         "`prior_field` (VLMBias: expected_bias).",
     )
-    open_scorer: Literal["textvqa", "vqav2"] = Field(
+    open_scorer: OpenScorer = Field(
         "textvqa",
         description="How open answers are scored: 'textvqa' (EvalAI's processing on the answer and every "
         "reference) or 'vqav2' (references re-processed only where they differ), both exactly as published.",
     )
+
+    def scoring(self) -> BenchmarkScoring:
+        return BenchmarkScoring(adapter=self.adapter, open_scorer=self.open_scorer)
 
     def paths(self) -> list[tuple[str, str, PathKind]]:
         """(key, path, kind) of every local path this entry names, for the filesystem check."""

@@ -21,7 +21,9 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from blindspot.benchmarks import BenchmarkSpec, get_benchmark
+from blindspot.benchmarks.registry import BenchmarkScoring
 from blindspot.config import ModelConfig, PromptConfig
+from blindspot.errors import InputError
 from blindspot.models.loading import LoadedModel, load_model
 from blindspot.models.prompts import PromptCache
 from blindspot.provenance import inputs_key, provenance
@@ -58,7 +60,7 @@ class ModelJob:
     loaded: LoadedModel
     benchmark: BenchmarkSpec
     open_scorer: str
-    """How the benchmark's open answers are scored (its config's ``open_scorer``, read from the staged items)."""
+    """How the benchmark's open answers are scored (its config's ``open_scorer``, from the job's slice)."""
     prompts: PromptCache
     resume: Path
     """The job's resume folder (shards, a partial store): reused only by a job with identical inputs."""
@@ -79,17 +81,24 @@ class ModelJob:
         render_path: Path,
         out: Path,
         *,
+        scoring: BenchmarkScoring,
         loaded: LoadedModel | None = None,
         progress: bool = True,
         key_extra: str = "",
         **record: Any,
     ) -> ModelJob:
-        """``key_extra``: more that determines the job's content (a swap donor's weights), for the resume key."""
+        """``scoring``: the benchmark's adapter and open scorer, from the job's config slice (never read back from
+        the staged table). ``key_extra``: more that determines the job's content (a swap donor's weights), for the
+        resume key."""
         items = pl.read_parquet(items_path).to_dicts()
         store = RenderStore(render_path)
-        staged = read_provenance(items_path)
-        adapter = staged.get("adapter", "generic")
-        open_scorer = staged.get("config", {}).get("benchmark", {}).get("open_scorer", "textvqa")
+        staged = read_provenance(items_path).get("adapter")
+        if staged is not None and staged != scoring.adapter:
+            raise InputError(
+                f"'{items_path}' was staged with adapter '{staged}', but benchmarks.{bench}.adapter is "
+                f"'{scoring.adapter}': restage the benchmark (rerun through snakemake)"
+            )
+        adapter, open_scorer = scoring.adapter, scoring.open_scorer
         benchmark = get_benchmark(adapter)
         weights = weights_fingerprint(model)
         key = inputs_key(config_slice, items_path, render_path / "zarr.json", extra=(weights or "") + key_extra)
