@@ -12,9 +12,10 @@ rule aggregate:
         **aggregate_outputs(),
     params:
         slice=canonical_json(AGGREGATE),
+        results=lambda wildcards, output: os.path.dirname(output.report),  # the results folder
     log:
-        "results/logs/aggregate.log",
+        R("logs/aggregate.log"),
     conda:
         "../envs/blindspot.yaml"
     shell:
-        "blindspot aggregate --slice {params.slice:q} --results results > {log:q} 2>&1"
+        "blindspot aggregate --slice {params.slice:q} --results {params.results:q} > {log:q} 2>&1"

@@ -32,6 +32,15 @@ except ConfigError as error:
 if CFG.check_paths:
     _fail(path_problems(CFG))
 
+RESULTS = CFG.results
+"""The results folder (`results:` in the config): every output path below starts with it."""
+
+
+def R(path):
+    """An output path inside the results folder."""
+    return os.path.join(RESULTS, path)
+
+
 BENCHMARKS = sorted(CFG.benchmarks)
 MODELS = sorted(CFG.models)
 PAIRS = sorted(CFG.swap.pairs)
@@ -83,7 +92,7 @@ AGGREGATE = aggregate_slice(CFG)
 
 def aggregate_inputs():
     """Every stage output the aggregate reads (blindspot.aggregate.layout), by kind."""
-    return {kind: [str(p) for p in paths] for kind, paths in input_paths(AGGREGATE).items()}
+    return {kind: [str(p) for p in paths] for kind, paths in input_paths(AGGREGATE, RESULTS).items()}
 
 
 _CAPTIONS = {
@@ -108,7 +117,7 @@ def aggregate_outputs():
     """The aggregate's tables, plots and report.html; all but the SVG twins are marked for `snakemake --report`."""
     kinds = output_kinds(AGGREGATE)
     outputs = {}
-    for name, path in output_paths(AGGREGATE).items():
+    for name, path in output_paths(AGGREGATE, RESULTS).items():
         if kinds[name] in _CAPTIONS:
             caption, category = _CAPTIONS[kinds[name]]
             outputs[name] = report(str(path), caption=f"../workflow/report/{caption}", category=category)
@@ -118,15 +127,15 @@ def aggregate_outputs():
 
 
 def all_targets():
-    targets = ["results/report.html"]
+    targets = [R("report.html")]
     for bench in BENCHMARKS:
-        targets.append(f"results/staged/{bench}/items.parquet")
-        targets.append(f"results/render/{bench}.zarr")
+        targets.append(R(f"staged/{bench}/items.parquet"))
+        targets.append(R(f"render/{bench}.zarr"))
         for model in MODELS:
-            targets.append(f"results/decay/{model}/{bench}.parquet")
-            targets.append(f"results/probes/{model}/{bench}.parquet")
+            targets.append(R(f"decay/{model}/{bench}.parquet"))
+            targets.append(R(f"probes/{model}/{bench}.parquet"))
         for pair in PAIRS:
-            targets.append(f"results/swaps/{pair}/{bench}.parquet")
+            targets.append(R(f"swaps/{pair}/{bench}.parquet"))
         for model in CFG.patch.models:
-            targets.append(f"results/patches/{model}/{bench}.parquet")
+            targets.append(R(f"patches/{model}/{bench}.parquet"))
     return targets

@@ -1,15 +1,15 @@
 rule decay:
     input:
-        predictions="results/predictions/{model}/{bench}.parquet",
-        item_table="results/staged/{bench}/items.parquet",
+        predictions=R("predictions/{model}/{bench}.parquet"),
+        item_table=R("staged/{bench}/items.parquet"),
     output:
-        metrics="results/decay/{model}/{bench}.parquet",
-        classes="results/decay/{model}/{bench}.items.parquet",
-        manifest="results/decay/{model}/{bench}.manifest.json",
+        metrics=R("decay/{model}/{bench}.parquet"),
+        classes=R("decay/{model}/{bench}.items.parquet"),
+        manifest=R("decay/{model}/{bench}.manifest.json"),
     params:
         slice=slice_param("decay"),
     log:
-        "results/logs/decay/{model}/{bench}.log",
+        R("logs/decay/{model}/{bench}.log"),
     conda:
         "../envs/blindspot.yaml"
     shell:

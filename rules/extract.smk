@@ -1,18 +1,18 @@
 rule extract:
     input:
-        item_table="results/staged/{bench}/items.parquet",
-        render="results/render/{bench}.zarr",
+        item_table=R("staged/{bench}/items.parquet"),
+        render=R("render/{bench}.zarr"),
         weights=model_files,
     output:
-        hidden=directory("results/hidden/{model}/{bench}.zarr"),
+        hidden=directory(R("hidden/{model}/{bench}.zarr")),
     params:
         slice=slice_param("extract"),
     resources:
         gpu=1,
     benchmark:
-        "results/benchmarks/extract/{model}/{bench}.tsv"
+        R("benchmarks/extract/{model}/{bench}.tsv")
     log:
-        "results/logs/extract/{model}/{bench}.log",
+        R("logs/extract/{model}/{bench}.log"),
     conda:
         "../envs/blindspot.yaml"
     shell:

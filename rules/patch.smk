@@ -1,19 +1,19 @@
 rule patch:
     input:
-        item_table="results/staged/{bench}/items.parquet",
-        render="results/render/{bench}.zarr",
+        item_table=R("staged/{bench}/items.parquet"),
+        render=R("render/{bench}.zarr"),
         weights=model_files,
     output:
-        patches="results/patches/{model}/{bench}.parquet",
-        per_item="results/patches/{model}/{bench}.items.parquet",
+        patches=R("patches/{model}/{bench}.parquet"),
+        per_item=R("patches/{model}/{bench}.items.parquet"),
     params:
         slice=slice_param("patch"),
     resources:
         gpu=1,
     benchmark:
-        "results/benchmarks/patch/{model}/{bench}.tsv"
+        R("benchmarks/patch/{model}/{bench}.tsv")
     log:
-        "results/logs/patch/{model}/{bench}.log",
+        R("logs/patch/{model}/{bench}.log"),
     conda:
         "../envs/blindspot.yaml"
     shell:

@@ -1,18 +1,18 @@
 rule predict:
     input:
-        item_table="results/staged/{bench}/items.parquet",
-        render="results/render/{bench}.zarr",
+        item_table=R("staged/{bench}/items.parquet"),
+        render=R("render/{bench}.zarr"),
         weights=model_files,
     output:
-        predictions="results/predictions/{model}/{bench}.parquet",
+        predictions=R("predictions/{model}/{bench}.parquet"),
     params:
         slice=slice_param("predict"),
     resources:
         gpu=1,
     benchmark:
-        "results/benchmarks/predict/{model}/{bench}.tsv"
+        R("benchmarks/predict/{model}/{bench}.tsv")
     log:
-        "results/logs/predict/{model}/{bench}.log",
+        R("logs/predict/{model}/{bench}.log"),
     conda:
         "../envs/blindspot.yaml"
     shell:

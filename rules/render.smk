@@ -1,13 +1,13 @@
 rule render:
     input:
-        images="results/staged/{bench}/images.parquet",
+        images=R("staged/{bench}/images.parquet"),
     output:
-        store=directory("results/render/{bench}.zarr"),
+        store=directory(R("render/{bench}.zarr")),
     params:
         slice=slice_param("render"),
     threads: 2
     log:
-        "results/logs/render/{bench}.log",
+        R("logs/render/{bench}.log"),
     conda:
         "../envs/blindspot.yaml"
     shell:

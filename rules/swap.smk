@@ -1,19 +1,19 @@
 rule swap:
     input:
-        item_table="results/staged/{bench}/items.parquet",
-        render="results/render/{bench}.zarr",
+        item_table=R("staged/{bench}/items.parquet"),
+        render=R("render/{bench}.zarr"),
         weights=pair_files,
     output:
-        swaps="results/swaps/{pair}/{bench}.parquet",
-        answers="results/swaps/{pair}/{bench}.answers.parquet",
+        swaps=R("swaps/{pair}/{bench}.parquet"),
+        answers=R("swaps/{pair}/{bench}.answers.parquet"),
     params:
         slice=slice_param("swap"),
     resources:
         gpu=1,
     benchmark:
-        "results/benchmarks/swap/{pair}/{bench}.tsv"
+        R("benchmarks/swap/{pair}/{bench}.tsv")
     log:
-        "results/logs/swap/{pair}/{bench}.log",
+        R("logs/swap/{pair}/{bench}.log"),
     conda:
         "../envs/blindspot.yaml"
     shell:

@@ -8,6 +8,7 @@ and patch tables.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -213,7 +214,7 @@ def results(tmp_path: Path, small_benchmark: dict[str, Path]) -> Path:
             "classes": decay / f"{BENCH}.items.parquet",
             "manifest": decay / f"{BENCH}.manifest.json",
         }
-        config = DecayConfig(bootstrap=50, coarse_families=["blank", "noise"])
+        config = DecayConfig(min_parsed=1, bootstrap=50, coarse_families=["blank", "noise"])
         decay_benchmark(
             predictions, staged / "items.parquet", config, 0, outputs, model, BENCH, scoring=GENERIC_SCORING
         )
@@ -231,6 +232,7 @@ def slice_for(**overrides: Any) -> AggregateSlice:
         "pairs": ["p"],
         "patch_models": ["m1"],
         "blur_family": "blur",
+        "mostly_unparsed": 0.5,
         "report": ReportConfig(browser_items=4),
     }
     return AggregateSlice.model_validate(values | overrides)
@@ -307,6 +309,36 @@ def test_summary_table_from_summary_rows_classes_and_rejects() -> None:
     assert r["ml"] is None and r["ml_note"] == "no S_t"
 
 
+def test_a_withheld_metric_and_a_mostly_unparsed_benchmark_show_everywhere() -> None:
+    """Summary table, console and report: the reading shares, the notes of withheld values and the warning line
+    (first on the console and above the report's navigation), never 0.0 for a withheld value."""
+    from blindspot.aggregate import html
+    from blindspot.aggregate.run import format_summary
+    from blindspot.aggregate.sentences import summary_sentences
+
+    frame = long_rows(
+        "m",
+        [("all", -1, "share_unparsed_answers", 0.8, 10), ("all", -1, "share_abstain_answers", 0.05, 10),
+         ("all", -1, "share_hedged_answers", 0.1, 10), ("all", -1, "accuracy_clean", None, 10),
+         ("all", -1, "c_rate", None, 10), ("all", -1, "c_rate_margin", None, 10)],
+    )  # fmt: skip
+    classes = pl.DataFrame({"model": ["m"] * 10, "benchmark": ["b"] * 10, "vision_indispensable": [False] * 10})
+    table = pl.from_arrow(summary_table(frame, classes, pl.DataFrame(), mostly_unparsed=0.5))
+    assert isinstance(table, pl.DataFrame)
+    r = table.row(0, named=True)
+    assert r["share_unparsed_answers"] == 0.8 and r["c_rate"] is None and r["c_rate_note"] == "no S_t"
+    assert r["accuracy_clean_note"] == "no S_t" and r["c_rate_margin_note"] == "no S_t"
+    assert r["warning"].startswith("WARNING: 80% of m's answers on b could not be read")
+    console = format_summary(table)
+    assert "| unparsed " in console and "0.800" in console and "0.000" not in console
+    (sentence,) = summary_sentences(table)
+    assert sentence.startswith("WARNING: 80%") and "80.0% of its answers could not be read (unparsed)" in sentence
+    assert "Survival by identity (C) is unavailable: no S_t" in sentence
+    page = html.page("t", [("a", "A", "<p>x</p>")], [r["warning"]])
+    assert page.index('class="warning"') < page.index("<nav>")
+    assert pl.from_arrow(summary_table(frame, classes, pl.DataFrame(), mostly_unparsed=0.9))["warning"][0] is None
+
+
 def test_aggregate_tables_against_hand_counts(results: Path) -> None:
     config = slice_for()
     aggregate(config, results)
@@ -350,7 +382,8 @@ def test_aggregate_tables_against_hand_counts(results: Path) -> None:
 def test_report_sentences_and_console(results: Path) -> None:
     console = aggregate(slice_for(), results)
     page = (results / "report.html").read_text()
-    assert "On small, 50.0% [" in page and "of m1&#x27;s answers survive every blur level; chance is 25.0%" in page
+    assert "By identity, 50.0% [" in page and "of m1&#x27;s answers survive every blur level; chance is 25.0%" in page
+    assert "On small, m1 answers 6 items with clean accuracy" in page
     assert "5 of 6 items are vision-indispensable" in page
     assert "Staging rejected 2 source rows of small" in page
     assert "moves follow-image from 10.0% to 60.0% [50.0, 70.0]; the whole donor reaches 90.0%" in page
@@ -454,17 +487,41 @@ def test_report_in_headless_chromium(results: Path) -> None:
             assert page.locator(f"#table-{table} tbody tr").count() > 0, table
         loaded = page.evaluate("Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length")
         assert loaded >= 8  # six plots at least, and the browser's thumbnails
-        column = page.locator("#table-decay thead th").all_inner_texts().index("accuracy")
+        column = page.locator("#table-decay thead th").all_inner_texts().index("accuracy [low, high]")
 
         def accuracies() -> list[float]:
             cells = page.locator(f"#table-decay tbody tr td:nth-child({column + 1})").all_inner_texts()
-            return [float(c) for c in cells]
+            assert all(re.fullmatch(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", c) for c in cells), cells
+            return [float(c.split(" ")[0]) for c in cells]
 
         before = accuracies()
         page.locator("#table-decay thead th").nth(column).click()
         ascending = accuracies()
         page.locator("#table-decay thead th").nth(column).click()
         descending = accuracies()
+        # the item browser: search and filters hide what does not match, and say how many are shown
+        items = page.locator(".item")
+        total = items.count()
+        visible = lambda: sum(items.nth(i).is_visible() for i in range(total))  # noqa: E731
+        assert total >= 2 and visible() == total
+        first_id = page.locator(".item b").first.inner_text()
+        page.fill("#item-search", first_id)
+        assert visible() == 1 and page.locator("#item-count").inner_text() == "1 shown"
+        page.fill("#item-search", "")
+        hid_some = False
+        for klass in page.locator("#item-class option").all_inner_texts()[1:]:
+            page.select_option("#item-class", klass)
+            for i in range(total):
+                item = items.nth(i)
+                has = klass in (item.get_attribute("data-classes") or "").split()
+                assert item.is_visible() == has, (klass, i)
+                if has:  # the class column shows it, with what it was judged by
+                    assert f"{klass} (by " in " ".join(item.locator("td:last-child").all_inner_texts())
+            hid_some |= visible() < total
+        assert hid_some
+        page.select_option("#item-class", "")
+        page.select_option("#item-outcome", "wrong")
+        assert all("bad" in (item.inner_html()) for item in items.all() if item.is_visible())
         browser.close()
     assert ascending == sorted(before) and descending == sorted(before, reverse=True)
     assert ascending != before
@@ -511,11 +568,12 @@ def test_browser_shows_the_clean_and_most_blurred_image_and_every_answer(results
     key = items.filter(pl.col("item_id") == ids[3])["image_keys"][0][0]
     assert png_data_uri(thumbnail(store.image(key, "blur", 0), 64)) in page
     assert png_data_uri(thumbnail(store.image(key, "blur", 1), 64)) in page
-    assert page.count('<div class="item">') == 4
+    assert page.count('<div class="item" ') == 4
     # m1 answers item 3 right on the clean image and wrong at kernel 25; m2 right at both.
-    block = page.split(f"<b>{ids[3]}</b>")[1].split('<div class="item">')[0]
+    block = page.split(f"<b>{ids[3]}</b>")[1].split('<div class="item" ')[0]
     gold = items.filter(pl.col("item_id") == ids[3])["answer"][0]
     m1 = block.split("<td class=text>m1</td>")[1].split("</tr>")[0]
-    assert m1.count('class="ok"') == 1 and m1.count('class="bad"') == 1 and m1.endswith("<td>fine_visual</td>")
+    assert m1.count('class="ok"') == 1 and m1.count('class="bad"') == 1
+    assert m1.endswith("<td class=text>fine_visual (by identity)</td>")
     m2 = block.split("<td class=text>m2</td>")[1].split("</tr>")[0]
     assert m2.count(f">{gold}</td>") == 2

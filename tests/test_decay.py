@@ -17,7 +17,7 @@ from blindspot.provenance import provenance
 from blindspot.tables import write_table
 
 LABELS = ["A", "B", "C", "D"]
-CONFIG = DecayConfig(bootstrap=200, coarse_families=["blank", "none"])
+CONFIG = DecayConfig(min_parsed=1, bootstrap=200, coarse_families=["blank", "none"])
 CONDITIONS = [("blur", 0, 1.0), ("blur", 1, 25.0), ("blur", 2, 61.0), ("blank", 1, 0.0), ("none", 1, 0.0)]
 
 
@@ -160,7 +160,7 @@ def test_chance_agreement_inflates_identity_but_not_margin() -> None:
     answers = {
         f"i{i}": {"blur/0": ("yes", 4.0), "blur/1": ("yes" if rng.random() < 0.5 else "no", 0.05)} for i in range(400)
     }
-    config = DecayConfig(bootstrap=100, coarse_families=[])
+    config = DecayConfig(min_parsed=1, bootstrap=100, coarse_families=[])
     out, _ = decay_metrics(build_grid(yes_no_table(answers), ("blur", 0)), config, seed=0)
     assert metric(out, "c_rate")["value"] == pytest.approx(0.5, abs=0.06)
     assert metric(out, "c_chance")["value"] == pytest.approx(0.5)
@@ -183,8 +183,8 @@ def test_decay_outputs(tmp_path: Path) -> None:
     # prior and fine share a source image; the rest have their own
     keys = {"prior": ["img1"], "fine": ["img1"], "coarse": ["img2"], "coinflip": ["img3"], "broken": ["img4"]}
     pl.DataFrame({"item_id": list(keys), "image_keys": list(keys.values())}).write_parquet(items_path)
-    config = DecayConfig(bootstrap=50, coarse_families=["blank", "none"])
-    assert decay_benchmark(path, items_path, config, 0, outputs, "m", "bench", scoring=GENERIC_SCORING) == 5
+    config = DecayConfig(min_parsed=1, bootstrap=50, coarse_families=["blank", "none"])
+    assert decay_benchmark(path, items_path, config, 0, outputs, "m", "bench", scoring=GENERIC_SCORING).n_items == 5
     manifest = json.loads(outputs["manifest"].read_text())
     assert manifest["item_ids"] == ["fine", "coarse", "coinflip"] and manifest["model"] == "m"
     items = pl.read_parquet(outputs["classes"])
@@ -234,7 +234,7 @@ def test_empirical_chance_from_the_models_own_defaults() -> None:
         "i1": {"blur/0": "no", "blur/1": "no", "blur/2": "no", "blank/1": "no", "none/1": "no"},
         "i2": {"blur/0": "yes", "blur/1": "no", "blur/2": "no", "blank/1": "no", "none/1": "yes"},
     }
-    config = DecayConfig(bootstrap=50, coarse_families=["blank", "none"])
+    config = DecayConfig(min_parsed=1, bootstrap=50, coarse_families=["blank", "none"])
     rows, _ = decay_metrics(build_grid(yes_no_table(answers), ("blur", 0)), config, seed=0)
     assert metric(rows, "c_chance")["value"] == pytest.approx(0.25)  # (1/2)^2, whatever the model does
     assert metric(rows, "c_chance_empirical")["value"] == pytest.approx(((3 / 4) ** 2 + (1 / 4) ** 2) / 2)
@@ -245,7 +245,7 @@ def test_uncertain_clean_answers_are_their_own_class() -> None:
     out of the vision-indispensable manifest."""
     answers = {"u": {"blur/0": "yes", "blur/1": "no", "blur/2": "no", "blank/1": "no", "none/1": "no"}}
     table = yes_no_table(answers, margin=0.5)
-    config = DecayConfig(bootstrap=50, coarse_families=["blank", "none"])
+    config = DecayConfig(min_parsed=1, bootstrap=50, coarse_families=["blank", "none"])
     rows, items = decay_metrics(build_grid(table, ("blur", 0)), config, seed=0)
     assert items[0]["class"] == "uncertain" and not items[0]["vision_indispensable"]
     assert items[0]["class_identity"] == "fine_visual"  # identity alone would have called it fine-visual
@@ -262,7 +262,7 @@ def test_answers_that_start_with_text_are_judged_by_identity() -> None:
     table = yes_no_table(answers).with_columns(
         first_token_is_label=~((pl.col("item_id") == "b") & (pl.col("family") == "blur") & (pl.col("level") == 2))
     )
-    config = DecayConfig(bootstrap=50, coarse_families=["blank", "none"])
+    config = DecayConfig(min_parsed=1, bootstrap=50, coarse_families=["blank", "none"])
     rows, items = decay_metrics(build_grid(table, ("blur", 0)), config, seed=0)
     assert [i["judged_by"] for i in items] == ["margin", "identity"]
     assert metric(rows, "share_judged_by_margin")["value"] == 0.5
@@ -293,19 +293,23 @@ def test_open_answers_are_compared_as_the_scorer_normalises_them() -> None:
             }
         )
     table = pl.from_dicts(rows, schema=pl.Schema(PREDICTIONS_SCHEMA))
-    out, items = decay_metrics(build_grid(table, ("blur", 0)), DecayConfig(bootstrap=20, coarse_families=[]), seed=0)
+    out, items = decay_metrics(
+        build_grid(table, ("blur", 0)), DecayConfig(min_parsed=1, bootstrap=20, coarse_families=[]), seed=0
+    )
     assert metric(out, "c_rate")["value"] == 1.0 and items[0]["judged_by"] == "identity"
 
 
 def test_a_missing_family_is_an_error_not_another_taxonomy() -> None:
     """The default coarse families include noise; predictions without it must not quietly drop the family."""
     with pytest.raises(DecayError, match=r"^decay.coarse_families: noise not in the predictions \(have: blank, blur"):
-        decay_metrics(build_grid(predictions(), ("blur", 0)), DecayConfig(bootstrap=20), seed=0)
+        decay_metrics(build_grid(predictions(), ("blur", 0)), DecayConfig(min_parsed=1, bootstrap=20), seed=0)
 
 
 def test_mg_is_unavailable_with_its_reason_without_the_no_image_condition() -> None:
     table = predictions().filter(pl.col("family") != "none")
-    rows, _ = decay_metrics(build_grid(table, ("blur", 0)), DecayConfig(bootstrap=20, coarse_families=["blank"]), 0)
+    rows, _ = decay_metrics(
+        build_grid(table, ("blur", 0)), DecayConfig(min_parsed=1, bootstrap=20, coarse_families=["blank"]), 0
+    )
     assert metric(rows, "mg")["value"] is None and "'none' did not run" in metric(rows, "mg")["note"]
 
 
@@ -342,7 +346,7 @@ def test_mg_is_with_image_minus_without() -> None:
         "a": {"blur/0": "yes", "blur/1": "yes", "none/1": "no"},
         "b": {"blur/0": "yes", "blur/1": "yes", "none/1": "yes"},
     }
-    config = DecayConfig(bootstrap=50, coarse_families=["none"])
+    config = DecayConfig(min_parsed=1, bootstrap=50, coarse_families=["none"])
     rows, _ = decay_metrics(build_grid(yes_no_table(answers), ("blur", 0)), config, seed=0)
     assert metric(rows, "mg")["value"] == pytest.approx(0.5)
 
@@ -353,7 +357,7 @@ def test_identity_survival_compares_each_condition_with_the_clean_answer() -> No
     condition), the item is coarse-visual."""
     answers = {"e": {"blur/0": "yes", "blur/1": "yes", "blur/2": "yes", "blank/1": "no", "none/1": "no"}}
     table = yes_no_table(answers).with_columns(first_token_is_label=pl.lit(False))
-    config = DecayConfig(bootstrap=20, coarse_families=["blank"])
+    config = DecayConfig(min_parsed=1, bootstrap=20, coarse_families=["blank"])
     _, items = decay_metrics(build_grid(table, ("blur", 0)), config, seed=0)
     assert items[0]["judged_by"] == "identity" and items[0]["class"] == "coarse_visual"
 
@@ -371,7 +375,7 @@ def test_first_lost_level_is_where_the_clean_answer_first_goes() -> None:
         "flip": {**dict(zip(ladder, ["yes", "no", "yes", "yes"], strict=True)), **rest},
         "kept": {**dict(zip(ladder, ["yes", "yes", "yes", "yes"], strict=True)), **rest},
     }
-    config = DecayConfig(bootstrap=20, coarse_families=["blank", "none"])
+    config = DecayConfig(min_parsed=1, bootstrap=20, coarse_families=["blank", "none"])
     _, items = decay_metrics(build_grid(yes_no_table(answers), ("blur", 0)), config, seed=0)
     lost = {i["item_id"]: i["first_lost_level"] for i in items}
     assert lost == {"late": 3, "weak": 2, "flip": 1, "kept": None}
@@ -379,7 +383,7 @@ def test_first_lost_level_is_where_the_clean_answer_first_goes() -> None:
 
 def test_an_unsure_clean_answer_has_no_first_lost_level() -> None:
     answers = {"u": {"blur/0": "yes", "blur/1": "no", "blur/2": "no", "blank/1": "no", "none/1": "no"}}
-    config = DecayConfig(bootstrap=20, coarse_families=["blank", "none"])
+    config = DecayConfig(min_parsed=1, bootstrap=20, coarse_families=["blank", "none"])
     _, items = decay_metrics(build_grid(yes_no_table(answers, margin=0.5), ("blur", 0)), config, seed=0)
     assert items[0]["class"] == "uncertain" and items[0]["first_lost_level"] is None
 
@@ -402,3 +406,53 @@ def test_hedged_share_and_official_accuracy_per_level() -> None:
     assert metric(out, "share_hedged", "blur", 0)["value"] == 0.0
     assert metric(out, "accuracy", "blur", 1)["value"] == 1.0  # the parsed reading: every answer is "A" = gold
     assert metric(out, "accuracy_official", "blur", 1)["value"] == pytest.approx(2 / 4)
+
+
+def mostly_unparsed(n_items: int, n_read: int) -> pl.DataFrame:
+    """``n_items`` items of which only the first ``n_read`` give a readable answer under any condition."""
+    rows = []
+    for i in range(n_items):
+        for family, level, param in CONDITIONS:
+            rows.append(row(f"i{i}", family, level, param, "A" if i < n_read else None, 3.0))
+    return pl.from_dicts(rows, schema=pl.Schema(PREDICTIONS_SCHEMA))
+
+
+def test_a_rate_from_too_few_parsed_answers_is_withheld_with_its_reason() -> None:
+    """Two readable answers out of twenty: accuracy, E and C are null with the reason, never 0.0 [0.0, 0.0] or a
+    rate computed from two items; counts and the reading shares are still reported."""
+    grid = build_grid(mostly_unparsed(20, 2), ("blur", 0))
+    rows, _ = decay_metrics(grid, DecayConfig(min_parsed=5, bootstrap=20, coarse_families=["blank", "none"]), 0)
+    withheld = [("accuracy", "blur", 2), ("identical_rate", "blur", 2), ("c_rate", "all", -1),
+                ("c_rate_margin", "all", -1), ("accuracy_clean", "all", -1), ("mg", "all", -1)]  # fmt: skip
+    for name, family, level in withheld:
+        found = metric(rows, name, family, level)
+        assert found["value"] is None and found["ci_low"] is None, name
+        assert "only 2" in found["note"] and "decay.min_parsed is 5" in found["note"], (name, found["note"])
+    assert metric(rows, "share_unparsed_answers")["value"] == pytest.approx(18 / 20)
+    assert metric(rows, "n_unparsed", "blur", 2)["value"] == 18
+    # the same answers with the minimum met: the rates are computed
+    rows, _ = decay_metrics(grid, DecayConfig(min_parsed=2, bootstrap=20, coarse_families=["blank", "none"]), 0)
+    assert metric(rows, "c_rate")["value"] == 1.0 and metric(rows, "accuracy", "blur", 2)["value"] == pytest.approx(0.1)
+
+
+def test_every_null_metric_says_why() -> None:
+    """No answer read at all: every null value carries a note."""
+    config = DecayConfig(bootstrap=20, coarse_families=["blank", "none"])
+    rows, _ = decay_metrics(build_grid(mostly_unparsed(6, 0), ("blur", 0)), config, 0)
+    unexplained = [(r["metric"], r["family"]) for r in rows if r["value"] is None and not r["note"]]
+    assert unexplained == []
+    assert "only 0 of 6 clean answers parsed" in metric(rows, "c_rate")["note"]
+
+
+def test_a_mostly_unparsed_benchmark_is_flagged_in_one_line(tmp_path: Path) -> None:
+    from blindspot.decay import DecayOutcome
+
+    rows, _ = decay_metrics(build_grid(mostly_unparsed(10, 3), ("blur", 0)), DecayConfig(bootstrap=20,
+                            coarse_families=["blank", "none"]), 0)  # fmt: skip
+    line = DecayOutcome.of(10, rows).line("m", "bench", 0.5)
+    assert line.startswith("WARNING: 70% of m's answers on bench could not be read (unparsed)")
+    assert "\n" not in line and "decay.mostly_unparsed is 0.5" in line
+    rows, _ = decay_metrics(build_grid(mostly_unparsed(10, 8), ("blur", 0)), DecayConfig(bootstrap=20,
+                            coarse_families=["blank", "none"]), 0)  # fmt: skip
+    line = DecayOutcome.of(10, rows).line("m", "bench", 0.5)
+    assert line.startswith("decay metrics for m on bench: 10 items (unparsed 20.0%, abstain 0.0%, hedged 0.0%")

@@ -126,17 +126,19 @@ def rendered_prompts(tiny_models: dict[str, Path]) -> dict[str, str]:
         "yes_no": ("Is there a circle in the image?", None),
         "open": ("What is written on the sign?", None),
         "count": ("How many circles are there?", None),
+        "yes_no_instructed": ("Is there a circle in the image? Please answer yes or no.", None),  # MME's layout
     }
     out = {}
     for family in FAMILY_NAMES:
         processor = AutoProcessor.from_pretrained(tiny_models[family], local_files_only=True)
         for version in PROMPTS:
-            for answer_type, (question, options) in cases.items():
+            for case, (question, options) in cases.items():
+                answer_type = case.removesuffix("_instructed")
                 text = question_text(question, options, answer_type, version)
                 for n_images, name in ((1, "image"), (0, "none"), (2, "two_images")):
                     if n_images == 2 and answer_type != "multiple_choice":
                         continue
-                    out[f"{family}/{version}/{answer_type}/{name}"] = render_prompt(processor, text, n_images)
+                    out[f"{family}/{version}/{case}/{name}"] = render_prompt(processor, text, n_images)
     return out
 
 

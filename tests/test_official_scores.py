@@ -190,6 +190,6 @@ def test_the_report_shows_official_scores_along_the_blur_levels() -> None:
         }
     )
     wide = official_wide(decay, "blur")
-    assert wide.columns == ["model", "benchmark", "metric", "L0 (k=1)", "L1 (k=25)"]
+    assert wide.columns == ["model", "benchmark", "metric", "clean", "blur k=25"]
     assert wide.row(0) == ("m", "pope", "f1", "0.900 [0.800, 1.000]", "0.600 [0.500, 0.700]")
     assert wide.row(1) == ("m", "pope", "yes_ratio", "0.500", "0.500")

@@ -172,3 +172,18 @@ def test_p_prior_follows_features_that_encode_the_prior() -> None:
     curve = {r["layer"]: r for r in rows if r["probe"] == "mlp" and r["subset"] == "prior_differs"}
     assert curve[0]["p_gold"] > 0.8 and curve[0]["p_prior"] < 0.2
     assert curve[1]["p_prior"] > 0.6 and curve[1]["p_gold"] < 0.4
+
+
+def test_targets_the_benchmark_cannot_support_are_reported_not_dropped() -> None:
+    """A configured prior field no item carries, and a metadata target with one class: each is a row with no
+    accuracy and its reason, beside the probed gold target."""
+    data = planted(n_items=40, n_layers=2, layer=1)
+    data.labels |= {"prior": [None] * 40, "metadata:colour": ["red"] * 40}
+    data.sources = {"prior": "probe.prior_field 'prior_answer'", "metadata:colour": "probe.metadata_targets 'colour'"}
+    rows = run_probes(data, "last_token", ProbeConfig(folds=2, epochs=2, hidden=8), seed=0)
+    skipped = {r["target"]: r for r in rows if r["probe"] == "skipped"}
+    assert set(skipped) == {"prior", "metadata:colour"}
+    assert skipped["prior"]["note"] == "probe.prior_field 'prior_answer': no item of this benchmark carries it"
+    assert "one class ('red') among 40 labelled items" in skipped["metadata:colour"]["note"]
+    assert all("accuracy" not in r for r in skipped.values())
+    assert {r["target"] for r in rows if r["probe"] == "mlp"} == {"gold"}

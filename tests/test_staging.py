@@ -323,6 +323,30 @@ def test_options_in_question_stage_through_config_alone(tmp_path: Path, png: byt
     assert rejects.select("item_id", "reason").rows() == [("2", "bad_options")]
 
 
+def test_a_question_without_options_is_free_form_under_auto(tmp_path: Path, png: bytes) -> None:
+    """RealWorldQA mixes lettered questions and free-form ones in one column: under answer_type auto the latter
+    stage as open (or yes/no, count) items with their question untouched, not as bad_options rejects."""
+    rows = [
+        {"index": 1, "question": "Which way?\nA. left\nB. right\nPlease answer directly with only the letter.",
+         "answer": "B", "image": png},
+        {"index": 2, "question": "How many cars are there? Please answer directly with a single number.",
+         "answer": "3", "image": png},
+        {"index": 3, "question": "Is the light green? Please answer yes or no.", "answer": "No", "image": png},
+        {"index": 4, "question": "What does the sign say?", "answer": "STOP", "image": png},
+    ]  # fmt: skip
+    path = write_table(tmp_path / "realworldqa.parquet", rows)
+    entry = {"path": str(path), "answer_type": "auto", "options_in_question": True, "columns": {"id": "index"}}
+    items, rejects, _ = stage(tmp_path, entry)
+    assert rejects.height == 0
+    assert items.select("item_id", "answer_type", "options", "answer").rows() == [
+        ("1", "multiple_choice", ["left", "right"], "B"),
+        ("2", "count", None, "3"),
+        ("3", "yes_no", None, "no"),
+        ("4", "open", None, "STOP"),
+    ]
+    assert items["question"][1] == rows[1]["question"]
+
+
 def test_vqav2_reference_records_are_the_ten_answers(tmp_path: Path, png: bytes) -> None:
     records = [
         {"answer": a, "answer_confidence": "yes", "answer_id": i + 1} for i, a in enumerate(["2"] * 7 + ["3"] * 3)

@@ -109,6 +109,21 @@ def test_adding_a_benchmark_reruns_only_its_jobs(tmp_path: Path) -> None:
     assert (tmp_path / "results/render/second.zarr/zarr.json").is_file()
 
 
+def test_a_limited_run_in_its_own_results_folder_leaves_the_full_run_alone(tmp_path: Path) -> None:
+    full = bench_entry(tmp_path, "b", seed=1)
+    write_config(tmp_path, {"benchmarks": {"b": full}, "render": SMALL_RENDER})
+    run_snakemake(tmp_path, "--cores", "2")
+    before = snapshot([tmp_path / "results"])
+    write_config(
+        tmp_path, {"results": "results-small", "benchmarks": {"b": {**full, "limit": 3}}, "render": SMALL_RENDER}
+    )
+    run_snakemake(tmp_path, "--cores", "2")
+    assert snapshot([tmp_path / "results"]) == before  # bytes and mtimes of the full run untouched
+    assert pl.read_parquet(tmp_path / "results-small/staged/b/items.parquet").height == 3
+    assert pl.read_parquet(tmp_path / "results/staged/b/items.parquet").height > 3
+    assert (tmp_path / "results-small/report.html").is_file()
+
+
 def test_changing_a_slice_reruns_exactly_its_jobs(tmp_path: Path) -> None:
     a, b = bench_entry(tmp_path, "a", seed=1), bench_entry(tmp_path, "b", seed=2)
     write_config(tmp_path, {"benchmarks": {"a": a, "b": b}, "render": SMALL_RENDER})

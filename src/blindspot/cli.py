@@ -129,7 +129,7 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
 
     config = load_config(args.config)
     try:
-        rows, notes = calibrate(config, args.results)
+        rows, notes = calibrate(config, args.results or config.results)
     except (ValueError, FileNotFoundError) as error:
         raise UserError(str(error)) from None
     print(format_rows(rows))
@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", help="train only these checkpoints (their parents must exist in --out)")
     p = add("calibrate", cmd_calibrate, "Planted toy-world quantities beside the measured ones; non-zero if off.")
     p.add_argument("--config", default="config/config.yaml")
-    p.add_argument("--results", default="results")
+    p.add_argument("--results", help="the results folder (default: the config's results)")
     p = add("aggregate", cmd_aggregate, "Tables, plots and report.html from every finished output.")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--slice", help="the aggregate config slice, as JSON (what the workflow passes)")

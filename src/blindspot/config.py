@@ -224,7 +224,11 @@ class PromptConfig(StrictModel):
     """The prompt every model-running stage uses (predict, extract and every later one): one spec, in each of
     their slices, so they cannot disagree."""
 
-    version: Literal["v1"] = Field("v1", description="Versioned prompt templates (blindspot.prompts).")
+    version: Literal["v1", "v2"] = Field(
+        "v2",
+        description="Versioned prompt templates (blindspot.prompts): v1 always adds lmms-eval's answer instruction; "
+        "v2 adds none to a question that carries its own ('Please answer yes or no.').",
+    )
 
 
 class PredictConfig(StrictModel):
@@ -261,6 +265,19 @@ class DecayConfig(StrictModel):
     blur_family: str = Field("blur", description="The ladder whose every level defines C (the paper's blur).")
     coarse_families: list[str] = Field(
         ["blank", "noise", "none"], description="A blur survivor that changes under any of these is coarse-visual."
+    )
+    min_parsed: int = Field(
+        5,
+        ge=1,
+        description="The fewest parsed answers a rate is computed from: below it the rate (accuracy, E, C, MG ...) "
+        "is null with the reason in its note, never 0.0 from nothing.",
+    )
+    mostly_unparsed: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="A benchmark whose share of unparsed answers exceeds this is flagged first, in one line, on "
+        "the console and at the top of the report (a prompt the model does not follow, a wrong answer_type).",
     )
 
 
@@ -461,6 +478,13 @@ class BlindspotConfig(StrictModel):
         True,
         description="Check that every configured path exists before any job (false where the submit node cannot "
         "see the paths the compute nodes see; each job still checks its own inputs).",
+    )
+    results: str = Field(
+        "results",
+        pattern=r"^[^\s]+$",
+        description="The folder every output goes to (relative to the working directory). A run with a benchmark "
+        "`limit` or another trial config should name its own (results-small), so its outputs never replace a full "
+        "run's.",
     )
     prompt: PromptConfig = PromptConfig()
     benchmarks: dict[str, BenchmarkConfig] = Field(min_length=1)

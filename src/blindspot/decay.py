@@ -42,7 +42,7 @@ from blindspot.benchmarks import get_benchmark
 from blindspot.benchmarks.official import official_rows
 from blindspot.benchmarks.registry import BenchmarkScoring
 from blindspot.config import DecayConfig
-from blindspot.contracts.answers import OUTCOMES, chance_options
+from blindspot.contracts.answers import OUTCOMES, chance_options, mostly_unparsed_warning
 from blindspot.contracts.conditions import LLM_FAMILY, NONE_FAMILY, Condition
 from blindspot.contracts.items import image_group
 from blindspot.contracts.tables import DECAY_ITEMS_SCHEMA, DECAY_METRICS_SCHEMA
@@ -242,17 +242,38 @@ def decay_metrics(grid: Grid, config: DecayConfig, seed: int) -> tuple[list[dict
     coarse = [_survives(grid, cols, clean_col, config.margin_threshold) for cols in coarse_cols.values()]
 
     rows: list[dict[str, Any]] = []
+    least = config.min_parsed
+    parsed = np.isin(grid.outcome, ("correct", "wrong"))  # (items, conditions): an answer was read
 
-    def add(family: str, level: int, param: float | None, metric: str, stat: Estimate, note: str | None = None) -> None:
+    def too_few(count: int, what: str) -> str | None:
+        """The reason a rate is not reported: fewer than ``decay.min_parsed`` answers behind it."""
+        return f"only {count} {what} (decay.min_parsed is {least})" if count < least else None
+
+    def add(
+        family: str,
+        level: int,
+        param: float | None,
+        metric: str,
+        stat: Estimate,
+        note: str | None = None,
+        unreported: str | None = None,
+    ) -> None:
+        """One metric row. ``unreported``: why the value is withheld (null, never a 0.0 computed from nothing);
+        a value that is null for want of items always carries a note."""
+        value, low, high = stat.value, stat.low, stat.high
+        if unreported is not None:
+            value, low, high, note = None, None, None, unreported
+        elif value is None and note is None:
+            note = "no item to compute it from"
         rows.append(
             {
                 "family": family,
                 "level": level,
                 "param": param,
                 "metric": metric,
-                "value": stat.value,
-                "ci_low": stat.low,
-                "ci_high": stat.high,
+                "value": value,
+                "ci_low": low,
+                "ci_high": high,
                 "n": stat.n,
                 "note": note,
             }
@@ -260,66 +281,102 @@ def decay_metrics(grid: Grid, config: DecayConfig, seed: int) -> tuple[list[dict
 
     everyone = np.ones(n, dtype=bool)
     judged = clean_ok & by_margin
+    no_clean = too_few(int(clean_ok.sum()), f"of {n} clean answers parsed")
+    unjudged = (
+        "no item is judged by option margins (open answers, or a first generated token that is not an option label)"
+        if not judged.any()
+        else too_few(int(judged.sum()), "items judged by option margins")
+    )
     for j, c in enumerate(grid.conditions):
-        add(
-            c.family,
-            c.level,
-            c.param,
-            "identical_rate",
-            boot.mean(_identical(grid, j, clean_col).astype(float), clean_ok),
-        )
+        at = (c.family, c.level, c.param)
+        identical = _identical(grid, j, clean_col).astype(float)
+        add(*at, "identical_rate", boot.mean(identical, clean_ok), unreported=no_clean)
         survived = np.nan_to_num(grid.margin[:, j], nan=-np.inf) >= config.margin_threshold
-        add(c.family, c.level, c.param, "margin_survival_rate", boot.mean(survived.astype(float), judged))
+        add(*at, "margin_survival_rate", boot.mean(survived.astype(float), judged), unreported=unjudged)
         binary = bool(np.isin(grid.score[:, j], (0.0, 1.0)).all())
-        add(c.family, c.level, c.param, "accuracy", boot.mean(grid.score[:, j], everyone, proportion=binary))
-        add(c.family, c.level, c.param, "accuracy_c1", boot.mean(grid.score[:, j], c_identity, proportion=binary))
+        unread = too_few(int(parsed[:, j].sum()), f"of {n} answers parsed at this level")
+        add(*at, "accuracy", boot.mean(grid.score[:, j], everyone, proportion=binary), unreported=unread)
+        subset = too_few(int(c_identity.sum()), "items in the C subset (answer unchanged at every blur level)")
+        add(*at, "accuracy_c1", boot.mean(grid.score[:, j], c_identity, proportion=binary), unreported=unread or subset)
         for outcome in (*OUTCOMES, "hedged"):
             hit = grid.hedged[:, j] if outcome == "hedged" else grid.outcome[:, j] == outcome
-            add(c.family, c.level, c.param, f"n_{outcome}", Estimate(float(hit.sum()), None, None, n))
-            add(c.family, c.level, c.param, f"share_{outcome}", boot.mean(hit.astype(float), everyone))
+            add(*at, f"n_{outcome}", Estimate(float(hit.sum()), None, None, n))
+            add(*at, f"share_{outcome}", boot.mean(hit.astype(float), everyone))
         official = grid.score_official[:, j]
         if np.isfinite(official).any():
-            add(c.family, c.level, c.param, "accuracy_official", boot.mean(np.nan_to_num(official), everyone))
+            add(*at, "accuracy_official", boot.mean(np.nan_to_num(official), everyone))
 
+    every = ("all", -1, None)
+    for outcome in ("unparsed", "abstain"):
+        add(*every, f"share_{outcome}_answers", boot.mean((grid.outcome == outcome).mean(axis=1), everyone))
+    add(*every, "share_hedged_answers", boot.mean(grid.hedged.mean(axis=1), everyone))
+    add(*every, "accuracy_clean", boot.mean(grid.score[:, clean_col], everyone, proportion=False),
+        unreported=too_few(int(parsed[:, clean_col].sum()), f"of {n} clean answers parsed"))  # fmt: skip
     ladder = len(ladder_cols)
-    add("all", -1, None, "c_rate", boot.mean(c_identity.astype(float), clean_ok))
-    add("all", -1, None, "c_rate_margin", boot.mean(c_margin.astype(float), judged & confident))
+    add(*every, "c_rate", boot.mean(c_identity.astype(float), clean_ok), unreported=no_clean)
+    confident_judged = judged & confident
+    add(
+        *every,
+        "c_rate_margin",
+        boot.mean(c_margin.astype(float), confident_judged),
+        unreported=unjudged or too_few(int(confident_judged.sum()), "items with a confident clean answer"),
+    )
     chance = (1.0 / grid.n_options) ** ladder
-    add("all", -1, None, "c_chance", boot.mean(np.nan_to_num(chance), clean_ok & np.isfinite(chance), proportion=False))
+    with_chance = clean_ok & np.isfinite(chance)
+    add(
+        *every,
+        "c_chance",
+        boot.mean(np.nan_to_num(chance), with_chance, proportion=False),
+        unreported=no_clean
+        or (None if with_chance.any() else "open answers have no option count K, so no (1/K)^levels chance"),
+    )
     uninformative = [j for cols in coarse_cols.values() for j in cols]
     if uninformative:
         empirical = empirical_chance(grid, clean_col, uninformative, ladder)
         mask = clean_ok & np.isfinite(empirical)
-        add("all", -1, None, "c_chance_empirical", boot.mean(np.nan_to_num(empirical), mask, proportion=False))
-    else:
-        add("all", -1, None, "c_chance_empirical", Estimate.missing(), "no uninformative condition (coarse_families)")
-    if grid.levels(NONE_FAMILY):
-        mg = boot.difference(grid.score[:, clean_col], grid.score[:, grid.column(NONE_FAMILY, 1)], everyone)
-        add("all", -1, None, "mg", mg)
-    else:
-        add("all", -1, None, "mg", Estimate.missing(), "the no-image condition 'none' did not run (predict.conditions)")
-    if grid.levels(LLM_FAMILY) and grid.levels(NONE_FAMILY):
-        leak = boot.difference(
-            grid.score[:, grid.column(NONE_FAMILY, 1)], grid.score[:, grid.column(LLM_FAMILY, 1)], everyone
+        add(
+            *every,
+            "c_chance_empirical",
+            boot.mean(np.nan_to_num(empirical), mask, proportion=False),
+            unreported=no_clean or too_few(int(mask.sum()), "items with answers under the uninformative conditions"),
         )
+    else:
+        add(*every, "c_chance_empirical", Estimate.missing(), "no uninformative condition (coarse_families)")
+    if grid.levels(NONE_FAMILY):
+        none_col = grid.column(NONE_FAMILY, 1)
+        mg = boot.difference(grid.score[:, clean_col], grid.score[:, none_col], everyone)
+        read = min(int(parsed[:, clean_col].sum()), int(parsed[:, none_col].sum()))
+        add(*every, "mg", mg, unreported=too_few(read, f"of {n} answers parsed with, or without, the image"))
+    else:
+        add(*every, "mg", Estimate.missing(), "the no-image condition 'none' did not run (predict.conditions)")
+    if grid.levels(LLM_FAMILY) and grid.levels(NONE_FAMILY):
+        none_col, llm_col = grid.column(NONE_FAMILY, 1), grid.column(LLM_FAMILY, 1)
+        leak = boot.difference(grid.score[:, none_col], grid.score[:, llm_col], everyone)
         clip = [None if v is None else max(0.0, v) for v in (leak.value, leak.low, leak.high)]
-        add("all", -1, None, "ml", Estimate(clip[0], clip[1], clip[2], leak.n), "max(0, S_wv - S_t)")
+        read = min(int(parsed[:, none_col].sum()), int(parsed[:, llm_col].sum()))
+        add(
+            *every,
+            "ml",
+            Estimate(clip[0], clip[1], clip[2], leak.n),
+            "max(0, S_wv - S_t)",
+            unreported=too_few(read, f"of {n} answers parsed without the image, or by the language model"),
+        )
     else:
         reason = (
             "needs S_t: set models.<name>.llm to the base language model"
             if not grid.levels(LLM_FAMILY)
             else "needs S_wv: the no-image condition 'none' did not run"
         )
-        add("all", -1, None, "ml", Estimate.missing(), reason)
-    add("all", -1, None, "share_judged_by_margin", boot.mean(by_margin.astype(float), everyone))
+        add(*every, "ml", Estimate.missing(), reason)
+    add(*every, "share_judged_by_margin", boot.mean(by_margin.astype(float), everyone))
 
     class_identity = _classify(c_identity, [ident for ident, _ in coarse], clean_ok)
     class_margin = _classify(c_margin, [marg for _, marg in coarse], clean_ok)
     class_margin[clean_ok & ~confident] = "uncertain"
     final = np.where(by_margin, class_margin, class_identity)
     for name in CLASSES:
-        add("all", -1, None, f"share_{name}", boot.mean((final == name).astype(float), everyone))
-        add("all", -1, None, f"share_{name}_identity", boot.mean((class_identity == name).astype(float), everyone))
+        add(*every, f"share_{name}", boot.mean((final == name).astype(float), everyone))
+        add(*every, f"share_{name}_identity", boot.mean((class_identity == name).astype(float), everyone))
 
     clean = grid.parsed[:, clean_col]
     items = []
@@ -343,6 +400,31 @@ def decay_metrics(grid: Grid, config: DecayConfig, seed: int) -> tuple[list[dict
     return rows, items
 
 
+@dataclass(frozen=True)
+class DecayOutcome:
+    """What a decay job reports on the console: its item count and how its answers were read."""
+
+    n_items: int
+    shares: dict[str, float | None]
+    """share of unparsed, abstained and hedged answers (all conditions), and of uncertain items."""
+
+    @classmethod
+    def of(cls, n_items: int, metric_rows: list[dict[str, Any]]) -> DecayOutcome:
+        wanted = {
+            "share_unparsed_answers": "unparsed",
+            "share_abstain_answers": "abstain",
+            "share_hedged_answers": "hedged",
+            "share_uncertain": "uncertain",
+        }
+        shares = {wanted[r["metric"]]: r["value"] for r in metric_rows if r["metric"] in wanted}
+        return cls(n_items, shares)
+
+    def line(self, model: str, bench: str, mostly_unparsed: float) -> str:
+        shown = ", ".join(f"{name} {100 * (v or 0):.1f}%" for name, v in self.shares.items())
+        text = f"decay metrics for {model} on {bench}: {self.n_items} items ({shown})"
+        return mostly_unparsed_warning(model, bench, self.shares.get("unparsed"), mostly_unparsed) or text
+
+
 def decay_benchmark(
     predictions_path: Path,
     items_path: Path,
@@ -352,7 +434,7 @@ def decay_benchmark(
     model: str,
     bench: str,
     scoring: BenchmarkScoring,
-) -> int:
+) -> DecayOutcome:
     """Write the metrics, the per-item classes and the vision-indispensable manifest to ``outputs``."""
     predictions = pl.read_parquet(predictions_path)
     if predictions.is_empty():
@@ -390,11 +472,11 @@ def decay_benchmark(
     with atomic_output(outputs["manifest"]) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     write_table([identity | r for r in metric_rows], DECAY_METRICS_SCHEMA, record, outputs["metrics"])
-    return len(item_rows)
+    return DecayOutcome.of(len(item_rows), metric_rows)
 
 
 def run(config: DecaySlice, inputs: Paths, outputs: Paths, job: JobContext) -> str:
-    n = decay_benchmark(
+    outcome = decay_benchmark(
         inputs["predictions"],
         inputs["item_table"],
         config.decay,
@@ -404,4 +486,4 @@ def run(config: DecaySlice, inputs: Paths, outputs: Paths, job: JobContext) -> s
         job.bench,
         config.scoring,
     )
-    return f"decay metrics for {job.model} on {job.bench}: {n} items"
+    return outcome.line(job.model, job.bench, config.decay.mostly_unparsed)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from jaxtyping import Bool, Float, Int
 from torch import nn
 
 from blindspot.config import ProbeConfig
-from blindspot.contracts.tables import PROBES_SCHEMA
+from blindspot.contracts.tables import PROBE_SKIPPED, PROBES_SCHEMA
 from blindspot.errors import BlindspotError
 from blindspot.hidden_store import HiddenStore
 from blindspot.provenance import provenance
@@ -179,6 +179,8 @@ class ProbeData:
     types: list[str]  # item type for control tasks
     gold: list[str]
     prior: list[str | None]
+    sources: dict[str, str] = field(default_factory=dict)
+    """target -> where its labels come from (the config key), for a skipped target's note."""
 
 
 def load_probe_data(store: HiddenStore, items_path: Path, feature: str, config: ProbeConfig) -> ProbeData:
@@ -193,15 +195,19 @@ def load_probe_data(store: HiddenStore, items_path: Path, feature: str, config: 
     gold = [r["answer"] for r in rows]
     prior = [m.get(config.prior_field) if config.prior_field else None for m in meta]
     labels: dict[str, list[str | None]] = {"gold": list(gold)}
-    if any(p is not None for p in prior):
+    sources = {"gold": "the benchmark's answers"}
+    if config.prior_field:  # configured: probed, or reported as skipped where the benchmark lacks it
         labels["prior"] = prior
+        sources["prior"] = f"probe.prior_field '{config.prior_field}'"
     for key in config.metadata_targets:
         labels[f"metadata:{key}"] = [None if m.get(key) is None else str(m.get(key)) for m in meta]
+        sources[f"metadata:{key}"] = f"probe.metadata_targets '{key}'"
     return ProbeData(
         features=features,
         levels=store.levels,
         groups=np.array(store.groups),
         labels=labels,
+        sources=sources,
         types=[r["question"] for r in rows],
         gold=gold,
         prior=prior,
@@ -246,6 +252,7 @@ def run_probes(data: ProbeData, feature: str, config: ProbeConfig, seed: int) ->
         keep = np.array([label is not None for label in labels])
         classes = sorted({label for label in labels if label is not None})
         if len(classes) < 2:
+            rows.append(skipped_target(feature, target, data.sources.get(target, target), classes, int(keep.sum())))
             continue
         index = {c: i for i, c in enumerate(classes)}
         y_items = np.array([index[label] if label is not None else -1 for label in labels])
@@ -269,6 +276,26 @@ def run_probes(data: ProbeData, feature: str, config: ProbeConfig, seed: int) ->
                 config.confidence,
             )
     return rows
+
+
+def skipped_target(feature: str, target: str, source: str, classes: list[str], labelled: int) -> dict[str, Any]:
+    """The row that reports a target the benchmark cannot support (no label, or one class): no accuracy, the
+    reason in ``note``, so the table and the report show it rather than dropping it."""
+    if not classes:
+        reason = f"{source}: no item of this benchmark carries it"
+    else:
+        reason = f"{source}: one class ({classes[0]!r}) among {labelled} labelled items; a probe needs two"
+    return {
+        "feature": feature,
+        "target": target,
+        "probe": PROBE_SKIPPED,
+        "level": "all",
+        "layer": -1,
+        "subset": "all",
+        "n": labelled,
+        "n_classes": len(classes),
+        "note": reason,
+    }
 
 
 def _summarise(
@@ -340,7 +367,7 @@ def _summarise(
 
 def probe_benchmark(
     hidden_store: Path, items_path: Path, config: ProbeConfig, seed: int, out: Path, model: str, bench: str
-) -> int:
+) -> list[dict[str, Any]]:
     store = HiddenStore(hidden_store)
     rows: list[dict[str, Any]] = []
     for feature in config.features:
@@ -354,11 +381,13 @@ def probe_benchmark(
         hidden=store.provenance.get("config_hash"),
     )
     write_table([{"model": model, "benchmark": bench} | r for r in rows], PROBES_SCHEMA, record, out)
-    return len(rows)
+    return rows
 
 
 def run(config: ProbeSlice, inputs: Paths, outputs: Paths, job: JobContext) -> str:
     rows = probe_benchmark(
         inputs["hidden"], inputs["item_table"], config.probe, config.seed, outputs["probes"], job.model, job.bench
     )
-    return f"probed {job.model} on {job.bench}: {rows} rows"
+    skipped = sorted({f"{r['target']} ({r['note']})" for r in rows if r["probe"] == PROBE_SKIPPED})
+    line = f"probed {job.model} on {job.bench}: {len(rows) - len(skipped)} rows"
+    return line + (f"; skipped targets: {'; '.join(skipped)}" if skipped else "")

@@ -8,11 +8,28 @@ answer types. How a model's chat template wraps this text is :mod:`blindspot.mod
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from blindspot.contracts.answers import LETTERS
+
+_ANSWER_VERB = re.compile(r"\b(?:answer|respond|reply|choose|select|pick)\b", re.IGNORECASE)
+_ANSWER_FORM = re.compile(
+    r"\byes\s*(?:or|/)\s*no\b|\b(?:option|choice)s?\b|\bletter\b|\b(?:single|one)\s+(?:word|number|digit)\b"
+    r"|\bphrase\b|\bnumber\b|\bdirectly\b",
+    re.IGNORECASE,
+)
+
+
+def carries_instruction(question: str) -> bool:
+    """Whether a question already ends with its own answer-format instruction ("... ? Please answer yes or no.",
+    MME's layout; "Answer with the option's letter ..."): its last sentence, after the question mark, asks for an
+    answer and names a form (yes or no, an option or letter, a single word or number)."""
+    text = question.strip()
+    tail = text.rsplit("?", 1)[1] if "?" in text else text.rsplit("\n", 1)[-1]
+    return bool(_ANSWER_VERB.search(tail) and _ANSWER_FORM.search(tail))
 
 
 @dataclass(frozen=True)
@@ -21,19 +38,28 @@ class PromptTemplate:
     yes_no: str
     open: str
     count: str
+    keeps_own_instruction: bool = False
+    """Add no instruction to a question that carries its own (:func:`carries_instruction`): never two stacked."""
 
-    def instruction(self, answer_type: str) -> str:
+    def instruction(self, answer_type: str, question: str = "") -> str:
+        if self.keeps_own_instruction and carries_instruction(question):
+            return ""
         return str(getattr(self, answer_type))
 
 
+_LMMS_EVAL = PromptTemplate(
+    multiple_choice="Answer with the option's letter from the given choices directly.",
+    yes_no="Answer the question using a single word: yes or no.",
+    open="Answer the question using a single word or phrase.",
+    count="Answer with a single number.",
+)
+
 PROMPTS: dict[str, PromptTemplate] = {
-    "v1": PromptTemplate(
-        multiple_choice="Answer with the option's letter from the given choices directly.",
-        yes_no="Answer the question using a single word: yes or no.",
-        open="Answer the question using a single word or phrase.",
-        count="Answer with a single number.",
-    )
+    "v1": _LMMS_EVAL,
+    "v2": replace(_LMMS_EVAL, keeps_own_instruction=True),
 }
+"""v1: lmms-eval's post-prompts, always added. v2 (the default): the same, but a question that carries its own
+instruction (MME's "Please answer yes or no.") gets none added."""
 
 
 def lettered(question: str, options: Sequence[str] | None, instruction: str) -> str:
@@ -45,7 +71,7 @@ def lettered(question: str, options: Sequence[str] | None, instruction: str) -> 
 def question_text(question: str, options: list[str] | None, answer_type: str, version: str) -> str:
     """The user text: question, lettered options (multiple choice), and the answer-type instruction."""
     shown = options if answer_type == "multiple_choice" else None
-    return lettered(question, shown, PROMPTS[version].instruction(answer_type))
+    return lettered(question, shown, PROMPTS[version].instruction(answer_type, question))
 
 
 def item_text(item: Mapping[str, Any], version: str) -> str:

@@ -58,10 +58,41 @@ def _answers_table(predictions: pl.DataFrame, classes: pl.DataFrame, item_id: st
             css = {"correct": "ok", "wrong": "bad"}.get(r["outcome"], "na")
             shown = r["parsed"] if r["parsed"] is not None else r["outcome"]
             cells.append(f'<td class="{css}" title="{escape(r["raw_text"][:200])}">{escape(str(shown))}</td>')
-        label = classes.filter((pl.col("model") == model) & (pl.col("item_id") == item_id))["class"]
-        klass = label[0] if label.len() else "-"
-        body.append(f"<tr><td class=text>{escape(model)}</td>{''.join(cells)}<td>{escape(klass)}</td></tr>")
+        label = classes.filter((pl.col("model") == model) & (pl.col("item_id") == item_id))
+        klass = class_text(label.row(0, named=True)) if label.height else "-"
+        body.append(f"<tr><td class=text>{escape(model)}</td>{''.join(cells)}<td class=text>{escape(klass)}</td></tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def class_text(row: dict) -> str:
+    """An item's class as the browser shows it, with what it was judged by, so it agrees with the answers beside
+    it: answers identical at every level can still be fine-visual by margin (the evidence for them faded), and
+    then the identity class is shown too."""
+    klass, basis = row["class"], row.get("judged_by") or "identity"
+    if basis == "margin" and row.get("class_identity") not in (None, klass):
+        return f"{klass} (by margin; by identity: {row['class_identity']})"
+    return f"{klass} (by {basis})"
+
+
+def controls(benchmarks: list[str], classes: pl.DataFrame) -> str:
+    """The search box and the filters above every benchmark's items."""
+
+    def select(name: str, label: str, values: list[str]) -> str:
+        options = "".join(f'<option value="{escape(v)}">{escape(v)}</option>' for v in values)
+        return (
+            f'<label>{label} <select id="item-{name}" class="item-filter"><option value="">any</option>{options}'
+            "</select></label> "
+        )
+
+    names = sorted(classes["class"].unique().to_list()) if classes.height else []
+    return (
+        '<div class="filters"><label>search <input id="item-search" class="item-filter" type="search" '
+        'placeholder="id, question or gold"></label> '
+        + select("bench", "benchmark", benchmarks)
+        + select("class", "class (any model)", names)
+        + select("outcome", "an answer that is", ["correct", "wrong", "unparsed", "abstain"])
+        + '<span id="item-count" class="note"></span></div>'
+    )
 
 
 def browser(
@@ -97,8 +128,17 @@ def browser(
         if item["options"]:
             options = "<br>".join(f"{chr(65 + i)}. {escape(o)}" for i, o in enumerate(item["options"]))
             options = f"<div class=note>{options}</div>"
+        mine = classes.filter((pl.col("benchmark") == bench) & (pl.col("item_id") == item_id))
+        shown = bench_predictions.filter((pl.col("item_id") == item_id) & (pl.col("family") == blur_family))
+        searchable = f"{item_id} {item['question']} {item['answer']}".lower()
+        data = (
+            f'data-bench="{escape(bench)}" data-classes="{escape(" ".join(sorted(set(mine["class"].to_list()))))}" '
+            f'data-outcomes="{escape(" ".join(sorted(set(shown["outcome"].to_list()))))}" '
+            f'data-text="{escape(searchable)}"'
+        )
         blocks.append(
-            f'<div class="item"><div>{images}</div><div><b>{escape(item_id)}</b>: {escape(item["question"][:400])}'
+            f'<div class="item" {data}><div>{images}</div>'
+            f"<div><b>{escape(item_id)}</b>: {escape(item['question'][:400])}"
             f"{options}<div>gold: <b>{escape(item['answer'])}</b></div>"
             f"{_answers_table(bench_predictions, classes, item_id, blur_family)}</div></div>"
         )

@@ -20,6 +20,7 @@ nav a { margin-right: 1rem; }
 .summary li { margin: .3rem 0; }
 .note { color: #666; font-size: .9rem; }
 .missing { background: #fff4e0; border-left: 4px solid #e69f00; padding: .4rem .8rem; }
+.warning { background: #fde8e8; border-left: 4px solid #c0392b; padding: .4rem .8rem; font-weight: 600; }
 .scroll { overflow-x: auto; max-height: 32rem; overflow-y: auto; border: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: .8rem; }
 th, td { padding: .2rem .5rem; border-bottom: 1px solid #eee; text-align: right; white-space: nowrap; }
@@ -29,6 +30,8 @@ td.text, th.text { text-align: left; }
 figure { margin: 1.5rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: .9rem; }
 .item { display: grid; grid-template-columns: auto 1fr; gap: 1rem; border-bottom: 1px solid #ddd; padding: .8rem 0; }
+.item[hidden] { display: none; }
+.filters { margin: .5rem 0 1rem; display: flex; gap: 1rem; flex-wrap: wrap; align-items: center; }
 .item img { image-rendering: pixelated; margin-right: .3rem; }
 .ok { color: #1b7837; font-weight: 600; } .bad { color: #b2182b; } .na { color: #999; }
 """
@@ -54,6 +57,22 @@ function sortTable(th) {
   rows.forEach(r => body.appendChild(r));
 }
 document.querySelectorAll('table.sortable th').forEach(th => th.addEventListener('click', () => sortTable(th)));
+// The item browser: search and filters (benchmark, class, outcome).
+function filterItems() {
+  const q = document.getElementById('item-search').value.trim().toLowerCase();
+  const pick = id => document.getElementById(id).value;
+  const bench = pick('item-bench'), klass = pick('item-class'), outcome = pick('item-outcome');
+  let shown = 0;
+  document.querySelectorAll('.item').forEach(item => {
+    const d = item.dataset;
+    const ok = (!q || d.text.includes(q)) && (!bench || d.bench === bench)
+      && (!klass || d.classes.split(' ').includes(klass)) && (!outcome || d.outcomes.split(' ').includes(outcome));
+    item.hidden = !ok;
+    if (ok) shown += 1;
+  });
+  document.getElementById('item-count').textContent = shown + ' shown';
+}
+document.querySelectorAll('.item-filter').forEach(e => e.addEventListener('input', filterItems));
 """
 
 
@@ -73,15 +92,32 @@ def cell(value: Any) -> tuple[str, str, bool]:
     return str(value), str(value), True
 
 
+def interval_columns(columns: list[str]) -> dict[str, tuple[str, str]]:
+    """Columns shown with their interval in one cell: ``x`` -> (``x_ci_low``, ``x_ci_high``) where all three exist."""
+    present = set(columns)
+    return {
+        c: (f"{c}_ci_low", f"{c}_ci_high") for c in columns if f"{c}_ci_low" in present and f"{c}_ci_high" in present
+    }
+
+
 def table(frame: pl.DataFrame, table_id: str, max_rows: int) -> str:
-    """A sortable table of (at most ``max_rows`` of) ``frame``; a note says when rows were left out."""
+    """A sortable table of (at most ``max_rows`` of) ``frame``; a note says when rows were left out. A value with
+    an interval shows as ``value [low, high]`` in one cell (sorted by the value); the Parquet table keeps the
+    three columns."""
     shown = frame.head(max_rows)
-    head = "".join(f"<th scope=col>{escape(c)}</th>" for c in shown.columns)
+    bounds = interval_columns(shown.columns)
+    hidden = {b for pair in bounds.values() for b in pair}
+    columns = [c for c in shown.columns if c not in hidden]
+    head = "".join(f"<th scope=col>{escape(c + (' [low, high]' if c in bounds else ''))}</th>" for c in columns)
     body = []
-    for row in shown.iter_rows():
+    for row in shown.iter_rows(named=True):
         cells = []
-        for value in row:
-            text, key, is_text = cell(value)
+        for column in columns:
+            text, key, is_text = cell(row[column])
+            if column in bounds and text:
+                low, high = (row[b] for b in bounds[column])
+                if low is not None and high is not None:
+                    text += f" [{low:.3f}, {high:.3f}]"
             css = ' class="text"' if is_text else ""
             cells.append(f'<td{css} data-v="{escape(key)}">{escape(text)}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -109,8 +145,10 @@ def missing(text: str) -> str:
     return f'<p class="missing">{escape(text)}</p>'
 
 
-def page(title: str, sections: list[tuple[str, str, str]]) -> str:
-    """The whole page: ``sections`` are (anchor, heading, inner HTML)."""
+def page(title: str, sections: list[tuple[str, str, str]], warnings: list[str] | None = None) -> str:
+    """The whole page: ``sections`` are (anchor, heading, inner HTML); ``warnings`` (one line each) come first,
+    above the navigation, where a reader cannot miss them."""
+    banner = "".join(f'<p class="warning" role="alert">{escape(w)}</p>' for w in warnings or [])
     nav = "".join(f'<a href="#{a}">{escape(h)}</a>' for a, h, _ in sections)
     body = "".join(f'<section id="{a}"><h2>{escape(h)}</h2>{inner}</section>' for a, h, inner in sections)
     return (
@@ -120,5 +158,5 @@ def page(title: str, sections: list[tuple[str, str, str]]) -> str:
         "<meta http-equiv=Content-Security-Policy content=\"default-src 'none'; img-src data:; "
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{escape(title)}</h1><nav>{nav}</nav>{body}<script>{SCRIPT}</script></body></html>\n"
+        f"<h1>{escape(title)}</h1>{banner}<nav>{nav}</nav>{body}<script>{SCRIPT}</script></body></html>\n"
     )

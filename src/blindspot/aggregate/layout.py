@@ -39,6 +39,7 @@ class AggregateSlice(SliceBase):
     pairs: list[str] = Field(description="Every swap pair, sorted.")
     patch_models: list[str] = Field(description="The models the patch stage runs on, sorted.")
     blur_family: str
+    mostly_unparsed: float = Field(description="decay.mostly_unparsed: the unparsed share a warning flags.")
     report: ReportConfig
 
 
@@ -50,6 +51,7 @@ def aggregate_slice(config: BlindspotConfig) -> AggregateSlice:
         pairs=sorted(config.swap.pairs),
         patch_models=sorted(config.patch.models),
         blur_family=config.decay.blur_family,
+        mostly_unparsed=config.decay.mostly_unparsed,
         report=config.report,
     )
 

@@ -16,8 +16,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from blindspot.atomic import atomic_output
+from blindspot.contracts.conditions import condition_label
 
 plt.rcParams["svg.hashsalt"] = "blindspot"  # stable element ids in the SVGs
 CLASS_COLOURS = {
@@ -92,10 +94,7 @@ def decay_curves(decay: pl.DataFrame, bench: str, blur_family: str, chance: floa
         ladder_ax.grid(alpha=0.3)
         other_ax.set_xticks(range(others.height))
         other_ax.set_xticklabels(
-            [
-                f"{r['family']}/{r['level']}" if r["family"] == "pixelate" else r["family"]
-                for r in others.iter_rows(named=True)
-            ],
+            [condition_label(r["family"], r["level"], r["param"]) for r in others.iter_rows(named=True)],
             rotation=45,
             ha="right",
         )
@@ -116,7 +115,7 @@ def c_rates(summary: pl.DataFrame) -> Figure:
     models = sorted(summary["model"].unique().to_list())
     colours = _colours(models)
     width = 0.8 / max(len(models), 1)
-    figure, ax = plt.subplots(figsize=(max(6, 1.6 * len(benches) * max(1, len(models) / 2)), 4.5))
+    figure, ax = plt.subplots(figsize=(max(6, 1.6 * len(benches) * max(1, len(models) / 2)) + 2.5, 4.5))
     for m, model in enumerate(models):
         for b, bench in enumerate(benches):
             hit = summary.filter((pl.col("model") == model) & (pl.col("benchmark") == bench))
@@ -140,8 +139,8 @@ def c_rates(summary: pl.DataFrame) -> Figure:
     ax.set_xlabel("benchmark")
     ax.set_ylabel("C rate (share of items)")
     ax.set_ylim(0, 1.02)
-    ax.set_title("Answers that survive every blur level (C), 95% intervals")
-    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title("Answers that survive every blur level (C, by identity), 95% intervals")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # outside: never on a bar
     ax.grid(alpha=0.3, axis="y")
     figure.tight_layout()
     return figure
@@ -151,7 +150,7 @@ def class_shares(summary: pl.DataFrame) -> Figure:
     """Item-class shares, one stacked bar per model x benchmark."""
     rows = summary.sort("benchmark", "model")
     labels = [f"{r['model']}\n{r['benchmark']}" for r in rows.iter_rows(named=True)]
-    figure, ax = plt.subplots(figsize=(8, 1.0 + 0.5 * max(len(labels), 1)))
+    figure, ax = plt.subplots(figsize=(9.5, 1.6 + 0.5 * max(len(labels), 1)))
     left = np.zeros(len(labels))
     for name, colour in CLASS_COLOURS.items():
         values = np.nan_to_num(rows[f"share_{name}"].to_numpy().astype(float))
@@ -164,7 +163,7 @@ def class_shares(summary: pl.DataFrame) -> Figure:
     ax.set_xlabel("share of items")
     ax.set_ylabel("model / benchmark")
     ax.set_title("Item classes per model and benchmark")
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15 - 0.3 / max(len(labels), 1)), ncol=5)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside, not on the axis
     figure.tight_layout()
     return figure
 
@@ -208,10 +207,14 @@ def probe_curves(probes: pl.DataFrame, model: str) -> Figure:
                         ax.fill_between(layers, low, high, color=colours[target], alpha=0.12, linewidth=0)
             ax.set_title(f"{feature}: {label}", fontsize=9)
             ax.set_xlabel("layer (0 = embeddings)")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
             if measure == "selectivity":
                 ax.axhline(0, color="black", linewidth=0.8)
+                ax.set_ylim(-1.02, 1.02)
+            else:  # accuracy and probabilities: the whole 0-1 range, so panels and models compare at a glance
+                ax.set_ylim(-0.02, 1.02)
     handles, names = axes[0][0].get_legend_handles_labels()
     if handles:
         figure.legend(handles, names, loc="lower center", ncol=min(4, len(names)), fontsize=8)

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from blindspot.aggregate import html, plots
 from blindspot.aggregate.browser import browser
+from blindspot.aggregate.browser import controls as browser_controls
 from blindspot.aggregate.layout import AggregateSlice, output_paths
 from blindspot.aggregate.sentences import patch_sentences, summary_sentences, swap_sentences
 from blindspot.aggregate.tables import (
@@ -25,6 +26,7 @@ from blindspot.aggregate.tables import (
     SUMMARY_SCHEMA,
     Collected,
     collect,
+    condition_labels,
     decay_table,
     official_wide,
     provenance_table,
@@ -33,10 +35,15 @@ from blindspot.aggregate.tables import (
 )
 from blindspot.atomic import atomic_output
 from blindspot.contracts.answers import chance_options
+from blindspot.contracts.tables import PROBE_SKIPPED
 from blindspot.provenance import provenance
 from blindspot.tables import write_table
 
 SUMMARY_COLUMNS = {
+    "accuracy_clean": "clean acc",
+    "share_unparsed_answers": "unparsed",
+    "share_abstain_answers": "abstain",
+    "share_hedged_answers": "hedged",
     "c_rate": "C [95% CI]",
     "c_chance": "chance",
     "c_chance_empirical": "chance (own answers)",
@@ -44,6 +51,7 @@ SUMMARY_COLUMNS = {
     "share_fine_visual": "fine",
     "share_coarse_visual": "coarse",
     "share_language_prior": "prior",
+    "share_uncertain": "uncertain",
 }
 """The summary table's columns printed on the console (with their headers)."""
 
@@ -112,7 +120,9 @@ def aggregate(config: AggregateSlice, results: str | Path) -> list[str]:
     console: list[str] = []
 
     decay = pl.from_arrow(decay_table(found.frame("decay")))
-    summary = pl.from_arrow(summary_table(found.frame("decay"), found.frame("classes"), found.frame("rejects")))
+    summary = pl.from_arrow(
+        summary_table(found.frame("decay"), found.frame("classes"), found.frame("rejects"), config.mostly_unparsed)
+    )
     assert isinstance(decay, pl.DataFrame) and isinstance(summary, pl.DataFrame)
     write_table(decay.to_arrow(), DECAY_TABLE_SCHEMA, record, outputs["table_decay"])
     write_table(summary.to_arrow(), SUMMARY_SCHEMA, record, outputs["table_summary"])
@@ -132,7 +142,8 @@ def aggregate(config: AggregateSlice, results: str | Path) -> list[str]:
         for kind, what in (("decay", "decay"), ("probes", "probe"), ("swaps", "swap"), ("patches", "patch"))
         if (n := _missing_note(found, (kind,), what))
     ]
-    console += [f"aggregate: {n}" for n in notes]
+    warnings = summary["warning"].drop_nulls().to_list() if summary.height else []
+    console += warnings + [f"aggregate: {n}" for n in notes]
     sentences = summary_sentences(summary) + swap_sentences(stacks["swaps"]) + patch_sentences(stacks["patches"])
     inner = "<ul class=summary>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>"
     inner += "".join(html.missing(n) for n in notes)
@@ -151,7 +162,9 @@ def aggregate(config: AggregateSlice, results: str | Path) -> list[str]:
         inner += report.figure(
             f"decay_{bench}", figure, f"{bench}: accuracy and E against the {config.blur_family} kernel per model."
         )
-    inner += report.table(decay.drop("official"), "decay")
+    keys = ("model", "benchmark", "condition")
+    labelled = decay.drop("official").with_columns(condition_labels().alias("condition"))
+    inner += report.table(labelled.select(*keys, pl.exclude(*keys)), "decay")
     official = official_wide(decay, config.blur_family)
     if official.height:
         inner += (
@@ -173,6 +186,12 @@ def aggregate(config: AggregateSlice, results: str | Path) -> list[str]:
 
     # -- probes
     inner = report.missing(found, "probes", "probe")
+    probes = stacks["probes"]
+    if probes.height:
+        skipped = probes.filter(pl.col("probe") == PROBE_SKIPPED).unique(["model", "benchmark", "target"])
+        for r in skipped.sort("model", "benchmark", "target").iter_rows(named=True):
+            what = f"Target '{r['target']}' not probed for {r['model']} on {r['benchmark']}"
+            inner += html.missing(f"{what}: {r['note']}.")
     inner += report.per_model("probes", stacks["probes"], config.models, plots.probe_curves, "layer-wise probes")
     inner += report.table(stacks["probes"], "probes")
     report.sections.append(("probes", "Probes", inner))
@@ -199,7 +218,7 @@ def aggregate(config: AggregateSlice, results: str | Path) -> list[str]:
     report.sections.append(("patches", "Activation patching", inner))
 
     # -- items
-    inner = ""
+    inner = browser_controls(config.benchmarks, found.frame("classes"))
     stores = {p.name.removesuffix(".zarr"): p for p in found.paths.get("render", [])}
     for bench in config.benchmarks:
         inner += f"<h3>{html.escape(bench)}</h3>"
@@ -220,14 +239,16 @@ def aggregate(config: AggregateSlice, results: str | Path) -> list[str]:
     report.sections.append(("provenance", "Provenance", report.table(prov.drop("versions"), "provenance")))
 
     with atomic_output(outputs["report"]) as tmp:
-        tmp.write_text(html.page("blindspot report", report.sections), encoding="utf-8")
+        tmp.write_text(html.page("blindspot report", report.sections, warnings), encoding="utf-8")
     console.append(format_summary(summary))
     console.append(f"report: {outputs['report']}")
     return console
 
 
 def format_summary(summary: pl.DataFrame) -> str:
-    """The summary table for the terminal: one line per model x benchmark, the C rate with its interval."""
+    """The summary table for the terminal: one line per model x benchmark, the C rate with its interval, and how
+    the answers were read (unparsed, abstained, hedged). A withheld value shows as n/a; its reason is in the
+    table's ``<metric>_note`` column."""
     if summary.is_empty():
         return "(no decay output yet: the summary table is empty)"
 

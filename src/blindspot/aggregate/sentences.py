@@ -18,18 +18,52 @@ def interval(row: dict, name: str) -> str:
     return f"{pct(value)} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
-def summary_sentences(summary: pl.DataFrame) -> list[str]:
-    """Per model x benchmark: the C rate against both chance levels, MG and the item classes."""
-    out = []
-    for row in summary.sort("benchmark", "model").iter_rows(named=True):
-        model, bench = row["model"], row["benchmark"]
+def _reading(row: dict) -> str:
+    """How the answers were read: clean accuracy and the unparsed, abstained and hedged shares."""
+    model, bench = row["model"], row["benchmark"]
+    clean = interval(row, "accuracy_clean")
+    if row.get("accuracy_clean") is None:
+        clean += f" ({row.get('accuracy_clean_note') or 'not measured'})"
+    return (
+        f"On {bench}, {model} answers {row['n_items']} items with clean accuracy {clean}; over every condition "
+        f"{pct(row.get('share_unparsed_answers'))} of its answers could not be read (unparsed), "
+        f"{pct(row.get('share_abstain_answers'))} abstain and {pct(row.get('share_hedged_answers'))} hedge."
+    )
+
+
+def _survival(row: dict) -> str:
+    """C, one definition per sentence: by identity against both chance levels, then by option margin."""
+    model = row["model"]
+    if row.get("c_rate") is None:
+        text = f"Survival by identity (C) is unavailable: {row.get('c_rate_note') or 'not measured'}."
+    else:
         text = (
-            f"On {bench}, {interval(row, 'c_rate')} of {model}'s answers survive every blur level; "
+            f"By identity, {interval(row, 'c_rate')} of {model}'s answers survive every blur level; "
             f"chance is {pct(row['c_chance'])} by the (1/K)^levels formula"
         )
+        if row.get("c_chance") is None and row.get("c_chance_note"):
+            text += f" ({row['c_chance_note']})"
         if row.get("c_chance_empirical") is not None:
             text += f" and {pct(row['c_chance_empirical'])} from the model's own answers without an informative image"
         text += "."
+    if row.get("c_rate_margin") is None:
+        text += f" Survival by margin is unavailable: {row.get('c_rate_margin_note') or 'not measured'}."
+    else:
+        text += (
+            f" By margin, {interval(row, 'c_rate_margin')} of its confident clean answers keep the evidence for "
+            "their option at every blur level."
+        )
+    return text
+
+
+def summary_sentences(summary: pl.DataFrame) -> list[str]:
+    """Per model x benchmark: any warning first, how the answers were read, the C rate by identity and by margin
+    against both chance levels, MG and the item classes. A withheld value says why."""
+    out = []
+    for row in summary.sort("benchmark", "model").iter_rows(named=True):
+        bench = row["benchmark"]
+        text = f"{row['warning']} " if row.get("warning") else ""
+        text += _reading(row) + " " + _survival(row)
         if row.get("mg") is not None:
             text += f" The image adds {interval(row, 'mg')} accuracy (MG)."
         else:
@@ -37,7 +71,8 @@ def summary_sentences(summary: pl.DataFrame) -> list[str]:
         text += (
             f" {row['n_vision_indispensable']} of {row['n_items']} items are vision-indispensable "
             f"(fine visual {pct(row['share_fine_visual'])}, coarse visual {pct(row['share_coarse_visual'])}); "
-            f"{pct(row['share_language_prior'])} follow the language prior."
+            f"{pct(row['share_language_prior'])} follow the language prior, {pct(row.get('share_uncertain'))} are "
+            "uncertain (an unconfident clean answer)."
         )
         if row.get("n_rejected"):
             text += (

@@ -22,7 +22,8 @@ import pyarrow as pa
 import zarr
 
 from blindspot.aggregate.layout import AggregateSlice, input_paths
-from blindspot.contracts.answers import OUTCOMES
+from blindspot.contracts.answers import OUTCOMES, mostly_unparsed_warning
+from blindspot.contracts.conditions import condition_label
 from blindspot.contracts.tables import (
     DECAY_ITEMS_SCHEMA,
     DECAY_METRICS_SCHEMA,
@@ -49,6 +50,10 @@ DECAY_COLUMNS: dict[str, str] = {
 }
 """Aggregate column -> the decay stage's metric name."""
 
+NOTED_DECAY_COLUMNS = ("e", "accuracy", "margin_survival", "accuracy_c")
+"""The decay table's rates that can be withheld (too few parsed answers, no option margins): each has a
+``<column>_note`` with the reason."""
+
 OFFICIAL_TYPE = pa.list_(
     pa.struct(
         [
@@ -71,6 +76,7 @@ DECAY_TABLE_SCHEMA = pa.schema(
         pa.field("n_e", pa.int64()),
         pa.field("n_c", pa.int64()),
         *(f for column in DECAY_COLUMNS for f in interval_fields(column)),
+        *(pa.field(f"{column}_note", pa.string()) for column in NOTED_DECAY_COLUMNS),
         pa.field("official", OFFICIAL_TYPE),
     ]
 )
@@ -80,9 +86,12 @@ above the threshold; ``accuracy_c``: accuracy over the C subset (items whose cle
 level); ``share_<outcome>``: correct, wrong, unparsed, abstain over all ``n`` items, and ``share_hedged``
 (answers given beside a refusal or a hedge); ``accuracy_official``: open answers scored by the official scorer on
 the raw response (null for closed answer types). ``n_e`` and ``n_c`` are the
-item counts behind E and accuracy_c. ``official``: the benchmark's own scores where it defines them."""
+item counts behind E and accuracy_c. ``<column>_note``: why a rate is null (fewer parsed answers than
+``decay.min_parsed``, no option margins). ``official``: the benchmark's own scores where it defines them."""
 
 SUMMARY_CLASSES = ("fine_visual", "coarse_visual", "language_prior", "uncertain", "unparsed")
+ANSWER_SHARES = ("unparsed", "abstain", "hedged")
+"""How the answers were read, over every item and condition: the summary's ``share_<kind>_answers``."""
 
 SUMMARY_SCHEMA = pa.schema(
     [
@@ -91,10 +100,18 @@ SUMMARY_SCHEMA = pa.schema(
         pa.field("n_items", pa.int64(), nullable=False),
         pa.field("n_rejected", pa.int64()),
         pa.field("rejected_reasons", pa.string()),
+        pa.field("warning", pa.string()),
+        *interval_fields("accuracy_clean"),
+        pa.field("accuracy_clean_note", pa.string()),
+        *(f for name in ANSWER_SHARES for f in interval_fields(f"share_{name}_answers")),
         *interval_fields("c_rate"),
+        pa.field("c_rate_note", pa.string()),
         *interval_fields("c_rate_margin"),
+        pa.field("c_rate_margin_note", pa.string()),
         pa.field("c_chance", pa.float64()),
+        pa.field("c_chance_note", pa.string()),
         *interval_fields("c_chance_empirical"),
+        pa.field("c_chance_empirical_note", pa.string()),
         *interval_fields("mg"),
         pa.field("mg_note", pa.string()),
         *interval_fields("ml"),
@@ -104,8 +121,12 @@ SUMMARY_SCHEMA = pa.schema(
         pa.field("n_vision_indispensable", pa.int64(), nullable=False),
     ]
 )
-"""One row per model x benchmark. ``c_rate``: the share of items (with a clean answer) whose answer survives every
-blur level (by identity; ``c_rate_margin`` by evidence); ``c_chance``: the (1/K)^levels formula;
+"""One row per model x benchmark. ``warning``: set where most answers could not be read (``decay.mostly_unparsed``);
+``accuracy_clean``: accuracy on the unobfuscated image; ``share_<unparsed|abstain|hedged>_answers``: how the answers
+were read, over every item and condition; ``c_rate``: the share of items (with a clean answer) whose answer survives
+every blur level (by identity; ``c_rate_margin`` by evidence); every ``<metric>_note`` says why its metric is null
+(too few parsed answers: ``decay.min_parsed``; no option margins; a condition that did not run);
+``c_chance``: the (1/K)^levels formula;
 ``c_chance_empirical``: the same from the model's own answers under the uninformative conditions; ``mg``: accuracy
 with the image minus without; ``ml``: multimodal leakage (null with the reason in ``ml_note`` where it could not be
 measured); ``share_<class>``: the item classes; ``n_vision_indispensable``: items classed fine or coarse visual;
@@ -217,6 +238,8 @@ def decay_table(decay: pl.DataFrame) -> pa.Table:
         if metric in wanted:
             column = wanted[metric]
             row[column], row[f"{column}_ci_low"], row[f"{column}_ci_high"] = r["value"], r["ci_low"], r["ci_high"]
+            if column in NOTED_DECAY_COLUMNS:
+                row[f"{column}_note"] = r["note"]
             if column == "accuracy":
                 row["n"] = r["n"]
             elif column == "e":
@@ -239,8 +262,11 @@ def decay_table(decay: pl.DataFrame) -> pa.Table:
 # ------------------------------------------------------------------------------------------------ summary
 
 
-def summary_table(decay: pl.DataFrame, classes: pl.DataFrame, rejects: pl.DataFrame) -> pa.Table:
-    """One row per model x benchmark from the decay stage's summary rows (family ``all``) and item classes."""
+def summary_table(
+    decay: pl.DataFrame, classes: pl.DataFrame, rejects: pl.DataFrame, mostly_unparsed: float = 0.5
+) -> pa.Table:
+    """One row per model x benchmark from the decay stage's summary rows (family ``all``) and item classes;
+    ``warning`` flags a benchmark whose share of unparsed answers exceeds ``mostly_unparsed``."""
     if decay.is_empty():
         return SUMMARY_SCHEMA.empty_table()
     rejected = (
@@ -263,11 +289,12 @@ def summary_table(decay: pl.DataFrame, classes: pl.DataFrame, rejects: pl.DataFr
         for r in group.iter_rows(named=True):
             name = r["metric"]
             row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = r["value"], r["ci_low"], r["ci_high"]
-            if name in ("mg", "ml"):
+            if f"{name}_note" in SUMMARY_SCHEMA.names:
                 row[f"{name}_note"] = r["note"]
         items = classes.filter((pl.col("model") == model) & (pl.col("benchmark") == bench))
         row["n_items"] = items.height
         row["n_vision_indispensable"] = int(items["vision_indispensable"].sum()) if items.height else 0
+        row["warning"] = mostly_unparsed_warning(model, bench, row.get("share_unparsed_answers"), mostly_unparsed)
         out.append({name: row.get(name) for name in SUMMARY_SCHEMA.names})
     out.sort(key=lambda r: (r["benchmark"], r["model"]))
     return pa.Table.from_pylist(out, schema=SUMMARY_SCHEMA)
@@ -309,6 +336,13 @@ def provenance_table(found: Collected, results: str | Path) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=PROVENANCE_SCHEMA)
 
 
+def condition_labels() -> pl.Expr:
+    """Each row's condition named by its kernel or block size (:func:`condition_label`), from family, level, param."""
+    return pl.struct("family", "level", "param").map_elements(
+        lambda r: condition_label(r["family"], r["level"], r["param"]), return_dtype=pl.String
+    )
+
+
 def official_wide(decay: pl.DataFrame, family: str) -> pl.DataFrame:
     """The benchmarks' official scores along one family's levels, for reading: one row per model x benchmark x
     metric, one column per level (``k=<param>``) holding "value [low, high]". The long form is the decay table's
@@ -317,7 +351,7 @@ def official_wide(decay: pl.DataFrame, family: str) -> pl.DataFrame:
         return pl.DataFrame()
     rows = (
         decay.filter(pl.col("family") == family)
-        .select("model", "benchmark", "level", "param", "official")
+        .select("model", "benchmark", "family", "level", "param", "official")
         .explode("official")
         .drop_nulls("official")
         .unnest("official")
@@ -334,6 +368,6 @@ def official_wide(decay: pl.DataFrame, family: str) -> pl.DataFrame:
         pl.struct("value", "ci_low", "ci_high")
         .map_elements(lambda r: text(r["value"], r["ci_low"], r["ci_high"]), return_dtype=pl.String)
         .alias("shown"),
-        pl.format("L{} (k={})", pl.col("level"), pl.col("param").round(0).cast(pl.Int64)).alias("column"),
+        condition_labels().alias("column"),
     ).sort("level")
     return rows.pivot(on="column", index=["model", "benchmark", "metric"], values="shown", maintain_order=True)

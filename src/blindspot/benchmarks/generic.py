@@ -89,7 +89,8 @@ class GenericBenchmark(BenchmarkConfigBase):
     options_in_question: StrictBool = Field(
         False,
         description="Read the options from the question text (MMStar's 'Options: A: ..., B: ...', V*'s "
-        "'(A) ...' lines) and drop them from the question.",
+        "'(A) ...' lines) and drop them from the question. A question without options is a reject, or a free-form "
+        "item under answer_type: auto.",
     )
     filter: RowFilter | None = Field(None, description="Stage only the rows that pass (others are rejected).")
     answer_format: Literal["auto", "letter", "index", "text"] = Field(
@@ -97,7 +98,12 @@ class GenericBenchmark(BenchmarkConfigBase):
         description="How a multiple-choice answer is written in the source. 'auto' accepts a letter, an "
         "integer index or the option text, and rejects an item where these disagree.",
     )
-    limit: int | None = Field(None, ge=1, description="Stage only the first N source rows (smoke runs).")
+    limit: int | None = Field(
+        None,
+        ge=1,
+        description="Stage only the first N source rows (smoke runs; give such a run its own `results:` folder, "
+        "or its outputs replace the full run's).",
+    )
 
     @model_validator(mode="after")
     def _answer_type_column(self) -> GenericBenchmark:
@@ -216,7 +222,7 @@ def read_generic(config: GenericBenchmark) -> Iterator[RawItem | Reject]:
             question = row.get(config.columns.question)
             options = _options(row, config.columns.options)
             if config.options_in_question and options is None:
-                question, options = _split_question(question)
+                question, options = _split_question(question, free_form_ok=config.answer_type == "auto")
             answer = row.get(config.columns.answer)
             answer_type = _answer_type(config, row, answer, options)
         except RejectedItem as error:
@@ -242,10 +248,18 @@ def _item_id(row: dict[str, Any], spec: str | list[str] | None) -> str | None:
     return "/".join(str(v) for v in values)
 
 
-def _split_question(question: Any) -> tuple[str, list[str]]:
+def _split_question(question: Any, free_form_ok: bool) -> tuple[Any, list[str] | None]:
+    """The question without its lettered options, and the options. A question with none is a free-form item
+    under ``answer_type: auto`` (a benchmark that mixes both, as RealWorldQA does) and a reject otherwise."""
     split = options_from_question(question) if isinstance(question, str) else None
     if split is None:
-        raise RejectedItem("bad_options", "options_in_question: no options (A, B, ...) found in the question text")
+        if free_form_ok:
+            return question, None
+        raise RejectedItem(
+            "bad_options",
+            "options_in_question: no options (A, B, ...) found in the question text; set answer_type: auto to "
+            "score such rows as free-form answers",
+        )
     return split
 
 

@@ -67,3 +67,14 @@ def chance_options(answer_type: str, n_options: int | None) -> int | None:
     if answer_type == "yes_no":
         return 2
     return None
+
+
+def mostly_unparsed_warning(model: str, bench: str, unparsed: float | None, threshold: float) -> str | None:
+    """The one line that flags a benchmark whose answers mostly could not be read; None where they could."""
+    if unparsed is None or unparsed <= threshold:
+        return None
+    return (
+        f"WARNING: {100 * unparsed:.0f}% of {model}'s answers on {bench} could not be read (unparsed): its rates "
+        "rest on the rest; check the prompt's answer format and the benchmark's answer_type "
+        f"(decay.mostly_unparsed is {threshold})"
+    )

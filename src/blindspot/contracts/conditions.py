@@ -79,3 +79,19 @@ def resolve_condition_key(key: str, available: list[Condition]) -> Condition:
         if condition.level == level:
             return condition
     raise KeyError(f"'{key}' is not available (have: {', '.join(c.key for c in available)})")
+
+
+def condition_label(family: str, level: int, param: float | None) -> str:
+    """A condition named as a reader knows it: by its kernel or block size, not its level index
+    ("clean", "blur k=25", "pixelate 8 px blocks", "blank", "no image", "language model")."""
+    if family == CLEAN_FAMILY and level == 0:
+        return "clean"
+    if family == CLEAN_FAMILY and param is not None:
+        return f"blur k={int(param)}"
+    if family == "pixelate" and param is not None:
+        return f"pixelate {int(param)} px blocks"
+    if family == NONE_FAMILY:
+        return "no image"
+    if family == LLM_FAMILY:
+        return "language model"
+    return family if level == 1 else f"{family}/{level}"

@@ -120,6 +120,9 @@ DECAY_ITEMS_SCHEMA = _per_model(
 
 # ------------------------------------------------------------------------------------------------ probe
 
+PROBE_SKIPPED = "skipped"
+"""The ``probe`` value of a row that reports a target the benchmark cannot support (its reason in ``note``)."""
+
 PROBES_SCHEMA = _per_model(  # intervals: t intervals across the cross-validation folds
     pa.field("feature", pa.string(), nullable=False),
     pa.field("target", pa.string(), nullable=False),
@@ -138,6 +141,7 @@ PROBES_SCHEMA = _per_model(  # intervals: t intervals across the cross-validatio
     pa.field("p_prior", pa.float64()),
     pa.field("n", pa.int64(), nullable=False),
     pa.field("n_classes", pa.int32(), nullable=False),
+    pa.field("note", pa.string()),
 )
 
 # ------------------------------------------------------------------------------------------------ swap
