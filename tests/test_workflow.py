@@ -287,3 +287,48 @@ def test_a_published_benchmark_runs_through_the_workflow_from_its_download_folde
     labels.write_text(labels.read_text().replace('"label": "no"', '"label": "yes"'))  # a relabelled question
     planned = run_snakemake(tmp_path, "-n", "results/render/repope.zarr").stdout
     assert re.search(r"^stage\s+1$", planned, re.M) and re.search(r"^render\s+1$", planned, re.M)
+
+
+def test_off_format_answers_on_a_published_benchmark_are_reported_not_scored_as_zero(
+    tmp_path: Path, tiny_models: dict[str, Path]
+) -> None:
+    """POPE in its download layout, answered by a random tiny model whose replies are not yes or no: the unparsed
+    share and the WARNING line reach the console, the summary table and the report's sentences; no rate is a
+    number computed from fewer parsed answers than decay.min_parsed."""
+    from published_data import pope
+
+    fixture = pope(tmp_path / "download")
+    qwen = {"adapter": "qwen2_5_vl", "path": str(tiny_models["qwen2_5_vl"]), "max_new_tokens": 4}
+    render = {**SMALL_RENDER, "blur": {"kernels": [1, 25]}, "pixelate": {"enabled": False}}
+    write_config(
+        tmp_path,
+        {
+            "benchmarks": {"pope": fixture.entry},
+            "models": {"qwen": qwen},
+            "render": render,
+            "decay": {"bootstrap": 50},
+            "probe": {"folds": 2},
+        },
+    )
+    result = run_snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1")
+    console = result.stdout + result.stderr
+    predictions = pl.read_parquet(tmp_path / "results/predictions/qwen/pope.parquet")
+    unparsed = (predictions["outcome"] == "unparsed").mean()
+    assert unparsed > 0.5, "the random tiny model was expected to answer off-format"
+    assert f"WARNING: {100 * unparsed:.0f}% of qwen's answers on pope could not be read (unparsed)" in console
+    assert "| unparsed |" in console.replace("  ", " ") or " unparsed " in console  # the summary table's column
+
+    summary = pl.read_parquet(tmp_path / "results/tables/summary.parquet").row(0, named=True)
+    assert summary["share_unparsed_answers"] == pytest.approx(unparsed)
+    assert summary["warning"] is not None
+    report = (tmp_path / "results/report.html").read_text()
+    assert "could not be read (unparsed)" in report and 'class="warning"' in report
+
+    parsed = predictions.with_columns(read=pl.col("outcome").is_in(["correct", "wrong"]))
+    per_level = dict(parsed.group_by("family", "level").agg(pl.col("read").sum()).select(
+        pl.format("{}/{}", "family", "level"), "read").iter_rows())  # fmt: skip
+    metrics = pl.read_parquet(tmp_path / "results/decay/qwen/pope.parquet")
+    for r in metrics.filter(pl.col("metric") == "accuracy").iter_rows(named=True):
+        if per_level[f"{r['family']}/{r['level']}"] < 5:
+            assert r["value"] is None and "decay.min_parsed is 5" in r["note"], r
+    assert all(r["note"] for r in metrics.filter(pl.col("value").is_null()).iter_rows(named=True))

@@ -152,9 +152,15 @@ def official_rows(
     for (family, level, param), group in joined.group_by(["family", "level", "param"], maintain_order=True):
         index = np.array([position[i] for i in group["item_id"].to_list()])
         weights = np.vstack([np.ones(len(index)), boot.weights[:, index]])
+        parsed = int(group["outcome"].is_in(["correct", "wrong"]).sum()) if "outcome" in group.columns else len(index)
         for metric, draws in official(OfficialInput(group, weights)).items():
             value = float(draws[0])
             low, high = boot.percentiles(draws[1:])
+            undefined = (
+                f"undefined on these answers: a zero denominator ({parsed} of {len(index)} answers parsed)"
+                if not np.isfinite(value)
+                else None
+            )
             rows.append(
                 {
                     "family": family,
@@ -162,9 +168,10 @@ def official_rows(
                     "param": param,
                     "metric": f"official_{metric}",
                     "value": value if np.isfinite(value) else None,
-                    "ci_low": low,
-                    "ci_high": high,
+                    "ci_low": None if undefined else low,
+                    "ci_high": None if undefined else high,
                     "n": len(index),
+                    "note": undefined,
                 }
             )
     return rows
