@@ -438,6 +438,8 @@ def test_every_plot_is_written_with_labels(results: Path) -> None:
         if name != "swaps":  # the heatmap has a colour bar instead
             assert legends, name
         assert texts
+    for name, figure in figures.items():
+        assert overlapping_legends(figure) == [], name
     decay_axes = figures["decay"].axes
     assert "blur kernel size (pixels)" in decay_axes[2].get_xlabel()
     chance_lines = [line for line in decay_axes[0].get_lines() if line.get_label() == "chance (1/K)"]
@@ -445,6 +447,27 @@ def test_every_plot_is_written_with_labels(results: Path) -> None:
     # The decay curve of m1 carries its accuracy values, in kernel order.
     m1 = next(line for line in decay_axes[0].get_lines() if line.get_label() == "m1")
     assert list(m1.get_xdata()) == [1.0, 25.0] and list(m1.get_ydata()) == [1.0, 0.5]
+
+
+def overlapping_legends(figure: Any) -> list[str]:
+    """What a legend covers once the figure is drawn: an axis label, a tick label, a title, or a bar."""
+    from matplotlib.patches import Rectangle
+    from matplotlib.text import Text
+
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    legends = [ax.get_legend() for ax in figure.axes if ax.get_legend()] + list(figure.legends)
+    covered = []
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        for ax in figure.axes:
+            texts = [ax.xaxis.label, ax.yaxis.label, ax.title, *ax.get_xticklabels(), *ax.get_yticklabels()]
+            for text in texts:
+                if isinstance(text, Text) and text.get_text() and box.overlaps(text.get_window_extent(renderer)):
+                    covered.append(f"text {text.get_text()!r}")
+            bars = [b for b in ax.patches if isinstance(b, Rectangle) and b.get_height() > 0]
+            covered += ["a bar" for b in bars if box.overlaps(b.get_window_extent(renderer))]
+    return covered
 
 
 def test_plots_and_tables_are_byte_stable(results: Path) -> None:
