@@ -4,7 +4,7 @@ import os
 import sys
 
 from blindspot.aggregate.layout import aggregate_slice, input_paths, output_kinds, output_paths
-from blindspot.config import ConfigError, parse_config, path_problems
+from blindspot.config import ConfigError, parse_config, path_problems, read_config_yaml
 from blindspot.provenance import canonical_json
 from blindspot.stages import STAGES
 
@@ -26,6 +26,8 @@ def _fail(lines):
 
 
 try:
+    for _file in workflow.configfiles:  # Snakemake keeps the last of a key written twice; we refuse it
+        read_config_yaml(_file)
     CFG = parse_config(config)
 except ConfigError as error:
     _fail(str(error).splitlines())

@@ -99,6 +99,35 @@ def test_adapter_is_required_and_checked(shapes_parquet: Path) -> None:
 def test_benchmark_names_must_be_wildcard_safe(shapes_parquet: Path) -> None:
     (line,) = errors_of({"benchmarks": {"my bench": generic_entry(shapes_parquet)}})
     assert line.startswith("benchmarks: name 'my bench' must match")
+    (line,) = errors_of({"benchmarks": {"bench\n": generic_entry(shapes_parquet)}})  # a trailing newline too
+    assert line.startswith("benchmarks: name 'bench\\n' must match") and "\n" not in line
+    lines = errors_of(
+        {"benchmarks": {"b": generic_entry(shapes_parquet)}, "models": {"m\n": {"adapter": "auto", "path": "x"}}}
+    )
+    assert any(line.startswith("models: name 'm\\n' must match") for line in lines), lines
+
+
+def test_a_key_written_twice_is_an_error(tmp_path: Path, shapes_parquet: Path) -> None:
+    """PyYAML keeps the last copy of a key; an edit to the first would silently do nothing."""
+    path = tmp_path / "twice.yaml"
+    text = "seed: 1\ndecay:\n  bootstrap: 100\n  bootstrap: 200\n"
+    path.write_text(text + yaml.safe_dump({"benchmarks": {"b": generic_entry(shapes_parquet)}}))
+    with pytest.raises(ConfigError, match=r"key 'bootstrap' appears twice in one mapping \(lines 3 and 4\)"):
+        load_config(path)
+    path.write_text(
+        text.replace("  bootstrap: 200\n", "") + yaml.safe_dump({"benchmarks": {"b": generic_entry(shapes_parquet)}})
+    )
+    assert load_config(path).decay.bootstrap == 100
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "key"),
+    [({"seed": "3"}, None, "seed"), ({"decay": {"bootstrap": "200"}}, None, "decay.bootstrap"),
+     ({"predict": {"shard_size": 1.5}}, None, "predict.shard_size")],
+)  # fmt: skip
+def test_integers_are_not_strings(shapes_parquet: Path, section: dict, value: None, key: str) -> None:
+    (line,) = errors_of({"benchmarks": {"b": generic_entry(shapes_parquet)}, **section})
+    assert line.startswith(f"{key}: "), line
 
 
 def test_no_benchmarks_is_an_error() -> None:

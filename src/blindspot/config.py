@@ -503,9 +503,11 @@ class BlindspotConfig(StrictModel):
     @classmethod
     def _check_names(cls, entries: dict[str, Any]) -> dict[str, Any]:
         for name in entries:
-            if not re.match(NAME_PATTERN, name):
+            if not re.fullmatch(NAME_PATTERN, name):
                 raise PydanticCustomError(
-                    "name", "name '{name}' must match {pattern}", {"name": name, "pattern": NAME_PATTERN}
+                    "name",
+                    "name {name} must match {pattern} (letters, digits, _ and -; no space or newline)",
+                    {"name": repr(name), "pattern": NAME_PATTERN},
                 )
         return entries
 
@@ -514,8 +516,8 @@ class BlindspotConfig(StrictModel):
         if self.render.resize.multiple_of > self.render.resize.longest_side:
             raise ValueError("render.resize.multiple_of must not exceed render.resize.longest_side")
         for name, pair in self.swap.pairs.items():
-            if not re.match(NAME_PATTERN, name):
-                raise ValueError(f"swap.pairs: name '{name}' must match {NAME_PATTERN}")
+            if not re.fullmatch(NAME_PATTERN, name):
+                raise ValueError(f"swap.pairs: name {name!r} must match {NAME_PATTERN} (no space or newline)")
             for role in ("base", "donor"):
                 model = getattr(pair, role)
                 if model is not None and model not in self.models:
@@ -683,16 +685,50 @@ def check_paths(config: BlindspotConfig) -> None:
         raise ConfigError("\n".join(problems))
 
 
-def load_config(path: str | Path) -> BlindspotConfig:
-    """Read and validate a YAML config file (its shape; :func:`check_paths` checks its paths)."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key written twice in one mapping is an error: PyYAML (and so Snakemake) keeps
+    the last value, and an edit to the first copy of a key would silently do nothing."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key '{key}' appears twice in one mapping (lines {seen[key] + 1} and "
+                    f"{key_node.start_mark.line + 1}); keep one",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _UniqueKeyLoader.construct_mapping)
+
+
+def read_config_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file's YAML, with the problems a user can fix as one-line :class:`ConfigError`: no such file,
+    not YAML, a key written twice, not a mapping."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"<config>: no such file '{path}'")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as error:
-        raise ConfigError(f"<config>: '{path}' is not valid YAML: {str(error).splitlines()[0]}") from None
-    return parse_config(data or {})
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"<config>: '{path}' is not valid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"<config>: '{path}' must be a mapping of sections (seed, benchmarks, ...)")
+    return data
+
+
+def load_config(path: str | Path) -> BlindspotConfig:
+    """Read and validate a YAML config file (its shape; :func:`check_paths` checks its paths)."""
+    return parse_config(read_config_yaml(path))
 
 
 def json_schema() -> dict[str, Any]:

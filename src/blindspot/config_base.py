@@ -21,7 +21,7 @@ HUB_ID_PATTERN = r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$"
 class StrictModel(BaseModel):
     """Base for every config section: unknown keys are errors, instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def path_problem(value: str, kind: PathKind, hub_id: str | None = None) -> str | None:

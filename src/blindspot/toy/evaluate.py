@@ -53,7 +53,11 @@ def evaluate_toy_model(
 ) -> dict[str, Any]:
     """{kind: {view: accuracy}}, conflict hint-following rates, and per kind the share of *confident* answers
     (top option ahead of the runner-up by at least ``CONFIDENT_NATS``): without evidence it should be near 0."""
-    loaded = model if isinstance(model, LoadedModel) else load_model(ModelConfig(adapter=family, path=str(model)))
+    loaded = (
+        model
+        if isinstance(model, LoadedModel)
+        else load_model(ModelConfig.model_validate({"adapter": family, "path": str(model)}))
+    )
     rng = np.random.default_rng(seed)
     results: dict[str, Any] = {}
     for kind in KINDS:
