@@ -430,8 +430,8 @@ MUTANTS = [
         "adapter-repope-pope-labels",
         "a wrong reference",
         "benchmarks/pope.py",
-        "        yield _pope_item(index, category, row, label, pope_answer=pope_answer, relabelled=relabelled)\n",
-        '        yield _pope_item(index, category, row, row.get("answer"), pope_answer=pope_answer, '
+        "        return _pope_item(index, category, row, label, pope_answer=pope_answer, relabelled=relabelled)\n",
+        '        return _pope_item(index, category, row, row.get("answer"), pope_answer=pope_answer, '
         "relabelled=relabelled)\n",
         "decay",
         "tests/test_benchmarks.py",
@@ -440,8 +440,8 @@ MUTANTS = [
         "adapter-mmmu-column-order",
         "a wrong position",
         "benchmarks/mmmu.py",
-        '            images=[row[f"image_{n}"] for n in order],\n',
-        '            images=[row[f"image_{n}"] for n in sorted(order)],\n',
+        '        images=[row[f"image_{n}"] for n in order],\n',
+        '        images=[row[f"image_{n}"] for n in sorted(order)],\n',
         "decay",
         "tests/test_benchmarks.py",
     ),

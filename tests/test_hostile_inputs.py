@@ -102,6 +102,50 @@ def test_invalid_utf8_line_and_binary_text_are_rejects(tmp_path: Path, png: byte
     assert "binary data" in rejects["message"][0]
 
 
+def test_rows_that_break_in_odd_ways_are_rejects_and_the_rest_stage(tmp_path: Path, png: bytes) -> None:
+    """Every row below raised, or failed the items table at the end, before: a lone surrogate (the table write
+    failed for the whole benchmark), a question that is a mapping, deeply nested metadata, an image path too long
+    for the file system, an over-long id, base64 that is not an image. Each is a reject with its reason; the good
+    rows around them stage."""
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "ok.png").write_bytes(png)
+    nested: object = "leaf"
+    for _ in range(5000):
+        nested = [nested]
+    lines = [
+        json.dumps({"id": "good1", "question": "q?", "answer": "yes", "image": "ok.png"}),
+        '{"id": "surrogate", "question": "caf\\ud800?", "answer": "yes", "image": "ok.png"}',
+        json.dumps({"id": "mapping", "question": {"text": "q?"}, "answer": "yes", "image": "ok.png"}),
+        json.dumps({"id": "long_path", "question": "q?", "answer": "yes", "image": "x" * 300 + ".png"}),
+        json.dumps({"id": "i" * 5000, "question": "q?", "answer": "yes", "image": "ok.png"}),
+        json.dumps({"id": "base64", "question": "q?", "answer": "yes", "image": base64.b64encode(b"x" * 99).decode()}),
+        json.dumps({"id": "good2", "question": "q2?", "answer": "no", "image": "ok.png"}),
+        json.dumps({"id": "b64long", "question": "q?", "answer": "yes", "image": "QUJD" * 200}),  # base64, no '/'
+    ]  # fmt: skip
+    deep = (
+        '{"id": "deep", "question": "q?", "answer": "yes", "image": "ok.png", "extra": '
+        + "[" * 5000
+        + "1"
+        + "]" * 5000
+        + "}"
+    )
+    lines.insert(3, deep)
+    path = tmp_path / "odd.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    config = {"adapter": "generic", "path": str(path), "answer_type": "yes_no", "columns": {"id": "id"},
+              "image_root": str(images), "max_reject_share": 1.0}  # fmt: skip
+    out = tmp_path / "staged" / "odd"
+    stage_entry("odd", config, out)
+    items, rejects = pl.read_parquet(out / "items.parquet"), pl.read_parquet(out / "rejects.parquet")
+    assert items["item_id"].to_list() == ["good1", "good2"]
+    assert rejects.height == 7 and (rejects["message"].str.len_chars() < 500).all()
+    reasons = dict(zip(rejects["source_index"].to_list(), rejects["reason"].to_list(), strict=True))
+    assert reasons[1] == "bad_text" and reasons[5] == "bad_id" and reasons[6] == reasons[8] == "bad_image"
+    assert reasons[4] == "bad_image" and "cannot be read" in rejects.filter(pl.col("source_index") == 4)["message"][0]
+    assert all(r in ("bad_row", "malformed_row", "missing_question", "bad_text") for r in (reasons[2], reasons[3]))
+
+
 def test_an_unreadable_parquet_is_one_line_naming_the_file(tmp_path: Path) -> None:
     empty = tmp_path / "empty.parquet"
     empty.write_bytes(b"")
@@ -198,18 +242,77 @@ def test_check_paths_takes_exactly_true_or_false_from_the_command_line() -> None
         parse_config(base_config(check_paths="no"))
 
 
+def check_config_with_model(tmp_path: Path, name: str, model: Path) -> subprocess.CompletedProcess[str]:
+    """`blindspot check-config` on a config with one (empty) benchmark and the model directory ``model``."""
+    source = tmp_path / "b.jsonl"
+    source.write_text("")
+    config = {"benchmarks": {"b": {"adapter": "generic", "path": str(source), "answer_type": "yes_no"}},
+              "models": {name: {"adapter": "qwen2_5_vl", "path": str(model)}}}  # fmt: skip
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps(config))
+    cli = Path(sys.executable).parent / "blindspot"
+    return subprocess.run([str(cli), "check-config", str(path)], capture_output=True, text=True, env={**os.environ})
+
+
 def test_check_config_runs_the_model_directory_checks(tmp_path: Path) -> None:
     model = build_tiny_model("qwen2_5_vl", tmp_path / "qwen", seed=0)
     for weights in model.glob("*.safetensors"):
         weights.rename(weights.with_suffix(".bin"))
-    source = tmp_path / "b.jsonl"
-    source.write_text("")
-    config = {"benchmarks": {"b": {"adapter": "generic", "path": str(source), "answer_type": "yes_no"}},
-              "models": {"pickled": {"adapter": "qwen2_5_vl", "path": str(model)}}}  # fmt: skip
-    path = tmp_path / "config.yaml"
-    path.write_text(json.dumps(config))
-    cli = Path(sys.executable).parent / "blindspot"
-    result = subprocess.run([str(cli), "check-config", str(path)], capture_output=True, text=True,
-                            env={**os.environ})  # fmt: skip
+    result = check_config_with_model(tmp_path, "pickled", model)
     assert result.returncode == 2
     assert "models.pickled.path: " in result.stderr and "no .safetensors weights" in result.stderr
+
+
+def _damage_truncate(model: Path) -> str:
+    weights = sorted(model.glob("*.safetensors"))[0]
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a download cut short
+    return f"'{weights}' is damaged: truncated"
+
+
+def _damage_config(model: Path) -> str:
+    (model / "config.json").write_text('{"model_type": "qwen2_5_vl", ')  # cut mid-object
+    return f"'{model / 'config.json'}' is not valid JSON (line 1)"
+
+
+def _damage_header(model: Path) -> str:
+    weights = sorted(model.glob("*.safetensors"))[0]
+    weights.write_bytes((2**40).to_bytes(8, "little") + weights.read_bytes()[8:])
+    return f"'{weights}' is damaged: its header claims"
+
+
+@pytest.mark.parametrize("damage", [_damage_truncate, _damage_config, _damage_header])
+def test_a_damaged_model_directory_is_one_line_naming_the_key_and_the_file(tmp_path: Path, damage) -> None:  # type: ignore[no-untyped-def]
+    """In check-config (before any job) and when a stage loads the model: one line, the config key, the file."""
+    from blindspot.config import ModelConfig
+    from blindspot.errors import BlindspotError
+    from blindspot.models.loading import load_model
+
+    model = build_tiny_model("qwen2_5_vl", tmp_path / "qwen", seed=0)
+    expected = damage(model)
+    result = check_config_with_model(tmp_path, "q", model)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "models.q.path: " in result.stderr and expected in result.stderr
+    with pytest.raises(BlindspotError) as caught:
+        load_model(ModelConfig(adapter="qwen2_5_vl", path=str(model)))
+    assert "\n" not in str(caught.value) and expected in str(caught.value) and caught.value.key == "model.path"
+
+
+def test_a_row_error_is_a_reject_but_the_machine_and_the_config_still_stop() -> None:
+    from blindspot.benchmarks.sources import guarded_row
+    from blindspot.contracts.items import Reject
+    from blindspot.errors import BlindspotError
+
+    def broken() -> None:
+        int("not a number")
+
+    reject = guarded_row(7, broken, "id7")
+    assert isinstance(reject, Reject)
+    assert (reject.source_index, reject.item_id, reject.reason) == (7, "id7", "bad_row")
+    assert reject.message.startswith("the row could not be read (ValueError: invalid literal")
+    for fatal in (OSError(28, "No space left on device"), BlindspotError("x", key="benchmark.path"), MemoryError()):
+
+        def raising(error: BaseException = fatal) -> None:
+            raise error
+
+        with pytest.raises(type(fatal)):
+            guarded_row(0, raising)

@@ -49,7 +49,10 @@ def _is_path(text: str, image_root: str | Path | None) -> bool:
     if Path(text).suffix.lower() in IMAGE_SUFFIXES:
         return True
     candidate = Path(text) if image_root is None else Path(image_root) / text
-    return candidate.is_file()
+    try:
+        return candidate.is_file()
+    except OSError:  # a name the file system cannot hold (base64 text often is one): not a path
+        return False
 
 
 def _decode_base64(text: str) -> bytes:
@@ -81,16 +84,23 @@ def resolve_image_bytes(value: Any, image_root: str | Path | None) -> bytes:
             raise ImageError("missing image (empty string)", "missing_image")
         if not _is_path(text, image_root):
             return _decode_base64(text)
-        path = contained_path(text, image_root)
-        if path.is_dir():
-            raise ImageError(f"image path '{text}' is a directory, not a file")
-        if not path.is_file():
-            raise ImageError(f"image file not found: '{text}'")
-        data = path.read_bytes()
-        if not data:
-            raise ImageError(f"image file '{text}' is empty (zero bytes)")
-        return data
+        try:
+            return _read_image_file(text, image_root)
+        except OSError as error:  # a name too long, a permission, a broken link: this row's image, not the run
+            raise ImageError(f"image file '{text[:120]}' cannot be read: {error.strerror or error}") from None
     raise ImageError(f"unsupported image value of type {type(value).__name__}")
+
+
+def _read_image_file(text: str, image_root: str | Path | None) -> bytes:
+    path = contained_path(text, image_root)
+    if path.is_dir():
+        raise ImageError(f"image path '{text}' is a directory, not a file")
+    if not path.is_file():
+        raise ImageError(f"image file not found: '{text}'")
+    data = path.read_bytes()
+    if not data:
+        raise ImageError(f"image file '{text}' is empty (zero bytes)")
+    return data
 
 
 def contained_path(text: str, image_root: str | Path | None) -> Path:

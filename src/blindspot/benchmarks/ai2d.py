@@ -7,15 +7,15 @@ item ids are content hashes. Prompt: lmms-eval's (lettered options, the letter i
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from blindspot.benchmarks.official import accuracy
 from blindspot.benchmarks.published import (
     MC_INSTRUCTION,
     PublishedBenchmark,
     choice_item,
+    guarded_rows,
     listed_options,
-    published_rows,
 )
 from blindspot.benchmarks.registry import BenchmarkSpec, Item, register
 from blindspot.contracts.items import RawItem, Reject
@@ -31,12 +31,15 @@ class AI2D(PublishedBenchmark):
 
 
 def read_ai2d(config: AI2D) -> Iterator[RawItem | Reject]:
-    for index, _, row in published_rows(config):
-        options = listed_options(index, None, row["options"])
-        if isinstance(options, Reject):
-            yield options
-            continue
-        yield choice_item(index, None, row["question"], options, row["answer"], row["image"], answer_format="index")
+    return guarded_rows(config, ai2d_item)
+
+
+def ai2d_item(config: AI2D, index: int, _split: str, row: dict[str, Any]) -> RawItem | Reject:
+    """One source row as an item, or a reject."""
+    options = listed_options(index, None, row["options"])
+    if isinstance(options, Reject):
+        return options
+    return choice_item(index, None, row["question"], options, row["answer"], row["image"], answer_format="index")
 
 
 def multiple_choice_prompt(item: Item, version: str) -> str:

@@ -10,7 +10,7 @@ overall score the mean of 2D and 3D.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -19,9 +19,9 @@ from blindspot.benchmarks.published import (
     MC_INSTRUCTION,
     PublishedBenchmark,
     choice_item,
+    guarded_rows,
     item_meta,
     listed_options,
-    published_rows,
 )
 from blindspot.benchmarks.registry import BenchmarkSpec, Item, register
 from blindspot.contracts.items import RawItem, Reject
@@ -36,14 +36,17 @@ class CVBench(PublishedBenchmark):
 
 
 def read_cvbench(config: CVBench) -> Iterator[RawItem | Reject]:
-    for index, _, row in published_rows(config):
-        item_id = str(row["idx"])
-        options = listed_options(index, item_id, row["choices"])
-        if isinstance(options, Reject):
-            yield options
-            continue
-        yield choice_item(index, item_id, row["question"], options, row["answer"], row["image"], type=row["type"],
-                          task=row["task"], source=row["source"], published_prompt=row["prompt"])  # fmt: skip
+    return guarded_rows(config, cvbench_item)
+
+
+def cvbench_item(config: CVBench, index: int, _split: str, row: dict[str, Any]) -> RawItem | Reject:
+    """One source row as an item, or a reject."""
+    item_id = str(row["idx"])
+    options = listed_options(index, item_id, row["choices"])
+    if isinstance(options, Reject):
+        return options
+    return choice_item(index, item_id, row["question"], options, row["answer"], row["image"], type=row["type"],
+                       task=row["task"], source=row["source"], published_prompt=row["prompt"])  # fmt: skip
 
 
 def cvbench_prompt(item: Item, version: str) -> str:

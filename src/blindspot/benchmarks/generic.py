@@ -16,7 +16,7 @@ from pydantic import Field, StrictBool, model_validator
 
 from blindspot.benchmarks.gold import infer_answer_type, options_from_question, parse_options
 from blindspot.benchmarks.registry import BenchmarkConfigBase, BenchmarkSpec, register
-from blindspot.benchmarks.sources import SourceError, iter_rows, parquet_files, source_columns
+from blindspot.benchmarks.sources import SourceError, guarded_row, iter_rows, parquet_files, source_columns
 from blindspot.config_base import PathKind, StrictModel
 from blindspot.contracts.answers import ANSWER_TYPES, AnswerType
 from blindspot.contracts.items import RawItem, Reject, RejectedItem
@@ -213,32 +213,35 @@ def read_generic(config: GenericBenchmark) -> Iterator[RawItem | Reject]:
         if isinstance(row, str):
             yield Reject(index, None, "malformed_row", row)
             continue
-        item_id = _item_id(row, config.columns.id)
-        if config.filter is not None and not config.filter.keeps(row.get(config.filter.column)):
-            value = row.get(config.filter.column)
-            yield Reject(index, item_id, "filtered_out", f"{config.filter.column} = {value!r} does not pass the filter")
-            continue
-        try:
-            question = row.get(config.columns.question)
-            options = _options(row, config.columns.options)
-            if config.options_in_question and options is None:
-                question, options = _split_question(question, free_form_ok=config.answer_type == "auto")
-            answer = row.get(config.columns.answer)
-            answer_type = _answer_type(config, row, answer, options)
-        except RejectedItem as error:
-            yield Reject(index, item_id, error.reason, error.message)
-            continue
-        yield RawItem(
-            source_index=index,
-            source_id=item_id,
-            question=question,
-            options=options,
-            answer=answer,
-            images=_images(row, config.columns.image),
-            answer_type=answer_type,
-            answer_format=config.answer_format,
-            metadata=_metadata(row, config),
-        )
+        yield guarded_row(index, lambda: _generic_item(config, index, row))  # noqa: B023 (called at once)
+
+
+def _generic_item(config: GenericBenchmark, index: int, row: dict[str, Any]) -> RawItem | Reject:
+    """One source row through the column mapping: an item, or a reject with its reason."""
+    item_id = _item_id(row, config.columns.id)
+    if config.filter is not None and not config.filter.keeps(row.get(config.filter.column)):
+        value = row.get(config.filter.column)
+        return Reject(index, item_id, "filtered_out", f"{config.filter.column} = {value!r} does not pass the filter")
+    try:
+        question = row.get(config.columns.question)
+        options = _options(row, config.columns.options)
+        if config.options_in_question and options is None:
+            question, options = _split_question(question, free_form_ok=config.answer_type == "auto")
+        answer = row.get(config.columns.answer)
+        answer_type = _answer_type(config, row, answer, options)
+    except RejectedItem as error:
+        return Reject(index, item_id, error.reason, error.message)
+    return RawItem(
+        source_index=index,
+        source_id=item_id,
+        question=question,
+        options=options,
+        answer=answer,
+        images=_images(row, config.columns.image),
+        answer_type=answer_type,
+        answer_format=config.answer_format,
+        metadata=_metadata(row, config),
+    )
 
 
 def _item_id(row: dict[str, Any], spec: str | list[str] | None) -> str | None:

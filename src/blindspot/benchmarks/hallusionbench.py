@@ -13,10 +13,10 @@ rows sharing category, subcategory, set and question id). The bootstrap resample
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from blindspot.benchmarks.official import OfficialInput, Scores, all_correct_rate, weighted_mean
-from blindspot.benchmarks.published import PublishedBenchmark, item_meta, published_rows, text_or_none
+from blindspot.benchmarks.published import PublishedBenchmark, guarded_rows, item_meta, text_or_none
 from blindspot.benchmarks.registry import BenchmarkSpec, Item, register
 from blindspot.contracts.items import RawItem, Reject
 
@@ -30,26 +30,29 @@ class HallusionBench(PublishedBenchmark):
 
 
 def read_hallusionbench(config: HallusionBench) -> Iterator[RawItem | Reject]:
-    for index, _, row in published_rows(config):
-        key = [row["category"], row["subcategory"], row["set_id"], row["figure_id"], row["question_id"]]
-        item_id = "_".join(str(k) for k in key)
-        no_figure = str(row.get("visual_input")) == "0" or (row["category"] == "VS" and str(row["figure_id"]) == "0")
-        if no_figure or row.get("image") is None:
-            yield Reject(index, item_id, "no_image",
-                         "a question without a figure (figure_id 0) asks the language prior alone: nothing to "
-                         "obfuscate")  # fmt: skip
-            continue
-        gold = {"1": "yes", "0": "no"}.get(str(text_or_none(row["gt_answer"])), row["gt_answer"])
-        yield RawItem(
-            source_index=index,
-            source_id=item_id,
-            question=row["question"],
-            options=None,
-            answer=gold,
-            images=[row["image"]],
-            answer_type="yes_no",
-            metadata={name: row[name] for name in COLUMNS[:5]},
-        )
+    return guarded_rows(config, hallusionbench_item)
+
+
+def hallusionbench_item(config: HallusionBench, index: int, _split: str, row: dict[str, Any]) -> RawItem | Reject:
+    """One source row as an item, or a reject."""
+    key = [row["category"], row["subcategory"], row["set_id"], row["figure_id"], row["question_id"]]
+    item_id = "_".join(str(k) for k in key)
+    no_figure = str(row.get("visual_input")) == "0" or (row["category"] == "VS" and str(row["figure_id"]) == "0")
+    if no_figure or row.get("image") is None:
+        return Reject(index, item_id, "no_image",
+                      "a question without a figure (figure_id 0) asks the language prior alone: nothing to "
+                      "obfuscate")  # fmt: skip
+    gold = {"1": "yes", "0": "no"}.get(str(text_or_none(row["gt_answer"])), row["gt_answer"])
+    return RawItem(
+        source_index=index,
+        source_id=item_id,
+        question=row["question"],
+        options=None,
+        answer=gold,
+        images=[row["image"]],
+        answer_type="yes_no",
+        metadata={name: row[name] for name in COLUMNS[:5]},
+    )
 
 
 def hallusion_prompt(item: Item, version: str) -> str:

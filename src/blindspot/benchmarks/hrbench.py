@@ -9,7 +9,7 @@ working size (``render: {resize: {longest_side: ...}}``) where the global one wo
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -17,8 +17,8 @@ from blindspot.benchmarks.official import OfficialInput, Scores, mean_of_group_m
 from blindspot.benchmarks.published import (
     PublishedBenchmark,
     choice_item,
+    guarded_rows,
     option_columns,
-    published_rows,
 )
 from blindspot.benchmarks.registry import BenchmarkSpec, Item, register
 from blindspot.contracts.items import RawItem, Reject
@@ -35,10 +35,14 @@ class HRBench(PublishedBenchmark):
 
 
 def read_hrbench(config: HRBench) -> Iterator[RawItem | Reject]:
-    for index, _, row in published_rows(config):
-        options = option_columns(row, "ABCDEF")
-        yield choice_item(index, str(row["index"]), row["question"], options, row["answer"], row["image"],
-                          category=row["category"], cycle_category=row["cycle_category"])  # fmt: skip
+    return guarded_rows(config, hrbench_item)
+
+
+def hrbench_item(config: HRBench, index: int, _split: str, row: dict[str, Any]) -> RawItem | Reject:
+    """One source row as an item, or a reject."""
+    options = option_columns(row, "ABCDEF")
+    return choice_item(index, str(row["index"]), row["question"], options, row["answer"], row["image"],
+                       category=row["category"], cycle_category=row["cycle_category"])  # fmt: skip
 
 
 def hrbench_prompt(item: Item, version: str) -> str:

@@ -19,9 +19,9 @@ from blindspot.benchmarks.published import (
     MC_INSTRUCTION,
     PublishedBenchmark,
     choice_item,
+    guarded_rows,
     item_meta,
     option_columns,
-    published_rows,
     text_or_none,
 )
 from blindspot.benchmarks.registry import BenchmarkSpec, Item, register
@@ -40,11 +40,15 @@ class MMBench(PublishedBenchmark):
 
 
 def read_mmbench(config: MMBench) -> Iterator[RawItem | Reject]:
-    for index, _, row in published_rows(config):
-        extra: dict[str, Any] = {k: row.get(k) for k in ("l2-category", "source", "split") if k in row}
-        yield choice_item(index, str(row["index"]), row["question"], option_columns(row, "ABCD"), row["answer"],
-                          row["image"], hint=text_or_none(row.get("hint")), category=row["category"],
-                          circular_group=int(row["index"]) % CIRCULAR_STRIDE, **extra)  # fmt: skip
+    return guarded_rows(config, mmbench_item)
+
+
+def mmbench_item(config: MMBench, index: int, _split: str, row: dict[str, Any]) -> RawItem | Reject:
+    """One source row as an item, or a reject."""
+    extra: dict[str, Any] = {k: row.get(k) for k in ("l2-category", "source", "split") if k in row}
+    return choice_item(index, str(row["index"]), row["question"], option_columns(row, "ABCD"), row["answer"],
+                       row["image"], hint=text_or_none(row.get("hint")), category=row["category"],
+                       circular_group=int(row["index"]) % CIRCULAR_STRIDE, **extra)  # fmt: skip
 
 
 def mmbench_prompt(item: Item, version: str) -> str:

@@ -28,7 +28,7 @@ from blindspot.benchmarks.published import (
     MC_INSTRUCTION,
     SHORT_INSTRUCTION,
     PublishedBenchmark,
-    published_rows,
+    guarded_rows,
 )
 from blindspot.benchmarks.registry import BenchmarkSpec, Item, default_score, register
 from blindspot.contracts.items import RawItem, Reject, RejectedItem
@@ -72,31 +72,33 @@ def _gold(row: dict[str, Any]) -> Any:
 
 
 def read_mmmu(config: MMMU) -> Iterator[RawItem | Reject]:
-    for index, _, row in published_rows(config):
-        item_id = str(row["id"])
-        multiple_choice = str(row["question_type"]).strip() == "multiple-choice"
-        try:
-            options = parse_options(row["options"]) if multiple_choice else None
-        except RejectedItem as error:
-            yield Reject(index, item_id, error.reason, error.message)
-            continue
-        order = image_order(row, options)
-        missing = [n for n in order if row.get(f"image_{n}") is None]
-        if missing:
-            yield Reject(index, item_id, "missing_image", f"image {missing[0]} is referenced but empty")
-            continue
-        yield RawItem(
-            source_index=index,
-            source_id=item_id,
-            question=row["question"],
-            options=options,
-            answer=_gold(row) if not multiple_choice else row["answer"],
-            images=[row[f"image_{n}"] for n in order],
-            answer_type="multiple_choice" if multiple_choice else "open",
-            answer_format="letter" if multiple_choice else "auto",
-            metadata={"question_type": row["question_type"], "image_order": order,
-                      **{k: row.get(k) for k in ("subfield", "topic_difficulty", "img_type") if k in row}},
-        )  # fmt: skip
+    return guarded_rows(config, mmmu_item)
+
+
+def mmmu_item(config: MMMU, index: int, _split: str, row: dict[str, Any]) -> RawItem | Reject:
+    """One source row as an item, or a reject."""
+    item_id = str(row["id"])
+    multiple_choice = str(row["question_type"]).strip() == "multiple-choice"
+    try:
+        options = parse_options(row["options"]) if multiple_choice else None
+    except RejectedItem as error:
+        return Reject(index, item_id, error.reason, error.message)
+    order = image_order(row, options)
+    missing = [n for n in order if row.get(f"image_{n}") is None]
+    if missing:
+        return Reject(index, item_id, "missing_image", f"image {missing[0]} is referenced but empty")
+    return RawItem(
+        source_index=index,
+        source_id=item_id,
+        question=row["question"],
+        options=options,
+        answer=_gold(row) if not multiple_choice else row["answer"],
+        images=[row[f"image_{n}"] for n in order],
+        answer_type="multiple_choice" if multiple_choice else "open",
+        answer_format="letter" if multiple_choice else "auto",
+        metadata={"question_type": row["question_type"], "image_order": order,
+                  **{k: row.get(k) for k in ("subfield", "topic_difficulty", "img_type") if k in row}},
+    )  # fmt: skip
 
 
 def mmmu_prompt(item: Item, version: str) -> str:

@@ -8,15 +8,15 @@ overall and per category.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from blindspot.benchmarks.official import OfficialInput, Scores, accuracy_by
 from blindspot.benchmarks.published import (
     MC_INSTRUCTION,
     PublishedBenchmark,
+    guarded_rows,
     inline_choice_item,
     item_meta,
-    published_rows,
 )
 from blindspot.benchmarks.registry import BenchmarkSpec, Item, register
 from blindspot.contracts.items import RawItem, Reject
@@ -31,10 +31,14 @@ class MMStar(PublishedBenchmark):
 
 
 def read_mmstar(config: MMStar) -> Iterator[RawItem | Reject]:
-    for index, _, row in published_rows(config):
-        yield inline_choice_item(index, str(row["index"]), row["question"], row["answer"], row["image"],
-                                 category=row["category"], l2_category=row["l2_category"],
-                                 published_question=row["question"])  # fmt: skip
+    return guarded_rows(config, mmstar_item)
+
+
+def mmstar_item(config: MMStar, index: int, _split: str, row: dict[str, Any]) -> RawItem | Reject:
+    """One source row as an item, or a reject."""
+    return inline_choice_item(index, str(row["index"]), row["question"], row["answer"], row["image"],
+                              category=row["category"], l2_category=row["l2_category"],
+                              published_question=row["question"])  # fmt: skip
 
 
 def mmstar_prompt(item: Item, version: str) -> str:

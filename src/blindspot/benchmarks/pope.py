@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from blindspot.benchmarks.official import OfficialInput, Scores, binary_scores
-from blindspot.benchmarks.published import SHORT_INSTRUCTION, PublishedBenchmark, published_rows, text_or_none
+from blindspot.benchmarks.published import SHORT_INSTRUCTION, PublishedBenchmark, guarded_rows, text_or_none
 from blindspot.benchmarks.registry import BenchmarkSpec, Item, register
 from blindspot.benchmarks.sources import SourceError
 from blindspot.config_base import PathKind
@@ -93,8 +93,9 @@ def _pope_item(index: int, category: str, row: dict[str, Any], answer: Any, **me
 
 
 def read_pope(config: Pope) -> Iterator[RawItem | Reject]:
-    for index, split, row in published_rows(config):
-        yield _pope_item(index, _category(row, split), row, row.get("answer"))
+    return guarded_rows(
+        config, lambda _, index, split, row: _pope_item(index, _category(row, split), row, row.get("answer"))
+    )
 
 
 def read_repope_labels(file: Path) -> dict[str, dict[str, Any]]:
@@ -124,28 +125,28 @@ def _same_text(a: Any, b: Any) -> bool:
 
 def read_repope(config: RePope) -> Iterator[RawItem | Reject]:
     labels: dict[str, dict[str, dict[str, Any]]] = {}
-    for index, split, row in published_rows(config):
+
+    def item(config: RePope, index: int, split: str, row: dict[str, Any]) -> RawItem | Reject:
         category = _category(row, split)
-        if category not in labels:
+        if category not in labels:  # read once per category, when its first row comes
             labels[category] = read_repope_labels(config.label_file(category))
         item_id = f"{category}/{row['question_id']}"
         record = labels[category].get(str(row["question_id"]))
         if record is None:
-            yield Reject(index, item_id, "dropped_by_repope", "RePOPE dropped this POPE question (ambiguous label)")
-            continue
+            return Reject(index, item_id, "dropped_by_repope", "RePOPE dropped this POPE question (ambiguous label)")
         image = Path(str(record.get("image", ""))).stem
         if image and row.get("image_source") and image != Path(str(row["image_source"])).stem:
-            yield Reject(index, item_id, "label_mismatch",
-                         f"RePOPE's record is about image {image}, POPE's row about {row['image_source']}")  # fmt: skip
-            continue
+            message = f"RePOPE's record is about image {image}, POPE's row about {row['image_source']}"
+            return Reject(index, item_id, "label_mismatch", message)
         if record.get("text") and not _same_text(record["text"], row["question"]):
-            yield Reject(index, item_id, "label_mismatch",
-                         f"RePOPE's question {record['text']!r} is not POPE's {row['question']!r}")  # fmt: skip
-            continue
+            return Reject(index, item_id, "label_mismatch",
+                          f"RePOPE's question {record['text']!r} is not POPE's {row['question']!r}")  # fmt: skip
         pope_answer = text_or_none(row.get("answer"))
         label = record["label"]
         relabelled = pope_answer is not None and str(label).casefold() != pope_answer.casefold()
-        yield _pope_item(index, category, row, label, pope_answer=pope_answer, relabelled=relabelled)
+        return _pope_item(index, category, row, label, pope_answer=pope_answer, relabelled=relabelled)
+
+    return guarded_rows(config, item)
 
 
 def pope_prompt(item: Item, version: str) -> str:

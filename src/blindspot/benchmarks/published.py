@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import pyarrow.parquet as pq
 from pydantic import Field
 
 from blindspot.benchmarks.gold import options_from_question, parse_options
 from blindspot.benchmarks.registry import BenchmarkConfigBase
-from blindspot.benchmarks.sources import SourceError, unreadable
+from blindspot.benchmarks.sources import SourceError, guarded_row, unreadable
 from blindspot.config_base import PathKind
 from blindspot.contracts.items import RawItem, Reject, RejectedItem
 
@@ -161,6 +161,18 @@ def published_rows(config: PublishedBenchmark, batch_size: int = 32) -> Iterator
                     return
                 yield index, split, row
                 index += 1
+
+
+C = TypeVar("C", bound="PublishedBenchmark")
+
+
+def guarded_rows(
+    config: C, convert: Callable[[C, int, str, dict[str, Any]], RawItem | Reject]
+) -> Iterator[RawItem | Reject]:
+    """Every row of the configured shards through ``convert`` (an adapter's row -> item), each guarded by
+    :func:`guarded_row`, so one bad row is a reject and the rows after it are still read."""
+    for index, split, row in published_rows(config):
+        yield guarded_row(index, lambda: convert(config, index, split, row))  # noqa: B023 (called at once)
 
 
 def text_or_none(value: Any) -> str | None:

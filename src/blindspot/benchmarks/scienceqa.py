@@ -6,16 +6,16 @@ obfuscate. The ``hint`` is shown as context before the question, as lmms-eval do
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from blindspot.benchmarks.official import OfficialInput, Scores, accuracy_by
 from blindspot.benchmarks.published import (
     MC_INSTRUCTION,
     PublishedBenchmark,
     choice_item,
+    guarded_rows,
     item_meta,
     listed_options,
-    published_rows,
     text_or_none,
 )
 from blindspot.benchmarks.registry import BenchmarkSpec, Item, register
@@ -33,17 +33,19 @@ class ScienceQA(PublishedBenchmark):
 
 
 def read_scienceqa(config: ScienceQA) -> Iterator[RawItem | Reject]:
-    for index, _, row in published_rows(config):
-        if row.get("image") is None:
-            yield Reject(index, None, "no_image", "a ScienceQA question without an image: nothing to obfuscate")
-            continue
-        options = listed_options(index, None, row["choices"])
-        if isinstance(options, Reject):
-            yield options
-            continue
-        extra = {k: row.get(k) for k in ("subject", "topic", "category", "grade", "skill") if k in row}
-        yield choice_item(index, None, row["question"], options, row["answer"], row["image"], answer_format="index",
-                          hint=text_or_none(row.get("hint")), **extra)  # fmt: skip
+    return guarded_rows(config, scienceqa_item)
+
+
+def scienceqa_item(config: ScienceQA, index: int, _split: str, row: dict[str, Any]) -> RawItem | Reject:
+    """One source row as an item, or a reject."""
+    if row.get("image") is None:
+        return Reject(index, None, "no_image", "a ScienceQA question without an image: nothing to obfuscate")
+    options = listed_options(index, None, row["choices"])
+    if isinstance(options, Reject):
+        return options
+    extra = {k: row.get(k) for k in ("subject", "topic", "category", "grade", "skill") if k in row}
+    return choice_item(index, None, row["question"], options, row["answer"], row["image"], answer_format="index",
+                       hint=text_or_none(row.get("hint")), **extra)  # fmt: skip
 
 
 def scienceqa_prompt(item: Item, version: str) -> str:

@@ -6,12 +6,13 @@ Rows are streamed batch by batch, so a benchmark with embedded images never sits
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow.parquet as pq
 
+from blindspot.contracts.items import Reject, RejectedItem
 from blindspot.errors import BlindspotError
 
 
@@ -75,9 +76,35 @@ def iter_rows(path: Path, columns: list[str] | None = None, batch_size: int = 64
                 except json.JSONDecodeError as error:
                     yield f"line {number} is not valid JSON: {error.msg}"
                     continue
+                except RecursionError:
+                    yield f"line {number} nests deeper than the JSON reader goes (a value nested thousands deep)"
+                    continue
                 if not isinstance(row, dict):
                     yield f"line {number} is not a JSON object"
                     continue
                 yield row
     else:
         raise SourceError(f"'{path}' is neither .parquet, .jsonl nor a folder of parquet shards")
+
+
+T = TypeVar("T")
+
+
+def row_failure(error: Exception) -> str:
+    """A row's unexpected error as a reject message: one line, bounded."""
+    text = " ".join(str(error).split())
+    return f"the row could not be read ({type(error).__name__}: {text[:300]})"
+
+
+def guarded_row(index: int, convert: Callable[[], T], source_id: str | None = None) -> T | Reject:
+    """One row through ``convert``: an error the row's data causes (odd types, characters, nesting) makes that
+    row a reject (its own reason, or ``bad_row``), never the end of the benchmark. Errors of the machine (a full
+    disk, no memory) and of the config (:class:`BlindspotError`) still stop it."""
+    try:
+        return convert()
+    except RejectedItem as error:
+        return Reject(index, source_id, error.reason, error.message)
+    except (BlindspotError, OSError, MemoryError):
+        raise
+    except Exception as error:
+        return Reject(index, source_id, "bad_row", row_failure(error))

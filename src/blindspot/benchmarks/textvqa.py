@@ -6,12 +6,12 @@ ten (EvalAI's normalisation, averaged over the ten leave-one-out subsets), on th
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from blindspot.benchmarks.official import OfficialInput, Scores, weighted_mean
-from blindspot.benchmarks.published import SHORT_INSTRUCTION, PublishedBenchmark, published_rows
+from blindspot.benchmarks.published import SHORT_INSTRUCTION, PublishedBenchmark, guarded_rows
 from blindspot.benchmarks.registry import BenchmarkSpec, Item, register
 from blindspot.contracts.items import RawItem, Reject
 
@@ -25,17 +25,21 @@ class TextVQA(PublishedBenchmark):
 
 
 def read_textvqa(config: TextVQA) -> Iterator[RawItem | Reject]:
-    for index, _, row in published_rows(config):
-        yield RawItem(
-            source_index=index,
-            source_id=str(row["question_id"]),
-            question=row["question"],
-            options=None,
-            answer=row["answers"],
-            images=[row["image"]],
-            answer_type="open",
-            metadata={k: row.get(k) for k in ("image_id", "image_classes") if k in row},
-        )
+    return guarded_rows(config, textvqa_item)
+
+
+def textvqa_item(config: TextVQA, index: int, _split: str, row: dict[str, Any]) -> RawItem | Reject:
+    """One source row as an item, or a reject."""
+    return RawItem(
+        source_index=index,
+        source_id=str(row["question_id"]),
+        question=row["question"],
+        options=None,
+        answer=row["answers"],
+        images=[row["image"]],
+        answer_type="open",
+        metadata={k: row.get(k) for k in ("image_id", "image_classes") if k in row},
+    )
 
 
 def textvqa_prompt(item: Item, version: str) -> str:

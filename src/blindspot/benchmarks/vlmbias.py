@@ -19,7 +19,7 @@ from pydantic import Field
 
 from blindspot.benchmarks.gold import infer_answer_type
 from blindspot.benchmarks.official import OfficialInput, Scores, weighted_mean
-from blindspot.benchmarks.published import PublishedBenchmark, item_meta, published_rows
+from blindspot.benchmarks.published import PublishedBenchmark, guarded_rows, item_meta
 from blindspot.benchmarks.registry import BenchmarkSpec, Item, register
 from blindspot.contracts.items import RawItem, Reject
 
@@ -38,23 +38,27 @@ class VLMBias(PublishedBenchmark):
 
 
 def read_vlmbias(config: VLMBias) -> Iterator[RawItem | Reject]:
-    for index, _, row in published_rows(config):
-        answer = row["ground_truth"]
-        yield RawItem(
-            source_index=index,
-            source_id=str(row["ID"]) if row.get("ID") is not None else None,
-            question=row["prompt"],
-            options=None,
-            answer=answer,
-            images=[row["image"]],
-            answer_type=infer_answer_type(answer, None),
-            metadata={
-                "expected_bias": row["expected_bias"],
-                "ground_truth": answer,
-                "topic": row["topic"],
-                "sub_topic": row.get("sub_topic"),
-            },
-        )
+    return guarded_rows(config, vlmbias_item)
+
+
+def vlmbias_item(config: VLMBias, index: int, _split: str, row: dict[str, Any]) -> RawItem | Reject:
+    """One source row as an item, or a reject."""
+    answer = row["ground_truth"]
+    return RawItem(
+        source_index=index,
+        source_id=str(row["ID"]) if row.get("ID") is not None else None,
+        question=row["prompt"],
+        options=None,
+        answer=answer,
+        images=[row["image"]],
+        answer_type=infer_answer_type(answer, None),
+        metadata={
+            "expected_bias": row["expected_bias"],
+            "ground_truth": answer,
+            "topic": row["topic"],
+            "sub_topic": row.get("sub_topic"),
+        },
+    )
 
 
 def vlmbias_prompt(item: Item, version: str) -> str:

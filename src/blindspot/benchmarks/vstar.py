@@ -8,10 +8,15 @@ overall and per category (direct attributes, relative position).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from blindspot.benchmarks.official import OfficialInput, Scores, accuracy_by
-from blindspot.benchmarks.published import PublishedBenchmark, inline_choice_item, item_meta, published_rows
+from blindspot.benchmarks.published import (
+    PublishedBenchmark,
+    guarded_rows,
+    inline_choice_item,
+    item_meta,
+)
 from blindspot.benchmarks.registry import BenchmarkSpec, Item, register
 from blindspot.contracts.items import RawItem, Reject
 
@@ -25,10 +30,14 @@ class VStar(PublishedBenchmark):
 
 
 def read_vstar(config: VStar) -> Iterator[RawItem | Reject]:
-    for index, _, row in published_rows(config):
-        item_id = str(row["question_id"]) if row.get("question_id") is not None else None
-        yield inline_choice_item(index, item_id, row["text"], row["label"], row["image"], category=row["category"],
-                                 published_prompt=row["text"])  # fmt: skip
+    return guarded_rows(config, vstar_item)
+
+
+def vstar_item(config: VStar, index: int, _split: str, row: dict[str, Any]) -> RawItem | Reject:
+    """One source row as an item, or a reject."""
+    item_id = str(row["question_id"]) if row.get("question_id") is not None else None
+    return inline_choice_item(index, item_id, row["text"], row["label"], row["image"], category=row["category"],
+                              published_prompt=row["text"])  # fmt: skip
 
 
 def vstar_prompt(item: Item, version: str) -> str:

@@ -79,26 +79,81 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return getattr(torch, dtype)
 
 
+def read_model_config(folder: str | Path, key: str = "model.path") -> dict[str, Any]:
+    """A model directory's config.json, or one line naming the file and what is wrong with it."""
+    file = Path(folder) / "config.json"
+    if not file.is_file():
+        raise ModelLoadError(f"'{folder}' has no config.json; is it a downloaded model directory?", key=key)
+    try:
+        data = json.loads(file.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        where = f" (line {error.lineno})" if isinstance(error, json.JSONDecodeError) else ""
+        raise ModelLoadError(f"'{file}' is not valid JSON{where}; download the model again", key=key) from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"'{file}' is not a JSON object; download the model again", key=key)
+    return data
+
+
+def check_safetensors(folder: str | Path, key: str = "model.path") -> None:
+    """Every .safetensors file of a model directory is whole: its header parses and its last tensor ends within
+    the file (a download cut short fails here, in one line naming the file, not in a traceback mid-load); a
+    sharded checkpoint's index names only shards that are there. Reads the headers only."""
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        raise ModelLoadError(
+            f"'{folder}' has no .safetensors weights; blindspot never loads pickled (.bin) weights", key=key
+        )
+    for file in files:
+        problem = _safetensors_problem(file)
+        if problem:
+            raise ModelLoadError(f"'{file}' is damaged: {problem}; download it again", key=key)
+    index = Path(folder) / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = set(json.loads(index.read_text()).get("weight_map", {}).values())
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            raise ModelLoadError(f"'{index}' is not a valid shard index; download the model again", key=key) from None
+        missing = sorted(shard for shard in shards if not (Path(folder) / shard).is_file())
+        if missing:
+            raise ModelLoadError(f"'{index}' names shards that are missing: {', '.join(missing[:3])}", key=key)
+
+
+def _safetensors_problem(file: Path) -> str | None:
+    size = file.stat().st_size
+    with file.open("rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            return f"{size} bytes, shorter than a safetensors header"
+        length = int.from_bytes(head, "little")
+        if length > min(size - 8, 100_000_000):
+            return f"its header claims {length} bytes but the file has {size}"
+        try:
+            header = json.loads(handle.read(length))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return "its header is not valid JSON"
+    if not isinstance(header, dict):
+        return "its header is not a JSON object"
+    ends = [t["data_offsets"][1] for name, t in header.items() if name != "__metadata__" and isinstance(t, dict)
+            and isinstance(t.get("data_offsets"), list) and len(t["data_offsets"]) == 2]  # fmt: skip
+    if ends and 8 + length + max(ends) > size:
+        return f"truncated: its tensors need {8 + length + max(ends)} bytes, the file has {size}"
+    return None
+
+
 def _check_local(config: ModelConfig) -> None:
     if not config.local_files_only:
         return
     problem = path_problem(config.path, "model", config.hub_id)
     if problem:
         raise ModelLoadError(problem)
-    config_file = Path(config.path) / "config.json"
-    if not config_file.is_file():
-        raise ModelLoadError(f"'{config.path}' has no config.json; is it a downloaded model directory?")
-    has_safetensors = any(Path(config.path).glob("*.safetensors"))
-    if not has_safetensors:
-        raise ModelLoadError(
-            f"'{config.path}' has no .safetensors weights; blindspot never loads pickled (.bin) weights"
-        )
+    read_model_config(config.path)
+    check_safetensors(config.path)
 
 
 def _check_family(config: ModelConfig, family: ModelFamily) -> None:
     if not family.model_types or not config.local_files_only:
         return
-    model_type = json.loads((Path(config.path) / "config.json").read_text()).get("model_type")
+    model_type = read_model_config(config.path).get("model_type")
     if model_type not in family.model_types:
         raise ModelLoadError(
             f"'{config.adapter}' expects model_type {' or '.join(family.model_types)}, but "
@@ -129,8 +184,8 @@ def load_language_model(config: ModelConfig) -> LoadedModel:
     problem = path_problem(config.llm, "model")
     if problem:
         raise ModelLoadError(problem, key="model.llm")
-    if not any(Path(config.llm).glob("*.safetensors")):
-        raise ModelLoadError(f"'{config.llm}' has no .safetensors weights", key="model.llm")
+    read_model_config(config.llm, key="model.llm")
+    check_safetensors(config.llm, key="model.llm")
     loaded = _load(config, config.llm, LANGUAGE_MODEL, transformers.AutoTokenizer, "model.llm")
     return loaded
 
@@ -174,9 +229,9 @@ def _load(config: ModelConfig, path: str, family: ModelFamily, processor_class: 
         model = model_class.from_pretrained(
             path, dtype=dtype, use_safetensors=True, attn_implementation=config.attn_implementation, **common
         )
-    except (OSError, ValueError) as error:
+    except Exception as error:  # transformers and safetensors raise many types: one line for all
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelLoadError(f"cannot load '{path}': {first}", key=key) from None
+        raise ModelLoadError(f"cannot load '{path}': {first[:300]}", key=key) from None
     model.to(device).eval()
     tokenizer = getattr(processor, "tokenizer", processor)
     tokenizer.padding_side = "left"  # generation appends on the right: pad on the left

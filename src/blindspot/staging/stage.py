@@ -23,6 +23,7 @@ from blindspot.atomic import atomic_output
 from blindspot.benchmarks import get_benchmark
 from blindspot.benchmarks.gold import canonical_gold
 from blindspot.benchmarks.registry import BenchmarkConfigBase
+from blindspot.benchmarks.sources import guarded_row
 from blindspot.contracts.items import RawItem, Reject, RejectedItem
 from blindspot.contracts.tables import IMAGES_SCHEMA, ITEMS_SCHEMA, REJECTS_SCHEMA
 from blindspot.errors import BlindspotError
@@ -111,6 +112,24 @@ def _check_unique_id(raw: RawItem, first_seen: dict[str, int]) -> None:
     first_seen[raw.source_id] = raw.source_index
 
 
+MAX_ID_CHARS = 1024
+"""The longest source id staged (longer ones are rejects, not a failed table)."""
+
+
+def _check_text(field: str, value: Any) -> None:
+    """Text that Parquet can store: a lone surrogate (a broken UTF-16 pair, common in scraped JSON) would fail the
+    whole items table when it is written, so its row is a reject instead."""
+    texts = value if isinstance(value, list) else [value]
+    for text in texts:
+        if isinstance(text, str):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as error:
+                raise RejectedItem(
+                    "bad_text", f"the {field} holds a character that is not valid Unicode at position {error.start}"
+                ) from None
+
+
 def _canonical_row(
     name: str, raw: RawItem, images: _ImageSink, image_root: Path | None, seen_ids: set[str]
 ) -> dict[str, Any]:
@@ -118,6 +137,13 @@ def _canonical_row(
     for field, value in (("question", question), ("answer", raw.answer), *(("option", o) for o in raw.options or [])):
         if isinstance(value, bytes | bytearray | memoryview):
             raise RejectedItem("bad_text", f"the {field} is binary data ({len(value)} bytes), not text")
+        if field != "answer" and isinstance(value, dict | list):
+            raise RejectedItem("bad_text", f"the {field} is a {type(value).__name__}, not text")
+        _check_text(field, value)
+    if raw.source_id is not None:
+        _check_text("id", raw.source_id)
+        if len(raw.source_id) > MAX_ID_CHARS:
+            raise RejectedItem("bad_id", f"the id is {len(raw.source_id)} characters long (at most {MAX_ID_CHARS})")
     if question is None or not str(question).strip():
         raise RejectedItem("missing_question", "missing question")
     answer, answers = canonical_gold(raw.answer, raw.answer_type, raw.options, raw.answer_format)
@@ -196,10 +222,13 @@ def stage_benchmark(name: str, config: BenchmarkConfigBase, outputs: Mapping[str
                     rejects.append(raw)
                     continue
                 _check_unique_id(raw, first_seen)
-                try:
-                    row = _canonical_row(name, raw, sink, config.image_folder(), seen_ids)
-                except RejectedItem as error:
-                    rejects.append(Reject(raw.source_index, raw.source_id, error.reason, error.message))
+                row = guarded_row(
+                    raw.source_index,
+                    lambda: _canonical_row(name, raw, sink, config.image_folder(), seen_ids),  # noqa: B023
+                    raw.source_id,
+                )
+                if isinstance(row, Reject):
+                    rejects.append(row)
                     continue
                 seen_ids.add(row["item_id"])
                 items.append(row)
