@@ -126,3 +126,19 @@ def reduced_toy_config(models: list[str], source: str = "config/config.yaml") ->
     config["render"]["pixelate"] = {"enabled": False}
     config["decay"]["bootstrap"] = 200
     return config
+
+
+def with_a_long_question(items_path: Path, out: Path, words: int = 3000) -> tuple[Path, str]:
+    """A copy of an items table whose first question is ``words`` words long; returns (path, that item's id)."""
+    import polars as pl
+
+    from blindspot.contracts.tables import ITEMS_SCHEMA
+    from blindspot.tables import read_provenance, write_table
+
+    items = pl.read_parquet(items_path)
+    first = pl.int_range(pl.len()) == 0
+    long = items.with_columns(
+        pl.when(first).then(pl.lit("why " * words)).otherwise(pl.col("question")).alias("question")
+    )
+    write_table(long.to_arrow(), ITEMS_SCHEMA, read_provenance(items_path), out)
+    return out, str(long["item_id"][0])

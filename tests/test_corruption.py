@@ -87,6 +87,39 @@ def test_flipped_table_bytes_are_found(tmp_path: Path) -> None:
     assert finding.status == "damaged"
 
 
+def test_flipped_table_bytes_fail_every_stage_that_reads_the_table(tmp_path: Path) -> None:
+    """Not only `verify`: every reader (decay, probes, aggregate, ... through tables.read_table) checks the page
+    checksums, so a flipped byte is one line naming the file, not a silently wrong value."""
+    from blindspot.errors import InputError
+    from blindspot.tables import read_frame
+
+    table = tmp_path / "t.parquet"
+    write_table([{"x": i, "y": f"row {i}"} for i in range(2000)], pa.schema([("x", pa.int64()), ("y", pa.string())]),
+                {"stage": "test"}, table)  # fmt: skip
+    assert read_frame(table).height == 2000
+    flip(table, at=200)
+    with pytest.raises(InputError, match=r"t\.parquet' is damaged \(.*\); delete it and rerun") as caught:
+        read_frame(table)
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_store_metadata_is_damage(render_store: Path, tmp_path: Path) -> None:
+    """An array's zarr.json deleted: Zarr lists the group without the array, so only the folder of chunks left
+    behind tells; a store whose root zarr.json is gone is not skipped as 'not a store'."""
+    (render_store / "pixels" / "zarr.json").unlink()
+    (finding,) = verify([render_store])
+    assert finding.status == "damaged" and "array 'pixels' has chunks but no zarr.json" in finding.detail
+    root = tmp_path / "results"
+    copy = root / "render" / "other.zarr"
+    shutil.copytree(render_store, copy)
+    (copy / "zarr.json").unlink()
+    findings = {f.path.name: f for f in verify([root])}
+    assert (
+        findings["other.zarr"].status == "damaged"
+        and "root metadata (zarr.json) is missing" in findings["other.zarr"].detail
+    )
+
+
 def many_chunk_store(tmp_path: Path, n: int = 512) -> Path:
     """A hidden store of ``n`` one-item chunks per feature, the first of which fails its checksum."""
     partial, final = tmp_path / ".h.partial", tmp_path / "h.zarr"

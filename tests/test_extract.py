@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 import torch
 import zarr
+from conftest import with_a_long_question
 
 import blindspot.extract as extract_module
 from blindspot.benchmarks.registry import GENERIC_SCORING
@@ -78,6 +79,23 @@ def test_extract_store_layout_and_attrs(tiny_models, small_benchmark, tmp_path: 
     record = group.attrs["provenance"]
     assert record["stage"] == "extract" and record["model"]["n_layers"] == 2 and len(record["config_hash"]) == 16
     assert not (out / "blocks_done.json").exists()
+
+
+def test_an_item_over_the_prompt_cap_is_left_out_and_said(
+    tiny_models, small_benchmark, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """As in predict, a prompt longer than max_prompt_tokens is never run: the store holds the other items, and the
+    console and the store's provenance say how many were left out."""
+    path, long_id = with_a_long_question(small_benchmark["items"], tmp_path / "items.parquet")
+    model = ModelConfig(adapter="qwen2_5_vl", path=str(tiny_models["qwen2_5_vl"]), batch_size=4, max_prompt_tokens=256)
+    out = tmp_path / "h.zarr"
+    summary = extract_benchmark("m", "b", model, ExtractConfig(), PromptConfig(), path, small_benchmark["render"], out,
+                                scoring=GENERIC_SCORING, progress=False)  # fmt: skip
+    store = HiddenStore(out)
+    assert summary["items"] == 5 and long_id not in store.item_ids and len(store.item_ids) == 5
+    assert summary["left_out"].startswith("1 items left out: prompt longer than 256 tokens")
+    assert "1 items left out: prompt longer than 256 tokens" in capsys.readouterr().out
+    assert np.isfinite(store.read("last_token")).all()
 
 
 def test_extract_resumes_from_finished_blocks(

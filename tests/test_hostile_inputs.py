@@ -146,6 +146,36 @@ def test_rows_that_break_in_odd_ways_are_rejects_and_the_rest_stage(tmp_path: Pa
     assert all(r in ("bad_row", "malformed_row", "missing_question", "bad_text") for r in (reasons[2], reasons[3]))
 
 
+def test_image_bytes_are_bounded_before_reading_and_an_unknown_header_is_not_decoded(
+    tmp_path: Path, png: bytes
+) -> None:
+    """max_image_bytes is checked from the file's size (before it is read) and from the bytes of an inline image;
+    an image whose header names no known format (Radiance HDR, which OpenCV decodes and Pillow cannot size) is
+    refused before decoding, as its pixel count cannot be checked."""
+    import cv2
+
+    images = tmp_path / "images"
+    images.mkdir()
+    big = encode_png(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    (images / "small.png").write_bytes(png)
+    (images / "big.png").write_bytes(big)
+    _, hdr = cv2.imencode(".hdr", np.ones((8, 8, 3), np.float32))
+    (images / "radiance.hdr").write_bytes(hdr.tobytes())
+    rows = [{"id": 0, "question": "q?", "answer": "yes", "image": "small.png"},
+            {"id": 1, "question": "q?", "answer": "yes", "image": "big.png"},
+            {"id": 2, "question": "q?", "answer": "yes", "image": base64.b64encode(big).decode()},
+            {"id": 3, "question": "q?", "answer": "yes", "image": "radiance.hdr"}]  # fmt: skip
+    cap = len(big) - 1
+    assert len(png) < cap
+    items, rejects = stage_rows(tmp_path, rows, image_root=str(images), max_image_bytes=cap)
+    assert items["item_id"].to_list() == ["0"]
+    reasons = dict(zip(rejects["item_id"], rejects["reason"], strict=True))
+    assert reasons == {"1": "image_too_large", "2": "image_too_large", "3": "bad_image"}
+    messages = dict(zip(rejects["item_id"], rejects["message"], strict=True))
+    assert f"exceeds the cap of {cap} (max_image_bytes)" in messages["1"]
+    assert "header is not one of the known formats" in messages["3"]
+
+
 def test_an_unreadable_parquet_is_one_line_naming_the_file(tmp_path: Path) -> None:
     empty = tmp_path / "empty.parquet"
     empty.write_bytes(b"")

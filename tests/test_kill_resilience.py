@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import errno
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,64 @@ def test_a_full_disk_shows_the_real_error_and_leaves_nothing(
     assert code == 2 and len(err) == 1
     assert err[0].startswith("blindspot stage: error: no space left on device")
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("code", "line"),
+    [(errno.EROFS, "the file system is read-only"), (errno.EACCES, "permission denied"),
+     (errno.EFBIG, "a file grew past the file-size limit")],
+)  # fmt: skip
+def test_a_disk_that_refuses_writes_is_one_line_even_when_the_cleanup_fails_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, code: int, line: str
+) -> None:
+    """The write fails, and so does every cleanup (a read-only folder refuses the unlink too): the first error is
+    what the user sees, in one line, not the cleanup's traceback."""
+    import pyarrow.parquet as pq
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise OSError(code, os.strerror(code), "results/staged/b/items.parquet")
+
+    monkeypatch.setattr(pq, "write_table", refused)
+    monkeypatch.setattr(Path, "unlink", refused)
+    source = tmp_path / "b.jsonl"
+    image = base64.b64encode(encode_png(np.zeros((8, 8, 3), np.uint8))).decode()
+    source.write_text(json.dumps({"question": "q?", "answer": "yes", "image": image}) + "\n")
+    out = tmp_path / "staged"
+    slice_json = json.dumps({"output_version": 2, "benchmark": {"adapter": "generic", "path": str(source),
+                             "answer_type": "yes_no"}, "image_folder": None})  # fmt: skip
+    status = main(["stage", "--bench", "b", "--slice", slice_json, "--item-table", str(out / "items.parquet"),
+                   "--images", str(out / "images.parquet"), "--rejects", str(out / "rejects.parquet")])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1, err
+    assert err[0].startswith(f"blindspot stage: error: {line} at 'results/staged/b/items.parquet'")
+
+
+def test_a_real_file_size_limit_is_one_line_not_a_kill(tmp_path: Path) -> None:
+    """Past `ulimit -f` the kernel sends SIGXFSZ, which kills a process that does not ignore it (no message at
+    all); the CLI ignores it, so the write fails with EFBIG and the job says so in one line."""
+    import resource
+    import subprocess
+    import sys
+
+    source = tmp_path / "b.jsonl"
+    noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    image = base64.b64encode(encode_png(noise)).decode()  # about 200 KB of PNG
+    source.write_text(json.dumps({"question": "q?", "answer": "yes", "image": image}) + "\n")
+    out = tmp_path / "staged"
+    slice_json = json.dumps({"output_version": 2, "benchmark": {"adapter": "generic", "path": str(source),
+                             "answer_type": "yes_no"}, "image_folder": None})  # fmt: skip
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
+
+    files = {"item-table": "items", "images": "images", "rejects": "rejects"}
+    paths = [f"--{option}={out / (name + '.parquet')}" for option, name in files.items()]
+    command = [sys.executable, "-m", "blindspot", "stage", "--bench", "b", "--slice", slice_json, *paths]
+    result = subprocess.run(command, capture_output=True, text=True, preexec_fn=limit)
+    err = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(err) == 1, result.stderr[-2000:]
+    assert err[0].startswith("blindspot stage: error: a file grew past the file-size limit")
+    assert not out.exists() or not [p for p in out.iterdir() if not p.name.startswith(".")]
 
 
 def test_a_download_with_no_hub_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -204,6 +204,23 @@ def test_patch_stage(loaded: dict[str, LoadedModel], small_benchmark: dict[str, 
     assert table.filter((pl.col("position") == "image") & (pl.col("layer") == 0))["ld"].item() == pytest.approx(by_hand)
 
 
+def test_an_item_over_the_prompt_cap_is_not_patched_and_the_note_says_so(loaded, small_benchmark, tmp_path):
+    from conftest import with_a_long_question
+
+    from blindspot.patch import patch_benchmark
+
+    model = loaded["qwen2_5_vl"]
+    words = 2 * model.config.max_prompt_tokens  # past the cap whatever the tokenizer makes of "why "
+    path, long_id = with_a_long_question(small_benchmark["items"], tmp_path / "items.parquet", words=words)
+    outputs = {"patches": tmp_path / "p.parquet", "per_item": tmp_path / "p.items.parquet"}
+    _, note = patch_benchmark("m", "small", _slice(positions=["image"]), path, small_benchmark["render"], outputs,
+                              loaded=model)  # fmt: skip
+    assert note is not None and "1 items left out: prompt longer than" in note
+    items = pl.read_parquet(outputs["per_item"])
+    assert long_id not in items["item_id"].to_list() and items["item_id"].n_unique() == 5
+    assert pl.read_parquet(outputs["patches"])["note"][0] == note
+
+
 def test_patch_rejects_mismatched_tokens(loaded, small_benchmark, tmp_path, monkeypatch):
     """Levels of different pixel sizes would misalign image positions: a one-line error naming the item."""
     import blindspot.patch as patch_module

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import with_a_long_question
 
 import blindspot.models.answering as answering_module
 from blindspot.benchmarks.registry import GENERIC_SCORING
@@ -214,25 +215,17 @@ def test_a_prompt_over_the_cap_is_not_run_and_says_why(
 ) -> None:
     """An item whose prompt is longer than max_prompt_tokens is not run (no allocation for it): its predictions
     are unparsed with the reason in `note`; the other items run as usual."""
-    items = pl.read_parquet(small_benchmark["items"])
-    long = items.with_columns(
-        pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("why " * 3000)).otherwise(pl.col("question")).alias("question")
-    )
-    from blindspot.contracts.tables import ITEMS_SCHEMA
-    from blindspot.tables import read_provenance, write_table
-
-    path = tmp_path / "items.parquet"
-    write_table(long.to_arrow(), ITEMS_SCHEMA, read_provenance(small_benchmark["items"]), path)
+    path, long_id = with_a_long_question(small_benchmark["items"], tmp_path / "items.parquet")
     model = ModelConfig(adapter="qwen2_5_vl", path=str(tiny_models["qwen2_5_vl"]), batch_size=4, max_new_tokens=6,
                         max_prompt_tokens=256)  # fmt: skip
     out = tmp_path / "p.parquet"
     predict_benchmark("m", "b", model, PredictConfig(), PromptConfig(), path, small_benchmark["render"], out,
                       scoring=GENERIC_SCORING, progress=False)  # fmt: skip
     table = pl.read_parquet(out)
-    first = table.filter(pl.col("item_id") == long["item_id"][0])
+    first = table.filter(pl.col("item_id") == long_id)
     assert first.height > 0 and set(first["outcome"]) == {"unparsed"} and set(first["raw_text"]) == {""}
     assert first["note"][0].startswith("not run: a prompt of ") and "exceeds 256" in first["note"][0]
-    others = table.filter(pl.col("item_id") != long["item_id"][0])
+    others = table.filter(pl.col("item_id") != long_id)
     assert others["note"].null_count() == others.height and set(others["raw_text"]) != {""}
     assert "item(s) not run: prompt longer than 256 tokens" in capsys.readouterr().out
 
@@ -258,5 +251,22 @@ def test_new_weights_between_a_kill_and_the_rerun_never_mix(
     assert calls["n"] == -(10**9) + 9  # all 9 batches ran again: nothing was taken from the old folder
     fresh = run({"qwen2_5_vl": model_dir}, small_benchmark, tmp_path / "fresh.parquet", shard_size=7)
     assert resumed.equals(fresh)
-    assert old_folder.exists()  # the other weights' shards were not reused (nor deleted: they are another job's)
+    # the other weights' shards were not reused; once this output is finished they can never be, so they are gone
+    assert not old_folder.exists()
     assert read_provenance(out)["weights_sha256"] == read_provenance(tmp_path / "fresh.parquet")["weights_sha256"]
+
+
+def test_a_finished_job_removes_stale_resume_folders_of_its_output(
+    tiny_models, small_benchmark, tmp_path: Path
+) -> None:
+    """A run with other inputs that never finished left its resume folder beside the output; its shards can never
+    be reused, so the next finished job removes it (and nothing of other outputs)."""
+    out = tmp_path / "p.parquet"
+    stale = tmp_path / ".p.parquet.resume-0123456789abcdef"
+    other = tmp_path / ".q.parquet.resume-0123456789abcdef"
+    for folder in (stale, other):
+        folder.mkdir()
+        (folder / "shard-00000.parquet").write_bytes(b"old")
+    run(tiny_models, small_benchmark, out, conditions=["blur/0"])
+    assert out.is_file() and not stale.exists() and other.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".p.parquet")] == []

@@ -5,6 +5,7 @@ A killed job therefore never leaves a file or directory at the final path that l
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -34,7 +35,8 @@ def atomic_output(final: str | Path) -> Iterator[Path]:
     try:
         yield tmp
     except BaseException:
-        _remove(tmp)
+        with contextlib.suppress(OSError):  # a read-only or full disk: the first error is the one to report
+            _remove(tmp)
         raise
     if not tmp.exists():
         raise FileNotFoundError(f"{final}: the writer produced nothing at the temporary path {tmp}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -17,6 +18,7 @@ from pathlib import Path
 from blindspot.config import BlindspotConfig, ConfigError, json_schema, load_config
 from blindspot.errors import BlindspotError
 from blindspot.stages import STAGES, JobContext, Stage, option, user_key
+from blindspot.tables import read_frame
 
 
 class UserError(Exception):
@@ -162,14 +164,13 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
-    import polars as pl
 
     from blindspot.aggregate.run import format_summary
 
     path = Path(args.results) / "tables" / "summary.parquet"
     if not path.is_file():
         raise UserError(f"no summary table at '{path}'; run the workflow (its aggregate step writes it)")
-    print(format_summary(pl.read_parquet(path)))
+    print(format_summary(read_frame(path)))
     print(f"report: {Path(args.results) / 'report.html'}")
 
 
@@ -287,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if hasattr(signal, "SIGXFSZ"):  # past `ulimit -f` a write then fails with EFBIG (one line) instead of a kill
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -296,13 +299,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"blindspot {args.command}: error: {line}", file=sys.stderr)
         return 2
     except OSError as error:
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if error.errno not in DISK_ERRORS:
             raise
-        where = f" writing '{error.filename}'" if error.filename else ""
-        print(f"blindspot {args.command}: error: no space left on device{where} (errno {error.errno}); free space "
-              "and rerun: nothing partial was kept", file=sys.stderr)  # fmt: skip
+        where = f" at '{error.filename}'" if error.filename else ""
+        what, fix = DISK_ERRORS[error.errno]
+        print(f"blindspot {args.command}: error: {what}{where} (errno {error.errno}); {fix} and rerun: nothing "
+              "partial was kept", file=sys.stderr)  # fmt: skip
         return 2
     return 0
+
+
+DISK_ERRORS = {
+    errno.ENOSPC: ("no space left on device", "free space"),
+    errno.EDQUOT: ("disk quota exceeded", "free space or raise the quota"),
+    errno.EFBIG: ("a file grew past the file-size limit", "raise the limit (ulimit -f)"),
+    errno.EROFS: ("the file system is read-only", "point the results folder at a writable one"),
+    errno.EACCES: ("permission denied", "make the folder writable"),
+    errno.EPERM: ("operation not permitted", "make the folder writable"),
+}
+"""OSErrors of the disk a user can fix, as (what happened, what to do): one line each, never a traceback."""
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ from blindspot.errors import BlindspotError
 from blindspot.provenance import provenance
 from blindspot.stages import DecaySlice, JobContext, Paths
 from blindspot.statistics import ClusterBootstrap, Estimate, cluster_ids
-from blindspot.tables import read_provenance, write_table
+from blindspot.tables import read_frame, read_provenance, write_table
 
 CLASSES = ("fine_visual", "coarse_visual", "language_prior", "uncertain", "unparsed")
 NO_FIRM_ANSWER = ("uncertain", "unparsed")
@@ -436,14 +436,14 @@ def decay_benchmark(
     scoring: BenchmarkScoring,
 ) -> DecayOutcome:
     """Write the metrics, the per-item classes and the vision-indispensable manifest to ``outputs``."""
-    predictions = pl.read_parquet(predictions_path)
+    predictions = read_frame(predictions_path)
     if predictions.is_empty():
         raise DecayError(f"'{predictions_path}' has no predictions")
     upstream = read_provenance(predictions_path)
     adapter = scoring.adapter
     spec = get_benchmark(adapter)
     official_columns = ["answer", "answers", "options", "metadata"] if spec.official is not None else []
-    items = pl.read_parquet(items_path, columns=["item_id", "image_keys", *official_columns])
+    items = read_frame(items_path, columns=["item_id", "image_keys", *official_columns])
     groups = {r["item_id"]: image_group(r["image_keys"]) for r in items.iter_rows(named=True)}
     grid = build_grid(predictions, (config.blur_family, 0), groups)
     metric_rows, item_rows = decay_metrics(grid, config, seed)

@@ -21,6 +21,7 @@ from blindspot.contracts.hidden import FEATURES, LAYER_CONVENTION, ROLE_IMAGE, R
 from blindspot.contracts.items import image_group
 from blindspot.errors import BlindspotError
 from blindspot.hidden_store import HiddenStoreWriter
+from blindspot.models.answering import within_prompt_limit
 from blindspot.models.capture import Capture, capture_residual_stream
 from blindspot.models.inference import Request, encode_batch
 from blindspot.models.job import ModelJob
@@ -106,7 +107,13 @@ def extract_benchmark(
         progress=progress,
         layer_convention=LAYER_CONVENTION,
     )
-    items, loaded_model = job.items, job.loaded
+    loaded_model = job.loaded
+    order, too_long = within_prompt_limit(job, list(range(len(job.items))))  # position -> item index
+    if too_long:
+        print(f"extract {model_name}/{bench}: {too_long}", flush=True)
+    if not order:
+        raise BlindspotError(f"no item of '{bench}' fits the prompt limit: {too_long}", key="model.max_prompt_tokens")
+    items = [job.items[i] for i in order]
     levels = resolve_levels(job.store, extract.levels)
     n_layers = len(loaded_model.layers) + 1
     hidden = int(loaded_model.model.config.get_text_config().hidden_size)
@@ -119,7 +126,7 @@ def extract_benchmark(
         f"hidden; estimated store size {size / 2**20:.1f} MiB (as float16, before compression)",
         flush=True,
     )
-    record = {**job.record, "levels": levels, "block_items": block}
+    record = {**job.record, "levels": levels, "block_items": block, "left_out": too_long}
     writer = HiddenStoreWriter.open(
         job.resume,
         [r["item_id"] for r in items],
@@ -144,12 +151,16 @@ def extract_benchmark(
             continue
         buffers = {name: np.zeros((len(rows), len(levels), n_layers, hidden), np.float32) for name in FEATURES}
         for start in range(0, len(rows), model.batch_size):
-            batch = list(rows)[start : start + model.batch_size]
-            caches = {i: job.levels(i) for i in batch}  # one chunk read per image, every level
+            batch = list(rows)[start : start + model.batch_size]  # positions in the store
+            caches = {p: job.levels(order[p]) for p in batch}  # one chunk read per image, every level
             for li, condition in enumerate(conditions):
                 requests = [
-                    Request(job.prompts.get(i, with_image=True), tuple(job.images(i, condition, caches[i])), None)
-                    for i in batch
+                    Request(
+                        job.prompts.get(order[p], with_image=True),
+                        tuple(job.images(order[p], condition, caches[p])),
+                        None,
+                    )
+                    for p in batch
                 ]
                 inputs = encode_batch(loaded_model, requests)
                 mask = loaded_model.family.image_positions(loaded_model.model, inputs["input_ids"])
@@ -169,7 +180,9 @@ def extract_benchmark(
         bar.update(len(rows))
     bar.close()
     writer.commit(out)
-    return {"items": n_items, "levels": levels, "layers": n_layers, "hidden": hidden, "estimated_bytes": size}
+    job.finish()  # other, stale resume folders of this output
+    summary = {"items": n_items, "levels": levels, "layers": n_layers, "hidden": hidden, "estimated_bytes": size}
+    return summary | ({"left_out": too_long} if too_long else {})
 
 
 def _write_full(

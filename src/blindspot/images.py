@@ -64,15 +64,22 @@ def _decode_base64(text: str) -> bytes:
         raise ImageError(f"invalid base64 image: {error}") from None
 
 
-def resolve_image_bytes(value: Any, image_root: str | Path | None) -> bytes:
-    """Bytes of an image given as bytes, an HF image struct, a base64 string or a (relative) path."""
+def check_bytes(size: int, max_bytes: int | None, what: str = "image") -> None:
+    """Refuse an encoded image over ``max_bytes`` (the benchmark's ``max_image_bytes``) before it is decoded."""
+    if max_bytes is not None and size > max_bytes:
+        raise ImageError(f"{what} of {size} bytes exceeds the cap of {max_bytes} (max_image_bytes)", "image_too_large")
+
+
+def resolve_image_bytes(value: Any, image_root: str | Path | None, max_bytes: int | None = None) -> bytes:
+    """Bytes of an image given as bytes, an HF image struct, a base64 string or a (relative) path; a file or a
+    base64 text over ``max_bytes`` is refused before it is read or decoded."""
     if value is None:
         raise ImageError("missing image")
     if isinstance(value, dict):  # Hugging Face `datasets` Image feature: {"bytes": ..., "path": ...}
         if value.get("bytes"):
             return bytes(value["bytes"])
         if value.get("path"):
-            return resolve_image_bytes(str(value["path"]), image_root)
+            return resolve_image_bytes(str(value["path"]), image_root, max_bytes)
         raise ImageError("missing image (empty image struct)")
     if isinstance(value, bytes | bytearray | memoryview):
         if not len(value):
@@ -83,20 +90,22 @@ def resolve_image_bytes(value: Any, image_root: str | Path | None) -> bytes:
         if not text:
             raise ImageError("missing image (empty string)", "missing_image")
         if not _is_path(text, image_root):
+            check_bytes(len(text) * 3 // 4, max_bytes, "a base64 image")
             return _decode_base64(text)
         try:
-            return _read_image_file(text, image_root)
+            return _read_image_file(text, image_root, max_bytes)
         except OSError as error:  # a name too long, a permission, a broken link: this row's image, not the run
             raise ImageError(f"image file '{text[:120]}' cannot be read: {error.strerror or error}") from None
     raise ImageError(f"unsupported image value of type {type(value).__name__}")
 
 
-def _read_image_file(text: str, image_root: str | Path | None) -> bytes:
+def _read_image_file(text: str, image_root: str | Path | None, max_bytes: int | None) -> bytes:
     path = contained_path(text, image_root)
     if path.is_dir():
         raise ImageError(f"image path '{text}' is a directory, not a file")
     if not path.is_file():
         raise ImageError(f"image file not found: '{text}'")
+    check_bytes(path.stat().st_size, max_bytes, f"image file '{text}'")
     data = path.read_bytes()
     if not data:
         raise ImageError(f"image file '{text}' is empty (zero bytes)")
@@ -134,9 +143,15 @@ def declared_size(data: bytes) -> tuple[int, str] | None:
 
 
 def check_pixels(data: bytes, max_pixels: int) -> None:
-    """Refuse an image whose header declares more than ``max_pixels`` pixels, before anything is decoded."""
+    """Refuse an image whose header declares more than ``max_pixels`` pixels, before anything is decoded; and one
+    whose header cannot be read at all (no size to check: it would reach the decoder unbounded)."""
     declared = declared_size(data)
-    if declared is not None and declared[0] > max_pixels:
+    if declared is None:
+        raise ImageError(
+            f"the image's header is not one of the known formats (PNG, JPEG, WebP, GIF, BMP, TIFF, ...): its size "
+            f"cannot be checked before decoding ({len(data)} bytes)"
+        )
+    if declared[0] > max_pixels:
         raise ImageError(
             f"image of {declared[1]} exceeds the cap of {max_pixels} (max_image_pixels)",
             "image_too_large",

@@ -36,7 +36,6 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from jaxtyping import Bool, Float
 
@@ -44,13 +43,14 @@ from blindspot.contracts.conditions import Condition, resolve_condition_key
 from blindspot.contracts.items import image_group
 from blindspot.contracts.tables import PATCH_ITEMS_SCHEMA, PATCHES_SCHEMA
 from blindspot.errors import BlindspotError
+from blindspot.models.answering import within_prompt_limit
 from blindspot.models.inference import Request, encode_batch, label_logprobs
 from blindspot.models.job import ModelJob
 from blindspot.models.loading import LoadedModel
 from blindspot.prompts import option_labels
 from blindspot.stages import JobContext, PatchSlice, Paths
 from blindspot.statistics import ClusterBootstrap, cluster_ids
-from blindspot.tables import write_table
+from blindspot.tables import read_table, write_table
 
 Position = Literal["image", "last", "all"]
 
@@ -388,10 +388,14 @@ def patch_benchmark(
     settings = config.patch
     pairs = parse_pairs(job, settings.pairs)
     closed = [i for i, r in enumerate(job.items) if option_labels(r["answer_type"], r["options"])]
+    closed, too_long = within_prompt_limit(job, closed)
     chosen = closed[: settings.max_items] if settings.max_items else closed
     notes = []
-    if len(closed) < len(job.items):
-        notes.append(f"{len(job.items) - len(closed)} open-answer items left out (no option labels to score)")
+    n_open = sum(1 for r in job.items if not option_labels(r["answer_type"], r["options"]))
+    if n_open:
+        notes.append(f"{n_open} open-answer items left out (no option labels to score)")
+    if too_long:
+        notes.append(too_long)
     if len(chosen) < len(closed):
         notes.append(f"{len(closed) - len(chosen)} items beyond patch.max_items={settings.max_items} left out")
     note = "; ".join(notes) or None
@@ -424,7 +428,7 @@ def patch_benchmark(
             bar.update(len(batch))
         write_table([identity | r for r in rows], PATCH_ITEMS_SCHEMA, job.record, path)
     bar.close()
-    table = pa.concat_tables([pq.read_table(job.resume / f"shard-{n:05d}.parquet") for n in range(len(shards))])
+    table = pa.concat_tables([read_table(job.resume / f"shard-{n:05d}.parquet") for n in range(len(shards))])
     metrics = patch_metrics(pl.from_arrow(table), job.items, settings, config.seed)  # type: ignore[arg-type]
     write_table(table, PATCH_ITEMS_SCHEMA, job.record, outputs["per_item"])
     write_table(

@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from blindspot.benchmarks.registry import BenchmarkScoring
 from blindspot.config import ModelConfig, PredictConfig, PromptConfig
@@ -28,7 +27,7 @@ from blindspot.models.loading import LoadedModel, load_language_model
 from blindspot.models.prompts import PromptCache
 from blindspot.render.store import RenderStore
 from blindspot.stages import JobContext, Paths, PredictSlice
-from blindspot.tables import write_table
+from blindspot.tables import read_table, write_table
 
 
 class PredictError(BlindspotError):
@@ -108,7 +107,7 @@ def predict_benchmark(
         write_table(rows, PREDICTIONS_SCHEMA, job.record, job.resume / f"shard-{shard:05d}.parquet")
     bar.close()
 
-    shards = [pq.read_table(job.resume / f"shard-{s:05d}.parquet") for s in range(n_shards)]
+    shards = [read_table(job.resume / f"shard-{s:05d}.parquet") for s in range(n_shards)]
     table = pa.concat_tables(shards) if shards else PREDICTIONS_SCHEMA.empty_table()
     write_table(table, PREDICTIONS_SCHEMA, job.record, out)
     job.finish()

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import nn
@@ -40,7 +39,7 @@ from blindspot.hidden_store import HiddenStore
 from blindspot.provenance import provenance
 from blindspot.stages import JobContext, Paths, ProbeSlice
 from blindspot.statistics import t_interval
-from blindspot.tables import write_table
+from blindspot.tables import read_frame, write_table
 
 
 class BatchedProbes(nn.Module):
@@ -188,7 +187,7 @@ def load_probe_data(store: HiddenStore, items_path: Path, feature: str, config: 
         raise BlindspotError(f"'{feature}' is not in '{store.path}'", key="probe.features")
     features = store.read(feature)
     item_ids = store.item_ids
-    items = pl.read_parquet(items_path)
+    items = read_frame(items_path)
     by_id = {r["item_id"]: r for r in items.iter_rows(named=True)}
     rows = [by_id[i] for i in item_ids]
     meta = [json.loads(r["metadata"]) for r in rows]

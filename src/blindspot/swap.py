@@ -30,7 +30,6 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from blindspot.answers import identity_key
@@ -46,7 +45,7 @@ from blindspot.models.loading import LoadedModel, load_model
 from blindspot.render.store import RenderStore
 from blindspot.stages import JobContext, Paths, SwapSlice
 from blindspot.statistics import ClusterBootstrap, Estimate, cluster_ids
-from blindspot.tables import write_table
+from blindspot.tables import read_frame, read_table, write_table
 
 
 class SwapError(BlindspotError):
@@ -339,7 +338,7 @@ def swap_benchmark(
         if job.finished_shard(shard, len(units)):
             bar.update(len(units))
         elif key in done_by_params:  # the same parameters as an earlier spec (first_n = last_n = every layer ...)
-            earlier = pl.read_parquet(job.resume / f"spec-{done_by_params[key]:03d}.parquet")
+            earlier = read_frame(job.resume / f"spec-{done_by_params[key]:03d}.parquet")
             table = earlier.with_columns(pl.lit(spec.name).alias("spec")).to_arrow()
             write_table(table, SWAP_ANSWERS_SCHEMA, job.record, shard)
             bar.update(len(units))
@@ -351,7 +350,7 @@ def swap_benchmark(
         done_by_params.setdefault(key, index)
     bar.close()
 
-    tables = [pq.read_table(job.resume / f"spec-{i:03d}.parquet") for i in range(len(specs))]
+    tables = [read_table(job.resume / f"spec-{i:03d}.parquet") for i in range(len(specs))]
     answers_table = pa.concat_tables(tables)
     metrics = swap_metrics(pl.from_arrow(answers_table), job.items, specs, config.prior_field, config.swap, config.seed)  # type: ignore[arg-type]
     notes = {name: swap.tied_note(names) for name, names in swapped.items()}

@@ -4,7 +4,10 @@ to delete and rerun.
 - A Zarr store: every array has all its chunks (a missing chunk is damage: arrays store every chunk) and every
   chunk decodes with its checksum (Zarr v3 ``crc32c``). An array written without checksums (by an older
   blindspot) is reported as ``unchecked``.
-- A Parquet table: it reads back with page checksums verified (blindspot writes them).
+- A Zarr store whose root ``zarr.json`` is gone, or with an array folder whose ``zarr.json`` is gone (Zarr would
+  quietly list the group without it), is damaged.
+- A Parquet table: it reads back with page checksums verified (blindspot writes them; every stage reads them
+  back verified, through :func:`blindspot.tables.read_table`).
 """
 
 from __future__ import annotations
@@ -35,7 +38,22 @@ def _chunk_slices(array: zarr.Array) -> list[tuple[slice, ...]]:
     return [(slice(start, start + step),) for start in range(0, array.shape[0], step)]
 
 
+def _missing_metadata(path: Path) -> str | None:
+    """What metadata a store lacks on disk: its root ``zarr.json``, or an array's (a folder of chunks ``c/``
+    without ``zarr.json``: Zarr would list the group without that array, and nothing would say it is gone)."""
+    if not (path / "zarr.json").is_file():
+        return "the store's root metadata (zarr.json) is missing"
+    for folder in sorted(p for p in path.rglob("c") if p.is_dir()):
+        array = folder.parent
+        if not (array / "zarr.json").is_file() and not any(part == "c" for part in array.relative_to(path).parts):
+            return f"array '{array.relative_to(path)}' has chunks but no zarr.json (its metadata is missing)"
+    return None
+
+
 def check_store(path: Path) -> Finding:
+    problem = _missing_metadata(path)
+    if problem:
+        return Finding(path, "damaged", problem)
     try:
         group = zarr.open_group(store=str(path), mode="r")
         unchecked = []
@@ -67,13 +85,13 @@ def targets(paths: list[Path]) -> list[Path]:
     """Every store and table under ``paths`` (stores are not searched inside; temporary siblings are skipped)."""
     found: list[Path] = []
     for root in paths:
-        if (root / "zarr.json").is_file() or root.suffix == ".parquet":
+        if (root / "zarr.json").is_file() or root.suffix in (".parquet", ".zarr"):
             found.append(root)
             continue
         for path in sorted(root.rglob("*")):
             if any(part.startswith(".") for part in path.relative_to(root).parts):
                 continue  # resume folders, temporaries of running jobs
-            if (path.suffix == ".zarr" and (path / "zarr.json").is_file()) or (
+            if (path.suffix == ".zarr" and path.is_dir() and not any(p.suffix == ".zarr" for p in path.parents)) or (
                 path.suffix == ".parquet" and path.is_file() and not any(p.suffix == ".zarr" for p in path.parents)
             ):
                 found.append(path)

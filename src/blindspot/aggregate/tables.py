@@ -35,7 +35,7 @@ from blindspot.contracts.tables import (
     SWAP_SCHEMA,
     interval_fields,
 )
-from blindspot.tables import read_provenance
+from blindspot.tables import read_frame, read_provenance
 
 # ------------------------------------------------------------------------------------------------ schemas
 
@@ -199,7 +199,7 @@ def collect(config: AggregateSlice, results: str | Path) -> Collected:
         found.missing[kind] = [str(p) for p in paths if not p.exists()]
         if kind == "render" or not found.paths[kind]:
             continue
-        frames = [pl.read_parquet(p, columns=READ_COLUMNS.get(kind)) for p in found.paths[kind]]
+        frames = [read_frame(p, columns=READ_COLUMNS.get(kind)) for p in found.paths[kind]]
         found.frames[kind] = pl.concat(frames, how="diagonal_relaxed")
     return found
 

@@ -41,6 +41,10 @@ GENERIC_SCORING = BenchmarkScoring(adapter="generic", open_scorer="textvqa")
 """The generic adapter with the default open scorer (benchmarks the fixtures build, the bench scripts)."""
 
 
+DEFAULT_MAX_IMAGE_BYTES = 64 * 2**20
+"""64 MiB: far above any benchmark image (a 4K PNG is about 25 MB), far below what would exhaust memory."""
+
+
 class BenchmarkConfigBase(StrictModel):
     """Fields every benchmark's config has. Subclasses add theirs and fix ``adapter`` to their name."""
 
@@ -50,6 +54,11 @@ class BenchmarkConfigBase(StrictModel):
         DEFAULT_MAX_PIXELS,
         ge=1,
         description="Images whose header declares more pixels (width x height) are rejected before decoding.",
+    )
+    max_image_bytes: int = Field(
+        DEFAULT_MAX_IMAGE_BYTES,
+        ge=1,
+        description="Encoded images larger than this (bytes) are rejected before they are read or decoded.",
     )
     max_reject_share: float = Field(
         0.5,

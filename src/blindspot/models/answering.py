@@ -56,6 +56,20 @@ def prompt_limit(loaded: LoadedModel) -> int:
     return min(loaded.config.max_prompt_tokens, int(context))
 
 
+def within_prompt_limit(job: ModelJob, indices: list[int]) -> tuple[list[int], str | None]:
+    """The items (by index) whose prompt with its images fits the model's :func:`prompt_limit`, and a note naming
+    how many do not (None when all fit). Stages that run one forward per item (extract, patch) leave the others
+    out, as predict does, rather than run a prompt past the model's context."""
+    limit = prompt_limit(job.loaded)
+    kept = [i for i in indices if job.prompts.length(i, True) <= limit]
+    if len(kept) == len(indices):
+        return kept, None
+    return kept, (
+        f"{len(indices) - len(kept)} items left out: prompt longer than {limit} tokens "
+        "(models.<name>.max_prompt_tokens or the model's context)"
+    )
+
+
 def _rows(
     job: ModelJob, units: list[WorkUnit], responses: list[Response], notes: list[str | None] | None = None
 ) -> list[dict[str, Any]]:

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from blindspot.benchmarks import BenchmarkSpec, get_benchmark
@@ -28,7 +26,7 @@ from blindspot.models.loading import LoadedModel, load_model
 from blindspot.models.prompts import PromptCache
 from blindspot.provenance import inputs_key, provenance
 from blindspot.render.store import RenderStore
-from blindspot.tables import read_provenance
+from blindspot.tables import read_frame, read_provenance, read_table
 
 
 def weights_fingerprint(model: ModelConfig) -> str | None:
@@ -90,7 +88,7 @@ class ModelJob:
         """``scoring``: the benchmark's adapter and open scorer, from the job's config slice (never read back from
         the staged table). ``key_extra``: more that determines the job's content (a swap donor's weights), for the
         resume key."""
-        items = pl.read_parquet(items_path).to_dicts()
+        items = read_frame(items_path).to_dicts()
         store = RenderStore(render_path)
         staged = read_provenance(items_path).get("adapter")
         if staged is not None and staged != scoring.adapter:
@@ -150,7 +148,7 @@ class ModelJob:
         if not path.exists():
             return False
         try:
-            found = pq.read_table(path).num_rows
+            found = read_table(path).num_rows
             if rows is None or found == rows:
                 return True
             problem = f"{found} rows where {rows} were expected"
@@ -161,6 +159,8 @@ class ModelJob:
         return False
 
     def finish(self) -> None:
-        """Remove the resume folder once the final output is in place."""
-        if self.resume.exists():
-            shutil.rmtree(self.resume)
+        """Remove the resume folder once the final output is in place, and any other resume folder of this output
+        (left by a run with other inputs that never finished: its shards can never be reused)."""
+        for stale in self.resume.parent.glob(f".{self.resume.name.split('.resume-')[0].lstrip('.')}.resume-*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)

@@ -30,6 +30,7 @@ from blindspot.render.families import conditions, render_all
 from blindspot.render.resize import resize_to_working, working_size
 from blindspot.render.store import PixelChunks, create_store, write_sigmas
 from blindspot.stages import JobContext, Paths, RenderSlice
+from blindspot.tables import read_table
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def render_benchmark(
     progress: bool = True,
 ) -> RenderSummary:
     images_parquet = Path(images_parquet)
-    meta = pq.read_table(images_parquet, columns=["image_sha256", "width", "height"])
+    meta = read_table(images_parquet, columns=["image_sha256", "width", "height"])
     keys = meta.column("image_sha256").to_pylist()
     sizes = [
         working_size(h, w, config.resize)

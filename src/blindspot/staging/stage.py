@@ -7,6 +7,7 @@ several images (MMMU); they keep their order.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections import Counter
@@ -27,7 +28,7 @@ from blindspot.benchmarks.sources import guarded_row
 from blindspot.contracts.items import RawItem, Reject, RejectedItem
 from blindspot.contracts.tables import IMAGES_SCHEMA, ITEMS_SCHEMA, REJECTS_SCHEMA
 from blindspot.errors import BlindspotError
-from blindspot.images import ImageError, decode_rgb, resolve_image_bytes, sha256_hex
+from blindspot.images import ImageError, check_bytes, decode_rgb, resolve_image_bytes, sha256_hex
 from blindspot.provenance import provenance
 from blindspot.stages import JobContext, Paths, StageSlice
 from blindspot.tables import with_provenance, write_table
@@ -63,14 +64,16 @@ def _metadata_json(metadata: dict[str, Any]) -> str:
 class _ImageSink:
     """Streams unique images to parquet in row groups; remembers each image's size."""
 
-    def __init__(self, path: Path, schema: pa.Schema, max_pixels: int) -> None:
+    def __init__(self, path: Path, schema: pa.Schema, max_pixels: int, max_bytes: int) -> None:
         self._max_pixels = max_pixels
+        self.max_bytes = max_bytes
         self._writer = pq.ParquetWriter(path, schema, compression="none", write_page_checksum=True)
         self._schema = schema
         self._pending: list[dict[str, Any]] = []
         self.sizes: dict[str, tuple[int, int]] = {}
 
     def add(self, data: bytes) -> tuple[str, int, int]:
+        check_bytes(len(data), self.max_bytes)
         sha = sha256_hex(data)
         if sha not in self.sizes:
             height, width = decode_rgb(data, self._max_pixels).shape[:2]  # ImageError: corrupt, too large
@@ -152,7 +155,7 @@ def _canonical_row(
     keys, widths, heights = [], [], []
     for position, image in enumerate(raw.images):
         try:
-            key, width, height = images.add(resolve_image_bytes(image, image_root))
+            key, width, height = images.add(resolve_image_bytes(image, image_root, images.max_bytes))
         except ImageError as error:
             reason = error.reason
             where = f"image {position + 1} of {len(raw.images)}: " if len(raw.images) > 1 else ""
@@ -215,7 +218,9 @@ def stage_benchmark(name: str, config: BenchmarkConfigBase, outputs: Mapping[str
     first_seen: dict[str, int] = {}
 
     with atomic_output(outputs["images"]) as images_tmp:
-        sink = _ImageSink(images_tmp, with_provenance(IMAGES_SCHEMA, record), config.max_image_pixels)
+        sink = _ImageSink(
+            images_tmp, with_provenance(IMAGES_SCHEMA, record), config.max_image_pixels, config.max_image_bytes
+        )
         try:
             for raw in tqdm(spec.read(config), desc=f"stage {name}", unit="item", mininterval=1.0, delay=0.5):
                 if isinstance(raw, Reject):
@@ -246,7 +251,8 @@ def stage_benchmark(name: str, config: BenchmarkConfigBase, outputs: Mapping[str
         write_table(items, ITEMS_SCHEMA, record, outputs["item_table"])
     except BaseException:  # a refusal, a full disk, a kill: leave none of the three outputs, no orphan images table
         for output in ("rejects", "images"):
-            outputs[output].unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only folder: report the first error, not the cleanup's
+                outputs[output].unlink(missing_ok=True)
         raise
     return StageSummary(items=len(items), rejects=len(rejects), images=len(sink.sizes), reasons=reasons)
 

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from blindspot.config import BlindspotConfig
+from blindspot.tables import read_frame
 from blindspot.toy.items import STRIPE_KINDS
 from blindspot.toy.scenes import ERASING_PERIODS
 
@@ -82,18 +83,16 @@ class Context:
 
     def probes(self, model: str) -> pl.DataFrame | None:
         path = self.results / "probes" / model / f"{self.bench}.parquet"
-        return pl.read_parquet(path) if path.is_file() else None
+        return read_frame(path) if path.is_file() else None
 
     def decay_items(self, model: str) -> pl.DataFrame:
         path = self.results / "decay" / model / f"{self.bench}.items.parquet"
         if not path.is_file():
             raise FileNotFoundError(f"no decay results at '{path}'; run the workflow first")
-        return pl.read_parquet(path).join(
-            self.items.select("item_id", "kind", "prior_answer", "erased_from"), on="item_id"
-        )
+        return read_frame(path).join(self.items.select("item_id", "kind", "prior_answer", "erased_from"), on="item_id")
 
     def metric(self, model: str, name: str, family: str = "all", level: int = -1) -> float:
-        table = pl.read_parquet(self.results / "decay" / model / f"{self.bench}.parquet")
+        table = read_frame(self.results / "decay" / model / f"{self.bench}.parquet")
         found = table.filter((pl.col("metric") == name) & (pl.col("family") == family) & (pl.col("level") == level))
         if found.is_empty() or found["value"][0] is None:
             return float("nan")
@@ -403,7 +402,7 @@ def swap_checks(ctx: Context, pair: str) -> list[Row]:
     path = ctx.results / "swaps" / pair / f"{ctx.bench}.parquet"
     if spec.donor is None or not path.is_file():
         return []
-    table = _condition_rows(pl.read_parquet(path))
+    table = _condition_rows(read_frame(path))
     value = {r["spec"]: r for r in table.iter_rows(named=True)}
     rows = []
     donor_follow, base_follow = value["donor"]["follow_image"], value["base"]["follow_image"]
@@ -448,14 +447,14 @@ def swap_checks(ctx: Context, pair: str) -> list[Row]:
 
 def _reference_rows(ctx: Context, pair: str, base: str, donor: str) -> list[Row]:
     """The swap's ``base`` and ``donor`` references against the predict stage's answers of the same models."""
-    answers = pl.read_parquet(ctx.results / "swaps" / pair / f"{ctx.bench}.answers.parquet")
+    answers = read_frame(ctx.results / "swaps" / pair / f"{ctx.bench}.answers.parquet")
     rows = []
     for spec, model in (("base", base), ("donor", donor)):
         predictions = ctx.results / "predictions" / model / f"{ctx.bench}.parquet"
         if not predictions.is_file():
             continue
         mine = answers.filter(pl.col("spec") == spec).select("item_id", "family", "level", "parsed")
-        theirs = pl.read_parquet(predictions).select("item_id", "family", "level", pl.col("parsed").alias("p"))
+        theirs = read_frame(predictions).select("item_id", "family", "level", pl.col("parsed").alias("p"))
         joined = mine.join(theirs, on=["item_id", "family", "level"])
         same = share(joined["parsed"].eq_missing(joined["p"])) if joined.height else float("nan")
         rows.append(Row(pair, f"'{spec}' answers = predict's {model}", "1.000", same, ">= 0.99", same >= 0.99))
@@ -493,7 +492,7 @@ def patch_checks(ctx: Context, model: str, role: str) -> list[Row]:
     path = ctx.results / "patches" / model / f"{ctx.bench}.items.parquet"
     if not path.is_file():
         return []
-    rows = pl.read_parquet(path).join(ctx.items.select("item_id", "kind"), on="item_id")
+    rows = read_frame(path).join(ctx.items.select("item_id", "kind"), on="item_id")
     source, target = "blur/0", f"blur/{len(ctx.config.render.blur.kernels) - 1}"
     pair = rows.filter((pl.col("source") == source) & (pl.col("target") == target))
     if pair.is_empty():
@@ -550,7 +549,7 @@ def calibrate(config: BlindspotConfig, results: str | Path = "results") -> tuple
     staged = results / "staged" / config.toy.benchmark / "items.parquet"
     if not staged.is_file():
         raise FileNotFoundError(f"no staged toy benchmark at '{staged}'; run the workflow first")
-    items = pl.read_parquet(staged)
+    items = read_frame(staged)
     meta = [json.loads(m) for m in items["metadata"]]
     items = items.with_columns(
         pl.Series("kind", [m.get("kind") for m in meta]),
