@@ -76,6 +76,17 @@ def test_a_sound_partial_is_resumed(tmp_path: Path) -> None:
     assert float(store.read(FEATURES[0])[0, 0, 0, 0]) == 7.0  # block 0 kept from the first run
 
 
+def stage_command(tmp_path: Path, out: Path, image: np.ndarray | None = None) -> list[str]:
+    """`blindspot stage` arguments for a one-row JSONL benchmark (an 8 x 8 black image unless given) into ``out``."""
+    source = tmp_path / "b.jsonl"
+    data = base64.b64encode(encode_png(np.zeros((8, 8, 3), np.uint8) if image is None else image)).decode()
+    source.write_text(json.dumps({"question": "q?", "answer": "yes", "image": data}) + "\n")
+    slice_json = json.dumps({"output_version": 2, "benchmark": {"adapter": "generic", "path": str(source),
+                             "answer_type": "yes_no"}, "image_folder": None})  # fmt: skip
+    return ["stage", "--bench", "b", "--slice", slice_json, f"--item-table={out / 'items.parquet'}",
+            f"--images={out / 'images.parquet'}", f"--rejects={out / 'rejects.parquet'}"]  # fmt: skip
+
+
 def test_a_full_disk_shows_the_real_error_and_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
@@ -85,14 +96,8 @@ def test_a_full_disk_shows_the_real_error_and_leaves_nothing(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(pq, "write_table", full)
-    source = tmp_path / "b.jsonl"
-    image = base64.b64encode(encode_png(np.zeros((8, 8, 3), np.uint8))).decode()
-    source.write_text(json.dumps({"question": "q?", "answer": "yes", "image": image}) + "\n")
     out = tmp_path / "staged"
-    slice_json = json.dumps({"output_version": 2, "benchmark": {"adapter": "generic", "path": str(source),
-                             "answer_type": "yes_no"}, "image_folder": None})  # fmt: skip
-    code = main(["stage", "--bench", "b", "--slice", slice_json, "--item-table", str(out / "items.parquet"),
-                 "--images", str(out / "images.parquet"), "--rejects", str(out / "rejects.parquet")])  # fmt: skip
+    code = main(stage_command(tmp_path, out))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert err[0].startswith("blindspot stage: error: no space left on device")
@@ -116,14 +121,7 @@ def test_a_disk_that_refuses_writes_is_one_line_even_when_the_cleanup_fails_too(
 
     monkeypatch.setattr(pq, "write_table", refused)
     monkeypatch.setattr(Path, "unlink", refused)
-    source = tmp_path / "b.jsonl"
-    image = base64.b64encode(encode_png(np.zeros((8, 8, 3), np.uint8))).decode()
-    source.write_text(json.dumps({"question": "q?", "answer": "yes", "image": image}) + "\n")
-    out = tmp_path / "staged"
-    slice_json = json.dumps({"output_version": 2, "benchmark": {"adapter": "generic", "path": str(source),
-                             "answer_type": "yes_no"}, "image_folder": None})  # fmt: skip
-    status = main(["stage", "--bench", "b", "--slice", slice_json, "--item-table", str(out / "items.parquet"),
-                   "--images", str(out / "images.parquet"), "--rejects", str(out / "rejects.parquet")])  # fmt: skip
+    status = main(stage_command(tmp_path, tmp_path / "staged"))
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1, err
     assert err[0].startswith(f"blindspot stage: error: {line} at 'results/staged/b/items.parquet'")
@@ -136,20 +134,13 @@ def test_a_real_file_size_limit_is_one_line_not_a_kill(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    source = tmp_path / "b.jsonl"
-    noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
-    image = base64.b64encode(encode_png(noise)).decode()  # about 200 KB of PNG
-    source.write_text(json.dumps({"question": "q?", "answer": "yes", "image": image}) + "\n")
+    noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)  # about 200 KB of PNG
     out = tmp_path / "staged"
-    slice_json = json.dumps({"output_version": 2, "benchmark": {"adapter": "generic", "path": str(source),
-                             "answer_type": "yes_no"}, "image_folder": None})  # fmt: skip
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
 
-    files = {"item-table": "items", "images": "images", "rejects": "rejects"}
-    paths = [f"--{option}={out / (name + '.parquet')}" for option, name in files.items()]
-    command = [sys.executable, "-m", "blindspot", "stage", "--bench", "b", "--slice", slice_json, *paths]
+    command = [sys.executable, "-m", "blindspot", *stage_command(tmp_path, out, noise)]
     result = subprocess.run(command, capture_output=True, text=True, preexec_fn=limit)
     err = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(err) == 1, result.stderr[-2000:]
