@@ -600,3 +600,22 @@ def test_browser_shows_the_clean_and_most_blurred_image_and_every_answer(results
     assert m1.endswith("<td class=text>fine_visual (by identity)</td>")
     m2 = block.split("<td class=text>m2</td>")[1].split("</tr>")[0]
     assert m2.count(f">{gold}</td>") == 2
+
+
+def test_swap_sentences_report_the_largest_move_in_either_direction() -> None:
+    """A spec that lowers follow-image by more than another raises it is the one reported, as a move down; with
+    conditions listed in any order, the sentence names the one it read."""
+    from blindspot.aggregate.sentences import swap_sentences
+
+    def rows(level: int, values: dict[str, float]) -> list[dict[str, Any]]:
+        return [{"pair": "p", "benchmark": "b", "family": "blur", "level": level, "spec": spec, "base": "m1",
+                 "donor": "m2", "follow_image": v, "follow_image_ci_low": v - 0.05, "follow_image_ci_high": v + 0.05,
+                 "accuracy": 0.5} for spec, v in values.items()]  # fmt: skip
+
+    down = {"base": 0.6, "donor": 0.1, "layer_1": 0.7, "layer_2": 0.2}
+    (sentence,) = swap_sentences(pl.DataFrame(rows(0, down)))
+    assert "swapping layer_2 from m2 into m1 (p) moves follow-image from 60.0% to 20.0% [15.0, 25.0]" in sentence
+    assert sentence.endswith("the whole donor reaches 10.0% (at blur/0).")
+    up = {"base": 0.2, "donor": 0.9, "layer_1": 0.3, "layer_2": 0.8}
+    (sentence,) = swap_sentences(pl.DataFrame(rows(0, up)))
+    assert "moves follow-image from 20.0% to 80.0%" in sentence

@@ -148,6 +148,37 @@ def test_item_measures_by_hand():
     assert kept["flipped"] is False and kept["restored"] == pytest.approx(0.0)
 
 
+def test_item_measures_when_the_source_answers_wrong_and_the_differences_change_sign():
+    """The neighbours of the hand case: a source that answers wrong (the restored fraction still runs from the
+    target's logit difference to the source's, and 'flipped' means reaching the source's answer, not gold), and a
+    target that answers gold (ld_target = 0) with a negative source difference."""
+    lp = lambda a, b, c: {"A": math.log(a), "B": math.log(b), "C": math.log(c)}  # noqa: E731
+    # gold A; the target answers B, the source (wrongly) C; the patch moves to C
+    source, target, patched = lp(0.2, 0.1, 0.7), lp(0.3, 0.6, 0.1), lp(0.25, 0.25, 0.5)
+    m = item_measures("A", source, target, patched)
+    assert (m["source_answer"], m["target_answer"], m["patched_answer"]) == ("C", "B", "C")
+    assert m["ld_source"] == pytest.approx(math.log(0.2 / 0.1))  # log P(A) - log P(B): B is the target's answer
+    assert m["ld_target"] == pytest.approx(math.log(0.3 / 0.6))
+    # toward the source's answer C, against the target's B: d = log P(C) - log P(B)
+    d_source, d_target, d_patched = math.log(0.7 / 0.1), math.log(0.1 / 0.6), math.log(0.5 / 0.25)
+    assert m["restored"] == pytest.approx((d_patched - d_target) / (d_source - d_target))
+    assert m["flipped"] is True  # the source's answer (C) reached, though it is wrong
+    # the patch lands on gold instead: not the source's answer, so not flipped
+    assert item_measures("A", source, target, lp(0.6, 0.3, 0.1))["flipped"] is False
+    # gold A; the target answers gold, the source answers B (the reverse pair): ld is gold against B, positive in
+    # the target and negative in the source; the restored fraction runs from the target's ld to the source's
+    source, target = lp(0.2, 0.7, 0.1), lp(0.6, 0.3, 0.1)
+    half = item_measures("A", source, target, lp(0.4, 0.5, 0.1))
+    assert half["ld_target"] == pytest.approx(math.log(0.6 / 0.3)) and half["ld_target"] > 0
+    assert half["ld_source"] == pytest.approx(math.log(0.2 / 0.7)) and half["ld_source"] < 0
+    assert half["ld_patched"] == pytest.approx(math.log(0.4 / 0.5))
+    expected = (math.log(0.4 / 0.5) - math.log(0.6 / 0.3)) / (math.log(0.2 / 0.7) - math.log(0.6 / 0.3))
+    assert half["restored"] == pytest.approx(expected) and 0 < half["restored"] < 1
+    assert half["flipped"] is True and half["patched_answer"] == "B"
+    assert item_measures("A", source, target, target)["restored"] == pytest.approx(0.0)
+    assert item_measures("A", source, target, source)["restored"] == pytest.approx(1.0)
+
+
 def _slice(**patch) -> PatchSlice:
     return PatchSlice.model_validate_json(
         slice_json(

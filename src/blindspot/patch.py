@@ -8,11 +8,16 @@ at a set of positions (``image`` tokens, the ``last`` prompt token, or ``all``) 
 
 Measured per item, layer and position set, from the option log-probs at the last prompt position:
 
-- ``ld``: log P(gold) - log P(t), where t is the target run's top option (0 where the target already answers gold);
-- ``restored``: (ld_patched - ld_target) / (ld_source - ld_target), defined where the source and target runs give
-  different answers (elsewhere the denominator can be arbitrarily small and the ratio meaningless): 0 is the
-  target's logit difference, 1 the source's;
-- ``flipped``: the patched run's top option is the source run's, on items whose source and target answers differ.
+- ``ld``: log P(gold) - log P(r), where r, the rival, is the target run's top option, or the source run's where the
+  target already answers gold (then the source's ld is negative and the target's positive); 0 where both answer
+  gold;
+- ``restored``: how far the patch moves the target run toward the source run's answer, on the logit difference
+  d = log P(s) - log P(t) between the source's answer s and the target's t: (d_patched - d_target) /
+  (d_source - d_target), defined where the two runs give different answers (elsewhere the denominator can be
+  arbitrarily small and the ratio meaningless). 0 is the target, 1 the source, whether or not the source is right;
+  where the source answers gold, d is the ld above;
+- ``flipped``: the patched run's top option is the source run's (not gold), on items whose source and target
+  answers differ.
 
 **Replay.** The default method runs each condition once with every decoder layer's inputs recorded (hidden state,
 rotary embeddings, attention mask), then for each layer l replays only layers l..L-1, the final norm and the
@@ -193,15 +198,23 @@ def _top(lp: dict[str, float]) -> str:
 def item_measures(gold: str, source: dict[str, float], target: dict[str, float], patched: dict[str, float]) -> dict:
     """The per-item measures of one patch (see the module docstring)."""
     target_top, source_top, patched_top = _top(target), _top(source), _top(patched)
+    # gold against the answer that competes with it: the target's, or the source's where the target answers gold
+    # (the reverse pair, a blurred source into the clean target: the difference then changes sign on the way)
+    rival = target_top if target_top != gold else source_top
 
     def ld(lp: dict[str, float]) -> float | None:
-        return lp[gold] - lp[target_top] if gold in lp else None
+        return lp[gold] - lp[rival] if gold in lp else None
+
+    def toward_source(lp: dict[str, float]) -> float:
+        return lp[source_top] - lp[target_top]
 
     ld_source, ld_target, ld_patched = ld(source), ld(target), ld(patched)
     restored = None
-    defined = ld_source is not None and ld_target is not None and ld_patched is not None
-    if defined and source_top != target_top and abs(ld_source - ld_target) > 1e-6:  # type: ignore[operator]
-        restored = (ld_patched - ld_target) / (ld_source - ld_target)  # type: ignore[operator]
+    spread = toward_source(source) - toward_source(target)
+    if source_top != target_top and abs(spread) > 1e-6:
+        # from the target's answer to the source's, whichever is right: 0 the target, 1 the source (a source that
+        # answers gold makes this the gold logit difference of the hand case)
+        restored = (toward_source(patched) - toward_source(target)) / spread
     return {
         "source_answer": source_top,
         "target_answer": target_top,

@@ -323,7 +323,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="patch",
             slice=PatchSlice,
-            version=1,
+            version=2,  # 2: ld's rival and the restored fraction defined where the target answers gold
             wildcards=("model", "bench"),
             inputs=(("item_table", "stage"), ("render", "render")),
             outputs=("patches", "per_item"),
