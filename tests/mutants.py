@@ -337,6 +337,15 @@ MUTANTS = [
         PATCH,
     ),
     Mutant(
+        "swap-layer-prefix-match",
+        "a wrong position",
+        "swap.py",
+        '    return any(name == p or name.startswith(p + ".") for p in prefixes)\n',
+        "    return any(name.startswith(p) for p in prefixes)\n",
+        "swap",
+        SWAP,
+    ),
+    Mutant(
         "patch-rival-is-target-always",
         "a wrong reference",
         "patch.py",

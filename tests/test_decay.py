@@ -456,3 +456,20 @@ def test_a_mostly_unparsed_benchmark_is_flagged_in_one_line(tmp_path: Path) -> N
                             coarse_families=["blank", "none"]), 0)  # fmt: skip
     line = DecayOutcome.of(10, rows).line("m", "bench", 0.5)
     assert line.startswith("decay metrics for m on bench: 10 items (unparsed 20.0%, abstain 0.0%, hedged 0.0%")
+
+
+def test_items_that_share_an_image_move_together_in_the_intervals() -> None:
+    """Forty images, five questions each, answered alike per image: the C rate's interval rests on 40 images, not
+    200 items, so it is wider than for the same answers on 200 images; the point estimate is the same."""
+    rng = np.random.default_rng(0)
+    survives = np.repeat(rng.random(40) < 0.4, 5)
+    answers = {f"i{i}": {"blur/0": "yes", "blur/1": "yes" if s else "no", "blur/2": "yes" if s else "no",
+                         "blank/1": "no", "none/1": "no"} for i, s in enumerate(survives)}  # fmt: skip
+    table = yes_no_table(answers)
+    config = DecayConfig(bootstrap=400, coarse_families=["blank", "none"])
+    shared = {f"i{i}": f"img{i // 5}" for i in range(200)}
+    together, _ = decay_metrics(build_grid(table, ("blur", 0), shared), config, seed=0)
+    apart, _ = decay_metrics(build_grid(table, ("blur", 0)), config, seed=0)
+    a, b = metric(together, "c_rate"), metric(apart, "c_rate")
+    assert a["value"] == b["value"] == pytest.approx(survives.mean())
+    assert (a["ci_high"] - a["ci_low"]) > 1.8 * (b["ci_high"] - b["ci_low"])

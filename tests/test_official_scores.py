@@ -65,6 +65,35 @@ def test_hallusionbench_figure_and_question_pairs_by_hand() -> None:
     assert scores["qAcc"] == pytest.approx(0.0)  # neither question is right with both figures
 
 
+def test_pope_unparsed_answers_on_both_classes() -> None:
+    """An unread answer to a "yes" question is a missed positive (recall), to a "no" question a missed negative;
+    neither is a "yes" (precision, yes-ratio), and both are wrong (accuracy)."""
+    data = frame(parsed=[None, "yes", None, "no"], answer=["yes", "yes", "no", "no"], meta_category=["random"] * 4)
+    scores = point("pope", data)
+    assert (scores["precision"], scores["recall"]) == pytest.approx((1.0, 1 / 2))
+    assert scores["accuracy"] == pytest.approx(2 / 4) and scores["yes_ratio"] == pytest.approx(1 / 4)
+    assert scores["f1"] == pytest.approx(2 * 1.0 * 0.5 / 1.5)
+
+
+def test_hallusionbench_groups_never_merge_across_sets() -> None:
+    """Two sets reuse the same figure and question ids: a figure or question pair is (category, subcategory, set,
+    id), so set 2's wrong answer leaves set 1's pairs right."""
+    rows = [("1", "0", "0", 1.0), ("1", "0", "1", 1.0), ("1", "1", "0", 1.0), ("1", "1", "1", 1.0),
+            ("2", "0", "0", 1.0), ("2", "0", "1", 1.0), ("2", "1", "0", 0.0), ("2", "1", "1", 1.0)]  # fmt: skip
+    data = frame(
+        score=[r[3] for r in rows],
+        meta_category=["VD"] * 8,
+        meta_subcategory=["chart"] * 8,
+        meta_set_id=[r[0] for r in rows],
+        meta_figure_id=[r[1] for r in rows],
+        meta_question_id=[r[2] for r in rows],
+    )
+    scores = point("hallusionbench", data)
+    assert scores["aAcc"] == pytest.approx(7 / 8)
+    assert scores["fAcc"] == pytest.approx(3 / 4)  # set 2's figure 1 alone is not all right
+    assert scores["qAcc"] == pytest.approx(3 / 4)  # set 2's question 0 alone is not right with both figures
+
+
 def test_hrbench_averages_cycles_not_items() -> None:
     # cycle a: 3 items, 3 right; cycle b: 1 item, wrong -> (1 + 0) / 2 = 0.5, where the item mean is 0.75
     data = frame(
@@ -85,6 +114,11 @@ def test_vlmbias_match_and_bias_ratio_by_hand() -> None:
     assert vlmbias_match("There are 4 stripes", "4")  # no braces: the whole response, digits only
     assert vlmbias_match("first {3}, on reflection {4}", "4")  # the last braces
     assert not vlmbias_match("{No}", "Yes")
+    # the last braced value, whatever comes before or around it
+    assert vlmbias_match("Counting: {3}? No, {4}.\nFinal answer: { 4 }", "4")
+    assert not vlmbias_match("{4} at first, but the final count is {5}", "4")
+    assert vlmbias_match("{{12}}", "12") and not vlmbias_match("{12}", "1")
+    assert vlmbias_match("There are {12} lines, not 1 or 2", "12")
     data = frame(
         raw_text=["{4}", "{3}", "{Yes}", "maybe"],
         meta_ground_truth=["4", "4", "No", "5"],

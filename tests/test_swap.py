@@ -50,6 +50,27 @@ def test_build_specs_four_layers():
         build_specs(SwapSpecs(units=["projector"]), 4, get_family("auto"))
 
 
+def test_specs_on_a_model_with_twelve_layers_never_mix_layer_1_with_10_and_11():
+    """Parameter names of layer 1 are a string prefix of layers 10 and 11's: a spec of layer 1 must take only
+    layer 1, last_2 layers 10 and 11, and a two-layer window at 9 layers 9 and 10."""
+    family = get_family("qwen2_5_vl")
+    names = [
+        f"{family.layer_prefix(i)}.{part}"
+        for i in range(12)
+        for part in ("mlp.up_proj.weight", "input_layernorm.weight")
+    ]
+    names += ["model.language_model.embed_tokens.weight", "lm_head.weight"]
+    specs = {s.name: s for s in build_specs(SwapSpecs(first_n=[2], last_n=[2], windows=[1, 2], units=[]), 12, family)}
+    layer_of = lambda name: int(name.removeprefix(family.layer_prefix(0)[:-1]).split(".")[0])  # noqa: E731
+    assert {layer_of(n) for n in spec_parameters(specs["layer_1"], family, names)} == {1}
+    assert len(spec_parameters(specs["layer_1"], family, names)) == 2
+    assert {layer_of(n) for n in spec_parameters(specs["last_2"], family, names)} == {10, 11}
+    assert {layer_of(n) for n in spec_parameters(specs["layers_9-10"], family, names)} == {9, 10}
+    assert {layer_of(n) for n in spec_parameters(specs["first_2"], family, names)} == {0, 1}
+    assert "layer_11" in specs and "layers_10-11" in specs and "layer_12" not in specs
+    assert len(spec_parameters(specs["donor"], family, names)) == len(names)
+
+
 def _state_digest(model: torch.nn.Module) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
