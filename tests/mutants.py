@@ -54,7 +54,102 @@ DECAY, PROBE = "tests/test_decay.py", "tests/test_probes.py"
 SWAP, PATCH = "tests/test_swap.py", "tests/test_patch.py"
 AGGREGATE = "tests/test_aggregate.py"
 OFFICIAL = "tests/test_official_scores.py"
+HOSTILE, FAILURES = "tests/test_hostile_inputs.py", "tests/test_kill_resilience.py"
+"""The reliability mutants change no measurement: calibrate cannot see them (their stage to rerun is the cheap
+decay), so their unit tests must catch each."""
 MUTANTS = [
+    Mutant(
+        "stage-row-error-stops",
+        "a bad row stops the benchmark",
+        "benchmarks/sources.py",
+        "    except (BlindspotError, OSError, MemoryError):\n        raise\n    except Exception as error:\n",
+        "    except (BlindspotError, OSError, MemoryError):\n        raise\n    except ArithmeticError as error:\n",
+        "decay",
+        HOSTILE,
+    ),
+    Mutant(
+        "stage-lone-surrogate",
+        "a bad row stops the benchmark",
+        "staging/stage.py",
+        '                text.encode("utf-8")\n',
+        '                text.encode("utf-8", "surrogatepass")\n',
+        "decay",
+        HOSTILE,
+    ),
+    Mutant(
+        "images-no-byte-cap",
+        "an unbounded size",
+        "images.py",
+        "    if max_bytes is not None and size > max_bytes:\n",
+        "    if max_bytes is not None and size > 2**62:\n",
+        "decay",
+        HOSTILE,
+    ),
+    Mutant(
+        "images-unknown-header-decoded",
+        "an unbounded size",
+        "images.py",
+        "    if declared is None:\n        raise ImageError(\n",
+        "    if declared is None:\n        return\n        raise ImageError(\n",
+        "decay",
+        HOSTILE,
+    ),
+    Mutant(
+        "tables-no-checksum",
+        "damage read silently",
+        "tables.py",
+        "        return pq.read_table(path, columns=columns, page_checksum_verification=True)\n",
+        "        return pq.read_table(path, columns=columns)\n",
+        "decay",
+        "tests/test_corruption.py",
+    ),
+    Mutant(
+        "verify-missing-array-metadata",
+        "damage read silently",
+        "verify.py",
+        "    problem = _missing_metadata(path)\n",
+        "    problem = None\n",
+        "decay",
+        "tests/test_corruption.py",
+    ),
+    Mutant(
+        "model-truncation-unchecked",
+        "a damaged model directory",
+        "models/loading.py",
+        "    if ends and 8 + length + max(ends) > size:\n",
+        "    if ends and 8 + length + max(ends) > 2**62:\n",
+        "decay",
+        HOSTILE,
+    ),
+    Mutant(
+        "cli-file-size-traceback",
+        "an error that is not one line",
+        "cli.py",
+        '    errno.EFBIG: ("a file grew past the file-size limit", "raise the limit (ulimit -f)"),\n',
+        "",
+        "decay",
+        FAILURES,
+    ),
+    Mutant(
+        "atomic-cleanup-hides-error",
+        "an error that is not one line",
+        "staging/stage.py",
+        "            with contextlib.suppress(OSError):  # a read-only folder: report the first error, not the "
+        "cleanup's\n"
+        "                outputs[output].unlink(missing_ok=True)\n",
+        "            outputs[output].unlink(missing_ok=True)\n",
+        "decay",
+        FAILURES,
+    ),
+    Mutant(
+        "config-lax-integers",
+        "config strictness",
+        "config_base.py",
+        '    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)\n',
+        '    model_config = ConfigDict(extra="forbid", frozen=True)\n',
+        "decay",
+        "tests/test_config.py",
+    ),
     Mutant(
         "decay-reference-level",
         "wrong reference level",

@@ -119,8 +119,11 @@ def test_a_disk_that_refuses_writes_is_one_line_even_when_the_cleanup_fails_too(
     def refused(*args: object, **kwargs: object) -> None:
         raise OSError(code, os.strerror(code), "results/staged/b/items.parquet")
 
+    def cleanup_fails(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EBUSY, "the cleanup failed too")
+
     monkeypatch.setattr(pq, "write_table", refused)
-    monkeypatch.setattr(Path, "unlink", refused)
+    monkeypatch.setattr(Path, "unlink", cleanup_fails)
     status = main(stage_command(tmp_path, tmp_path / "staged"))
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1, err
