@@ -63,6 +63,27 @@ def slice_param(stage):
     return param
 
 
+def stage_inputs(stage):
+    """The rule's named inputs: each is its producer's output path (the stage table, blindspot.stages)."""
+    spec = STAGES[stage]
+    return {item.name: R(spec.input_template(item.name)) for item in spec.inputs}
+
+
+def stage_outputs(stage):
+    """The rule's named outputs, from the stage table; Zarr stores are declared as directories."""
+    return {o.name: directory(R(o.template)) if o.directory else R(o.template) for o in STAGES[stage].outputs}
+
+
+def stage_log(stage):
+    """One log per job: results/logs/<stage>/<wildcards>.log."""
+    return R(STAGES[stage].log_template)
+
+
+def stage_benchmark(stage):
+    """Snakemake's timing and memory of each job: results/benchmarks/<stage>/<wildcards>.tsv."""
+    return R(STAGES[stage].benchmark_template)
+
+
 def cli(stage):
     """The rule's shell command: `blindspot <stage>` with its wildcards, slice, inputs, outputs and log."""
     return STAGES[stage].cli_command()
@@ -129,15 +150,6 @@ def aggregate_outputs():
 
 
 def all_targets():
-    targets = [R("report.html")]
-    for bench in BENCHMARKS:
-        targets.append(R(f"staged/{bench}/items.parquet"))
-        targets.append(R(f"render/{bench}.zarr"))
-        for model in MODELS:
-            targets.append(R(f"decay/{model}/{bench}.parquet"))
-            targets.append(R(f"probes/{model}/{bench}.parquet"))
-        for pair in PAIRS:
-            targets.append(R(f"swaps/{pair}/{bench}.parquet"))
-        for model in CFG.patch.models:
-            targets.append(R(f"patches/{model}/{bench}.parquet"))
-    return targets
+    """The report and every stage output the aggregate reads (so `snakemake` builds the whole run)."""
+    targets = [str(output_paths(AGGREGATE, RESULTS)["report"])]
+    return targets + [path for paths in aggregate_inputs().values() for path in paths]

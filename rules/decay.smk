@@ -1,15 +1,12 @@
 rule decay:
     input:
-        predictions=R("predictions/{model}/{bench}.parquet"),
-        item_table=R("staged/{bench}/items.parquet"),
+        **stage_inputs("decay"),
     output:
-        metrics=R("decay/{model}/{bench}.parquet"),
-        classes=R("decay/{model}/{bench}.items.parquet"),
-        manifest=R("decay/{model}/{bench}.manifest.json"),
+        **stage_outputs("decay"),
     params:
         slice=slice_param("decay"),
     log:
-        R("logs/decay/{model}/{bench}.log"),
+        stage_log("decay"),
     conda:
         "../envs/blindspot.yaml"
     shell:

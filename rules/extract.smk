@@ -1,18 +1,17 @@
 rule extract:
     input:
-        item_table=R("staged/{bench}/items.parquet"),
-        render=R("render/{bench}.zarr"),
+        **stage_inputs("extract"),
         weights=model_files,
     output:
-        hidden=directory(R("hidden/{model}/{bench}.zarr")),
+        **stage_outputs("extract"),
     params:
         slice=slice_param("extract"),
     resources:
         gpu=1,
     benchmark:
-        R("benchmarks/extract/{model}/{bench}.tsv")
+        stage_benchmark("extract")
     log:
-        R("logs/extract/{model}/{bench}.log"),
+        stage_log("extract"),
     conda:
         "../envs/blindspot.yaml"
     shell:

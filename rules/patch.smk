@@ -1,19 +1,17 @@
 rule patch:
     input:
-        item_table=R("staged/{bench}/items.parquet"),
-        render=R("render/{bench}.zarr"),
+        **stage_inputs("patch"),
         weights=model_files,
     output:
-        patches=R("patches/{model}/{bench}.parquet"),
-        per_item=R("patches/{model}/{bench}.items.parquet"),
+        **stage_outputs("patch"),
     params:
         slice=slice_param("patch"),
     resources:
         gpu=1,
     benchmark:
-        R("benchmarks/patch/{model}/{bench}.tsv")
+        stage_benchmark("patch")
     log:
-        R("logs/patch/{model}/{bench}.log"),
+        stage_log("patch"),
     conda:
         "../envs/blindspot.yaml"
     shell:

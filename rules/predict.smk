@@ -1,18 +1,17 @@
 rule predict:
     input:
-        item_table=R("staged/{bench}/items.parquet"),
-        render=R("render/{bench}.zarr"),
+        **stage_inputs("predict"),
         weights=model_files,
     output:
-        predictions=R("predictions/{model}/{bench}.parquet"),
+        **stage_outputs("predict"),
     params:
         slice=slice_param("predict"),
     resources:
         gpu=1,
     benchmark:
-        R("benchmarks/predict/{model}/{bench}.tsv")
+        stage_benchmark("predict")
     log:
-        R("logs/predict/{model}/{bench}.log"),
+        stage_log("predict"),
     conda:
         "../envs/blindspot.yaml"
     shell:

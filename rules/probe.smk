@@ -1,15 +1,14 @@
 rule probe:
     input:
-        hidden=R("hidden/{model}/{bench}.zarr"),
-        item_table=R("staged/{bench}/items.parquet"),
+        **stage_inputs("probe"),
     output:
-        probes=R("probes/{model}/{bench}.parquet"),
+        **stage_outputs("probe"),
     params:
         slice=slice_param("probe"),
     benchmark:
-        R("benchmarks/probe/{model}/{bench}.tsv")
+        stage_benchmark("probe")
     log:
-        R("logs/probe/{model}/{bench}.log"),
+        stage_log("probe"),
     conda:
         "../envs/blindspot.yaml"
     shell:

@@ -1,13 +1,13 @@
 rule render:
     input:
-        images=R("staged/{bench}/images.parquet"),
+        **stage_inputs("render"),
     output:
-        store=directory(R("render/{bench}.zarr")),
+        **stage_outputs("render"),
     params:
         slice=slice_param("render"),
     threads: 2
     log:
-        R("logs/render/{bench}.log"),
+        stage_log("render"),
     conda:
         "../envs/blindspot.yaml"
     shell:

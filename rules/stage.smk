@@ -2,13 +2,11 @@ rule stage:
     input:
         source=benchmark_files,
     output:
-        item_table=R("staged/{bench}/items.parquet"),
-        images=R("staged/{bench}/images.parquet"),
-        rejects=R("staged/{bench}/rejects.parquet"),
+        **stage_outputs("stage"),
     params:
         slice=slice_param("stage"),
     log:
-        R("logs/stage/{bench}.log"),
+        stage_log("stage"),
     conda:
         "../envs/blindspot.yaml"
     shell:

@@ -1,19 +1,17 @@
 rule swap:
     input:
-        item_table=R("staged/{bench}/items.parquet"),
-        render=R("render/{bench}.zarr"),
+        **stage_inputs("swap"),
         weights=pair_files,
     output:
-        swaps=R("swaps/{pair}/{bench}.parquet"),
-        answers=R("swaps/{pair}/{bench}.answers.parquet"),
+        **stage_outputs("swap"),
     params:
         slice=slice_param("swap"),
     resources:
         gpu=1,
     benchmark:
-        R("benchmarks/swap/{pair}/{bench}.tsv")
+        stage_benchmark("swap")
     log:
-        R("logs/swap/{pair}/{bench}.log"),
+        stage_log("swap"),
     conda:
         "../envs/blindspot.yaml"
     shell:

@@ -43,12 +43,12 @@ def stage_command(stage: str, config_path: Path, wildcards: dict[str, str], outp
     """The CLI command of one job (what its rule runs), with its outputs redirected."""
     config = load_config(config_path)
     spec = STAGES[stage]
-    paths = job_paths(wildcards) | outputs
+    paths = job_paths(stage, wildcards) | outputs
     command = [str(BIN / "blindspot"), stage, "--quiet"]
     command += [part for w in spec.wildcards for part in (f"--{w}", wildcards[w])]
     command += ["--slice", spec.slice_json(config, wildcards)]
-    command += [part for name, _ in spec.inputs for part in (f"--{name.replace('_', '-')}", paths[name])]
-    command += [part for name in spec.outputs for part in (f"--{name.replace('_', '-')}", paths[name])]
+    command += [part for item in spec.inputs for part in (f"--{item.name.replace('_', '-')}", paths[item.name])]
+    command += [part for name in spec.output_names for part in (f"--{name.replace('_', '-')}", paths[name])]
     return command
 
 
@@ -57,7 +57,7 @@ def kill_midway(stage: str, output: str, marker: str) -> Callable[[Path, Path], 
 
     def check(work: Path, config: Path) -> str:
         wildcards = {"model": MODEL, "bench": "toy"}
-        reference = job_paths(wildcards)[output]
+        reference = job_paths(stage, wildcards)[output]
         fresh = str(Path(reference).with_name("killed-" + Path(reference).name))
         command = stage_command(stage, config, wildcards, {output: fresh})
         process = subprocess.Popen(command, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -30,7 +30,7 @@ import yaml
 from conftest import reduced_toy_config  # tests/ is on the path: this script runs from it
 
 from blindspot.config import BlindspotConfig, load_config
-from blindspot.stages import STAGES
+from blindspot.stages import STAGES, RunNames
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -688,30 +688,13 @@ def baseline(workdir: Path, models: list[str]) -> Path:
 
 
 def stage_jobs(stage: str, config: BlindspotConfig) -> list[dict[str, str]]:
-    """The wildcards of every job of ``stage`` in the reduced toy world."""
-    if "pair" in STAGES[stage].wildcards:
-        return [{"pair": pair, "bench": "toy"} for pair in config.swap.pairs]
-    models = config.patch.models if stage == "patch" else list(config.toy.models if config.toy else [])
-    return [{"model": model, "bench": "toy"} for model in models]
+    """The wildcards of every job of ``stage`` in the reduced toy world (the stage table's jobs of its config)."""
+    return STAGES[stage].jobs(RunNames.of(config))
 
 
-def job_paths(w: dict[str, str]) -> dict[str, str]:
-    """Every named input and output of the toy world's jobs, for one job's wildcards."""
-    model, pair = w.get("model"), w.get("pair")
-    return {
-        "predictions": f"results/predictions/{model}/toy.parquet",
-        "item_table": "results/staged/toy/items.parquet",
-        "render": "results/render/toy.zarr",
-        "metrics": f"results/decay/{model}/toy.parquet",
-        "classes": f"results/decay/{model}/toy.items.parquet",
-        "manifest": f"results/decay/{model}/toy.manifest.json",
-        "hidden": f"results/hidden/{model}/toy.zarr",
-        "probes": f"results/probes/{model}/toy.parquet",
-        "swaps": f"results/swaps/{pair}/toy.parquet",
-        "answers": f"results/swaps/{pair}/toy.answers.parquet",
-        "patches": f"results/patches/{model}/toy.parquet",
-        "per_item": f"results/patches/{model}/toy.items.parquet",
-    }
+def job_paths(stage: str, w: dict[str, str]) -> dict[str, str]:
+    """Every named input and output of one job, under ``results/`` (the stage table's path templates)."""
+    return {name: str(path) for name, path in STAGES[stage].paths("results", w).items()}
 
 
 def rerun_stage(stage: str, config_path: Path, workdir: Path, package: Path, log: Path) -> int:
@@ -721,14 +704,14 @@ def rerun_stage(stage: str, config_path: Path, workdir: Path, package: Path, log
     config = load_config(config_path)
     spec = STAGES[stage]
     for wildcards in stage_jobs(stage, config):
-        paths = job_paths(wildcards)
+        paths = job_paths(stage, wildcards)
         command = [str(BIN / "blindspot"), stage, "--quiet"]
         for name in spec.wildcards:
             command += [f"--{name}", wildcards[name]]
         command += ["--slice", spec.slice_json(config, wildcards)]
-        for name, _ in spec.inputs:
-            command += [f"--{name.replace('_', '-')}", paths[name]]
-        for name in spec.outputs:
+        for item in spec.inputs:
+            command += [f"--{item.name.replace('_', '-')}", paths[item.name]]
+        for name in spec.output_names:
             command += [f"--{name.replace('_', '-')}", paths[name]]
         if run(command, workdir, package, log) != 0:
             return 1

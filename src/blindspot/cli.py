@@ -90,11 +90,11 @@ def run_stage(stage: Stage, args: argparse.Namespace) -> None:
     wildcards = {w: getattr(args, w) for w in stage.wildcards}
     try:
         config = stage.parse_slice(args.slice)
-        inputs = {name: Path(getattr(args, name)) for name, _ in stage.inputs}
-        for name, producer in stage.inputs:
-            if not inputs[name].exists():
-                raise UserError(f"no {producer} output at '{inputs[name]}'; run the {producer} step first")
-        outputs = {name: Path(getattr(args, name)) for name in stage.outputs}
+        inputs = {item.name: Path(getattr(args, item.name)) for item in stage.inputs}
+        for item in stage.inputs:
+            if not inputs[item.name].exists():
+                raise UserError(f"no {item.stage} output at '{inputs[item.name]}'; run the {item.stage} step first")
+        outputs = {name: Path(getattr(args, name)) for name in stage.output_names}
         job = JobContext(stage.name, wildcards, threads=args.threads, progress=not args.quiet)
         summary = stage.load_runner()(config, inputs, outputs, job)
     except BlindspotError as error:
@@ -237,10 +237,17 @@ def build_parser() -> argparse.ArgumentParser:
         for wildcard in stage.wildcards:
             p.add_argument(f"--{wildcard}", required=True, help=f"the {wildcard} name (a config key)")
         p.add_argument("--slice", required=True, help=f"the {stage.name} config slice, as JSON")
-        for name, producer in stage.inputs:
-            p.add_argument(f"--{option(name)}", dest=name, required=True, help=f"input: the {producer} step's {name}")
-        for name in stage.outputs:
-            p.add_argument(f"--{option(name)}", dest=name, required=True, help=f"output: {name}")
+        for item in stage.inputs:
+            p.add_argument(
+                f"--{option(item.name)}",
+                dest=item.name,
+                required=True,
+                help=f"input: the {item.stage} step's {item.output} ({stage.input_template(item.name)})",
+            )
+        for output in stage.outputs:
+            p.add_argument(
+                f"--{option(output.name)}", dest=output.name, required=True, help=f"output: {output.template}"
+            )
         p.add_argument("--threads", type=int, default=1, help="CPU threads the job may use")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
     p = add("tiny-model", cmd_tiny_model, "Build a tiny random model (real transformers classes) for offline runs.")

@@ -178,17 +178,101 @@ class Runner(Protocol):
 
 
 @dataclass(frozen=True)
+class Input:
+    """A named input of a stage: the output ``output`` of stage ``stage``."""
+
+    name: str
+    stage: str
+    output: str
+
+
+@dataclass(frozen=True)
+class Output:
+    """A named output: its path template under the results folder (the stage's wildcards in braces)."""
+
+    name: str
+    template: str
+    directory: bool = False
+    """A Zarr store (a folder), declared ``directory()`` in the rule."""
+
+
+@dataclass(frozen=True)
+class RunNames:
+    """The names a run's jobs range over, from the config: a stage's wildcard takes its values from one of these."""
+
+    models: tuple[str, ...]
+    benchmarks: tuple[str, ...]
+    pairs: tuple[str, ...]
+    patch_models: tuple[str, ...]
+
+    @classmethod
+    def of(cls, config: BlindspotConfig) -> RunNames:
+        return cls(
+            models=tuple(sorted(config.models)),
+            benchmarks=tuple(sorted(config.benchmarks)),
+            pairs=tuple(sorted(config.swap.pairs)),
+            patch_models=tuple(sorted(config.patch.models)),
+        )
+
+
+_DOMAINS = {"model": "models", "bench": "benchmarks", "pair": "pairs"}
+"""Which :class:`RunNames` field a wildcard ranges over, unless a stage says otherwise (``Stage.domains``)."""
+
+
+@dataclass(frozen=True)
 class Stage:
     name: str
     slice: type[SliceBase]
     version: int
     wildcards: tuple[str, ...]
-    inputs: tuple[tuple[str, str], ...]
-    """(input name, the stage that produces it)."""
-    outputs: tuple[str, ...]
+    inputs: tuple[Input, ...]
+    outputs: tuple[Output, ...]
     runner: str
     """``module:function`` with the :class:`Runner` signature; imported when the stage runs."""
     help: str
+    domains: Mapping[str, str] = field(default_factory=dict)
+    """Wildcards that range over another :class:`RunNames` field than the default (patch: ``patch_models``)."""
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(output.name for output in self.outputs)
+
+    def output(self, name: str) -> Output:
+        for output in self.outputs:
+            if output.name == name:
+                return output
+        raise KeyError(f"the {self.name} stage has no output '{name}' (it has: {', '.join(self.output_names)})")
+
+    def input_template(self, name: str) -> str:
+        """The path template of an input: its producer's output template."""
+        for item in self.inputs:
+            if item.name == name:
+                return STAGES[item.stage].output(item.output).template
+        raise KeyError(f"the {self.name} stage has no input '{name}'")
+
+    @property
+    def log_template(self) -> str:
+        """``logs/<stage>/{model}/{bench}.log``: one log per job, keyed like its outputs."""
+        return "/".join(["logs", self.name, *(f"{{{w}}}" for w in self.wildcards)]) + ".log"
+
+    @property
+    def benchmark_template(self) -> str:
+        """``benchmarks/<stage>/{model}/{bench}.tsv``: Snakemake's timing and memory of each job."""
+        return "/".join(["benchmarks", self.name, *(f"{{{w}}}" for w in self.wildcards)]) + ".tsv"
+
+    def jobs(self, names: RunNames) -> list[dict[str, str]]:
+        """The wildcards of every job this stage runs for a config's names (models x benchmarks, ...)."""
+        jobs: list[dict[str, str]] = [{}]
+        for wildcard in self.wildcards:
+            values: tuple[str, ...] = getattr(names, self.domains.get(wildcard, _DOMAINS[wildcard]))
+            jobs = [job | {wildcard: value} for job in jobs for value in values]
+        return jobs
+
+    def paths(self, results: str | Path, wildcards: Wildcards) -> dict[str, Path]:
+        """Every named input and output path of one job, under the results folder."""
+        templates = {item.name: self.input_template(item.name) for item in self.inputs}
+        templates |= {output.name: output.template for output in self.outputs}
+        return {name: Path(results) / template.format(**wildcards) for name, template in templates.items()}
 
     def build_slice(self, config: BlindspotConfig, wildcards: Wildcards) -> SliceBase:
         values: dict[str, Any] = {"output_version": self.version}
@@ -225,8 +309,8 @@ class Stage:
         parts = [f"blindspot {self.name}"]
         parts += [f"--{w} {{wildcards.{w}:q}}" for w in self.wildcards]
         parts.append("--slice {params.slice:q}")
-        parts += [f"--{option(name)} {{input.{name}:q}}" for name, _ in self.inputs]
-        parts += [f"--{option(name)} {{output.{name}:q}}" for name in self.outputs]
+        parts += [f"--{option(item.name)} {{input.{item.name}:q}}" for item in self.inputs]
+        parts += [f"--{option(name)} {{output.{name}:q}}" for name in self.output_names]
         parts.append("--threads {threads} > {log:q} 2>&1")
         # The job's last line (its summary, or its one-line error) also goes to the console, where the user
         # looks; the whole output stays in the log.
@@ -256,7 +340,11 @@ STAGES: dict[str, Stage] = {
             version=2,
             wildcards=("bench",),
             inputs=(),
-            outputs=("item_table", "images", "rejects"),
+            outputs=(
+                Output("item_table", "staged/{bench}/items.parquet"),
+                Output("images", "staged/{bench}/images.parquet"),
+                Output("rejects", "staged/{bench}/rejects.parquet"),
+            ),
             runner="blindspot.staging.stage:run",
             help="Stage one benchmark into the canonical items, images and rejects tables.",
         ),
@@ -265,8 +353,8 @@ STAGES: dict[str, Stage] = {
             slice=RenderSlice,
             version=2,
             wildcards=("bench",),
-            inputs=(("images", "stage"),),
-            outputs=("store",),
+            inputs=(Input("images", "stage", "images"),),
+            outputs=(Output("store", "render/{bench}.zarr", directory=True),),
             runner="blindspot.render.run:run",
             help="Render every obfuscation family and level of a staged benchmark to Zarr.",
         ),
@@ -275,8 +363,8 @@ STAGES: dict[str, Stage] = {
             slice=PredictSlice,
             version=5,
             wildcards=("model", "bench"),
-            inputs=(("item_table", "stage"), ("render", "render")),
-            outputs=("predictions",),
+            inputs=(Input("item_table", "stage", "item_table"), Input("render", "render", "store")),
+            outputs=(Output("predictions", "predictions/{model}/{bench}.parquet"),),
             runner="blindspot.predict:run",
             help="Run one model on every rendered condition of one benchmark.",
         ),
@@ -285,8 +373,12 @@ STAGES: dict[str, Stage] = {
             slice=DecaySlice,
             version=6,
             wildcards=("model", "bench"),
-            inputs=(("predictions", "predict"), ("item_table", "stage")),
-            outputs=("metrics", "classes", "manifest"),
+            inputs=(Input("predictions", "predict", "predictions"), Input("item_table", "stage", "item_table")),
+            outputs=(
+                Output("metrics", "decay/{model}/{bench}.parquet"),
+                Output("classes", "decay/{model}/{bench}.items.parquet"),
+                Output("manifest", "decay/{model}/{bench}.manifest.json"),
+            ),
             runner="blindspot.decay:run",
             help="Decay metrics, item classes and the vision-indispensable manifest.",
         ),
@@ -295,8 +387,8 @@ STAGES: dict[str, Stage] = {
             slice=ExtractSlice,
             version=3,
             wildcards=("model", "bench"),
-            inputs=(("item_table", "stage"), ("render", "render")),
-            outputs=("hidden",),
+            inputs=(Input("item_table", "stage", "item_table"), Input("render", "render", "store")),
+            outputs=(Output("hidden", "hidden/{model}/{bench}.zarr", directory=True),),
             runner="blindspot.extract:run",
             help="Per-layer hidden-state features of one model on one benchmark, to Zarr.",
         ),
@@ -305,8 +397,8 @@ STAGES: dict[str, Stage] = {
             slice=ProbeSlice,
             version=3,
             wildcards=("model", "bench"),
-            inputs=(("hidden", "extract"), ("item_table", "stage")),
-            outputs=("probes",),
+            inputs=(Input("hidden", "extract", "hidden"), Input("item_table", "stage", "item_table")),
+            outputs=(Output("probes", "probes/{model}/{bench}.parquet"),),
             runner="blindspot.probes:run",
             help="Layer-wise MLP and linear probes (all layers at once) with control tasks.",
         ),
@@ -315,8 +407,11 @@ STAGES: dict[str, Stage] = {
             slice=SwapSlice,
             version=3,
             wildcards=("pair", "bench"),
-            inputs=(("item_table", "stage"), ("render", "render")),
-            outputs=("swaps", "answers"),
+            inputs=(Input("item_table", "stage", "item_table"), Input("render", "render", "store")),
+            outputs=(
+                Output("swaps", "swaps/{pair}/{bench}.parquet"),
+                Output("answers", "swaps/{pair}/{bench}.answers.parquet"),
+            ),
             runner="blindspot.swap:run",
             help="Counterfactual weight swaps: hybrids of a base and a donor, layer by layer and unit by unit.",
         ),
@@ -325,13 +420,23 @@ STAGES: dict[str, Stage] = {
             slice=PatchSlice,
             version=2,  # 2: ld's rival and the restored fraction defined where the target answers gold
             wildcards=("model", "bench"),
-            inputs=(("item_table", "stage"), ("render", "render")),
-            outputs=("patches", "per_item"),
+            inputs=(Input("item_table", "stage", "item_table"), Input("render", "render", "store")),
+            outputs=(
+                Output("patches", "patches/{model}/{bench}.parquet"),
+                Output("per_item", "patches/{model}/{bench}.items.parquet"),
+            ),
             runner="blindspot.patch:run",
             help="Activation patching between rendered conditions, at every layer and position set.",
+            domains={"model": "patch_models"},
         ),
     )
 }
+
+
+def output_path(results: str | Path, stage: str, output: str, **wildcards: str) -> Path:
+    """Where a stage writes one output of one job, e.g. ``output_path("results", "decay", "classes", model="qwen",
+    bench="pope")``."""
+    return Path(results) / STAGES[stage].output(output).template.format(**wildcards)
 
 
 def get_stage(name: str) -> Stage:

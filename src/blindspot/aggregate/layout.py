@@ -13,22 +13,23 @@ from pathlib import Path
 from pydantic import Field
 
 from blindspot.config import BlindspotConfig, ReportConfig
-from blindspot.stages import SliceBase
+from blindspot.stages import STAGES, RunNames, SliceBase, output_path
 
 AGGREGATE_VERSION = 2
 
-INPUT_TEMPLATES: dict[str, str] = {
-    "staged_items": "staged/{bench}/items.parquet",
-    "rejects": "staged/{bench}/rejects.parquet",
-    "render": "render/{bench}.zarr",
-    "predictions": "predictions/{model}/{bench}.parquet",
-    "decay": "decay/{model}/{bench}.parquet",
-    "classes": "decay/{model}/{bench}.items.parquet",
-    "probes": "probes/{model}/{bench}.parquet",
-    "swaps": "swaps/{pair}/{bench}.parquet",
-    "patches": "patches/{model}/{bench}.parquet",
+INPUTS: dict[str, tuple[str, str]] = {
+    "staged_items": ("stage", "item_table"),
+    "rejects": ("stage", "rejects"),
+    "render": ("render", "store"),
+    "predictions": ("predict", "predictions"),
+    "decay": ("decay", "metrics"),
+    "classes": ("decay", "classes"),
+    "probes": ("probe", "probes"),
+    "swaps": ("swap", "swaps"),
+    "patches": ("patch", "patches"),
 }
-"""Stage outputs under the results folder, by the wildcards each is keyed by (the rules write these paths)."""
+"""Input kind -> (stage, output): the aggregate reads that output of every job of that stage (paths and the jobs
+they range over come from the stage table, :data:`blindspot.stages.STAGES`)."""
 
 TABLES = ("decay", "summary", "probes", "swaps", "patches", "provenance")
 
@@ -56,27 +57,21 @@ def aggregate_slice(config: BlindspotConfig) -> AggregateSlice:
     )
 
 
-def input_keys(config: AggregateSlice) -> dict[str, list[dict[str, str]]]:
-    """Per input kind, the wildcards of every file the aggregate reads."""
-    per_bench = [{"bench": b} for b in config.benchmarks]
-    per_model = [{"model": m, "bench": b} for m in config.models for b in config.benchmarks]
-    return {
-        "staged_items": per_bench,
-        "rejects": per_bench,
-        "render": per_bench,
-        "predictions": per_model,
-        "decay": per_model,
-        "classes": per_model,
-        "probes": per_model,
-        "swaps": [{"pair": p, "bench": b} for p in config.pairs for b in config.benchmarks],
-        "patches": [{"model": m, "bench": b} for m in config.patch_models for b in config.benchmarks],
-    }
+def run_names(config: AggregateSlice) -> RunNames:
+    return RunNames(
+        models=tuple(config.models),
+        benchmarks=tuple(config.benchmarks),
+        pairs=tuple(config.pairs),
+        patch_models=tuple(config.patch_models),
+    )
 
 
 def input_paths(config: AggregateSlice, results: str | Path = "results") -> dict[str, list[Path]]:
+    """Per input kind, every file the aggregate reads: that stage output of every job of the run."""
+    names = run_names(config)
     return {
-        kind: [Path(results) / INPUT_TEMPLATES[kind].format(**keys) for keys in keys_list]
-        for kind, keys_list in input_keys(config).items()
+        kind: [output_path(results, stage, output, **job) for job in STAGES[stage].jobs(names)]
+        for kind, (stage, output) in INPUTS.items()
     }
 
 

@@ -199,13 +199,11 @@ def _check_reject_share(n_items: int, rejects: list[Reject], limit: float) -> No
 
 
 def staged_paths(folder: str | Path) -> dict[str, Path]:
-    """The workflow's layout of one benchmark's staged tables in ``folder`` (for scripts and tests)."""
-    folder = Path(folder)
-    return {
-        "item_table": folder / "items.parquet",
-        "images": folder / "images.parquet",
-        "rejects": folder / "rejects.parquet",
-    }
+    """The workflow's layout of one benchmark's staged tables in ``folder`` (for scripts and tests): the file names
+    of the stage table's outputs (:data:`blindspot.stages.STAGES`)."""
+    from blindspot.stages import STAGES
+
+    return {output.name: Path(folder) / Path(output.template).name for output in STAGES["stage"].outputs}
 
 
 def stage_benchmark(name: str, config: BenchmarkConfigBase, outputs: Mapping[str, Path]) -> StageSummary:

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from blindspot.config import BlindspotConfig
+from blindspot.stages import output_path
 from blindspot.tables import read_frame
 from blindspot.toy.items import STRIPE_KINDS
 from blindspot.toy.scenes import ERASING_PERIODS
@@ -82,17 +83,17 @@ class Context:
     """Free-form lines printed after the table (curves, crossovers)."""
 
     def probes(self, model: str) -> pl.DataFrame | None:
-        path = self.results / "probes" / model / f"{self.bench}.parquet"
+        path = output_path(self.results, "probe", "probes", model=model, bench=self.bench)
         return read_frame(path) if path.is_file() else None
 
     def decay_items(self, model: str) -> pl.DataFrame:
-        path = self.results / "decay" / model / f"{self.bench}.items.parquet"
+        path = output_path(self.results, "decay", "classes", model=model, bench=self.bench)
         if not path.is_file():
             raise FileNotFoundError(f"no decay results at '{path}'; run the workflow first")
         return read_frame(path).join(self.items.select("item_id", "kind", "prior_answer", "erased_from"), on="item_id")
 
     def metric(self, model: str, name: str, family: str = "all", level: int = -1) -> float:
-        table = read_frame(self.results / "decay" / model / f"{self.bench}.parquet")
+        table = read_frame(output_path(self.results, "decay", "metrics", model=model, bench=self.bench))
         found = table.filter((pl.col("metric") == name) & (pl.col("family") == family) & (pl.col("level") == level))
         if found.is_empty() or found["value"][0] is None:
             return float("nan")
@@ -399,7 +400,7 @@ def swap_checks(ctx: Context, pair: str) -> list[Row]:
     other single-layer swap changes no answer of the base. Any donor: the ``base`` and ``donor`` references answer
     as the predict stage's base and donor models did; a full donor's sweep is summarised where the fix lives."""
     spec = ctx.config.swap.pairs[pair]
-    path = ctx.results / "swaps" / pair / f"{ctx.bench}.parquet"
+    path = output_path(ctx.results, "swap", "swaps", pair=pair, bench=ctx.bench)
     if spec.donor is None or not path.is_file():
         return []
     table = _condition_rows(read_frame(path))
@@ -447,10 +448,10 @@ def swap_checks(ctx: Context, pair: str) -> list[Row]:
 
 def _reference_rows(ctx: Context, pair: str, base: str, donor: str) -> list[Row]:
     """The swap's ``base`` and ``donor`` references against the predict stage's answers of the same models."""
-    answers = read_frame(ctx.results / "swaps" / pair / f"{ctx.bench}.answers.parquet")
+    answers = read_frame(output_path(ctx.results, "swap", "answers", pair=pair, bench=ctx.bench))
     rows = []
     for spec, model in (("base", base), ("donor", donor)):
-        predictions = ctx.results / "predictions" / model / f"{ctx.bench}.parquet"
+        predictions = output_path(ctx.results, "predict", "predictions", model=model, bench=ctx.bench)
         if not predictions.is_file():
             continue
         mine = answers.filter(pl.col("spec") == spec).select("item_id", "family", "level", "parsed")
@@ -489,7 +490,7 @@ def patch_checks(ctx: Context, model: str, role: str) -> list[Row]:
     """Clean image-token states patched into the most-blurred run at the first layer restore the clean answer on
     stripe items the model answers correctly when clean (every other position of that run is the same prompt, so
     the patched run is the clean run); the restoration curves by layer are reported."""
-    path = ctx.results / "patches" / model / f"{ctx.bench}.items.parquet"
+    path = output_path(ctx.results, "patch", "per_item", model=model, bench=ctx.bench)
     if not path.is_file():
         return []
     rows = read_frame(path).join(ctx.items.select("item_id", "kind"), on="item_id")
@@ -546,7 +547,7 @@ def calibrate(config: BlindspotConfig, results: str | Path = "results") -> tuple
     if not config.toy.models:
         raise ValueError("toy.models: name the toy models to calibrate (model: base | donor)")
     results = Path(results)
-    staged = results / "staged" / config.toy.benchmark / "items.parquet"
+    staged = output_path(results, "stage", "item_table", bench=config.toy.benchmark)
     if not staged.is_file():
         raise FileNotFoundError(f"no staged toy benchmark at '{staged}'; run the workflow first")
     items = read_frame(staged)
