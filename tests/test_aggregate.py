@@ -7,7 +7,6 @@ and patch tables.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
@@ -379,6 +378,7 @@ def test_aggregate_tables_against_hand_counts(results: Path) -> None:
     assert read_provenance(out["table_summary"])["stage"] == "aggregate"
 
 
+@pytest.mark.slow
 def test_report_sentences_and_console(results: Path) -> None:
     console = aggregate(slice_for(), results)
     page = (results / "report.html").read_text()
@@ -392,6 +392,7 @@ def test_report_sentences_and_console(results: Path) -> None:
     assert "m1" in console[-2] and "0.5" in console[-2]
 
 
+@pytest.mark.slow
 def test_missing_outputs_are_said_not_fatal(results: Path) -> None:
     (results / "swaps" / "p" / f"{BENCH}.parquet").unlink()
     console = aggregate(slice_for(patch_models=[]), results)
@@ -414,6 +415,7 @@ def labels_of(figure: Any) -> list[str]:
     return [t for t in out if t]
 
 
+@pytest.mark.slow
 def test_every_plot_is_written_with_labels(results: Path) -> None:
     config = slice_for()
     aggregate(config, results)
@@ -470,6 +472,7 @@ def overlapping_legends(figure: Any) -> list[str]:
     return covered
 
 
+@pytest.mark.slow
 def test_plots_and_tables_are_byte_stable(results: Path) -> None:
     config = slice_for()
     aggregate(config, results)
@@ -487,13 +490,12 @@ def chromium() -> str | None:
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_report_in_headless_chromium(results: Path) -> None:
     """The page renders in a real browser: summary, tables and images present, sorting reorders rows, and it
     requests nothing but itself and its own data URIs."""
     if chromium() is None or not _has_playwright():
-        if os.environ.get("CI"):
-            pytest.fail("CI needs Debian's chromium and playwright (.ci/run installs both)")
-        pytest.skip("chromium or playwright not installed")
+        pytest.skip("Debian's chromium or playwright is not installed (make test-all runs tests/install-chromium.sh)")
     from playwright.sync_api import sync_playwright
 
     aggregate(slice_for(), results)

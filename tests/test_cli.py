@@ -61,6 +61,7 @@ def test_missing_staged_images_is_one_line(tmp_path: Path, capsys: pytest.Captur
     assert "run the stage step first" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sigkill_during_render_leaves_no_final_store(tmp_path: Path) -> None:
     path = write_shapes_benchmark(tmp_path / "src", n_items=60, bad_rows=False)
     stage_entry("b", generic_entry(path), tmp_path / "staged")

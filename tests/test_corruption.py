@@ -147,6 +147,7 @@ def many_chunk_store(tmp_path: Path, n: int = 512) -> Path:
     return final
 
 
+@pytest.mark.slow
 def test_a_failed_read_leaves_no_read_pending(tmp_path: Path) -> None:
     """Zarr raises on the first bad chunk with the reads of the other chunks still running (hundreds here);
     they are settled before the error is raised, so none is left for the interpreter to destroy at exit."""

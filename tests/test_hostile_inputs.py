@@ -47,6 +47,7 @@ def stage_rows(tmp_path: Path, rows: list[dict], name: str = "h", **entry: objec
     return pl.read_parquet(out / "items.parquet"), pl.read_parquet(out / "rejects.parquet")
 
 
+@pytest.mark.slow
 def test_bad_images_are_rejects_not_crashes(tmp_path: Path, png: bytes, bomb: bytes) -> None:
     images = tmp_path / "images"
     (images / "folder.png").mkdir(parents=True)
@@ -64,6 +65,7 @@ def test_bad_images_are_rejects_not_crashes(tmp_path: Path, png: bytes, bomb: by
     assert "exceeds the cap of 100000000 (max_image_pixels)" in messages["3"]
 
 
+@pytest.mark.slow
 def test_opencv_pixel_limit_is_a_reject_when_the_cap_is_raised(tmp_path: Path, png: bytes) -> None:
     images = tmp_path / "images"
     images.mkdir()
@@ -284,6 +286,7 @@ def check_config_with_model(tmp_path: Path, name: str, model: Path) -> subproces
     return subprocess.run([str(cli), "check-config", str(path)], capture_output=True, text=True, env={**os.environ})
 
 
+@pytest.mark.slow
 def test_check_config_runs_the_model_directory_checks(tmp_path: Path) -> None:
     model = build_tiny_model("qwen2_5_vl", tmp_path / "qwen", seed=0)
     for weights in model.glob("*.safetensors"):
@@ -310,6 +313,7 @@ def _damage_header(model: Path) -> str:
     return f"'{weights}' is damaged: its header claims"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", [_damage_truncate, _damage_config, _damage_header])
 def test_a_damaged_model_directory_is_one_line_naming_the_key_and_the_file(tmp_path: Path, damage) -> None:  # type: ignore[no-untyped-def]
     """In check-config (before any job) and when a stage loads the model: one line, the config key, the file."""

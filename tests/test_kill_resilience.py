@@ -130,6 +130,7 @@ def test_a_disk_that_refuses_writes_is_one_line_even_when_the_cleanup_fails_too(
     assert err[0].startswith(f"blindspot stage: error: {line} at 'results/staged/b/items.parquet'")
 
 
+@pytest.mark.slow
 def test_a_real_file_size_limit_is_one_line_not_a_kill(tmp_path: Path) -> None:
     """Past `ulimit -f` the kernel sends SIGXFSZ, which kills a process that does not ignore it (no message at
     all); the CLI ignores it, so the write fails with EFBIG and the job says so in one line."""
@@ -151,6 +152,7 @@ def test_a_real_file_size_limit_is_one_line_not_a_kill(tmp_path: Path) -> None:
     assert not out.exists() or not [p for p in out.iterdir() if not p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_a_download_with_no_hub_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     """local_files_only: false with a stalled proxy (a server that accepts and never answers) or nothing listening
     fails within the hub timeout with one line naming the key, instead of hanging the job."""

@@ -14,6 +14,7 @@ TESTS = Path(__file__).resolve().parent
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_make_faults_holds_every_case() -> None:
     done = subprocess.run([sys.executable, "faults.py"], cwd=TESTS, capture_output=True, text=True)
     print(done.stdout)

@@ -25,6 +25,7 @@ def _parent(allocate_mib: int) -> str:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not STATUS.exists(), reason="the inherited peak is a Linux behaviour")
 def test_a_child_of_a_large_process_reports_its_own_peak() -> None:
     done = subprocess.run([sys.executable, "-c", _parent(800)], capture_output=True, text=True, check=True)

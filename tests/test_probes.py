@@ -30,6 +30,7 @@ def layer_accuracy(rows: list[dict], probe: str = "mlp", level: str = "blur/0") 
     return [r["accuracy"] for r in sorted(chosen, key=lambda r: r["layer"])]
 
 
+@pytest.mark.slow
 def test_planted_label_peaks_at_its_layer() -> None:
     rows = run_probes(planted(layer=3), "last_token", CONFIG, seed=0)
     for probe in ("mlp", "linear"):
@@ -39,6 +40,7 @@ def test_planted_label_peaks_at_its_layer() -> None:
         assert max(accuracy[:3] + accuracy[4:]) < 0.65
 
 
+@pytest.mark.slow
 def test_shuffled_labels_give_chance() -> None:
     data = planted(layer=3)
     shuffled = list(np.random.default_rng(1).permutation(data.labels["gold"]))
@@ -125,6 +127,7 @@ def test_standardisation_holds_on_large_offset_dimensions(offset: float) -> None
     assert not np.allclose(naive[1, :4].numpy(), 4.0, rtol=0.1)  # the case the two-pass method exists for
 
 
+@pytest.mark.slow
 def test_a_probe_reads_a_label_next_to_outlier_dimensions() -> None:
     data = planted(layer=3)
     data.features[:, :, 3, :4] += 1e5  # huge offsets on other dimensions of the planted layer

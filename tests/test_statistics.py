@@ -37,6 +37,7 @@ def test_a_95_percent_interval_covers_the_truth_about_95_percent_of_the_time(tru
     assert 0.90 <= covered <= 0.995, covered  # 300 draws: a true 95% lands in [0.92, 0.975] nearly always
 
 
+@pytest.mark.slow
 def test_clustered_items_widen_the_interval_to_keep_its_coverage() -> None:
     """Five questions per image answered alike are one observation, not five: the cluster bootstrap keeps the
     coverage at 95% where an item bootstrap would fall to about 70% (its width shrinks by sqrt(5))."""
@@ -51,6 +52,7 @@ def test_clustered_items_widen_the_interval_to_keep_its_coverage() -> None:
     assert (respected.high - respected.low) > 1.8 * (ignored.high - ignored.low)
 
 
+@pytest.mark.slow
 def test_the_width_shrinks_as_one_over_root_n() -> None:
     _, narrow = coverage(0.3, 400, 1, shared=False)
     _, wide = coverage(0.3, 100, 1, shared=False)

@@ -95,6 +95,7 @@ def test_8_bit_blur_leaks_what_the_float_blur_erases() -> None:
     assert max(leaked) >= 1 and all(np.ptp(b.reshape(-1, 3), axis=0).max() == 0 for b in blur_ladder(image)[2:])
 
 
+@pytest.mark.slow
 def test_a_linear_classifier_on_pixels_is_at_chance_at_every_erasing_level() -> None:
     """Logistic regression on the rendered pixels (each pixel's absolute deviation from the image's mean colour,
     summed over channels, so that neither the colour nor the stripes' random phase decides), trained and tested on
@@ -192,7 +193,11 @@ def test_the_llava_toy_config_is_the_demo_with_other_models() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("source", "short", "n_items"), [("config/config.yaml", "qwen", 240), ("config/toy-llava.yaml", "llava", 600)]
+    ("source", "short", "n_items"),
+    [
+        ("config/config.yaml", "qwen", 240),
+        pytest.param("config/toy-llava.yaml", "llava", 600, marks=pytest.mark.extended),  # make test-all
+    ],
 )
 def test_calibration_on_a_reduced_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], source: str, short: str, n_items: int
@@ -220,6 +225,7 @@ def test_calibration_on_a_reduced_config(
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 @pytest.mark.parametrize(
     ("family", "name"), [("qwen2_5_vl", "qwen_donor_layer2"), ("llava_next", "llava_donor_layer2")]
 )

@@ -109,6 +109,7 @@ def test_adding_a_benchmark_reruns_only_its_jobs(tmp_path: Path) -> None:
     assert (tmp_path / "results/render/second.zarr/zarr.json").is_file()
 
 
+@pytest.mark.extended  # make test-all
 def test_a_limited_run_in_its_own_results_folder_leaves_the_full_run_alone(tmp_path: Path) -> None:
     full = bench_entry(tmp_path, "b", seed=1)
     write_config(tmp_path, {"benchmarks": {"b": full}, "render": SMALL_RENDER})
@@ -124,6 +125,7 @@ def test_a_limited_run_in_its_own_results_folder_leaves_the_full_run_alone(tmp_p
     assert (tmp_path / "results-small/report.html").is_file()
 
 
+@pytest.mark.extended  # make test-all
 def test_changing_a_slice_reruns_exactly_its_jobs(tmp_path: Path) -> None:
     a, b = bench_entry(tmp_path, "a", seed=1), bench_entry(tmp_path, "b", seed=2)
     write_config(tmp_path, {"benchmarks": {"a": a, "b": b}, "render": SMALL_RENDER})
@@ -136,6 +138,7 @@ def test_changing_a_slice_reruns_exactly_its_jobs(tmp_path: Path) -> None:
     assert sorted(jobs) == [("aggregate", None), ("all", None), ("render", "a"), ("render", "b")]
 
 
+@pytest.mark.extended  # make test-all
 def test_reruns_see_sources_images_and_output_versions(tmp_path: Path) -> None:
     """Rewriting a benchmark's source file, or an image it reads by path, re-stages that benchmark only; a new
     output version of a stage (new code whose outputs mean something else) reruns that stage's jobs only."""
@@ -182,6 +185,7 @@ def test_reruns_see_sources_images_and_output_versions(tmp_path: Path) -> None:
     assert sorted(jobs) == [("aggregate", None), ("all", None), ("render", "a"), ("render", "b")]
 
 
+@pytest.mark.extended  # make test-all
 def test_models_run_through_predict_and_decay(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     """stage -> render -> predict -> decay, extract -> probe for a model; adding a second model schedules only its
     jobs and leaves the first model's outputs untouched; retraining a model in place reruns its jobs only."""

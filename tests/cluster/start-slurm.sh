@@ -7,6 +7,9 @@
 #   tests/cluster/start-slurm.sh stop     # stop the daemons
 set -euo pipefail
 
+# Exit status 3: the packages are missing and cannot be installed here (no root and no sudo, or apt-get fails,
+# e.g. without a package mirror); the cluster test skips with this script's reason. Any other failure is a failure.
+CANNOT_INSTALL=3
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
@@ -19,8 +22,18 @@ fi
 
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null || ! command -v sbatch >/dev/null; then
   echo "installing Debian's slurmctld slurmd slurm-client munge"
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q slurmctld slurmd slurm-client munge
+  if [ -n "$SUDO" ] && ! sudo -n true 2>/dev/null; then
+    echo "cannot install SLURM: not root and no password-less sudo" >&2
+    exit $CANNOT_INSTALL
+  fi
+  if ! command -v apt-get >/dev/null; then
+    echo "cannot install SLURM: no apt-get (the script installs Debian's packages)" >&2
+    exit $CANNOT_INSTALL
+  fi
+  if ! { $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q slurmctld slurmd slurm-client munge; }; then
+    echo "cannot install SLURM: apt-get could not install slurmctld slurmd slurm-client munge" >&2
+    exit $CANNOT_INSTALL
+  fi
 fi
 
 if sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
