@@ -11,7 +11,7 @@ from blindspot.stages import STAGES
 
 PACKAGE = REPO / "src" / "blindspot"
 STAGE_MODULES = {stage.runner.partition(":")[0] for stage in STAGES.values()}
-FOUNDATION = ("blindspot.contracts", "blindspot.errors", "blindspot.config_base")
+FOUNDATION = ("blindspot.contracts", "blindspot.errors", "blindspot.config_base", "blindspot.hub_cache")
 """Modules every layer may use; they import nothing of blindspot's but each other."""
 
 

@@ -49,7 +49,7 @@ def test_missing_model_directory_names_the_key_and_the_fetch_command(shapes_parq
     model = {"adapter": "qwen2_5_vl", "path": str(tmp_path / "qwen7b"), "hub_id": "Qwen/Qwen2.5-VL-7B-Instruct"}
     config = parse_config({"benchmarks": {"b": generic_entry(shapes_parquet)}, "models": {"q": model}})
     assert path_problems(config) == [
-        f"models.q.path: no such model directory '{tmp_path / 'qwen7b'}'; fetch it with: huggingface-cli download "
+        f"models.q.path: no such model directory '{tmp_path / 'qwen7b'}'; fetch it with: hf download "
         f"Qwen/Qwen2.5-VL-7B-Instruct --local-dir {tmp_path / 'qwen7b'}"
     ]
 

@@ -86,7 +86,7 @@ def test_missing_model_is_one_line_with_the_fetch_command(tmp_path: Path) -> Non
     with pytest.raises(ModelLoadError) as info:
         load_model(model)
     assert str(info.value) == (
-        f"model.path: no such model directory '{tmp_path / 'qwen7b'}'; fetch it with: huggingface-cli download "
+        f"model.path: no such model directory '{tmp_path / 'qwen7b'}'; fetch it with: hf download "
         f"Qwen/Qwen2.5-VL-7B-Instruct --local-dir {tmp_path / 'qwen7b'}"
     )
 
@@ -116,7 +116,7 @@ def test_cli_predict_names_the_model_key(small_benchmark, tmp_path: Path, capsys
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line == (
         "blindspot predict: error: models.qwen.path: no such model directory 'data/models/q'; "
-        "fetch it with: huggingface-cli download ORG/NAME --local-dir data/models/q"
+        "fetch it with: hf download ORG/NAME --local-dir data/models/q"
     )
 
 

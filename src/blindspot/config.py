@@ -39,6 +39,7 @@ from blindspot.benchmarks import registered
 from blindspot.benchmarks.registry import BenchmarkConfigBase
 from blindspot.config_base import StrictModel, path_problem
 from blindspot.contracts.conditions import parse_condition_key
+from blindspot.hub_cache import resolve_model_dir
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]*$"
 """Benchmark and model names become Snakemake wildcards and file names."""
@@ -165,7 +166,10 @@ class ModelConfig(StrictModel):
     revision: str | None = None
     hub_id: str | None = Field(None, description="Where the weights come from; named in the fetch command on errors.")
     local_files_only: StrictBool = Field(True, description="Never download (the default): runs stay offline.")
-    path: str = Field(description="Local model directory, or a hub id when local_files_only is false.")
+    path: str = Field(
+        description="Local model directory, or a hub id (ORG/NAME): offline, one in the local Hugging Face cache "
+        "(what `hf download ORG/NAME` fills); downloaded when local_files_only is false."
+    )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="auto: bfloat16 on CUDA, float32 on CPU."
     )
@@ -189,6 +193,11 @@ class ModelConfig(StrictModel):
         "multimodal leakage ML = max(0, S_wv - S_t).",
     )
 
+    def local_dir(self) -> str:
+        """The model's folder: ``path``, or the local Hugging Face cache's snapshot of the hub id ``path``
+        (at ``revision``); ``path`` unchanged when neither exists (checks report it)."""
+        return resolve_model_dir(self.path, self.revision) if self.local_files_only else self.path
+
     def weight_files(self) -> list[str]:
         """The files of the local model directory (and of its base language model) whose change must rerun the
         model's jobs (weights, config, tokenizer, processor, chat template): every regular file at their top
@@ -196,7 +205,7 @@ class ModelConfig(StrictModel):
         if not self.local_files_only:
             return []
         files = []
-        for folder in (self.path, self.llm):
+        for folder in (self.local_dir(), self.llm):
             path = Path(folder).expanduser() if folder else None
             if path is not None and path.is_dir():
                 files += sorted(str(p) for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -663,7 +672,7 @@ def path_problems(config: BlindspotConfig) -> list[str]:
                 lines.append(f"benchmarks.{name}.{key}: {problem}")
     for name, model in config.models.items():
         if model.local_files_only:
-            problem = path_problem(model.path, "model", model.hub_id)
+            problem = path_problem(model.path, "model", model.hub_id, model.revision)
             if problem:
                 lines.append(f"models.{name}.path: {problem}")
         if model.llm is not None:

@@ -8,14 +8,14 @@ Snakefile unless ``check_paths: false``.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from blindspot.hub_cache import hub_cache_dir, is_hub_id, resolve_model_dir
+
 PathKind = Literal["file", "directory", "any", "model"]
-HUB_ID_PATTERN = r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$"
 
 
 class StrictModel(BaseModel):
@@ -24,8 +24,9 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-def path_problem(value: str, kind: PathKind, hub_id: str | None = None) -> str | None:
-    """What is wrong with a configured path (None when it is fine)."""
+def path_problem(value: str, kind: PathKind, hub_id: str | None = None, revision: str | None = None) -> str | None:
+    """What is wrong with a configured path (None when it is fine). A model path may be a hub id held in the local
+    Hugging Face cache (:mod:`blindspot.hub_cache`)."""
     path = Path(value).expanduser()
     if kind == "directory" and not path.is_dir():
         return f"no such directory '{value}'"
@@ -33,9 +34,12 @@ def path_problem(value: str, kind: PathKind, hub_id: str | None = None) -> str |
         return f"no such file '{value}'"
     if kind == "any" and not path.exists():
         return f"no such file or directory '{value}'"
-    if kind == "model" and not path.is_dir():
-        source = hub_id or (value if re.match(HUB_ID_PATTERN, value) else "ORG/NAME")
-        return (
-            f"no such model directory '{value}'; fetch it with: huggingface-cli download {source} --local-dir {value}"
-        )
+    if kind == "model" and not Path(resolve_model_dir(value, revision)).is_dir():
+        if is_hub_id(value):
+            return (
+                f"'{value}' is neither a model directory nor in the local Hugging Face cache ({hub_cache_dir()}); "
+                f"fetch it with: hf download {value}"
+            )
+        source = hub_id or "ORG/NAME"
+        return f"no such model directory '{value}'; fetch it with: hf download {source} --local-dir {value}"
     return None

@@ -1,6 +1,6 @@
 """Reading a benchmark as its publisher ships it: a Hugging Face dataset download folder of parquet shards.
 
-``huggingface-cli download --repo-type dataset ID --local-dir DIR`` writes shards named
+``hf download --repo-type dataset ID --local-dir DIR`` writes shards named
 ``[<subset>/]<split>-00000-of-0000N.parquet`` (or ``<subset>/<split>/0000.parquet`` in the converted-parquet
 layout). A published benchmark's config names that folder plus a split and a subset with the published
 defaults; :meth:`PublishedBenchmark.shards` finds the split's shards in either layout, and
@@ -59,7 +59,7 @@ class PublishedBenchmark(BenchmarkConfigBase):
 
     required_columns: ClassVar[tuple[str, ...]] = ()
     path: str = Field(
-        description="The dataset's download folder (huggingface-cli download --repo-type dataset ID --local-dir "
+        description="The dataset's download folder (hf download --repo-type dataset ID --local-dir "
         "DIR), or one parquet file of it."
     )
     split: str | list[str] = Field(description="The split (or splits) to stage.")

@@ -143,17 +143,17 @@ def _safetensors_problem(file: Path) -> str | None:
 def _check_local(config: ModelConfig) -> None:
     if not config.local_files_only:
         return
-    problem = path_problem(config.path, "model", config.hub_id)
+    problem = path_problem(config.path, "model", config.hub_id, config.revision)
     if problem:
         raise ModelLoadError(problem)
-    read_model_config(config.path)
-    check_safetensors(config.path)
+    read_model_config(config.local_dir())
+    check_safetensors(config.local_dir())
 
 
 def _check_family(config: ModelConfig, family: ModelFamily) -> None:
     if not family.model_types or not config.local_files_only:
         return
-    model_type = read_model_config(config.path).get("model_type")
+    model_type = read_model_config(config.local_dir()).get("model_type")
     if model_type not in family.model_types:
         raise ModelLoadError(
             f"'{config.adapter}' expects model_type {' or '.join(family.model_types)}, but "
@@ -174,7 +174,7 @@ def load_model(config: ModelConfig) -> LoadedModel:
     family = get_family(config.adapter)
     _check_local(config)
     _check_family(config, family)
-    return _load(config, config.path, family, transformers.AutoProcessor, "model.path")
+    return _load(config, config.local_dir(), family, transformers.AutoProcessor, "model.path")
 
 
 def load_language_model(config: ModelConfig) -> LoadedModel:
@@ -208,7 +208,7 @@ def check_hub(path: str) -> None:
         reason = getattr(error, "reason", error)
         raise ModelLoadError(
             f"local_files_only is false but the hub at {endpoint} did not answer within {HUB_TIMEOUT_S:.0f} s "
-            f"({reason}); download the model (huggingface-cli download) and set local_files_only: true",
+            f"({reason}); download the model (hf download) and set local_files_only: true",
             key="model.local_files_only",
         ) from None
 
