@@ -7,6 +7,8 @@ and patch tables.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import shutil
 from pathlib import Path
@@ -375,6 +377,11 @@ def test_aggregate_tables_against_hand_counts(results: Path) -> None:
     predictions = row(provenance, output="predictions/m1/small.parquet")
     assert (predictions["model_revision"], predictions["weights_sha256"]) == ("abc123", "w-m1")
     assert provenance.height == 1 + 1 + 1 + 2 * 4 + 1 + 1  # items, rejects, render, per model x4, swap, patch
+    decay = row(provenance, output="decay/m1/small.parquet")
+    slice_ = json.loads(decay["config"])  # the slice the output was made from, as JSON; hashed to config_hash
+    assert slice_["decay"]["bootstrap"] == 50 and slice_["decay"]["coarse_families"] == ["blank", "noise"]
+    assert hashlib.sha256(decay["config"].encode()).hexdigest()[:16] == decay["config_hash"]
+    assert predictions["config"] is None  # this test's hand-written record has no slice: null, not "{}"
     assert read_provenance(out["table_summary"])["stage"] == "aggregate"
 
 

@@ -5,7 +5,7 @@
     last_token    float16 [item, level, layer, hidden]   state at the last prompt token (float32 where the
                                      activations are too large for float16: ``extract.dtype``, attrs ``dtype``)
     image_mean    float16 [item, level, layer, hidden]   mean over image-token positions (NaN: no image tokens)
-    item_id       string  [item]
+    item_id       string  [item]     (and ``item``, the same ids as the dimension's coordinate)
     image_group   string  [item]     the item's source image keys joined by '+': probe folds are grouped by it,
                                      so the blur copies of one image never straddle train and test
     level         string  [level]    condition keys, e.g. blur/0 (clean) and blur/7 (most severe)
@@ -15,7 +15,8 @@
     token_role    int8    [item, level, token]  0 pad, 1 template, 2 image, 3 question
 
 Chunks of the feature arrays are (block of items, 1 level, 1 layer, hidden), so reading one layer at one level
-touches only its own chunks. Attrs: provenance, ``layer_convention``, ``features``.
+touches only its own chunks. Attrs: provenance, ``layer_convention``, ``features``. ``item``, ``level`` and
+``layer`` are index coordinates: ``xarray.open_zarr(path).last_token.sel(level="blur/0", layer=12)`` works.
 
 :class:`HiddenStoreWriter` fills a partial store block by block and records finished blocks, so a killed job
 resumes; :meth:`HiddenStoreWriter.commit` puts it in place, never deleting an old store before the new one is
@@ -165,6 +166,7 @@ class HiddenStoreWriter:
             shutil.rmtree(partial)
         group = zarr.open_group(store=str(partial), mode="w", zarr_format=3)
         write_array(group, "item_id", np.array(item_ids, dtype=str), ("item",))
+        write_array(group, "item", np.array(item_ids, dtype=str), ("item",))  # the index coordinate, for xarray
         write_array(group, "image_group", np.array(groups, dtype=str), ("item",))
         write_array(group, "level", np.array(levels, dtype=str), ("level",))
         write_array(group, "layer", np.arange(n_layers, dtype=np.int32), ("layer",))

@@ -12,7 +12,7 @@ import hashlib
 import json
 import platform
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from pydantic import BaseModel
@@ -33,11 +33,23 @@ _PACKAGES = (
 )
 
 
-def canonical_json(value: Any) -> str:
-    """Stable JSON for hashing: sorted keys, no whitespace, pydantic models dumped in JSON mode."""
+def _as_json(value: Any) -> Any:
+    """What ``json`` cannot write itself: pydantic models at any depth (in JSON mode: the config a user wrote, not
+    a Python repr), paths, sets (sorted) and numpy scalars. Anything else is an error, never a silent ``str()``."""
     if isinstance(value, BaseModel):
-        value = value.model_dump(mode="json")
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+        return value.model_dump(mode="json")
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} into provenance JSON")
+
+
+def canonical_json(value: Any) -> str:
+    """Stable JSON for hashing: sorted keys, no whitespace, pydantic models (at any depth) dumped in JSON mode."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_as_json)
 
 
 def slice_hash(value: Any) -> str:

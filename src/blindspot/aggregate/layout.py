@@ -15,7 +15,7 @@ from pydantic import Field
 from blindspot.config import BlindspotConfig, ReportConfig
 from blindspot.stages import STAGES, RunNames, SliceBase, output_path
 
-AGGREGATE_VERSION = 2
+AGGREGATE_VERSION = 3  # 3: the provenance table carries each output's config slice as JSON
 
 INPUTS: dict[str, tuple[str, str]] = {
     "staged_items": ("stage", "item_table"),

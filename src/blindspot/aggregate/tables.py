@@ -35,6 +35,7 @@ from blindspot.contracts.tables import (
     SWAP_SCHEMA,
     interval_fields,
 )
+from blindspot.provenance import canonical_json
 from blindspot.tables import read_frame, read_provenance
 
 # ------------------------------------------------------------------------------------------------ schemas
@@ -147,10 +148,12 @@ PROVENANCE_SCHEMA = pa.schema(
         pa.field("torch_version", pa.string()),
         pa.field("transformers_version", pa.string()),
         pa.field("versions", pa.string()),
+        pa.field("config", pa.string()),
     ]
 )
 """One row per output the aggregate read. ``model`` is the model (or swap pair) name; ``versions``: every package
-version as JSON."""
+version as JSON; ``config``: the config slice the output was made from, as canonical JSON (its sha256 prefix is
+``config_hash``), so the table alone says how to remake each output."""
 
 STACKED_SCHEMAS = {"probes": PROBES_SCHEMA, "swaps": SWAP_SCHEMA, "patches": PATCHES_SCHEMA}
 INPUT_SCHEMAS = {
@@ -330,6 +333,7 @@ def provenance_table(found: Collected, results: str | Path) -> pa.Table:
                     "torch_version": versions.get("torch"),
                     "transformers_version": versions.get("transformers"),
                     "versions": json.dumps(versions, sort_keys=True),
+                    "config": canonical_json(record["config"]) if "config" in record else None,
                 }
             )
     rows.sort(key=lambda r: r["output"])

@@ -7,8 +7,12 @@ Layout (dimension names in brackets)::
     image_sha256    string  [image]       key into the staged items' ``image_sha256``
     sigma           float32 [image, condition]  Gaussian sigma applied (0 where not a blur)
     condition_family string [condition], condition_level int32 [condition], condition_param float32 [condition]
+    image           string  [image]       coordinate: the image key (equal to image_sha256)
+    condition       string  [condition]   coordinate: the condition key, e.g. blur/3
 
 Reading all levels of one image is a single chunk read. Group attrs hold the provenance and the conditions.
+Every array names its dimensions and each dimension but the pixel axes has a coordinate array, so
+``xarray.open_zarr(path)`` opens the store as a labelled Dataset (``ds.pixels.sel(condition="blur/3")``).
 """
 
 from __future__ import annotations
@@ -96,6 +100,9 @@ def create_store(
     write_array(group, "condition_family", np.array([c.family for c in conds], dtype=str), ("condition",))
     write_array(group, "condition_level", np.array([c.level for c in conds], dtype=np.int32), ("condition",))
     write_array(group, "condition_param", np.array([c.param for c in conds], dtype=np.float32), ("condition",))
+    # Index coordinates (an array named after its dimension): xarray.open_zarr labels the dimensions with them.
+    write_array(group, "image", np.array(image_keys, dtype=str), ("image",))
+    write_array(group, "condition", np.array([c.key for c in conds], dtype=str), ("condition",))
     group.attrs.update(attrs)
     return PixelChunks(root=str(path), block_shape=(n_conds, max_h, max_w, 3), compression=compression)
 
