@@ -94,6 +94,16 @@ def benchmark_files(wildcards):
     return CFG.benchmarks[wildcards.bench].input_files()
 
 
+def model_gpus(wildcards):
+    """The GPUs a model's job requests (`models.<name>.gpu`; above 1 the model is spread over them)."""
+    return CFG.models[wildcards.model].gpu
+
+
+def pair_gpus(wildcards):
+    """A swap job loads its base (the donor's tensors go beside each swapped parameter): the base's `gpu`."""
+    return CFG.models[CFG.swap.pairs[wildcards.pair].base].gpu
+
+
 def model_files(wildcards):
     """A local model directory's files (weights, config, tokenizer): retraining in place reruns its jobs."""
     return CFG.models[wildcards.model].weight_files()

@@ -7,7 +7,7 @@ rule extract:
     params:
         slice=slice_param("extract"),
     resources:
-        gpu=1,
+        gpu=model_gpus,
     benchmark:
         stage_benchmark("extract")
     log:

@@ -7,7 +7,7 @@ rule patch:
     params:
         slice=slice_param("patch"),
     resources:
-        gpu=1,
+        gpu=model_gpus,
     benchmark:
         stage_benchmark("patch")
     log:

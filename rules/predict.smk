@@ -7,7 +7,7 @@ rule predict:
     params:
         slice=slice_param("predict"),
     resources:
-        gpu=1,
+        gpu=model_gpus,
     benchmark:
         stage_benchmark("predict")
     log:

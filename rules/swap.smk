@@ -7,7 +7,7 @@ rule swap:
     params:
         slice=slice_param("swap"),
     resources:
-        gpu=1,
+        gpu=pair_gpus,
     benchmark:
         stage_benchmark("swap")
     log:

@@ -178,7 +178,17 @@ class ModelConfig(StrictModel):
         False, description="Run code shipped with the model (off unless enabled here)."
     )
     attn_implementation: Literal["eager", "sdpa"] = "sdpa"
-    batch_size: int = Field(8, ge=1)
+    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        8,
+        description="Units per batch (batches are bucketed by prompt length), or auto: start at 64 on CUDA (8 on "
+        "CPU) and halve on out-of-memory until a batch fits; the size found is printed.",
+    )
+    gpu: int = Field(
+        1,
+        ge=0,
+        description="GPUs each of this model's jobs requests (the Snakemake resource `gpu`). Above 1, the model is "
+        "spread over the visible GPUs (transformers device_map='auto'), for models larger than one GPU.",
+    )
     max_new_tokens: int = Field(16, ge=1, le=512)
     max_prompt_tokens: int = Field(
         4096,

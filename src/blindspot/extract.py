@@ -7,6 +7,7 @@ blocks and memory stays flat however many items there are. The finished store is
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from blindspot.contracts.items import image_group
 from blindspot.errors import BlindspotError
 from blindspot.hidden_store import HiddenStoreWriter
 from blindspot.models.answering import within_prompt_limit
+from blindspot.models.batching import BatchSizer
 from blindspot.models.capture import Capture, capture_residual_stream
 from blindspot.models.inference import Request, encode_batch
 from blindspot.models.job import ModelJob
@@ -143,6 +145,7 @@ def extract_benchmark(
     done = writer.done()
     conditions = [job.store.condition_index(*parse_condition_key(k)) for k in levels]
     n_blocks = (n_items + block - 1) // block
+    sizer = BatchSizer(model.batch_size, loaded_model.device.type)
     bar = job.bar(n_items, "item")
     for b in range(n_blocks):
         rows = range(b * block, min((b + 1) * block, n_items))
@@ -150,32 +153,10 @@ def extract_benchmark(
             bar.update(len(rows))
             continue
         buffers = {name: np.zeros((len(rows), len(levels), n_layers, hidden), np.float32) for name in FEATURES}
-        for start in range(0, len(rows), model.batch_size):
-            batch = list(rows)[start : start + model.batch_size]  # positions in the store
-            caches = {p: job.levels(order[p]) for p in batch}  # one chunk read per image, every level
-            for li, condition in enumerate(conditions):
-                requests = [
-                    Request(
-                        job.prompts.get(order[p], with_image=True),
-                        tuple(job.images(order[p], condition, caches[p])),
-                        None,
-                    )
-                    for p in batch
-                ]
-                inputs = encode_batch(loaded_model, requests)
-                mask = loaded_model.family.image_positions(loaded_model.model, inputs["input_ids"])
-                keep_full = any(i < full for i in batch)
-                with (
-                    torch.inference_mode(),
-                    capture_residual_stream(
-                        loaded_model.layers, loaded_model.final_norm, mask, keep_full=keep_full
-                    ) as cap,
-                ):
-                    loaded_model.model(**inputs, logits_to_keep=1)
-                for name in FEATURES:
-                    buffers[name][start : start + len(batch), li] = cap.stacked(name).cpu().numpy()
-                if keep_full:
-                    _write_full(writer, loaded_model, cap, inputs, mask, batch, full, li, items, extract.max_tokens)
+        run = partial(
+            _extract_batch, job, loaded_model, conditions, order, buffers, rows.start, full, items, extract, writer
+        )
+        sizer.run(list(rows), run)
         writer.write_block(b, slice(rows.start, rows.stop), buffers)
         bar.update(len(rows))
     bar.close()
@@ -183,6 +164,41 @@ def extract_benchmark(
     job.finish()  # other, stale resume folders of this output
     summary = {"items": n_items, "levels": levels, "layers": n_layers, "hidden": hidden, "estimated_bytes": size}
     return summary | ({"left_out": too_long} if too_long else {})
+
+
+def _extract_batch(
+    job: ModelJob,
+    loaded_model: LoadedModel,
+    conditions: list[int],
+    order: list[int],
+    buffers: dict[str, np.ndarray],
+    first: int,
+    full: int,
+    items: list[dict[str, Any]],
+    extract: ExtractConfig,
+    writer: HiddenStoreWriter,
+    batch: list[int],
+) -> list[None]:
+    """One batch of store positions at every level: the features into ``buffers`` (rows from ``first``)."""
+    caches = {p: job.levels(order[p]) for p in batch}  # one chunk read per image, every level
+    for li, condition in enumerate(conditions):
+        requests = [
+            Request(job.prompts.get(order[p], with_image=True), tuple(job.images(order[p], condition, caches[p])), None)
+            for p in batch
+        ]
+        inputs = encode_batch(loaded_model, requests)
+        mask = loaded_model.family.image_positions(loaded_model.model, inputs["input_ids"])
+        keep_full = any(i < full for i in batch)
+        with (
+            torch.inference_mode(),
+            capture_residual_stream(loaded_model.layers, loaded_model.final_norm, mask, keep_full=keep_full) as cap,
+        ):
+            loaded_model.model(**inputs, logits_to_keep=1)
+        for name in FEATURES:
+            buffers[name][[p - first for p in batch], li] = cap.stacked(name).cpu().numpy()
+        if keep_full:
+            _write_full(writer, loaded_model, cap, inputs, mask, batch, full, li, items, extract.max_tokens)
+    return [None] * len(batch)
 
 
 def _write_full(

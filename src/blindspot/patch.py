@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,12 +44,14 @@ import polars as pl
 import pyarrow as pa
 import torch
 from jaxtyping import Bool, Float
+from tqdm import tqdm
 
 from blindspot.contracts.conditions import Condition, resolve_condition_key
 from blindspot.contracts.items import image_group
 from blindspot.contracts.tables import PATCH_ITEMS_SCHEMA, PATCHES_SCHEMA
 from blindspot.errors import BlindspotError
 from blindspot.models.answering import within_prompt_limit
+from blindspot.models.batching import BatchSizer
 from blindspot.models.inference import Request, encode_batch, label_logprobs
 from blindspot.models.job import ModelJob
 from blindspot.models.loading import LoadedModel
@@ -241,6 +244,28 @@ def parse_pairs(job: ModelJob, pairs: list[str]) -> list[tuple[Condition, Condit
     return out  # type: ignore[return-value]
 
 
+@dataclass
+class _ReplayCheck:
+    """Whether the replay's equality with a full forward pass is still to be checked (on the job's first batch)."""
+
+    pending: bool
+
+
+def _patch_piece(
+    job: ModelJob,
+    pairs: list[tuple[Condition, Condition]],
+    positions: list[Position],
+    method: Literal["replay", "full_forward"],
+    bar: tqdm,
+    replay: _ReplayCheck,
+    batch: list[int],
+) -> list[dict[str, Any]]:
+    rows = patch_batch(job, batch, pairs, positions, method, check_replay=replay.pending)
+    replay.pending = False
+    bar.update(len(batch))
+    return rows
+
+
 def patch_batch(
     job: ModelJob,
     items: list[int],
@@ -420,25 +445,15 @@ def patch_benchmark(
     job.resume.mkdir(parents=True, exist_ok=True)
     shards = [chosen[s : s + settings.shard_size] for s in range(0, len(chosen), settings.shard_size)]
     bar = job.bar(len(chosen), "item")
-    checked = False
+    sizer = BatchSizer(config.model.batch_size, job.loaded.device.type)
+    replay = _ReplayCheck(settings.method == "replay")
     for number, shard in enumerate(shards):
         path = job.resume / f"shard-{number:05d}.parquet"
         if job.finished_shard(path, None):
             bar.update(len(shard))
             continue
-        rows: list[dict[str, Any]] = []
-        for start in range(0, len(shard), config.model.batch_size):
-            batch = shard[start : start + config.model.batch_size]
-            rows += patch_batch(
-                job,
-                batch,
-                pairs,
-                list(settings.positions),
-                settings.method,
-                check_replay=settings.method == "replay" and not checked,
-            )
-            checked = True
-            bar.update(len(batch))
+        piece = partial(_patch_piece, job, pairs, list(settings.positions), settings.method, bar, replay)
+        rows = sizer.run(shard, piece)
         write_table([identity | r for r in rows], PATCH_ITEMS_SCHEMA, job.record, path)
     bar.close()
     table = pa.concat_tables([read_table(job.resume / f"shard-{n:05d}.parquet") for n in range(len(shards))])

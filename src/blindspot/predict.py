@@ -22,6 +22,7 @@ from blindspot.contracts.conditions import LLM_CONDITION, NONE_CONDITION, Condit
 from blindspot.contracts.tables import PREDICTIONS_SCHEMA
 from blindspot.errors import BlindspotError
 from blindspot.models.answering import predict_units, work_units
+from blindspot.models.batching import BatchSizer
 from blindspot.models.job import ModelJob
 from blindspot.models.loading import LoadedModel, load_language_model
 from blindspot.models.prompts import PromptCache
@@ -97,15 +98,18 @@ def predict_benchmark(
         )
     }
 
+    sizer = BatchSizer(model.batch_size, job.loaded.device.type)  # auto settles once, for every shard
     bar = job.bar(len(units), "unit")
     bar.update(sum(len(units[s * predict.shard_size : (s + 1) * predict.shard_size]) for s in done))
     for shard in range(n_shards):
         if shard in done:
             continue
         shard_units = units[shard * predict.shard_size : (shard + 1) * predict.shard_size]
-        rows = predict_units(job, shard_units, model.batch_size, model.max_new_tokens, bar, llm=llm)
+        rows = predict_units(job, shard_units, sizer, model.max_new_tokens, bar, llm=llm)
         write_table(rows, PREDICTIONS_SCHEMA, job.record, job.resume / f"shard-{shard:05d}.parquet")
     bar.close()
+    if note := sizer.note():
+        print(f"predict {model_name}/{bench}: {note}", flush=True)
 
     shards = [read_table(job.resume / f"shard-{s:05d}.parquet") for s in range(n_shards)]
     table = pa.concat_tables(shards) if shards else PREDICTIONS_SCHEMA.empty_table()

@@ -39,6 +39,7 @@ from blindspot.contracts.items import image_group
 from blindspot.contracts.tables import SWAP_ANSWERS_SCHEMA, SWAP_SCHEMA
 from blindspot.errors import BlindspotError
 from blindspot.models.answering import predict_units, work_units
+from blindspot.models.batching import BatchSizer
 from blindspot.models.families import ModelFamily
 from blindspot.models.job import ModelJob, files_fingerprint, weights_fingerprint
 from blindspot.models.loading import LoadedModel, load_model
@@ -330,6 +331,7 @@ def swap_benchmark(
     job.resume.mkdir(parents=True, exist_ok=True)
     swapped = {spec.name: spec_parameters(spec, job.loaded.family, swap.names) for spec in specs}
     done_by_params: dict[frozenset[str], int] = {}
+    sizer = BatchSizer(config.base.batch_size, job.loaded.device.type)  # auto settles once, for every spec
     bar = job.bar(len(specs) * len(units), "answer")
     for index, spec in enumerate(specs):
         shard = job.resume / f"spec-{index:03d}.parquet"
@@ -344,7 +346,7 @@ def swap_benchmark(
             bar.update(len(units))
         else:
             with swap.swapped(names_swapped):
-                rows = predict_units(job, units, config.base.batch_size, config.base.max_new_tokens, bar)
+                rows = predict_units(job, units, sizer, config.base.max_new_tokens, bar)
             answers = [{"pair": r.pop("model"), "spec": spec.name, **r} for r in rows]
             write_table(answers, SWAP_ANSWERS_SCHEMA, job.record, shard)
         done_by_params.setdefault(key, index)

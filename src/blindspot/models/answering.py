@@ -7,14 +7,15 @@ prompts, batching, parsing, scoring and option log-probs).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 from tqdm import tqdm
 
 from blindspot.contracts.conditions import LLM_CONDITION, NONE_CONDITION, Condition
 from blindspot.errors import BlindspotError
+from blindspot.models.batching import BatchSizer, bucket_order
 from blindspot.models.inference import Request, Response, generate_batch
 from blindspot.models.job import ModelJob
 from blindspot.models.loading import LoadedModel
@@ -107,49 +108,83 @@ def _rows(
     return rows
 
 
-def predict_units(
-    job: ModelJob,
-    units: list[WorkUnit],
-    batch_size: int,
-    max_new_tokens: int,
-    bar: tqdm | None = None,
-    loaded: LoadedModel | None = None,
-    llm: tuple[LoadedModel, PromptCache] | None = None,
-) -> list[dict[str, Any]]:
-    """Run ``units`` in batches; a batch never mixes units of different kinds (with images, without, base
-    language model). ``loaded`` runs another model (a hybrid) through the job's items, prompts and parsing;
-    ``llm`` is the base language model and its prompts, for the ``llm`` condition."""
-    model = loaded or job.loaded
-    levels: dict[str, np.ndarray] = {}  # every condition of the images of the item being run (units go item by item)
-    levels_of = -1
-    rows: list[dict[str, Any]] = []
-    start = 0
-    while start < len(units):
-        kind = _runs_on(units[start].condition)
-        end = start
-        while end < len(units) and end - start < batch_size and _runs_on(units[end].condition) == kind:
-            end += 1
-        batch = units[start:end]
-        if kind == LLM_CONDITION.family and llm is None:
-            raise AnsweringError("the llm condition needs the base language model", key="model.llm")
-        runner, prompts = llm if kind == LLM_CONDITION.family and llm is not None else (model, job.prompts)
-        limit = prompt_limit(runner)
-        lengths = [prompts.length(unit.item, kind == "image") for unit in batch]
+IMAGE_PIXELS_PER_TOKEN = 28 * 28
+"""For length buckets only: an image's cost in prompt tokens is estimated as its area over 28 x 28 pixels
+(Qwen2.5-VL's merged patch); any estimate that grows with the area orders batches the same way."""
+
+
+@dataclass
+class BatchStats:
+    """Padding waste of the batches a job ran: estimated prompt tokens against the padded batch shapes."""
+
+    tokens: float = 0.0
+    padded: float = 0.0
+    batches: int = 0
+
+    def add(self, lengths: list[float]) -> None:
+        self.tokens += sum(lengths)
+        self.padded += len(lengths) * max(lengths, default=0.0)
+        self.batches += 1
+
+    @property
+    def padding_waste(self) -> float:
+        return 1.0 - self.tokens / self.padded if self.padded else 0.0
+
+
+def _cost(job: ModelJob, unit: WorkUnit, text_length: int, with_image: bool) -> float:
+    """A unit's estimated prompt length: text tokens plus, with images, their area in 28 x 28 patches."""
+    if not with_image:
+        return float(text_length)
+    store = job.store
+    area = 0
+    for key in job.items[unit.item]["image_keys"]:
+        index = store.index_of(key)
+        area += int(store.heights[index]) * int(store.widths[index])
+    return text_length + area / IMAGE_PIXELS_PER_TOKEN
+
+
+def _request(
+    job: ModelJob, prompts: PromptCache, unit: WorkUnit, with_image: bool, cache: dict[int, dict[str, np.ndarray]]
+) -> Request:
+    """One unit's prompt, images and option labels; ``cache`` holds the levels of the item being run (one chunk
+    read serves all of an item's conditions)."""
+    item = job.items[unit.item]
+    images: tuple[np.ndarray, ...] = ()
+    if with_image:
+        if unit.item not in cache:
+            cache.clear()
+            cache[unit.item] = job.levels(unit.item)
+        index = job.store.condition_index(unit.condition.family, unit.condition.level)
+        images = tuple(job.images(unit.item, index, cache[unit.item]))
+    labels = option_labels(item["answer_type"], item["options"])
+    return Request(prompts.get(unit.item, with_image), images, tuple(labels) if labels else None)
+
+
+@dataclass
+class _Run:
+    """Units of one kind, answered by one model with one prompt cache, in length-bucketed batches."""
+
+    job: ModelJob
+    units: list[WorkUnit]
+    runner: LoadedModel
+    prompts: PromptCache
+    with_image: bool
+    max_new_tokens: int
+    bar: tqdm | None
+    stats: BatchStats | None
+    costs: dict[int, float] = field(default_factory=dict)
+    """Estimated prompt length of each runnable unit, by position."""
+    cache: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    def answer(self, sizer: BatchSizer) -> list[dict[str, Any]]:
+        limit = prompt_limit(self.runner)
+        lengths = [self.prompts.length(unit.item, self.with_image) for unit in self.units]
         too_long = [length > limit for length in lengths]
-        runnable = [unit for unit, skip in zip(batch, too_long, strict=True) if not skip]
-        requests = []
-        for unit in runnable:
-            item = job.items[unit.item]
-            images: tuple[np.ndarray, ...] = ()
-            if kind == "image":
-                if levels_of != unit.item:
-                    levels, levels_of = job.levels(unit.item), unit.item
-                index = job.store.condition_index(unit.condition.family, unit.condition.level)
-                images = tuple(job.images(unit.item, index, levels))
-            labels = option_labels(item["answer_type"], item["options"])
-            requests.append(Request(prompts.get(unit.item, kind == "image"), images, tuple(labels) if labels else None))
-        generated = iter(generate_batch(runner, requests, max_new_tokens) if requests else [])
-        responses = [Response("", None) if skip else next(generated) for skip in too_long]
+        runnable = [p for p, skip in enumerate(too_long) if not skip]
+        self.costs = {p: _cost(self.job, self.units[p], lengths[p], self.with_image) for p in runnable}
+        order = [runnable[i] for i in bucket_order([self.costs[p] for p in runnable])]
+        answered = dict(sizer.run(order, self._batch))
+        responses = [answered.get(p, Response("", None)) for p in range(len(self.units))]
         notes = [
             f"not run: a prompt of {length} tokens exceeds {limit} (models.<name>.max_prompt_tokens or the model's "
             "context)"
@@ -159,8 +194,48 @@ def predict_units(
         ]
         if any(too_long):
             print(f"{sum(too_long)} item(s) not run: prompt longer than {limit} tokens (see `note`)", flush=True)
-        rows += _rows(job, batch, responses, notes)
-        if bar is not None:
-            bar.update(len(batch))
+            if self.bar is not None:
+                self.bar.update(sum(too_long))
+        return _rows(self.job, self.units, responses, notes)
+
+    def _batch(self, positions: list[int]) -> list[tuple[int, Response]]:
+        requests = [_request(self.job, self.prompts, self.units[p], self.with_image, self.cache) for p in positions]
+        responses = generate_batch(self.runner, requests, self.max_new_tokens)
+        if self.stats is not None:
+            self.stats.add([self.costs[p] for p in positions])
+        if self.bar is not None:
+            self.bar.update(len(positions))
+        return list(zip(positions, responses, strict=True))
+
+
+def predict_units(
+    job: ModelJob,
+    units: list[WorkUnit],
+    batch_size: int | Literal["auto"] | BatchSizer,
+    max_new_tokens: int,
+    bar: tqdm | None = None,
+    loaded: LoadedModel | None = None,
+    llm: tuple[LoadedModel, PromptCache] | None = None,
+    stats: BatchStats | None = None,
+) -> list[dict[str, Any]]:
+    """Run ``units`` in length-bucketed batches (:mod:`blindspot.models.batching`); a batch never mixes units of
+    different kinds (with images, without, base language model). Rows come back in the order of ``units``.
+    ``batch_size``: a size, ``auto``, or a :class:`BatchSizer` shared across calls (so ``auto`` settles once per
+    job). ``loaded`` runs another model (a hybrid) through the job's items, prompts and parsing; ``llm`` is the
+    base language model and its prompts, for the ``llm`` condition."""
+    model = loaded or job.loaded
+    sizer = batch_size if isinstance(batch_size, BatchSizer) else BatchSizer(batch_size, model.device.type)
+    rows: list[dict[str, Any]] = []
+    start = 0
+    while start < len(units):
+        kind = _runs_on(units[start].condition)
+        end = start
+        while end < len(units) and _runs_on(units[end].condition) == kind:
+            end += 1
+        if kind == LLM_CONDITION.family and llm is None:
+            raise AnsweringError("the llm condition needs the base language model", key="model.llm")
+        runner, prompts = llm if kind == LLM_CONDITION.family and llm is not None else (model, job.prompts)
+        run = _Run(job, units[start:end], runner, prompts, kind == "image", max_new_tokens, bar, stats)
+        rows += run.answer(sizer)
         start = end
     return rows

@@ -213,6 +213,18 @@ def check_hub(path: str) -> None:
         ) from None
 
 
+def spread_over_gpus(config: ModelConfig, device: torch.device) -> bool:
+    """Whether to spread the model over the visible GPUs (``gpu`` above 1, on CUDA): transformers'
+    ``device_map="auto"`` places whole decoder layers on each GPU in turn. Fewer visible GPUs than ``gpu`` is said
+    on the console; the model then spreads over those there are."""
+    if config.gpu <= 1 or device.type != "cuda":
+        return False
+    visible = torch.cuda.device_count()
+    if visible < config.gpu:
+        print(f"models.<name>.gpu is {config.gpu} but {visible} GPU(s) are visible: spreading over {visible}")
+    return visible > 1
+
+
 def _load(config: ModelConfig, path: str, family: ModelFamily, processor_class: Any, key: str) -> LoadedModel:
     if not config.local_files_only and not Path(path).is_dir():
         check_hub(path)
@@ -226,13 +238,23 @@ def _load(config: ModelConfig, path: str, family: ModelFamily, processor_class: 
     try:
         processor = processor_class.from_pretrained(path, **common)
         model_class = getattr(transformers, family.model_class)
+        spread = spread_over_gpus(config, device)
         model = model_class.from_pretrained(
-            path, dtype=dtype, use_safetensors=True, attn_implementation=config.attn_implementation, **common
+            path,
+            dtype=dtype,
+            use_safetensors=True,
+            attn_implementation=config.attn_implementation,
+            **({"device_map": "auto"} if spread else {}),
+            **common,
         )
     except Exception as error:  # transformers and safetensors raise many types: one line for all
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelLoadError(f"cannot load '{path}': {first[:300]}", key=key) from None
-    model.to(device).eval()
+    if spread:  # accelerate placed the layers; inputs go where the embeddings are
+        device = model.get_input_embeddings().weight.device
+    else:
+        model.to(device)
+    model.eval()
     tokenizer = getattr(processor, "tokenizer", processor)
     tokenizer.padding_side = "left"  # generation appends on the right: pad on the left
     if tokenizer.pad_token_id is None:
