@@ -16,6 +16,9 @@ envvars:
 # Rules call the `blindspot` CLI. Make the one installed beside this Snakemake (e.g. .venv/bin) findable even
 # when the venv is not activated; with --software-deployment-method conda the env's own bin still comes first.
 os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+# envs/blindspot.yaml installs the package from ${BLINDSPOT_ROOT}: Snakemake copies the env file elsewhere before
+# creating the environment, so it cannot name the repository by a relative path.
+os.environ["BLINDSPOT_ROOT"] = os.path.abspath(workflow.basedir)
 
 
 def _fail(lines):

@@ -4,6 +4,7 @@ line naming the key."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from conftest import with_a_long_question
 from test_predict import run
 
 import blindspot.models.answering as answering_module
-from blindspot.config import ModelConfig
+from blindspot.config import ConfigError, ModelConfig, parse_config
 from blindspot.models.batching import BatchMemoryError, BatchSizer, bucket_order, padding_share
 
 
@@ -71,6 +72,7 @@ def test_other_errors_are_not_taken_for_memory() -> None:
         BatchSizer("auto", "cuda").run([1, 2, 3], broken)
 
 
+@pytest.mark.slow
 def test_auto_in_the_predict_stage_gives_the_fixed_sizes_answers(
     tiny_models: dict[str, Path],
     small_benchmark: dict[str, Path],
@@ -100,10 +102,16 @@ def test_auto_in_the_predict_stage_gives_the_fixed_sizes_answers(
 def test_batch_size_and_gpu_in_the_config() -> None:
     assert ModelConfig(adapter="qwen2_5_vl", path="m", batch_size="auto").batch_size == "auto"
     assert ModelConfig(adapter="qwen2_5_vl", path="m", gpu=2).gpu == 2
-    with pytest.raises(ValueError, match="batch_size"):
-        ModelConfig(adapter="qwen2_5_vl", path="m", batch_size=0)
+    for bad in (0, "many", True, 2.0):
+        with pytest.raises(ConfigError) as error:
+            parse_config({"benchmarks": {"b": {"adapter": "generic", "path": "x", "answer_type": "open"}},
+                          "models": {"m": {"adapter": "qwen2_5_vl", "path": "m", "batch_size": bad}}})  # fmt: skip
+        assert str(error.value).splitlines() == [
+            f"models.m.batch_size: a batch size is a positive integer or auto (got {json.dumps(bad)})"
+        ]
 
 
+@pytest.mark.slow
 def test_the_predict_stage_batches_by_length_and_keeps_the_rows_order(
     tiny_models: dict[str, Path], small_benchmark: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

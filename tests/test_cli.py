@@ -99,4 +99,6 @@ def test_a_bad_slice_value_names_the_users_config_key(capsys: pytest.CaptureFixt
     args = ["--item-table", "i", "--render", "r", "--predictions", "p"]
     assert main(["predict", "--model", "qwen", "--bench", "b", "--slice", bad, *args]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("blindspot predict: error: models.qwen.batch_size: Input should be greater than or equal")
+    assert (
+        line == "blindspot predict: error: models.qwen.batch_size: a batch size is a positive integer or auto (got 0)"
+    )

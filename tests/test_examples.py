@@ -42,6 +42,7 @@ def quickstart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_models: dic
     return config
 
 
+@pytest.mark.slow
 def test_the_quick_start_checks_with_its_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_models: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

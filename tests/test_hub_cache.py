@@ -43,6 +43,7 @@ def test_the_cache_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_
     assert hub_cache_dir() == tmp_path / "c"
 
 
+@pytest.mark.slow
 def test_a_cached_hub_id_loads_offline(cache: Path, tiny_models: dict[str, Path]) -> None:
     snapshot = fill_cache(cache, "acme/tiny-qwen", tiny_models["qwen2_5_vl"])
     config = ModelConfig(adapter="qwen2_5_vl", path="acme/tiny-qwen", device="cpu")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import xarray as xr
 
 from blindspot.benchmarks.registry import GENERIC_SCORING
@@ -28,6 +29,7 @@ def test_the_render_store_opens_with_its_labels(small_benchmark: dict[str, Path]
     np.testing.assert_array_equal(blurred, store.group["pixels"][2, index, :h, :w, :])
 
 
+@pytest.mark.slow
 def test_the_hidden_store_opens_with_its_labels(
     tiny_models: dict[str, Path], small_benchmark: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -28,8 +28,10 @@ from pydantic import (
     AfterValidator,
     BeforeValidator,
     Field,
+    PlainValidator,
     StrictBool,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -157,6 +159,20 @@ class RenderConfig(StrictModel):
 # --------------------------------------------------------------------------------------------------- models
 
 
+def _batch_size(value: Any) -> int | Literal["auto"]:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ValueError("a batch size is a positive integer or auto")
+
+
+BatchSize = Annotated[
+    int | Literal["auto"],
+    PlainValidator(_batch_size),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1}, {"const": "auto"}]}),
+]
+"""Units per batch, or ``auto``; one error line either way (a plain union would report each member's error)."""
+
+
 class ModelConfig(StrictModel):
     """One vision-language model. ``path`` is a local directory (the default, offline) or a hub id."""
 
@@ -178,7 +194,7 @@ class ModelConfig(StrictModel):
         False, description="Run code shipped with the model (off unless enabled here)."
     )
     attn_implementation: Literal["eager", "sdpa"] = "sdpa"
-    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+    batch_size: BatchSize = Field(
         8,
         description="Units per batch (batches are bucketed by prompt length), or auto: start at 64 on CUDA (8 on "
         "CPU) and halve on out-of-memory until a batch fits; the size found is printed.",

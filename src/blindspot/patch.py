@@ -32,7 +32,7 @@ layer: the means with cluster-bootstrap intervals). Resumable by shard of items.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -41,7 +41,6 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 import torch
 from jaxtyping import Bool, Float
 from tqdm import tqdm
@@ -52,13 +51,14 @@ from blindspot.contracts.tables import PATCH_ITEMS_SCHEMA, PATCHES_SCHEMA
 from blindspot.errors import BlindspotError
 from blindspot.models.answering import within_prompt_limit
 from blindspot.models.batching import BatchSizer
+from blindspot.models.hook_points import reading, replacing
 from blindspot.models.inference import Request, encode_batch, label_logprobs
 from blindspot.models.job import ModelJob
 from blindspot.models.loading import LoadedModel
 from blindspot.prompts import option_labels
 from blindspot.stages import JobContext, PatchSlice, Paths
 from blindspot.statistics import ClusterBootstrap, cluster_ids
-from blindspot.tables import read_table, write_table
+from blindspot.tables import write_table
 
 Position = Literal["image", "last", "all"]
 
@@ -83,10 +83,6 @@ class RecordedRun:
     logits: Float[torch.Tensor, "batch vocab"]
 
 
-def _hidden_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
-    return args[0] if args else kwargs["hidden_states"]
-
-
 def _output_head(loaded: LoadedModel) -> torch.nn.Module:
     head = loaded.model.get_output_embeddings()
     if head is None:
@@ -101,24 +97,13 @@ def record_run(loaded: LoadedModel, inputs: dict[str, torch.Tensor]) -> Recorded
     states: list[torch.Tensor | None] = [None] * (n + 1)
     layer_args: list[tuple[tuple[Any, ...], dict[str, Any]] | None] = [None] * n
 
-    def before(index: int) -> Callable[..., None]:
-        def hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            states[index] = _hidden_of(args, kwargs)
-            rest = {k: v for k, v in kwargs.items() if k != "hidden_states"}
-            layer_args[index] = (tuple(args[1:]), rest)
+    def on_state(index: int, hidden: torch.Tensor, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        states[index] = hidden
+        if index < n:
+            layer_args[index] = (args, kwargs)
 
-        return hook
-
-    def after_norm(module: torch.nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
-        states[n] = output
-
-    handles = [layer.register_forward_pre_hook(before(i), with_kwargs=True) for i, layer in enumerate(layers)]
-    handles.append(norm.register_forward_hook(after_norm))
-    try:
+    with reading(layers, norm, on_state):
         logits = loaded.model(**inputs, use_cache=False, logits_to_keep=1).logits[:, -1].float()
-    finally:
-        for handle in handles:
-            handle.remove()
     if any(s is None for s in states) or any(a is None for a in layer_args):
         raise PatchError("a decoder layer did not run: no state recorded for it")
     return RecordedRun(inputs["input_ids"], states, layer_args, logits)  # type: ignore[arg-type]
@@ -141,21 +126,8 @@ def replay(loaded: LoadedModel, run: RecordedRun, index: int, hidden: torch.Tens
 @contextmanager
 def _replacing(loaded: LoadedModel, index: int, hidden: torch.Tensor) -> Iterator[None]:
     """During one forward pass, the residual stream at layer index ``index`` is ``hidden``."""
-    layers = loaded.layers
-    if index < len(layers):
-
-        def pre(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            if args:
-                return (hidden, *args[1:]), kwargs
-            return args, {**kwargs, "hidden_states": hidden}
-
-        handle = layers[index].register_forward_pre_hook(pre, with_kwargs=True)
-    else:
-        handle = loaded.final_norm.register_forward_hook(lambda module, args, output: hidden)
-    try:
+    with replacing(loaded.layers, loaded.final_norm, index, hidden):
         yield
-    finally:
-        handle.remove()
 
 
 @torch.inference_mode()
@@ -442,21 +414,20 @@ def patch_benchmark(
     if not chosen:
         raise PatchError(f"'{bench}' has no item with option labels to patch", key="patch.models")
     identity = {"model": model_name, "benchmark": bench}
-    job.resume.mkdir(parents=True, exist_ok=True)
     shards = [chosen[s : s + settings.shard_size] for s in range(0, len(chosen), settings.shard_size)]
     bar = job.bar(len(chosen), "item")
     sizer = BatchSizer(config.model.batch_size, job.loaded.device.type)
-    replay = _ReplayCheck(settings.method == "replay")
-    for number, shard in enumerate(shards):
-        path = job.resume / f"shard-{number:05d}.parquet"
-        if job.finished_shard(path, None):
-            bar.update(len(shard))
-            continue
-        piece = partial(_patch_piece, job, pairs, list(settings.positions), settings.method, bar, replay)
-        rows = sizer.run(shard, piece)
-        write_table([identity | r for r in rows], PATCH_ITEMS_SCHEMA, job.record, path)
+    piece = partial(_patch_piece, job, pairs, list(settings.positions), settings.method, bar,
+                    _ReplayCheck(settings.method == "replay"))  # fmt: skip
+    table = job.run_shards(
+        "shard",
+        shards,
+        lambda _, shard: [identity | r for r in sizer.run(shard, piece)],
+        PATCH_ITEMS_SCHEMA,
+        rows=lambda _: None,  # rows per item vary with its option labels
+        done=lambda shard: bar.update(len(shard)),
+    )
     bar.close()
-    table = pa.concat_tables([read_table(job.resume / f"shard-{n:05d}.parquet") for n in range(len(shards))])
     metrics = patch_metrics(pl.from_arrow(table), job.items, settings, config.seed)  # type: ignore[arg-type]
     write_table(table, PATCH_ITEMS_SCHEMA, job.record, outputs["per_item"])
     write_table(

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow as pa
-
 from blindspot.benchmarks.registry import BenchmarkScoring
 from blindspot.config import ModelConfig, PredictConfig, PromptConfig
 from blindspot.contracts.conditions import LLM_CONDITION, NONE_CONDITION, Condition, resolve_condition_key
@@ -28,7 +26,7 @@ from blindspot.models.loading import LoadedModel, load_language_model
 from blindspot.models.prompts import PromptCache
 from blindspot.render.store import RenderStore
 from blindspot.stages import JobContext, Paths, PredictSlice
-from blindspot.tables import read_table, write_table
+from blindspot.tables import write_table
 
 
 class PredictError(BlindspotError):
@@ -88,31 +86,21 @@ def predict_benchmark(
         language_model = load_language_model(model)
         text = job.prompts.text
         llm = (language_model, PromptCache(language_model.processor, job.items, text))
-    job.resume.mkdir(parents=True, exist_ok=True)
-    n_shards = (len(units) + predict.shard_size - 1) // predict.shard_size
-    done = {
-        s
-        for s in range(n_shards)
-        if job.finished_shard(
-            job.resume / f"shard-{s:05d}.parquet", len(units[s * predict.shard_size : (s + 1) * predict.shard_size])
-        )
-    }
-
+    size = predict.shard_size
+    shards = [units[s : s + size] for s in range(0, len(units), size)]
     sizer = BatchSizer(model.batch_size, job.loaded.device.type)  # auto settles once, for every shard
     bar = job.bar(len(units), "unit")
-    bar.update(sum(len(units[s * predict.shard_size : (s + 1) * predict.shard_size]) for s in done))
-    for shard in range(n_shards):
-        if shard in done:
-            continue
-        shard_units = units[shard * predict.shard_size : (shard + 1) * predict.shard_size]
-        rows = predict_units(job, shard_units, sizer, model.max_new_tokens, bar, llm=llm)
-        write_table(rows, PREDICTIONS_SCHEMA, job.record, job.resume / f"shard-{shard:05d}.parquet")
+    table = job.run_shards(
+        "shard",
+        shards,
+        lambda _, shard: predict_units(job, shard, sizer, model.max_new_tokens, bar, llm=llm),
+        PREDICTIONS_SCHEMA,
+        rows=len,
+        done=lambda shard: bar.update(len(shard)),
+    )
     bar.close()
     if note := sizer.note():
         print(f"predict {model_name}/{bench}: {note}", flush=True)
-
-    shards = [read_table(job.resume / f"shard-{s:05d}.parquet") for s in range(n_shards)]
-    table = pa.concat_tables(shards) if shards else PREDICTIONS_SCHEMA.empty_table()
     write_table(table, PREDICTIONS_SCHEMA, job.record, out)
     job.finish()
     return table.num_rows

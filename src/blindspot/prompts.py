@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from blindspot.contracts.answers import LETTERS
+from blindspot.contracts.answers import LETTERS, AnswerType
 
 _ANSWER_VERB = re.compile(r"\b(?:answer|respond|reply|choose|select|pick)\b", re.IGNORECASE)
 _ANSWER_FORM = re.compile(
@@ -41,7 +41,7 @@ class PromptTemplate:
     keeps_own_instruction: bool = False
     """Add no instruction to a question that carries its own (:func:`carries_instruction`): never two stacked."""
 
-    def instruction(self, answer_type: str, question: str = "") -> str:
+    def instruction(self, answer_type: AnswerType, question: str = "") -> str:
         if self.keeps_own_instruction and carries_instruction(question):
             return ""
         return str(getattr(self, answer_type))
@@ -68,7 +68,7 @@ def lettered(question: str, options: Sequence[str] | None, instruction: str) -> 
     return "\n".join([*lines, instruction] if instruction else lines)
 
 
-def question_text(question: str, options: list[str] | None, answer_type: str, version: str) -> str:
+def question_text(question: str, options: list[str] | None, answer_type: AnswerType, version: str) -> str:
     """The user text: question, lettered options (multiple choice), and the answer-type instruction."""
     shown = options if answer_type == "multiple_choice" else None
     return lettered(question, shown, PROMPTS[version].instruction(answer_type, question))
@@ -79,7 +79,7 @@ def item_text(item: Mapping[str, Any], version: str) -> str:
     return question_text(item["question"], item["options"], item["answer_type"], version)
 
 
-def option_labels(answer_type: str, options: list[str] | None) -> list[str] | None:
+def option_labels(answer_type: AnswerType, options: list[str] | None) -> list[str] | None:
     """The closed answer space scored from the first-token distribution (None for open answers)."""
     if answer_type == "multiple_choice" and options:
         return list(LETTERS[: len(options)])

@@ -46,7 +46,7 @@ from blindspot.models.loading import LoadedModel, load_model
 from blindspot.render.store import RenderStore
 from blindspot.stages import JobContext, Paths, SwapSlice
 from blindspot.statistics import ClusterBootstrap, Estimate, cluster_ids
-from blindspot.tables import read_frame, read_table, write_table
+from blindspot.tables import read_frame, write_table
 
 
 class SwapError(BlindspotError):
@@ -328,32 +328,28 @@ def swap_benchmark(
     specs = build_specs(config.swap.specs, len(job.loaded.layers), job.loaded.family)
     conditions = resolve_conditions(job.store, config.swap.conditions)
     units = work_units(len(job.items), conditions)
-    job.resume.mkdir(parents=True, exist_ok=True)
     swapped = {spec.name: spec_parameters(spec, job.loaded.family, swap.names) for spec in specs}
-    done_by_params: dict[frozenset[str], int] = {}
+    # Each parameter set's first spec: a later spec that swaps the same parameters copies its answers.
+    first: dict[frozenset[str], int] = {}
+    for index, spec in enumerate(specs):
+        first.setdefault(frozenset(swapped[spec.name]), index)
     sizer = BatchSizer(config.base.batch_size, job.loaded.device.type)  # auto settles once, for every spec
     bar = job.bar(len(specs) * len(units), "answer")
-    for index, spec in enumerate(specs):
-        shard = job.resume / f"spec-{index:03d}.parquet"
-        names_swapped = swapped[spec.name]
-        key = frozenset(names_swapped)
-        if job.finished_shard(shard, len(units)):
-            bar.update(len(units))
-        elif key in done_by_params:  # the same parameters as an earlier spec (first_n = last_n = every layer ...)
-            earlier = read_frame(job.resume / f"spec-{done_by_params[key]:03d}.parquet")
-            table = earlier.with_columns(pl.lit(spec.name).alias("spec")).to_arrow()
-            write_table(table, SWAP_ANSWERS_SCHEMA, job.record, shard)
-            bar.update(len(units))
-        else:
-            with swap.swapped(names_swapped):
-                rows = predict_units(job, units, sizer, config.base.max_new_tokens, bar)
-            answers = [{"pair": r.pop("model"), "spec": spec.name, **r} for r in rows]
-            write_table(answers, SWAP_ANSWERS_SCHEMA, job.record, shard)
-        done_by_params.setdefault(key, index)
-    bar.close()
 
-    tables = [read_table(job.resume / f"spec-{i:03d}.parquet") for i in range(len(specs))]
-    answers_table = pa.concat_tables(tables)
+    def answers_of(index: int, spec: SwapSpec) -> pa.Table | list[dict[str, Any]]:
+        earlier = first[frozenset(swapped[spec.name])]
+        if earlier < index:  # the same parameters as an earlier spec (first_n = last_n = every layer ...)
+            bar.update(len(units))
+            table = read_frame(job.shard_path("spec", earlier))
+            return table.with_columns(pl.lit(spec.name).alias("spec")).to_arrow()
+        with swap.swapped(swapped[spec.name]):
+            rows = predict_units(job, units, sizer, config.base.max_new_tokens, bar)
+        return [{"pair": r.pop("model"), "spec": spec.name, **r} for r in rows]
+
+    answers_table = job.run_shards(
+        "spec", specs, answers_of, SWAP_ANSWERS_SCHEMA, rows=lambda _: len(units), done=lambda _: bar.update(len(units))
+    )
+    bar.close()
     metrics = swap_metrics(pl.from_arrow(answers_table), job.items, specs, config.prior_field, config.swap, config.seed)  # type: ignore[arg-type]
     notes = {name: swap.tied_note(names) for name, names in swapped.items()}
     for row in metrics:

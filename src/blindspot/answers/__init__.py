@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from blindspot.answers.closed import AMBIGUOUS, braced_number, read_choice, read_count, read_yes_no
 from blindspot.answers.reading import Scope, clean, is_hedged, is_refusal, scopes, without_refusals
 from blindspot.answers.vqa import SCORERS, evalai_process, textvqa_accuracy
-from blindspot.contracts.answers import OUTCOMES, Outcome, parse_number
+from blindspot.contracts.answers import OUTCOMES, AnswerType, Outcome, parse_number
 
 __all__ = ["OUTCOMES", "Outcome", "Parsed", "is_refusal", "parse_answer", "score_answer", "score_official"]
 
@@ -108,7 +108,7 @@ def parse_open(text: str) -> Parsed:
 # ------------------------------------------------------------------------------------------------ dispatch
 
 
-def parse_answer(text: str, answer_type: str, options: list[str] | None, question: str = "") -> Parsed:
+def parse_answer(text: str, answer_type: AnswerType, options: list[str] | None, question: str = "") -> Parsed:
     if answer_type == "multiple_choice":
         return parse_choice(text, options or [])
     if answer_type == "yes_no":
@@ -121,7 +121,7 @@ def parse_answer(text: str, answer_type: str, options: list[str] | None, questio
 
 
 def score_answer(
-    parsed: Parsed, gold: str, answer_type: str, references: list[str] | None = None, scorer: str = "textvqa"
+    parsed: Parsed, gold: str, answer_type: AnswerType, references: list[str] | None = None, scorer: str = "textvqa"
 ) -> tuple[Outcome, float]:
     """(outcome, score) of a parsed response against the canonical gold answer."""
     if parsed.status == "abstain":
@@ -137,7 +137,9 @@ def score_answer(
     return ("correct" if score > 0 else "wrong"), score
 
 
-def score_official(text: str, gold: str, answer_type: str, references: list[str] | None, scorer: str) -> float | None:
+def score_official(
+    text: str, gold: str, answer_type: AnswerType, references: list[str] | None, scorer: str
+) -> float | None:
     """The official scorer on the raw response (open answers only; None for closed forms, which have no official
     raw-text scorer here)."""
     if answer_type != "open":
@@ -154,7 +156,7 @@ def vqa_soft_accuracy(prediction: str, references: list[str]) -> float:
     return textvqa_accuracy(prediction, references)
 
 
-def identity_key(answer: str | None, answer_type: str) -> str | None:
+def identity_key(answer: str | None, answer_type: AnswerType) -> str | None:
     """What answer identity compares: open answers as the scorer normalises them ("Red" and "red" are one answer),
     others as parsed (already canonical)."""
     if answer is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import Field, StrictBool, model_validator
 
@@ -266,7 +266,7 @@ def _split_question(question: Any, free_form_ok: bool) -> tuple[Any, list[str] |
     return split
 
 
-def _answer_type(config: GenericBenchmark, row: dict[str, Any], answer: Any, options: list[str] | None) -> str:
+def _answer_type(config: GenericBenchmark, row: dict[str, Any], answer: Any, options: list[str] | None) -> AnswerType:
     if config.answer_type == "auto":
         return infer_answer_type(answer, options)
     if config.answer_type != "column":
@@ -276,7 +276,7 @@ def _answer_type(config: GenericBenchmark, row: dict[str, Any], answer: Any, opt
     if name not in ANSWER_TYPES:
         raise RejectedItem("bad_answer_type", f"answer type {value!r} is not one of {', '.join(ANSWER_TYPES)} "
                            "(map it in answer_type_values)")  # fmt: skip
-    return name
+    return cast(AnswerType, name)
 
 
 GENERIC = register(

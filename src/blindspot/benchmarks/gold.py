@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from blindspot.contracts.answers import LETTERS, format_number, parse_number
+from blindspot.contracts.answers import LETTERS, AnswerType, format_number, parse_number
 from blindspot.contracts.items import RejectedItem
 from blindspot.errors import BlindspotError
 
@@ -131,7 +131,7 @@ def options_from_question(question: str) -> tuple[str, list[str]] | None:
     return head, options
 
 
-def infer_answer_type(answer: Any, options: list[str] | None) -> str:
+def infer_answer_type(answer: Any, options: list[str] | None) -> AnswerType:
     """``answer_type: auto``: an item with options is multiple choice; a yes/no gold (yes, no, true, false, or a
     boolean) is yes/no; a number (digits or a number word) is a count; anything else is open."""
     if options:
@@ -167,7 +167,7 @@ def _reference(value: Any) -> Any:
 
 
 def canonical_gold(
-    answer: Any, answer_type: str, options: list[str] | None, answer_format: str = "auto"
+    answer: Any, answer_type: AnswerType, options: list[str] | None, answer_format: str = "auto"
 ) -> tuple[str, list[str] | None]:
     """The canonical gold answer and, for multi-reference open answers, the list of references."""
     if hasattr(answer, "tolist") and not isinstance(answer, str):

@@ -60,7 +60,7 @@ def parse_number(text: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def chance_options(answer_type: str, n_options: int | None) -> int | None:
+def chance_options(answer_type: AnswerType, n_options: int | None) -> int | None:
     """The size of a closed answer space (None for open answers and counts)."""
     if answer_type == "multiple_choice":
         return n_options

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from blindspot.contracts.answers import AnswerType
+
 
 @dataclass(frozen=True)
 class RawItem:
@@ -17,7 +19,7 @@ class RawItem:
     answer: Any
     images: list[Any]
     """Every image of the item, in the order the prompt shows them (bytes, struct, base64 or path each)."""
-    answer_type: str
+    answer_type: AnswerType
     """multiple_choice | yes_no | open | count (per item: one benchmark may mix them)."""
     answer_format: str = "auto"
     """How a multiple-choice answer is written in the source: auto | letter | index | text."""

@@ -14,15 +14,17 @@ runs, so memory does not grow with sequence length or depth:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from jaxtyping import Bool, Float
 from torch import nn
 
 from blindspot.contracts.hidden import FEATURES, LAYER_CONVENTION
+from blindspot.models.hook_points import reading
 
 __all__ = ["FEATURES", "LAYER_CONVENTION", "Capture", "capture_residual_stream"]
 
@@ -62,27 +64,14 @@ def capture_residual_stream(
     *,
     keep_full: bool = False,
 ) -> Iterator[Capture]:
-    """Hooks on ``layers`` (and the final norm) for the duration of one forward pass."""
+    """Every residual point (:mod:`blindspot.models.hook_points`) reduced to features, for one forward pass."""
     n = len(layers) + 1
     capture = Capture(
         image_mask=image_mask, features={name: [None] * n for name in FEATURES}, full=[None] * n if keep_full else None
     )
 
-    def before_first(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        hidden = args[0] if args else kwargs["hidden_states"]
-        capture.record(0, hidden)
+    def on_state(index: int, hidden: torch.Tensor, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        capture.record(index, hidden)
 
-    def after(index: int) -> Callable[[nn.Module, tuple, torch.Tensor | tuple], None]:
-        def hook(module: nn.Module, args: tuple, output: torch.Tensor | tuple) -> None:
-            capture.record(index, output[0] if isinstance(output, tuple) else output)
-
-        return hook
-
-    handles = [layers[0].register_forward_pre_hook(before_first, with_kwargs=True)]
-    handles += [layer.register_forward_hook(after(i + 1)) for i, layer in enumerate(layers[:-1])]
-    handles.append(final_norm.register_forward_hook(after(len(layers))))
-    try:
+    with reading(layers, final_norm, on_state):
         yield capture
-    finally:
-        for handle in handles:
-            handle.remove()

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+import pyarrow as pa
 from tqdm import tqdm
 
 from blindspot.benchmarks import BenchmarkSpec, get_benchmark
@@ -26,7 +27,9 @@ from blindspot.models.loading import LoadedModel, load_model
 from blindspot.models.prompts import PromptCache
 from blindspot.provenance import inputs_key, provenance
 from blindspot.render.store import RenderStore
-from blindspot.tables import read_frame, read_provenance, read_table
+from blindspot.tables import read_frame, read_provenance, read_table, write_table
+
+T = TypeVar("T")
 
 
 def weights_fingerprint(model: ModelConfig) -> str | None:
@@ -157,6 +160,35 @@ class ModelJob:
         print(f"discarding the shard '{path.name}' of an earlier run ({problem}); redoing it", flush=True)
         path.unlink()
         return False
+
+    def run_shards(
+        self,
+        name: str,
+        chunks: Sequence[T],
+        compute: Callable[[int, T], list[dict[str, Any]] | pa.Table],
+        schema: pa.Schema,
+        *,
+        rows: Callable[[T], int | None],
+        done: Callable[[T], None] = lambda chunk: None,
+    ) -> pa.Table:
+        """The one resumable loop of the model-running stages: chunk ``i``'s rows are the shard ``{name}-{i:05d}``
+        in the resume folder. A shard an earlier run finished (:meth:`finished_shard`, ``rows(chunk)`` rows where
+        known) is kept and ``done(chunk)`` called (to advance a progress bar); the others are computed and written.
+        Returns every shard's rows, in chunk order."""
+        self.resume.mkdir(parents=True, exist_ok=True)
+        paths = [self.shard_path(name, i) for i in range(len(chunks))]
+        for i, (chunk, path) in enumerate(zip(chunks, paths, strict=True)):
+            if self.finished_shard(path, rows(chunk)):
+                done(chunk)
+                continue
+            write_table(compute(i, chunk), schema, self.record, path)
+        tables = [read_table(path) for path in paths]
+        return pa.concat_tables(tables) if tables else schema.empty_table()
+
+    def shard_path(self, name: str, index: int) -> Path:
+        """Where :meth:`run_shards` keeps chunk ``index`` of ``name`` (an earlier chunk is readable while a later
+        one is computed)."""
+        return self.resume / f"{name}-{index:05d}.parquet"
 
     def finish(self) -> None:
         """Remove the resume folder once the final output is in place, and any other resume folder of this output
