@@ -81,6 +81,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/probe.py
 	$(BIN)/python bench/patch.py
+	$(BIN)/python bench/scale.py
 
 schema: $(STAMP)
 	$(BIN)/blindspot schema --out workflow/schemas/config.schema.json

@@ -49,6 +49,7 @@ def test_the_benchmark_example_stages_a_benchmark(tmp_path: Path) -> None:
             (tmp_path / image).write_bytes(encode_png(__import__("numpy").full((28, 28, 3), 40 * i, "uint8")))
             rows.append({"uid": i, "prompt": "Is there a red dot?", "label": i % 2, "picture": image})
         rows.append({"uid": 9, "prompt": "Is there a red dot?", "label": 7, "picture": "pics/0.png"})
+        rows.append({"uid": 10, "prompt": "Is there a red dot?", "label": 1})  # no picture: a bad row
         source = tmp_path / "test.jsonl"
         source.write_text("\n".join(json.dumps(r) for r in rows) + "\nnot json\n")
         config = spec.config.model_validate({"adapter": "spot_the_dot", "path": str(source)})
@@ -56,11 +57,11 @@ def test_the_benchmark_example_stages_a_benchmark(tmp_path: Path) -> None:
     finally:
         registry._REGISTRY.pop("spot_the_dot", None)
         sys.modules.pop(module.__name__, None)
-    assert (summary.items, summary.rejects) == (4, 2)
+    assert (summary.items, summary.rejects) == (4, 3)
     items = pl.read_parquet(tmp_path / "staged" / "items.parquet")
     assert items["answer"].to_list() == ["no", "yes", "no", "yes"]
     rejects = pl.read_parquet(tmp_path / "staged" / "rejects.parquet")
-    assert sorted(rejects["reason"]) == ["malformed_row", "missing_answer"]
+    assert sorted(rejects["reason"]) == ["bad_row", "malformed_row", "missing_answer"]
 
 
 def test_nothing_points_outside_the_repository() -> None:
