@@ -437,10 +437,3 @@ def output_path(results: str | Path, stage: str, output: str, **wildcards: str) 
     """Where a stage writes one output of one job, e.g. ``output_path("results", "decay", "classes", model="qwen",
     bench="pope")``."""
     return Path(results) / STAGES[stage].output(output).template.format(**wildcards)
-
-
-def get_stage(name: str) -> Stage:
-    try:
-        return STAGES[name]
-    except KeyError:
-        raise KeyError(f"unknown stage '{name}' (known: {', '.join(STAGES)})") from None

@@ -113,24 +113,6 @@ IMAGE_PIXELS_PER_TOKEN = 28 * 28
 (Qwen2.5-VL's merged patch); any estimate that grows with the area orders batches the same way."""
 
 
-@dataclass
-class BatchStats:
-    """Padding waste of the batches a job ran: estimated prompt tokens against the padded batch shapes."""
-
-    tokens: float = 0.0
-    padded: float = 0.0
-    batches: int = 0
-
-    def add(self, lengths: list[float]) -> None:
-        self.tokens += sum(lengths)
-        self.padded += len(lengths) * max(lengths, default=0.0)
-        self.batches += 1
-
-    @property
-    def padding_waste(self) -> float:
-        return 1.0 - self.tokens / self.padded if self.padded else 0.0
-
-
 def _cost(job: ModelJob, unit: WorkUnit, text_length: int, with_image: bool) -> float:
     """A unit's estimated prompt length: text tokens plus, with images, their area in 28 x 28 patches."""
     if not with_image:
@@ -171,9 +153,6 @@ class _Run:
     with_image: bool
     max_new_tokens: int
     bar: tqdm | None
-    stats: BatchStats | None
-    costs: dict[int, float] = field(default_factory=dict)
-    """Estimated prompt length of each runnable unit, by position."""
     cache: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def answer(self, sizer: BatchSizer) -> list[dict[str, Any]]:
@@ -181,8 +160,8 @@ class _Run:
         lengths = [self.prompts.length(unit.item, self.with_image) for unit in self.units]
         too_long = [length > limit for length in lengths]
         runnable = [p for p, skip in enumerate(too_long) if not skip]
-        self.costs = {p: _cost(self.job, self.units[p], lengths[p], self.with_image) for p in runnable}
-        order = [runnable[i] for i in bucket_order([self.costs[p] for p in runnable])]
+        costs = [_cost(self.job, self.units[p], lengths[p], self.with_image) for p in runnable]
+        order = [runnable[i] for i in bucket_order(costs)]
         answered = dict(sizer.run(order, self._batch))
         responses = [answered.get(p, Response("", None)) for p in range(len(self.units))]
         notes = [
@@ -201,8 +180,6 @@ class _Run:
     def _batch(self, positions: list[int]) -> list[tuple[int, Response]]:
         requests = [_request(self.job, self.prompts, self.units[p], self.with_image, self.cache) for p in positions]
         responses = generate_batch(self.runner, requests, self.max_new_tokens)
-        if self.stats is not None:
-            self.stats.add([self.costs[p] for p in positions])
         if self.bar is not None:
             self.bar.update(len(positions))
         return list(zip(positions, responses, strict=True))
@@ -216,7 +193,6 @@ def predict_units(
     bar: tqdm | None = None,
     loaded: LoadedModel | None = None,
     llm: tuple[LoadedModel, PromptCache] | None = None,
-    stats: BatchStats | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``units`` in length-bucketed batches (:mod:`blindspot.models.batching`); a batch never mixes units of
     different kinds (with images, without, base language model). Rows come back in the order of ``units``.
@@ -235,7 +211,7 @@ def predict_units(
         if kind == LLM_CONDITION.family and llm is None:
             raise AnsweringError("the llm condition needs the base language model", key="model.llm")
         runner, prompts = llm if kind == LLM_CONDITION.family and llm is not None else (model, job.prompts)
-        run = _Run(job, units[start:end], runner, prompts, kind == "image", max_new_tokens, bar, stats)
+        run = _Run(job, units[start:end], runner, prompts, kind == "image", max_new_tokens, bar)
         rows += run.answer(sizer)
         start = end
     return rows
