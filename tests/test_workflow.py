@@ -250,6 +250,23 @@ def test_models_run_through_predict_and_decay(tmp_path: Path, tiny_models: dict[
     assert "model=llava" in dry and "model=qwen" not in dry
 
 
+def test_a_models_gpu_count_reaches_its_jobs_resources(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    """`models.<name>.gpu` is what each of that model's jobs asks Snakemake (and SLURM) for; other models keep 1."""
+    big = {"adapter": "qwen2_5_vl", "path": str(tiny_models["qwen2_5_vl"]), "gpu": 2}
+    small = {"adapter": "qwen2_5_vl", "path": str(tiny_models["qwen2_5_vl"])}
+    write_config(tmp_path, {"benchmarks": {"a": bench_entry(tmp_path, "a", seed=1)}, "models": {"big": big,
+                 "small": small}, "swap": {"pairs": {"p": {"base": "big", "donor": "small"}}}})  # fmt: skip
+    result = run_snakemake(tmp_path, "-n", "--cores", "1", "--resources", "gpu=2")
+    jobs = re.findall(r"rule (\w+):\n(?:    .*\n)*?    wildcards: ([^\n]*)\n(?:    .*\n)*?    resources: ([^\n]*)",
+                      result.stdout)  # fmt: skip
+    gpus = {
+        (rule, wildcards): dict(kv.split("=") for kv in res.split(", ")).get("gpu") for rule, wildcards, res in jobs
+    }
+    for rule in ("predict", "extract"):
+        assert gpus[(rule, "model=big, bench=a")] == "2" and gpus[(rule, "model=small, bench=a")] == "1", gpus
+    assert gpus[("swap", "pair=p, bench=a")] == "2"  # the base's count
+
+
 def test_bad_config_stops_before_any_job(tmp_path: Path) -> None:
     write_config(tmp_path, {"benchmarks": {"mmstar": generic_entry(Path("data/missing"))}})
     result = run_snakemake(tmp_path, "--cores", "1", check=False)

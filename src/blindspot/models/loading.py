@@ -221,7 +221,8 @@ def spread_over_gpus(config: ModelConfig, device: torch.device) -> bool:
         return False
     visible = torch.cuda.device_count()
     if visible < config.gpu:
-        print(f"models.<name>.gpu is {config.gpu} but {visible} GPU(s) are visible: spreading over {visible}")
+        where = f"spreading it over {visible}" if visible > 1 else "loading it on one"
+        print(f"models.<name>.gpu is {config.gpu} but {visible} GPU(s) are visible: {where}", flush=True)
     return visible > 1
 
 
