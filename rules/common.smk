@@ -5,6 +5,7 @@ import sys
 
 from blindspot.aggregate.layout import aggregate_slice, input_paths, output_kinds, output_paths
 from blindspot.config import ConfigError, parse_config, path_problems, read_config_yaml
+from blindspot.conda_env import set_repository_root
 from blindspot.provenance import canonical_json
 from blindspot.stages import STAGES
 
@@ -18,7 +19,7 @@ envvars:
 os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 # envs/blindspot.yaml installs the package from ${BLINDSPOT_ROOT}: Snakemake copies the env file elsewhere before
 # creating the environment, so it cannot name the repository by a relative path.
-os.environ["BLINDSPOT_ROOT"] = os.path.abspath(workflow.basedir)
+set_repository_root(workflow.basedir)
 
 
 def _fail(lines):

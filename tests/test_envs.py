@@ -13,6 +13,8 @@ import pytest
 import yaml
 from conftest import REPO
 
+from blindspot.conda_env import ROOT_VARIABLE, set_repository_root
+
 
 def pip_section() -> list[str]:
     env = yaml.safe_load((REPO / "envs" / "blindspot.yaml").read_text())
@@ -20,10 +22,12 @@ def pip_section() -> list[str]:
     return pip
 
 
-def test_the_env_names_the_repository_by_the_variable_the_workflow_sets() -> None:
+def test_the_env_names_the_repository_by_the_variable_the_workflow_sets(monkeypatch: pytest.MonkeyPatch) -> None:
     assert pip_section() == ["-e ${BLINDSPOT_ROOT}"]
-    common = (REPO / "rules" / "common.smk").read_text()
-    assert 'os.environ["BLINDSPOT_ROOT"] = os.path.abspath(workflow.basedir)' in common
+    assert "set_repository_root(workflow.basedir)" in (REPO / "rules" / "common.smk").read_text()
+    monkeypatch.setenv(ROOT_VARIABLE, "before")  # restored after the test
+    set_repository_root(str(REPO / "."))
+    assert os.environ[ROOT_VARIABLE] == str(REPO) and "${" + ROOT_VARIABLE + "}" in pip_section()[0]
     assert not any(".." in line for line in pip_section())  # a relative path would resolve from the copy
 
 
