@@ -16,7 +16,12 @@ from test_predict import run
 
 import blindspot.models.answering as answering_module
 from blindspot.config import ConfigError, ModelConfig, parse_config
-from blindspot.models.batching import BatchMemoryError, BatchSizer, bucket_order, padding_share
+from blindspot.models.batching import BatchMemoryError, BatchSizer, bucket_order
+
+
+def padding_share(lengths: list[int]) -> float:
+    """The share of a padded batch that is padding: ``1 - sum(len) / (n * max(len))``."""
+    return 1.0 - sum(lengths) / (len(lengths) * max(lengths))
 
 
 def test_bucket_order_is_stable_and_sorted() -> None:

@@ -160,6 +160,7 @@ def extract_benchmark(
         writer.write_block(b, slice(rows.start, rows.stop), buffers)
         bar.update(len(rows))
     bar.close()
+    sizer.report(f"extract {model_name}/{bench}")
     writer.commit(out)
     job.finish()  # other, stale resume folders of this output
     summary = {"items": n_items, "levels": levels, "layers": n_layers, "hidden": hidden, "estimated_bytes": size}

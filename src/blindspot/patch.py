@@ -428,6 +428,7 @@ def patch_benchmark(
         done=lambda shard: bar.update(len(shard)),
     )
     bar.close()
+    sizer.report(f"patch {model_name}/{bench}")
     metrics = patch_metrics(pl.from_arrow(table), job.items, settings, config.seed)  # type: ignore[arg-type]
     write_table(table, PATCH_ITEMS_SCHEMA, job.record, outputs["per_item"])
     write_table(

@@ -99,8 +99,7 @@ def predict_benchmark(
         done=lambda shard: bar.update(len(shard)),
     )
     bar.close()
-    if note := sizer.note():
-        print(f"predict {model_name}/{bench}: {note}", flush=True)
+    sizer.report(f"predict {model_name}/{bench}")
     write_table(table, PREDICTIONS_SCHEMA, job.record, out)
     job.finish()
     return table.num_rows

@@ -350,6 +350,7 @@ def swap_benchmark(
         "spec", specs, answers_of, SWAP_ANSWERS_SCHEMA, rows=lambda _: len(units), done=lambda _: bar.update(len(units))
     )
     bar.close()
+    sizer.report(f"swap {pair_name}/{bench}")
     metrics = swap_metrics(pl.from_arrow(answers_table), job.items, specs, config.prior_field, config.swap, config.seed)  # type: ignore[arg-type]
     notes = {name: swap.tied_note(names) for name, names in swapped.items()}
     for row in metrics:

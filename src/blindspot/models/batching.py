@@ -36,14 +36,8 @@ def bucket_order(lengths: Sequence[float]) -> list[int]:
     return sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
 
 
-def padding_share(lengths: Sequence[float]) -> float:
-    """The share of a padded batch that is padding: ``1 - sum(len) / (n * max(len))``."""
-    if not lengths or max(lengths) <= 0:
-        return 0.0
-    return 1.0 - sum(lengths) / (len(lengths) * max(lengths))
-
-
-def is_out_of_memory(error: BaseException) -> bool:
+def is_out_of_memory(error: RuntimeError) -> bool:
+    """torch's own out-of-memory error, or a backend's RuntimeError that says so."""
     return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
 
 
@@ -73,7 +67,7 @@ class BatchSizer:
             piece = list(units[start : start + self.size])
             try:
                 out += fn(piece)
-            except (torch.OutOfMemoryError, RuntimeError) as error:
+            except RuntimeError as error:  # torch.OutOfMemoryError is one
                 if not is_out_of_memory(error):
                     raise
                 self._shrink(len(piece))
@@ -92,6 +86,11 @@ class BatchSizer:
             raise BatchMemoryError("one unit alone does not fit in memory", key="model.batch_size")
         self.halvings.append(failed)
         self.size = failed // 2
+
+    def report(self, job: str) -> None:
+        """Print :meth:`note` on the job's console (nothing for a fixed size)."""
+        if note := self.note():
+            print(f"{job}: {note}", flush=True)
 
     def note(self) -> str | None:
         """What ``auto`` settled on, for the job's console line (None for a fixed size)."""

@@ -140,20 +140,23 @@ def _safetensors_problem(file: Path) -> str | None:
     return None
 
 
-def _check_local(config: ModelConfig) -> None:
+def _checked_folder(config: ModelConfig) -> str:
+    """The model's folder (its ``path``, or the local cache's snapshot of a hub id), resolved once, with its
+    ``config.json`` and safetensors checked; a hub id as is where downloads are allowed."""
+    folder = config.local_dir()
     if not config.local_files_only:
-        return
-    problem = path_problem(config.path, "model", config.hub_id, config.revision)
-    if problem:
-        raise ModelLoadError(problem)
-    read_model_config(config.local_dir())
-    check_safetensors(config.local_dir())
+        return folder
+    if not Path(folder).is_dir():  # path_problem says why (for a hub id: where the cache is)
+        raise ModelLoadError(str(path_problem(config.path, "model", config.hub_id, config.revision)))
+    read_model_config(folder)
+    check_safetensors(folder)
+    return folder
 
 
-def _check_family(config: ModelConfig, family: ModelFamily) -> None:
+def _check_family(config: ModelConfig, family: ModelFamily, folder: str) -> None:
     if not family.model_types or not config.local_files_only:
         return
-    model_type = read_model_config(config.local_dir()).get("model_type")
+    model_type = read_model_config(folder).get("model_type")
     if model_type not in family.model_types:
         raise ModelLoadError(
             f"'{config.adapter}' expects model_type {' or '.join(family.model_types)}, but "
@@ -165,16 +168,15 @@ def _check_family(config: ModelConfig, family: ModelFamily) -> None:
 def check_model_directory(config: ModelConfig) -> None:
     """The checks the predict job runs before loading (directory, config.json, safetensors only, the adapter
     matching the directory's model_type), without loading: ``blindspot check-config`` runs them before any job."""
-    _check_local(config)
-    _check_family(config, get_family(config.adapter))
+    _check_family(config, get_family(config.adapter), _checked_folder(config))
 
 
 def load_model(config: ModelConfig) -> LoadedModel:
     """Load model + processor for inference: eval mode, left padding, safetensors only, no remote code by default."""
     family = get_family(config.adapter)
-    _check_local(config)
-    _check_family(config, family)
-    return _load(config, config.local_dir(), family, transformers.AutoProcessor, "model.path")
+    folder = _checked_folder(config)
+    _check_family(config, family, folder)
+    return _load(config, folder, family, transformers.AutoProcessor, "model.path")
 
 
 def load_language_model(config: ModelConfig) -> LoadedModel:
