@@ -40,7 +40,7 @@ def cached_snapshot(repo_id: str, revision: str | None = None) -> Path | None:
         folder = snapshot_download(
             repo_id, revision=revision, cache_dir=hub_cache_dir(), local_files_only=True, repo_type="model"
         )
-    except (LocalEntryNotFoundError, FileNotFoundError, ValueError, OSError):
+    except (LocalEntryNotFoundError, ValueError, OSError):  # not cached, or a malformed revision
         return None
     return Path(folder)
 

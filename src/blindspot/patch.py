@@ -32,8 +32,6 @@ layer: the means with cluster-bootstrap intervals). Resumable by shard of items.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -123,19 +121,12 @@ def replay(loaded: LoadedModel, run: RecordedRun, index: int, hidden: torch.Tens
     return _output_head(loaded)(hidden[:, -1:])[:, -1].float()
 
 
-@contextmanager
-def _replacing(loaded: LoadedModel, index: int, hidden: torch.Tensor) -> Iterator[None]:
-    """During one forward pass, the residual stream at layer index ``index`` is ``hidden``."""
-    with replacing(loaded.layers, loaded.final_norm, index, hidden):
-        yield
-
-
 @torch.inference_mode()
 def patched_forward(
     loaded: LoadedModel, inputs: dict[str, torch.Tensor], index: int, hidden: torch.Tensor
 ) -> Float[torch.Tensor, "b v"]:
     """The same as :func:`replay`, by a whole forward pass with the state replaced by a hook."""
-    with _replacing(loaded, index, hidden):
+    with replacing(loaded.layers, loaded.final_norm, index, hidden):
         return loaded.model(**inputs, use_cache=False, logits_to_keep=1).logits[:, -1].float()
 
 
