@@ -24,16 +24,16 @@ import torch
 from blindspot.benchmarks.generic import GenericBenchmark
 from blindspot.benchmarks.registry import GENERIC_SCORING
 from blindspot.config import ExtractConfig, ModelConfig, PromptConfig, RenderConfig
-from blindspot.extract import extract_benchmark, resolve_levels
 from blindspot.models.inference import Request, encode_batch
 from blindspot.models.loading import load_model
 from blindspot.models.prompts import render_prompt
 from blindspot.prompts import question_text
-from blindspot.provenance import canonical_json
-from blindspot.render.run import render_benchmark
-from blindspot.render.store import RenderStore
-from blindspot.stages import STAGES
-from blindspot.staging.stage import stage_benchmark, staged_paths
+from blindspot.stages.extract import extract_benchmark, resolve_levels
+from blindspot.stages.render.run import render_benchmark
+from blindspot.stages.staging import stage_benchmark, staged_paths
+from blindspot.stages.table import STAGES
+from blindspot.store.provenance import canonical_json
+from blindspot.store.render import RenderStore
 from blindspot.toy.checkpoints import CHECKPOINTS
 from blindspot.toy.items import write_toy_benchmark
 

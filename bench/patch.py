@@ -21,8 +21,8 @@ from extract import prepare  # bench/extract.py: stage and render a toy benchmar
 from blindspot.benchmarks.registry import GENERIC_SCORING
 from blindspot.config import ModelConfig, PromptConfig
 from blindspot.models.job import ModelJob
-from blindspot.patch import parse_pairs, patch_batch
 from blindspot.prompts import option_labels
+from blindspot.stages.patch import parse_pairs, patch_batch
 from blindspot.toy.checkpoints import CHECKPOINTS
 
 

@@ -30,11 +30,11 @@ from blindspot.models.inference import option_token_ids
 from blindspot.models.loading import LoadedModel, load_model
 from blindspot.models.prompts import render_prompt
 from blindspot.models.tiny import build_tiny_model
-from blindspot.predict import predict_benchmark, select_conditions
 from blindspot.prompts import option_labels, question_text
-from blindspot.render.run import render_benchmark
-from blindspot.render.store import RenderStore
-from blindspot.staging.stage import stage_benchmark, staged_paths
+from blindspot.stages.predict import predict_benchmark, select_conditions
+from blindspot.stages.render.run import render_benchmark
+from blindspot.stages.staging import stage_benchmark, staged_paths
+from blindspot.store.render import RenderStore
 
 
 def prepare(root: Path, n_items: int, kind: str) -> tuple[Path, Path]:

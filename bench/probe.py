@@ -24,7 +24,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
 from blindspot.config import ProbeConfig
-from blindspot.probes import fit_heldout, grouped_folds
+from blindspot.stages.probe import fit_heldout, grouped_folds
 
 
 def synthetic(n: int, layers: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -27,9 +27,9 @@ from blindspot.benchmarks.generic import GenericBenchmark
 from blindspot.config import RenderConfig
 from blindspot.fixtures import write_shapes_benchmark
 from blindspot.images import decode_rgb
-from blindspot.render.resize import resize_to_working
-from blindspot.render.run import render_benchmark
-from blindspot.staging.stage import stage_benchmark, staged_paths
+from blindspot.stages.render.resize import resize_to_working
+from blindspot.stages.render.run import render_benchmark
+from blindspot.stages.staging import stage_benchmark, staged_paths
 
 
 def natural_like_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:

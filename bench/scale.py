@@ -41,13 +41,13 @@ import blindspot.models.inference as inference
 from blindspot.benchmarks.generic import GenericBenchmark
 from blindspot.benchmarks.registry import GENERIC_SCORING
 from blindspot.config import ExtractConfig, ModelConfig, PatchConfig, PredictConfig, PromptConfig, RenderConfig
-from blindspot.extract import extract_benchmark
 from blindspot.models.loading import load_model
-from blindspot.patch import patch_benchmark
-from blindspot.predict import predict_benchmark
-from blindspot.render.run import render_benchmark
-from blindspot.stages import PatchSlice
-from blindspot.staging.stage import stage_benchmark, staged_paths
+from blindspot.stages.extract import extract_benchmark
+from blindspot.stages.patch import patch_benchmark
+from blindspot.stages.predict import predict_benchmark
+from blindspot.stages.render.run import render_benchmark
+from blindspot.stages.slices import PatchSlice
+from blindspot.stages.staging import stage_benchmark, staged_paths
 from blindspot.toy.checkpoints import CHECKPOINTS
 from blindspot.toy.items import write_toy_benchmark
 

@@ -1,13 +1,13 @@
 # Shared helpers: config validation, each rule's config slice and command (from the stage table in
-# blindspot.stages), input functions and target lists. The logic lives in blindspot.*.
+# blindspot.stages.table), input functions and target lists. The logic lives in blindspot.*.
 import os
 import sys
 
-from blindspot.aggregate.layout import aggregate_slice, input_paths, output_kinds, output_paths
+from blindspot.stages.aggregate.layout import aggregate_slice, input_paths, output_kinds, output_paths
 from blindspot.config import ConfigError, parse_config, path_problems, read_config_yaml
 from blindspot.conda_env import set_repository_root
-from blindspot.provenance import canonical_json
-from blindspot.stages import STAGES
+from blindspot.store.provenance import canonical_json
+from blindspot.stages.table import STAGES
 
 
 envvars:
@@ -68,7 +68,7 @@ def slice_param(stage):
 
 
 def stage_inputs(stage):
-    """The rule's named inputs: each is its producer's output path (the stage table, blindspot.stages)."""
+    """The rule's named inputs: each is its producer's output path (the stage table, blindspot.stages.table)."""
     spec = STAGES[stage]
     return {item.name: R(spec.input_template(item.name)) for item in spec.inputs}
 
@@ -128,7 +128,7 @@ AGGREGATE = aggregate_slice(CFG)
 
 
 def aggregate_inputs():
-    """Every stage output the aggregate reads (blindspot.aggregate.layout), by kind."""
+    """Every stage output the aggregate reads (blindspot.stages.aggregate.layout), by kind."""
     return {kind: [str(p) for p in paths] for kind, paths in input_paths(AGGREGATE, RESULTS).items()}
 
 

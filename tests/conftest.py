@@ -32,7 +32,7 @@ def small_benchmark(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
     """A staged and rendered MC benchmark: 6 items, conditions blur/0, blur/1 (k=25), blank/1, noise/1."""
     from blindspot.config import RenderConfig
     from blindspot.fixtures import write_shapes_benchmark
-    from blindspot.render.run import render_benchmark
+    from blindspot.stages.render.run import render_benchmark
 
     root = tmp_path_factory.mktemp("small")
     path = write_shapes_benchmark(root / "src", n_items=6, seed=11, bad_rows=False)
@@ -54,15 +54,15 @@ def shapes_parquet(tmp_path: Path) -> Path:
 def stage_entry(name: str, entry: dict[str, Any], folder: Path) -> Any:
     """Stage a benchmark config entry into ``folder`` (items/images/rejects.parquet); returns the summary."""
     from blindspot.benchmarks.generic import GenericBenchmark
-    from blindspot.staging.stage import stage_benchmark, staged_paths
+    from blindspot.stages.staging import stage_benchmark, staged_paths
 
     return stage_benchmark(name, GenericBenchmark.model_validate(entry), staged_paths(folder))
 
 
 def slice_json(stage: str, **sections: Any) -> str:
     """A stage's config slice as JSON, with the stage's current output version."""
-    from blindspot.provenance import canonical_json
-    from blindspot.stages import STAGES
+    from blindspot.stages.table import STAGES
+    from blindspot.store.provenance import canonical_json
 
     spec = STAGES[stage]
     if "scoring" in spec.slice.model_fields:  # the fixtures' benchmarks use the generic adapter
@@ -133,7 +133,7 @@ def with_a_long_question(items_path: Path, out: Path, words: int = 3000) -> tupl
     import polars as pl
 
     from blindspot.contracts.tables import ITEMS_SCHEMA
-    from blindspot.tables import read_provenance, write_table
+    from blindspot.store.tables import read_provenance, write_table
 
     items = pl.read_parquet(items_path)
     first = pl.int_range(pl.len()) == 0

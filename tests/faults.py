@@ -26,7 +26,7 @@ from mutants import BIN, baseline, job_paths, run  # tests/ is on the path: this
 from blindspot.config import load_config
 from blindspot.fixtures import pixel_bomb_png
 from blindspot.images import encode_png
-from blindspot.stages import STAGES
+from blindspot.stages.table import STAGES
 
 MODEL = "qwen_base"
 

@@ -30,7 +30,7 @@ import yaml
 from conftest import reduced_toy_config  # tests/ is on the path: this script runs from it
 
 from blindspot.config import BlindspotConfig, load_config
-from blindspot.stages import STAGES, RunNames
+from blindspot.stages.table import STAGES, RunNames
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -70,7 +70,7 @@ MUTANTS = [
     Mutant(
         "stage-lone-surrogate",
         "a bad row stops the benchmark",
-        "staging/stage.py",
+        "stages/staging.py",
         '                text.encode("utf-8")\n',
         '                text.encode("utf-8", "surrogatepass")\n',
         "decay",
@@ -97,7 +97,7 @@ MUTANTS = [
     Mutant(
         "tables-no-checksum",
         "damage read silently",
-        "tables.py",
+        "store/tables.py",
         "        return pq.read_table(path, columns=columns, page_checksum_verification=True)\n",
         "        return pq.read_table(path, columns=columns)\n",
         "decay",
@@ -106,7 +106,7 @@ MUTANTS = [
     Mutant(
         "verify-missing-array-metadata",
         "damage read silently",
-        "verify.py",
+        "store/verify.py",
         "    problem = _missing_metadata(path)\n",
         "    problem = None\n",
         "decay",
@@ -133,7 +133,7 @@ MUTANTS = [
     Mutant(
         "atomic-cleanup-hides-error",
         "an error that is not one line",
-        "staging/stage.py",
+        "stages/staging.py",
         "            with contextlib.suppress(OSError):  # a read-only folder: report the first error, not the "
         "cleanup's\n"
         "                outputs[output].unlink(missing_ok=True)\n",
@@ -153,7 +153,7 @@ MUTANTS = [
     Mutant(
         "decay-reference-level",
         "wrong reference level",
-        "decay.py",
+        "stages/decay.py",
         "    clean_col = grid.column(blur, 0)\n",
         "    clean_col = grid.column(blur, 1)\n",
         "decay",
@@ -162,7 +162,7 @@ MUTANTS = [
     Mutant(
         "decay-drop-last-level",
         "a dropped level",
-        "decay.py",
+        "stages/decay.py",
         "    ladder_cols = grid.columns(blur, exclude=clean_col)\n",
         "    ladder_cols = grid.columns(blur, exclude=clean_col)[:-1]\n",
         "decay",
@@ -171,7 +171,7 @@ MUTANTS = [
     Mutant(
         "decay-shift-levels",
         "a shifted level",
-        "decay.py",
+        "stages/decay.py",
         "    ladder_cols = grid.columns(blur, exclude=clean_col)\n",
         "    ladder_cols = grid.columns(blur)[:-1]\n",
         "decay",
@@ -180,7 +180,7 @@ MUTANTS = [
     Mutant(
         "decay-drop-middle-level",
         "a dropped level",
-        "decay.py",
+        "stages/decay.py",
         "    ladder_cols = grid.columns(blur, exclude=clean_col)\n",
         "    ladder_cols = [c for i, c in enumerate(grid.columns(blur, exclude=clean_col)) if i != 3]\n",
         "decay",
@@ -189,7 +189,7 @@ MUTANTS = [
     Mutant(
         "decay-next-level-rates",
         "a shifted level",
-        "decay.py",
+        "stages/decay.py",
         "        identical = _identical(grid, j, clean_col).astype(float)\n",
         "        identical = _identical(grid, min(j + 1, len(grid.conditions) - 1), clean_col).astype(float)\n",
         "decay",
@@ -198,7 +198,7 @@ MUTANTS = [
     Mutant(
         "decay-lost-level-by-identity",
         "chance agreement counted as survival",
-        "decay.py",
+        "stages/decay.py",
         "    lost = np.where(by_margin, lost_margin, lost_identity)\n",
         "    lost = lost_identity\n",
         "decay",
@@ -207,7 +207,7 @@ MUTANTS = [
     Mutant(
         "decay-previous-level",
         "comparison with the previous level",
-        "decay.py",
+        "stages/decay.py",
         "        identical &= _identical(grid, j, clean_col)\n",
         "        identical &= _identical(grid, j, j - 1)\n",
         "decay",
@@ -216,16 +216,16 @@ MUTANTS = [
     Mutant(
         "decay-c-rate-subset",
         "a wrong subset",
-        "decay.py",
-        '    add(*every, "c_rate", boot.mean(c_identity.astype(float), clean_ok), unreported=no_clean)\n',
-        '    add(*every, "c_rate", boot.mean(c_identity.astype(float), everyone), unreported=no_clean)\n',
+        "stages/decay.py",
+        '    add(*EVERY, "c_rate", boot.mean(s.c_identity.astype(float), clean_ok), unreported=b.no_clean)\n',
+        '    add(*EVERY, "c_rate", boot.mean(s.c_identity.astype(float), b.everyone), unreported=b.no_clean)\n',
         "decay",
         DECAY,
     ),
     Mutant(
         "decay-mg-sign",
         "a sign flip",
-        "decay.py",
+        "stages/decay.py",
         "        mg = boot.difference(grid.score[:, clean_col], grid.score[:, none_col], everyone)\n",
         "        mg = boot.difference(grid.score[:, none_col], grid.score[:, clean_col], everyone)\n",
         "decay",
@@ -234,7 +234,7 @@ MUTANTS = [
     Mutant(
         "decay-margin-sign",
         "a sign flip",
-        "decay.py",
+        "stages/decay.py",
         "            margin[i, j] = lp[answer] - max(v for k, v in lp.items() if k != answer)\n",
         "            margin[i, j] = max(v for k, v in lp.items() if k != answer) - lp[answer]\n",
         "decay",
@@ -243,7 +243,7 @@ MUTANTS = [
     Mutant(
         "decay-chance-formula",
         "a wrong chance formula",
-        "decay.py",
+        "stages/decay.py",
         "    chance = (1.0 / grid.n_options) ** ladder\n",
         "    chance = (1.0 / grid.n_options) ** (ladder + 1)\n",
         "decay",
@@ -252,7 +252,7 @@ MUTANTS = [
     Mutant(
         "decay-coarse-inverted",
         "a wrong class rule",
-        "decay.py",
+        "stages/decay.py",
         '        out[blur & ~survived] = "coarse_visual"\n',
         '        out[blur & survived] = "coarse_visual"\n',
         "decay",
@@ -261,8 +261,8 @@ MUTANTS = [
     Mutant(
         "decay-no-uncertain",
         "a wrong class rule",
-        "decay.py",
-        '    class_margin[clean_ok & ~confident] = "uncertain"\n',
+        "stages/decay.py",
+        '    class_margin[s.clean_ok & ~s.confident] = "uncertain"\n',
         "",
         "decay",
         DECAY,
@@ -290,7 +290,7 @@ MUTANTS = [
     Mutant(
         "probe-in-sample",
         "in-sample probe evaluation",
-        "probes.py",
+        "stages/probe.py",
         "            own = folds[start : start + config.batch_size]\n",
         "            own = (folds[start : start + config.batch_size] + 1) % n_folds\n",
         "probe",
@@ -299,7 +299,7 @@ MUTANTS = [
     Mutant(
         "probe-ungrouped-folds",
         "ungrouped folds",
-        "probes.py",
+        "stages/probe.py",
         "    return np.array([fold_of[g] for g in groups])\n",
         "    return np.random.default_rng(seed).integers(0, k, len(groups))\n",
         "probe",
@@ -308,7 +308,7 @@ MUTANTS = [
     Mutant(
         "probe-standardise-on-test",
         "standardisation fitted on test data",
-        "probes.py",
+        "stages/probe.py",
         "    mean, std = fold_standardisation(x, train)\n",
         "    mean, std = fold_standardisation(x, ~train)\n",
         "probe",
@@ -317,7 +317,7 @@ MUTANTS = [
     Mutant(
         "probe-control-is-task",
         "a degenerate control task",
-        "probes.py",
+        "stages/probe.py",
         "        out[members] = labels[rng.permutation(members)]\n",
         "        out[members] = labels[members]\n",
         "probe",
@@ -326,7 +326,7 @@ MUTANTS = [
     Mutant(
         "probe-p-prior-is-gold",
         "a wrong subset",
-        "probes.py",
+        "stages/probe.py",
         "                    p_prior = float(p[np.nonzero(valid)[0], pr[valid]].mean()) if valid.any() else None\n",
         "                    p_prior = float(p[np.arange(len(g)), g].mean())\n",
         "probe",
@@ -335,7 +335,7 @@ MUTANTS = [
     Mutant(
         "probe-layer-off-by-one",
         "an off-by-one layer",
-        "probes.py",
+        "stages/probe.py",
         '                        "layer": layer,\n',
         '                        "layer": layer + 1,\n',
         "probe",
@@ -344,7 +344,7 @@ MUTANTS = [
     Mutant(
         "swap-layer-off-by-one",
         "an off-by-one layer",
-        "swap.py",
+        "stages/swap.py",
         "    prefixes = [family.layer_prefix(i) for i in spec.layers]\n",
         "    prefixes = [family.layer_prefix(i + 1) for i in spec.layers]\n",
         "swap",
@@ -353,7 +353,7 @@ MUTANTS = [
     Mutant(
         "swap-window-name-shift",
         "a shifted level",
-        "swap.py",
+        "stages/swap.py",
         '            name = f"layer_{start}" if w == 1 else f"layers_{start}-{start + w - 1}"\n',
         '            name = f"layer_{start + 1}" if w == 1 else f"layers_{start + 1}-{start + w}"\n',
         "swap",
@@ -362,7 +362,7 @@ MUTANTS = [
     Mutant(
         "swap-no-restore",
         "state leaking between hybrids",
-        "swap.py",
+        "stages/swap.py",
         "                    param.copy_(original)\n",
         "                    pass\n",
         "swap",
@@ -371,7 +371,7 @@ MUTANTS = [
     Mutant(
         "swap-flip-against-donor",
         "a wrong reference",
-        "swap.py",
+        "stages/swap.py",
         '                "flip_vs_base": boot.mean((key != base_key).astype(float), everyone),\n',
         '                "flip_vs_base": boot.mean((key != donor_key).astype(float), everyone),\n',
         "swap",
@@ -380,7 +380,7 @@ MUTANTS = [
     Mutant(
         "swap-follow-image-all-items",
         "a wrong subset",
-        "swap.py",
+        "stages/swap.py",
         '                "follow_image": boot.mean((key == gold_key).astype(float), differs),\n',
         '                "follow_image": boot.mean((key == gold_key).astype(float), everyone),\n',
         "swap",
@@ -389,7 +389,7 @@ MUTANTS = [
     Mutant(
         "patch-replay-skips-layer",
         "an off-by-one layer",
-        "patch.py",
+        "stages/patch.py",
         "        for j in range(index, len(layers)):\n",
         "        for j in range(index + 1, len(layers)):\n",
         "patch",
@@ -398,7 +398,7 @@ MUTANTS = [
     Mutant(
         "patch-last-is-first",
         "a wrong position",
-        "patch.py",
+        "stages/patch.py",
         "        mask[:, -1] = True  # left padding: the last prompt token is at -1\n",
         "        mask[:, 0] = True\n",
         "patch",
@@ -407,7 +407,7 @@ MUTANTS = [
     Mutant(
         "patch-image-mask-inverted",
         "a wrong position",
-        "patch.py",
+        "stages/patch.py",
         "        return loaded.family.image_positions(loaded.model, input_ids)\n",
         "        return ~loaded.family.image_positions(loaded.model, input_ids)\n",
         "patch",
@@ -416,7 +416,7 @@ MUTANTS = [
     Mutant(
         "patch-restored-sign",
         "a sign flip",
-        "patch.py",
+        "stages/patch.py",
         "        restored = (toward_source(patched) - toward_source(target)) / spread",
         "        restored = (toward_source(target) - toward_source(patched)) / spread",
         "patch",
@@ -425,7 +425,7 @@ MUTANTS = [
     Mutant(
         "patch-source-target-swapped",
         "a wrong reference",
-        "patch.py",
+        "stages/patch.py",
         "                hidden = patch_state(t.states[layer], s.states[layer], mask)\n",
         "                hidden = patch_state(s.states[layer], t.states[layer], mask)\n",
         "patch",
@@ -434,7 +434,7 @@ MUTANTS = [
     Mutant(
         "swap-layer-prefix-match",
         "a wrong position",
-        "swap.py",
+        "stages/swap.py",
         '    return any(name == p or name.startswith(p + ".") for p in prefixes)\n',
         "    return any(name.startswith(p) for p in prefixes)\n",
         "swap",
@@ -443,7 +443,7 @@ MUTANTS = [
     Mutant(
         "patch-rival-is-target-always",
         "a wrong reference",
-        "patch.py",
+        "stages/patch.py",
         "    rival = target_top if target_top != gold else source_top\n",
         "    rival = target_top\n",
         "patch",
@@ -452,7 +452,7 @@ MUTANTS = [
     Mutant(
         "patch-restored-on-gold",
         "a wrong reference",
-        "patch.py",
+        "stages/patch.py",
         "        return lp[source_top] - lp[target_top]\n",
         "        return lp[gold] - lp[target_top] if gold in lp else 0.0\n",
         "patch",
@@ -570,7 +570,7 @@ MUTANTS = [
     Mutant(
         "aggregate-e-is-accuracy",
         "a wrong column",
-        "aggregate/tables.py",
+        "stages/aggregate/tables.py",
         '    "e": "identical_rate",\n',
         '    "e": "accuracy",\n',
         "aggregate",
@@ -579,7 +579,7 @@ MUTANTS = [
     Mutant(
         "aggregate-n-from-c-subset",
         "a wrong subset",
-        "aggregate/tables.py",
+        "stages/aggregate/tables.py",
         '            if column == "accuracy":\n                row["n"] = r["n"]\n',
         '            if column == "accuracy_c":\n                row["n"] = r["n"]\n',
         "aggregate",
@@ -588,7 +588,7 @@ MUTANTS = [
     Mutant(
         "aggregate-rejects-every-bench",
         "a wrong subset",
-        "aggregate/tables.py",
+        "stages/aggregate/tables.py",
         '"n_rejected": rejected.get(bench, 0),',
         '"n_rejected": sum(rejected.values()),',
         "aggregate",
@@ -597,7 +597,7 @@ MUTANTS = [
     Mutant(
         "aggregate-chance-off-by-one",
         "a wrong chance formula",
-        "aggregate/run.py",
+        "stages/aggregate/run.py",
         "    return sum(1 / k for k in sizes if k) / len(sizes)\n",
         "    return sum(1 / (k + 1) for k in sizes if k) / len(sizes)\n",
         "aggregate",
@@ -606,7 +606,7 @@ MUTANTS = [
     Mutant(
         "aggregate-swap-move-one-direction",
         "a sign flip",
-        "aggregate/sentences.py",
+        "stages/aggregate/sentences.py",
         '            specs.with_columns((pl.col(column) - base[0]).abs().alias("gain"))\n',
         '            specs.with_columns((pl.col(column) - base[0]).alias("gain"))\n',
         "aggregate",
@@ -627,7 +627,7 @@ MUTANTS = [
     Mutant(
         "aggregate-sentence-chance-swapped",
         "a wrong reference",
-        "aggregate/sentences.py",
+        "stages/aggregate/sentences.py",
         "f\"chance is {pct(row['c_chance'])} by the (1/K)^levels formula\"",
         "f\"chance is {pct(row['c_chance_empirical'])} by the (1/K)^levels formula\"",
         "aggregate",
@@ -636,7 +636,7 @@ MUTANTS = [
     Mutant(
         "aggregate-thumbnail-level",
         "a shifted level",
-        "aggregate/browser.py",
+        "stages/aggregate/browser.py",
         '            for level, label in ((0, "clean"), (last, "most blurred")):\n',
         '            for level, label in ((0, "clean"), (last - 1, "most blurred")):\n',
         "aggregate",
@@ -645,7 +645,7 @@ MUTANTS = [
     Mutant(
         "aggregate-sort-never-reverses",
         "a sign flip",
-        "aggregate/html.py",
+        "stages/aggregate/html.py",
         "    return ascending ? c : -c;\n",
         "    return c;\n",
         "aggregate",

@@ -17,16 +17,6 @@ from typing import Any
 import polars as pl
 import pytest
 
-from blindspot.aggregate import plots
-from blindspot.aggregate.layout import AGGREGATE_VERSION, AggregateSlice, output_paths
-from blindspot.aggregate.run import aggregate
-from blindspot.aggregate.tables import (
-    DECAY_TABLE_SCHEMA,
-    PROVENANCE_SCHEMA,
-    SUMMARY_SCHEMA,
-    decay_table,
-    summary_table,
-)
 from blindspot.benchmarks.registry import GENERIC_SCORING
 from blindspot.config import DecayConfig, ReportConfig
 from blindspot.contracts.tables import (
@@ -37,8 +27,18 @@ from blindspot.contracts.tables import (
     REJECTS_SCHEMA,
     SWAP_SCHEMA,
 )
-from blindspot.decay import decay_benchmark
-from blindspot.tables import read_provenance, write_table
+from blindspot.stages.aggregate import plots
+from blindspot.stages.aggregate.layout import AGGREGATE_VERSION, AggregateSlice, output_paths
+from blindspot.stages.aggregate.run import aggregate
+from blindspot.stages.aggregate.tables import (
+    DECAY_TABLE_SCHEMA,
+    PROVENANCE_SCHEMA,
+    SUMMARY_SCHEMA,
+    decay_table,
+    summary_table,
+)
+from blindspot.stages.decay import decay_benchmark
+from blindspot.store.tables import read_provenance, write_table
 
 BENCH = "small"
 CONDITIONS = [("blur", 0, 1.0), ("blur", 1, 25.0), ("blank", 1, 0.0), ("noise", 1, 0.0)]
@@ -313,9 +313,9 @@ def test_summary_table_from_summary_rows_classes_and_rejects() -> None:
 def test_a_withheld_metric_and_a_mostly_unparsed_benchmark_show_everywhere() -> None:
     """Summary table, console and report: the reading shares, the notes of withheld values and the warning line
     (first on the console and above the report's navigation), never 0.0 for a withheld value."""
-    from blindspot.aggregate import html
-    from blindspot.aggregate.run import format_summary
-    from blindspot.aggregate.sentences import summary_sentences
+    from blindspot.stages.aggregate import html
+    from blindspot.stages.aggregate.run import format_summary
+    from blindspot.stages.aggregate.sentences import summary_sentences
 
     frame = long_rows(
         "m",
@@ -570,7 +570,7 @@ def _has_playwright() -> bool:
 
 
 def test_mean_chance_is_the_mean_guess_accuracy() -> None:
-    from blindspot.aggregate.run import mean_chance
+    from blindspot.stages.aggregate.run import mean_chance
 
     items = pl.DataFrame(
         {
@@ -584,9 +584,9 @@ def test_mean_chance_is_the_mean_guess_accuracy() -> None:
 
 
 def test_browser_shows_the_clean_and_most_blurred_image_and_every_answer(results: Path) -> None:
-    from blindspot.aggregate.browser import browser, choose_items, thumbnail
-    from blindspot.aggregate.html import png_data_uri
-    from blindspot.render.store import RenderStore
+    from blindspot.stages.aggregate.browser import browser, choose_items, thumbnail
+    from blindspot.stages.aggregate.html import png_data_uri
+    from blindspot.store.render import RenderStore
 
     classes = pl.concat([pl.read_parquet(p) for p in sorted((results / "decay").glob("*/*.items.parquet"))])
     # m1's classes (the first model by name): language prior 0, coarse 1-2, fine 3-5; taken in turn by class name.
@@ -614,7 +614,7 @@ def test_browser_shows_the_clean_and_most_blurred_image_and_every_answer(results
 def test_swap_sentences_report_the_largest_move_in_either_direction() -> None:
     """A spec that lowers follow-image by more than another raises it is the one reported, as a move down; with
     conditions listed in any order, the sentence names the one it read."""
-    from blindspot.aggregate.sentences import swap_sentences
+    from blindspot.stages.aggregate.sentences import swap_sentences
 
     def rows(level: int, values: dict[str, float]) -> list[dict[str, Any]]:
         return [{"pair": "p", "benchmark": "b", "family": "blur", "level": level, "spec": spec, "base": "m1",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from blindspot.atomic import atomic_output
+from blindspot.store.atomic import atomic_output
 
 
 def test_file_appears_only_on_success(tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ def test_a_failed_swap_puts_the_old_store_back(tmp_path: Path, monkeypatch: pyte
     is moved back; the old one is deleted only after the new one is in place."""
     import os
 
-    from blindspot import atomic
+    from blindspot.store import atomic
 
     final, new = tmp_path / "h.zarr", tmp_path / ".h.zarr.partial"
     final.mkdir()

@@ -14,8 +14,8 @@ from published_data import BUILDERS, picture
 from blindspot.cli import main
 from blindspot.config import ConfigError, parse_config
 from blindspot.prompts import item_text
-from blindspot.stages import STAGES
-from blindspot.staging.stage import StageError, stage_benchmark, staged_paths
+from blindspot.stages.staging import StageError, stage_benchmark, staged_paths
+from blindspot.stages.table import STAGES
 
 
 def mmvp_like(root: Path) -> Path:

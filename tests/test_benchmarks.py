@@ -24,14 +24,14 @@ from blindspot.config import (
     RenderConfig,
     parse_config,
 )
-from blindspot.decay import decay_benchmark
 from blindspot.errors import InputError
 from blindspot.images import sha256_hex
 from blindspot.models.inference import Response
-from blindspot.predict import predict_benchmark
-from blindspot.render.run import render_benchmark
-from blindspot.stages import STAGES
-from blindspot.staging.stage import stage_benchmark, staged_paths
+from blindspot.stages.decay import decay_benchmark
+from blindspot.stages.predict import predict_benchmark
+from blindspot.stages.render.run import render_benchmark
+from blindspot.stages.staging import stage_benchmark, staged_paths
+from blindspot.stages.table import STAGES
 
 RENDER = RenderConfig.model_validate(
     {

@@ -14,7 +14,7 @@ from conftest import generic_entry, slice_json, stage_entry
 
 from blindspot.cli import main
 from blindspot.fixtures import write_shapes_benchmark
-from blindspot.stages import STAGES
+from blindspot.stages.table import STAGES
 
 STAGE_OUTPUTS = ["--item-table", "i.parquet", "--images", "m.parquet", "--rejects", "r.parquet"]
 

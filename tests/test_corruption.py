@@ -17,11 +17,11 @@ from zarr.core.sync import sync
 
 from blindspot.cli import main
 from blindspot.contracts.hidden import FEATURES
-from blindspot.hidden_store import HiddenStore, HiddenStoreWriter
-from blindspot.render.store import RenderStore
-from blindspot.tables import write_table
-from blindspot.verify import verify
-from blindspot.zarr_arrays import StoreDamageError
+from blindspot.store.arrays import StoreDamageError
+from blindspot.store.hidden import HiddenStore, HiddenStoreWriter
+from blindspot.store.render import RenderStore
+from blindspot.store.tables import write_table
+from blindspot.store.verify import verify
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_flipped_table_bytes_fail_every_stage_that_reads_the_table(tmp_path: Pat
     """Not only `verify`: every reader (decay, probes, aggregate, ... through tables.read_table) checks the page
     checksums, so a flipped byte is one line naming the file, not a silently wrong value."""
     from blindspot.errors import InputError
-    from blindspot.tables import read_frame
+    from blindspot.store.tables import read_frame
 
     table = tmp_path / "t.parquet"
     write_table([{"x": i, "y": f"row {i}"} for i in range(2000)], pa.schema([("x", pa.int64()), ("y", pa.string())]),

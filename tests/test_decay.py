@@ -12,9 +12,9 @@ import pytest
 from blindspot.benchmarks.registry import GENERIC_SCORING
 from blindspot.config import DecayConfig
 from blindspot.contracts.tables import PREDICTIONS_SCHEMA
-from blindspot.decay import DecayError, build_grid, decay_benchmark, decay_metrics
-from blindspot.provenance import provenance
-from blindspot.tables import write_table
+from blindspot.stages.decay import DecayError, build_grid, decay_benchmark, decay_metrics
+from blindspot.store.provenance import provenance
+from blindspot.store.tables import write_table
 
 LABELS = ["A", "B", "C", "D"]
 CONFIG = DecayConfig(min_parsed=1, bootstrap=200, coarse_families=["blank", "none"])
@@ -445,7 +445,7 @@ def test_every_null_metric_says_why() -> None:
 
 
 def test_a_mostly_unparsed_benchmark_is_flagged_in_one_line(tmp_path: Path) -> None:
-    from blindspot.decay import DecayOutcome
+    from blindspot.stages.decay import DecayOutcome
 
     rows, _ = decay_metrics(build_grid(mostly_unparsed(10, 3), ("blur", 0)), DecayConfig(bootstrap=20,
                             coarse_families=["blank", "none"]), 0)  # fmt: skip

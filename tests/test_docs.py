@@ -14,7 +14,7 @@ from conftest import REPO
 
 from blindspot.benchmarks import registry
 from blindspot.images import encode_png
-from blindspot.staging.stage import stage_benchmark, staged_paths
+from blindspot.stages.staging import stage_benchmark, staged_paths
 
 DOCS = sorted((REPO / "docs").glob("*.md"))
 EXCERPT = re.compile(r"<!-- excerpt: (?P<path>\S+) -->\n```python\n(?P<code>.*?)```", re.S)

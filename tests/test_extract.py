@@ -12,16 +12,16 @@ import torch
 import zarr
 from conftest import with_a_long_question
 
-import blindspot.extract as extract_module
+import blindspot.stages.extract as extract_module
 from blindspot.benchmarks.registry import GENERIC_SCORING
 from blindspot.config import ExtractConfig, ModelConfig, PromptConfig
-from blindspot.extract import ExtractError, block_items, extract_benchmark, resolve_levels
-from blindspot.hidden_store import HiddenRangeError, HiddenStore, HiddenStoreWriter
 from blindspot.models.capture import LAYER_CONVENTION, capture_residual_stream
 from blindspot.models.inference import Request, encode_batch
 from blindspot.models.loading import load_model
 from blindspot.models.prompts import render_prompt
-from blindspot.render.store import RenderStore
+from blindspot.stages.extract import ExtractError, block_items, extract_benchmark, resolve_levels
+from blindspot.store.hidden import HiddenRangeError, HiddenStore, HiddenStoreWriter
+from blindspot.store.render import RenderStore
 
 
 @pytest.mark.parametrize("family", ["qwen2_5_vl", "llava_next"])

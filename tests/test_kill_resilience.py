@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import zarr
 
-from blindspot.atomic import atomic_output
 from blindspot.cli import main
 from blindspot.contracts.hidden import FEATURES
-from blindspot.hidden_store import HiddenStore, HiddenStoreWriter
 from blindspot.images import encode_png
+from blindspot.store.atomic import atomic_output
+from blindspot.store.hidden import HiddenStore, HiddenStoreWriter
 
 
 def test_leftovers_of_killed_writers_are_removed(tmp_path: Path) -> None:

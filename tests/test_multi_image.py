@@ -14,14 +14,14 @@ from conftest import stage_entry
 
 from blindspot.benchmarks.registry import GENERIC_SCORING
 from blindspot.config import ExtractConfig, ModelConfig, PredictConfig, PromptConfig, RenderConfig
-from blindspot.extract import extract_benchmark
-from blindspot.hidden_store import HiddenStore
 from blindspot.images import encode_png
 from blindspot.models.inference import Request, encode_batch
 from blindspot.models.loading import load_model
 from blindspot.models.prompts import render_prompt
-from blindspot.predict import predict_benchmark
-from blindspot.render.run import render_benchmark
+from blindspot.stages.extract import extract_benchmark
+from blindspot.stages.predict import predict_benchmark
+from blindspot.stages.render.run import render_benchmark
+from blindspot.store.hidden import HiddenStore
 
 FAMILIES = ("qwen2_5_vl", "llava_next")
 

@@ -207,7 +207,7 @@ def test_official_rows_have_intervals_per_condition() -> None:
 
 
 def test_the_report_shows_official_scores_along_the_blur_levels() -> None:
-    from blindspot.aggregate.tables import official_wide
+    from blindspot.stages.aggregate.tables import official_wide
 
     def scores(f1: float) -> list[dict]:
         return [{"metric": "f1", "value": f1, "ci_low": f1 - 0.1, "ci_high": f1 + 0.1},

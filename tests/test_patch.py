@@ -16,7 +16,7 @@ from blindspot.config import ModelConfig, PatchConfig, PromptConfig
 from blindspot.models.inference import Request, encode_batch
 from blindspot.models.job import ModelJob
 from blindspot.models.loading import LoadedModel, load_model
-from blindspot.patch import (
+from blindspot.stages.patch import (
     PatchError,
     item_measures,
     patch_benchmark,
@@ -26,7 +26,7 @@ from blindspot.patch import (
     record_run,
     replay,
 )
-from blindspot.stages import PatchSlice
+from blindspot.stages.slices import PatchSlice
 
 FAMILIES = ("qwen2_5_vl", "llava_next")
 
@@ -192,7 +192,7 @@ def _slice(**patch) -> PatchSlice:
 
 
 def test_patch_stage(loaded: dict[str, LoadedModel], small_benchmark: dict[str, Path], tmp_path: Path, monkeypatch):
-    import blindspot.patch as patch_module
+    import blindspot.stages.patch as patch_module
 
     config = _slice(shard_size=4, positions=["image", "all"])
     outputs = {"patches": tmp_path / "p.parquet", "per_item": tmp_path / "p.items.parquet"}
@@ -238,7 +238,7 @@ def test_patch_stage(loaded: dict[str, LoadedModel], small_benchmark: dict[str, 
 def test_an_item_over_the_prompt_cap_is_not_patched_and_the_note_says_so(loaded, small_benchmark, tmp_path):
     from conftest import with_a_long_question
 
-    from blindspot.patch import patch_benchmark
+    from blindspot.stages.patch import patch_benchmark
 
     model = loaded["qwen2_5_vl"]
     words = 2 * model.config.max_prompt_tokens  # past the cap whatever the tokenizer makes of "why "
@@ -254,7 +254,7 @@ def test_an_item_over_the_prompt_cap_is_not_patched_and_the_note_says_so(loaded,
 
 def test_patch_rejects_mismatched_tokens(loaded, small_benchmark, tmp_path, monkeypatch):
     """Levels of different pixel sizes would misalign image positions: a one-line error naming the item."""
-    import blindspot.patch as patch_module
+    import blindspot.stages.patch as patch_module
 
     real = patch_module.record_run
 

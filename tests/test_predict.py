@@ -13,9 +13,9 @@ import blindspot.models.answering as answering_module
 from blindspot.benchmarks.registry import GENERIC_SCORING
 from blindspot.config import ModelConfig, PredictConfig, PromptConfig
 from blindspot.models.loading import load_model
-from blindspot.predict import PredictError, predict_benchmark, select_conditions
-from blindspot.render.store import RenderStore
-from blindspot.tables import read_provenance
+from blindspot.stages.predict import PredictError, predict_benchmark, select_conditions
+from blindspot.store.render import RenderStore
+from blindspot.store.tables import read_provenance
 
 
 def run(
@@ -142,8 +142,8 @@ def test_the_base_language_model_answers_the_llm_condition(tiny_models, small_be
     """With `llm:` the predict stage also asks the base language model each question, text only; decay reports
     ML = max(0, S_wv - S_t) from exactly those rows."""
     from blindspot.config import DecayConfig
-    from blindspot.decay import build_grid, decay_metrics
     from blindspot.models.tiny import build_tiny_language_model
+    from blindspot.stages.decay import build_grid, decay_metrics
 
     llm = build_tiny_language_model(tmp_path / "llm", seed=3)
     model = ModelConfig(
@@ -183,7 +183,7 @@ def test_the_base_language_model_answers_the_llm_condition(tiny_models, small_be
 
 def test_ml_says_why_it_is_missing(tiny_models, small_benchmark, tmp_path: Path) -> None:
     from blindspot.config import DecayConfig
-    from blindspot.decay import build_grid, decay_metrics
+    from blindspot.stages.decay import build_grid, decay_metrics
 
     table = run(tiny_models, small_benchmark, tmp_path / "p.parquet")
     rows, _ = decay_metrics(build_grid(table, ("blur", 0)), DecayConfig(min_parsed=1, bootstrap=20), seed=0)
@@ -236,7 +236,7 @@ def test_new_weights_between_a_kill_and_the_rerun_never_mix(
     """The resume folder is keyed by a sha256 of the model's files: weights replaced between a kill and the rerun
     start a new folder, so the table is entirely the new model's (and provenance records its fingerprint)."""
     from blindspot.models.tiny import build_tiny_model
-    from blindspot.tables import read_provenance
+    from blindspot.store.tables import read_provenance
 
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_models["qwen2_5_vl"], model_dir)

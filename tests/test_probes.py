@@ -7,7 +7,7 @@ import pytest
 
 from blindspot.config import ProbeConfig
 from blindspot.errors import BlindspotError
-from blindspot.probes import ProbeData, control_labels, grouped_folds, run_probes
+from blindspot.stages.probe import ProbeData, control_labels, grouped_folds, run_probes
 
 CONFIG = ProbeConfig(folds=4, epochs=40, hidden=32, batch_size=128, lr=5e-3)
 
@@ -110,7 +110,7 @@ def test_standardisation_holds_on_large_offset_dimensions(offset: float) -> None
     garbage (even negative variances) there; the two-pass standardisation matches a float64 reference."""
     import torch
 
-    from blindspot.probes import fold_standardisation, global_mean
+    from blindspot.stages.probe import fold_standardisation, global_mean
 
     rng = np.random.default_rng(0)
     x64 = rng.normal(size=(2000, 3, 8))
@@ -141,7 +141,7 @@ def test_held_out_predictions_never_see_their_own_fold() -> None:
     which is shift-invariant). Standardising with held-out statistics, or evaluating in-sample, would."""
     import torch
 
-    from blindspot.probes import fit_heldout
+    from blindspot.stages.probe import fit_heldout
 
     rng = np.random.default_rng(0)
     x = torch.from_numpy(rng.normal(size=(200, 2, 8)).astype(np.float32))

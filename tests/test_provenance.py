@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from blindspot.config import DecayConfig
-from blindspot.provenance import canonical_json, provenance, slice_hash
+from blindspot.store.provenance import canonical_json, provenance, slice_hash
 
 
 def test_nested_models_are_written_as_json() -> None:

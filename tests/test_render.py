@@ -16,10 +16,16 @@ from blindspot.config import RenderConfig, ResizeConfig
 from blindspot.contracts.conditions import Condition
 from blindspot.fixtures import write_shapes_benchmark
 from blindspot.images import decode_rgb
-from blindspot.render.families import blur_parameters, conditions, opencv_default_sigma, render_all, render_condition
-from blindspot.render.resize import resize_to_working, working_size
-from blindspot.render.run import render_benchmark
-from blindspot.render.store import RenderStore
+from blindspot.stages.render.families import (
+    blur_parameters,
+    conditions,
+    opencv_default_sigma,
+    render_all,
+    render_condition,
+)
+from blindspot.stages.render.resize import resize_to_working, working_size
+from blindspot.stages.render.run import render_benchmark
+from blindspot.store.render import RenderStore
 
 KERNELS = [1, 9, 17, 25, 35, 43, 51, 61]
 
@@ -222,7 +228,7 @@ def test_directly_written_chunks_read_back_through_zarr(staged: Path, tmp_path: 
 
 
 def test_a_failed_render_leaves_no_store(staged: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import blindspot.render.run as run
+    import blindspot.stages.render.run as run
 
     calls = {"n": 0}
     real = run.render_one

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from blindspot.aggregate.layout import INPUTS, aggregate_slice, input_paths
 from blindspot.config import load_config
-from blindspot.stages import STAGES, RunNames, output_path
-from blindspot.staging.stage import staged_paths
+from blindspot.stages.aggregate.layout import INPUTS, aggregate_slice, input_paths
+from blindspot.stages.staging import staged_paths
+from blindspot.stages.table import STAGES, RunNames, output_path
 
 REPO = Path(__file__).resolve().parents[1]
 

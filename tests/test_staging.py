@@ -15,8 +15,8 @@ from conftest import generic_entry, stage_entry
 from blindspot.benchmarks.sources import SourceError
 from blindspot.fixtures import write_shapes_benchmark
 from blindspot.images import decode_rgb, encode_png, sha256_hex
-from blindspot.staging.stage import StageError
-from blindspot.tables import read_provenance
+from blindspot.stages.staging import StageError
+from blindspot.store.tables import read_provenance
 
 EXPECTED_REJECTS = {"bad_image", "missing_answer", "missing_question"}
 

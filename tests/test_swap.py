@@ -18,8 +18,8 @@ from blindspot.config import ConfigError, ModelConfig, SwapConfig, SwapSpecs, pa
 from blindspot.models.families import get_family
 from blindspot.models.loading import LoadedModel, load_model
 from blindspot.models.tiny import build_tiny_model
-from blindspot.stages import SwapSlice
-from blindspot.swap import (
+from blindspot.stages.slices import SwapSlice
+from blindspot.stages.swap import (
     SwapError,
     SwapSpec,
     WeightSwap,
@@ -168,7 +168,7 @@ def test_lora_donor_equals_peft(tmp_path: Path, tiny_models: dict[str, Path]):
     """A LoRA adapter merged on load gives what PEFT gives running the adapter unmerged."""
     peft = pytest.importorskip("peft")
     from blindspot.config import SwapPair
-    from blindspot.swap import load_donor
+    from blindspot.stages.swap import load_donor
 
     config = ModelConfig(adapter="qwen2_5_vl", path=str(tiny_models["qwen2_5_vl"]))
     torch.manual_seed(0)
@@ -226,7 +226,7 @@ def test_swap_metrics_by_hand():
 
 
 def test_swap_stage(pairs: dict[str, tuple[Path, Path]], small_benchmark: dict[str, Path], tmp_path: Path, monkeypatch):
-    import blindspot.swap as swap_module
+    import blindspot.stages.swap as swap_module
 
     base_path, donor_path = pairs["qwen2_5_vl"]
     config = SwapSlice.model_validate_json(
@@ -279,7 +279,7 @@ def test_lora_without_peft_is_a_one_line_error(tmp_path: Path, monkeypatch: pyte
     import sys
 
     from blindspot.config import SwapPair
-    from blindspot.swap import load_donor
+    from blindspot.stages.swap import load_donor
 
     monkeypatch.setitem(sys.modules, "peft", None)  # import peft now raises ImportError
     config = ModelConfig(adapter="qwen2_5_vl", path="unused")

@@ -14,8 +14,8 @@ from conftest import REPO, generic_entry, run_snakemake, write_config
 
 from blindspot.fixtures import write_shapes_benchmark
 from blindspot.models.tiny import build_tiny_model
-from blindspot.render.store import RenderStore
-from blindspot.stages import STAGES
+from blindspot.stages.table import STAGES
+from blindspot.store.render import RenderStore
 
 pytestmark = pytest.mark.slow
 

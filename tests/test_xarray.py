@@ -11,9 +11,9 @@ import xarray as xr
 
 from blindspot.benchmarks.registry import GENERIC_SCORING
 from blindspot.config import ExtractConfig, ModelConfig, PromptConfig
-from blindspot.extract import extract_benchmark
-from blindspot.hidden_store import HiddenStore
-from blindspot.render.store import RenderStore
+from blindspot.stages.extract import extract_benchmark
+from blindspot.store.hidden import HiddenStore
+from blindspot.store.render import RenderStore
 
 
 def test_the_render_store_opens_with_its_labels(small_benchmark: dict[str, Path]) -> None:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from blindspot.config import BlindspotConfig, ConfigError, json_schema, load_config
 from blindspot.errors import BlindspotError
-from blindspot.stages import STAGES, JobContext, Stage, option, user_key
-from blindspot.tables import read_frame
+from blindspot.stages.slices import user_key
+from blindspot.stages.table import STAGES, JobContext, Stage, option
+from blindspot.store.tables import read_frame
 
 
 class UserError(Exception):
@@ -146,9 +147,9 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
 def cmd_aggregate(args: argparse.Namespace) -> None:
     from pydantic import ValidationError
 
-    from blindspot.aggregate.layout import AGGREGATE_VERSION, AggregateSlice, aggregate_slice
-    from blindspot.aggregate.run import aggregate
     from blindspot.config import format_validation_error
+    from blindspot.stages.aggregate.layout import AGGREGATE_VERSION, AggregateSlice, aggregate_slice
+    from blindspot.stages.aggregate.run import aggregate
 
     if args.slice:
         try:
@@ -165,7 +166,7 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 
 def cmd_summary(args: argparse.Namespace) -> None:
 
-    from blindspot.aggregate.run import format_summary
+    from blindspot.stages.aggregate.run import format_summary
 
     path = Path(args.results) / "tables" / "summary.parquet"
     if not path.is_file():
@@ -175,7 +176,7 @@ def cmd_summary(args: argparse.Namespace) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
-    from blindspot.verify import action, verify
+    from blindspot.store.verify import action, verify
 
     paths = [Path(p) for p in args.paths]
     for path in paths:

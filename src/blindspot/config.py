@@ -1,7 +1,7 @@
 """The one validated configuration object of a blindspot run.
 
 `config/config.yaml` (or any file given to Snakemake with ``--configfile``) is parsed into :class:`BlindspotConfig`.
-Every stage receives only its *slice* of it (see :mod:`blindspot.stages`), and the slice's hash goes into the
+Every stage receives only its *slice* of it (see :mod:`blindspot.stages.table`), and the slice's hash goes into the
 stage's output metadata.
 
 Relative paths are resolved against the working directory (the directory Snakemake runs in), like every other

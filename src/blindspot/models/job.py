@@ -25,9 +25,9 @@ from blindspot.config import ModelConfig, PromptConfig
 from blindspot.errors import InputError
 from blindspot.models.loading import LoadedModel, load_model
 from blindspot.models.prompts import PromptCache
-from blindspot.provenance import inputs_key, provenance
-from blindspot.render.store import RenderStore
-from blindspot.tables import read_frame, read_provenance, read_table, write_table
+from blindspot.store.provenance import inputs_key, provenance
+from blindspot.store.render import RenderStore
+from blindspot.store.tables import read_frame, read_provenance, read_table, write_table
 
 T = TypeVar("T")
 

@@ -17,8 +17,8 @@ import numpy as np
 import polars as pl
 
 from blindspot.config import BlindspotConfig
-from blindspot.stages import output_path
-from blindspot.tables import read_frame
+from blindspot.stages.table import output_path
+from blindspot.store.tables import read_frame
 from blindspot.toy.items import STRIPE_KINDS
 from blindspot.toy.scenes import ERASING_PERIODS
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from blindspot.config import BlurFamily, RenderConfig
 from blindspot.contracts.conditions import Condition
-from blindspot.render.families import render_condition
+from blindspot.stages.render.families import render_condition
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (124, 26, 26),

@@ -1,6 +1,6 @@
 """The extract step: per-layer residual-stream features to a chunked Zarr store, streamed and resumable.
 
-The store's layout is :mod:`blindspot.hidden_store`'s. Items are processed block by block (a block is one chunk's
+The store's layout is :mod:`blindspot.store.hidden`'s. Items are processed block by block (a block is one chunk's
 worth of items); each finished block is recorded in the partial store, so a killed job restarted skips finished
 blocks and memory stays flat however many items there are. The finished store is committed into place.
 """
@@ -21,15 +21,16 @@ from blindspot.contracts.conditions import parse_condition_key, resolve_conditio
 from blindspot.contracts.hidden import FEATURES, LAYER_CONVENTION, ROLE_IMAGE, ROLE_PAD, ROLE_QUESTION, ROLE_TEMPLATE
 from blindspot.contracts.items import image_group
 from blindspot.errors import BlindspotError
-from blindspot.hidden_store import HiddenStoreWriter
 from blindspot.models.answering import within_prompt_limit
 from blindspot.models.batching import BatchSizer
 from blindspot.models.capture import Capture, capture_residual_stream
 from blindspot.models.inference import Request, encode_batch
 from blindspot.models.job import ModelJob
 from blindspot.models.loading import LoadedModel
-from blindspot.render.store import RenderStore
-from blindspot.stages import ExtractSlice, JobContext, Paths
+from blindspot.stages.slices import ExtractSlice
+from blindspot.stages.table import JobContext, Paths
+from blindspot.store.hidden import HiddenStoreWriter
+from blindspot.store.render import RenderStore
 
 
 class ExtractError(BlindspotError):

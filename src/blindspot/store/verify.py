@@ -7,7 +7,7 @@ to delete and rerun.
 - A Zarr store whose root ``zarr.json`` is gone, or with an array folder whose ``zarr.json`` is gone (Zarr would
   quietly list the group without it), is damaged.
 - A Parquet table: it reads back with page checksums verified (blindspot writes them; every stage reads them
-  back verified, through :func:`blindspot.tables.read_table`).
+  back verified, through :func:`blindspot.store.tables.read_table`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import zarr
 from tqdm import tqdm
 
-from blindspot.zarr_arrays import arrays
+from blindspot.store.arrays import arrays
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,12 @@ from torch import nn
 from blindspot.config import ProbeConfig
 from blindspot.contracts.tables import PROBE_SKIPPED, PROBES_SCHEMA
 from blindspot.errors import BlindspotError
-from blindspot.hidden_store import HiddenStore
-from blindspot.provenance import provenance
-from blindspot.stages import JobContext, Paths, ProbeSlice
+from blindspot.stages.slices import ProbeSlice
+from blindspot.stages.table import JobContext, Paths
 from blindspot.statistics import t_interval
-from blindspot.tables import read_frame, write_table
+from blindspot.store.hidden import HiddenStore
+from blindspot.store.provenance import provenance
+from blindspot.store.tables import read_frame, write_table
 
 
 class BatchedProbes(nn.Module):

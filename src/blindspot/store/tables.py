@@ -10,9 +10,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from blindspot.atomic import atomic_output
 from blindspot.errors import InputError
-from blindspot.provenance import PARQUET_KEY
+from blindspot.store.atomic import atomic_output
+from blindspot.store.provenance import PARQUET_KEY
 
 
 def with_provenance(schema: pa.Schema, record: dict[str, Any]) -> pa.Schema:

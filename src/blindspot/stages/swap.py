@@ -43,10 +43,11 @@ from blindspot.models.batching import BatchSizer
 from blindspot.models.families import ModelFamily
 from blindspot.models.job import ModelJob, files_fingerprint, weights_fingerprint
 from blindspot.models.loading import LoadedModel, load_model
-from blindspot.render.store import RenderStore
-from blindspot.stages import JobContext, Paths, SwapSlice
+from blindspot.stages.slices import SwapSlice
+from blindspot.stages.table import JobContext, Paths
 from blindspot.statistics import ClusterBootstrap, Estimate, cluster_ids
-from blindspot.tables import read_frame, write_table
+from blindspot.store.render import RenderStore
+from blindspot.store.tables import read_frame, write_table
 
 
 class SwapError(BlindspotError):

@@ -2,7 +2,7 @@
 
 Images are independent and each ends in its own chunk, so worker threads render and write them in parallel:
 OpenCV and Blosc release the GIL, and chunks are written without zarr's GIL-bound write path
-(:class:`~blindspot.render.store.PixelChunks`). A process pool measured the same steady-state throughput on
+(:class:`~blindspot.store.render.PixelChunks`). A process pool measured the same steady-state throughput on
 2 cores, plus a second of start-up, so threads it is.
 """
 
@@ -21,16 +21,17 @@ import numpy as np
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from blindspot.atomic import atomic_output
 from blindspot.config import RenderConfig
 from blindspot.contracts.conditions import Condition
 from blindspot.images import decode_rgb
-from blindspot.provenance import provenance
-from blindspot.render.families import conditions, render_all
-from blindspot.render.resize import resize_to_working, working_size
-from blindspot.render.store import PixelChunks, create_store, write_sigmas
-from blindspot.stages import JobContext, Paths, RenderSlice
-from blindspot.tables import read_table
+from blindspot.stages.render.families import conditions, render_all
+from blindspot.stages.render.resize import resize_to_working, working_size
+from blindspot.stages.slices import RenderSlice
+from blindspot.stages.table import JobContext, Paths
+from blindspot.store.atomic import atomic_output
+from blindspot.store.provenance import provenance
+from blindspot.store.render import PixelChunks, create_store, write_sigmas
+from blindspot.store.tables import read_table
 
 
 @dataclass(frozen=True)

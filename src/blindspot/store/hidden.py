@@ -34,10 +34,10 @@ import numpy as np
 import zarr
 from jaxtyping import Float, Int8
 
-from blindspot.atomic import replace_path, write_text
 from blindspot.contracts.hidden import FEATURES
 from blindspot.errors import BlindspotError
-from blindspot.zarr_arrays import check_complete, create_checked_array, damaged, write_array
+from blindspot.store.arrays import check_complete, create_checked_array, damaged, write_array
+from blindspot.store.atomic import replace_path, write_text
 
 _DONE = "blocks_done.json"
 _HEADER_DONE = "layout_done"

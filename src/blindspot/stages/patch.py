@@ -54,9 +54,10 @@ from blindspot.models.inference import Request, encode_batch, label_logprobs
 from blindspot.models.job import ModelJob
 from blindspot.models.loading import LoadedModel
 from blindspot.prompts import option_labels
-from blindspot.stages import JobContext, PatchSlice, Paths
+from blindspot.stages.slices import PatchSlice
+from blindspot.stages.table import JobContext, Paths
 from blindspot.statistics import ClusterBootstrap, cluster_ids
-from blindspot.tables import write_table
+from blindspot.store.tables import write_table
 
 Position = Literal["image", "last", "all"]
 

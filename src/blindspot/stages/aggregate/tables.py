@@ -21,7 +21,6 @@ import polars as pl
 import pyarrow as pa
 import zarr
 
-from blindspot.aggregate.layout import AggregateSlice, input_paths
 from blindspot.contracts.answers import OUTCOMES, mostly_unparsed_warning
 from blindspot.contracts.conditions import condition_label
 from blindspot.contracts.tables import (
@@ -35,8 +34,9 @@ from blindspot.contracts.tables import (
     SWAP_SCHEMA,
     interval_fields,
 )
-from blindspot.provenance import canonical_json
-from blindspot.tables import read_frame, read_provenance
+from blindspot.stages.aggregate.layout import AggregateSlice, input_paths
+from blindspot.store.provenance import canonical_json
+from blindspot.store.tables import read_frame, read_provenance
 
 # ------------------------------------------------------------------------------------------------ schemas
 

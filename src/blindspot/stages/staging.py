@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from blindspot.atomic import atomic_output
 from blindspot.benchmarks import get_benchmark
 from blindspot.benchmarks.gold import canonical_gold
 from blindspot.benchmarks.registry import BenchmarkConfigBase
@@ -29,9 +28,11 @@ from blindspot.contracts.items import RawItem, Reject, RejectedItem
 from blindspot.contracts.tables import IMAGES_SCHEMA, ITEMS_SCHEMA, REJECTS_SCHEMA
 from blindspot.errors import BlindspotError
 from blindspot.images import ImageError, check_bytes, decode_rgb, resolve_image_bytes, sha256_hex
-from blindspot.provenance import provenance
-from blindspot.stages import JobContext, Paths, StageSlice
-from blindspot.tables import with_provenance, write_table
+from blindspot.stages.slices import StageSlice
+from blindspot.stages.table import JobContext, Paths
+from blindspot.store.atomic import atomic_output
+from blindspot.store.provenance import provenance
+from blindspot.store.tables import with_provenance, write_table
 
 _IMAGE_ROW_GROUP = 32
 
@@ -200,8 +201,8 @@ def _check_reject_share(n_items: int, rejects: list[Reject], limit: float) -> No
 
 def staged_paths(folder: str | Path) -> dict[str, Path]:
     """The workflow's layout of one benchmark's staged tables in ``folder`` (for scripts and tests): the file names
-    of the stage table's outputs (:data:`blindspot.stages.STAGES`)."""
-    from blindspot.stages import STAGES
+    of the stage table's outputs (:data:`blindspot.stages.table.STAGES`)."""
+    from blindspot.stages.table import STAGES
 
     return {output.name: Path(folder) / Path(output.template).name for output in STAGES["stage"].outputs}
 

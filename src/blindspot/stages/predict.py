@@ -24,9 +24,10 @@ from blindspot.models.batching import BatchSizer
 from blindspot.models.job import ModelJob
 from blindspot.models.loading import LoadedModel, load_language_model
 from blindspot.models.prompts import PromptCache
-from blindspot.render.store import RenderStore
-from blindspot.stages import JobContext, Paths, PredictSlice
-from blindspot.tables import write_table
+from blindspot.stages.slices import PredictSlice
+from blindspot.stages.table import JobContext, Paths
+from blindspot.store.render import RenderStore
+from blindspot.store.tables import write_table
 
 
 class PredictError(BlindspotError):

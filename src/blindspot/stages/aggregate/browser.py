@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import polars as pl
 
-from blindspot.aggregate.html import png_data_uri
-from blindspot.render.store import RenderStore
+from blindspot.stages.aggregate.html import png_data_uri
+from blindspot.store.render import RenderStore
 
 
 def choose_items(classes: pl.DataFrame, limit: int) -> list[str]:

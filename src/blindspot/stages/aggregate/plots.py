@@ -18,8 +18,8 @@ import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from blindspot.atomic import atomic_output
 from blindspot.contracts.conditions import condition_label
+from blindspot.store.atomic import atomic_output
 
 plt.rcParams["svg.hashsalt"] = "blindspot"  # stable element ids in the SVGs
 CLASS_COLOURS = {

@@ -14,12 +14,14 @@ import polars as pl
 import pyarrow as pa
 from matplotlib.figure import Figure
 
-from blindspot.aggregate import html, plots
-from blindspot.aggregate.browser import browser
-from blindspot.aggregate.browser import controls as browser_controls
-from blindspot.aggregate.layout import AggregateSlice, output_paths
-from blindspot.aggregate.sentences import patch_sentences, summary_sentences, swap_sentences
-from blindspot.aggregate.tables import (
+from blindspot.contracts.answers import chance_options
+from blindspot.contracts.tables import PROBE_SKIPPED
+from blindspot.stages.aggregate import html, plots
+from blindspot.stages.aggregate.browser import browser
+from blindspot.stages.aggregate.browser import controls as browser_controls
+from blindspot.stages.aggregate.layout import AggregateSlice, output_paths
+from blindspot.stages.aggregate.sentences import patch_sentences, summary_sentences, swap_sentences
+from blindspot.stages.aggregate.tables import (
     DECAY_TABLE_SCHEMA,
     PROVENANCE_SCHEMA,
     STACKED_SCHEMAS,
@@ -33,11 +35,9 @@ from blindspot.aggregate.tables import (
     stacked,
     summary_table,
 )
-from blindspot.atomic import atomic_output
-from blindspot.contracts.answers import chance_options
-from blindspot.contracts.tables import PROBE_SKIPPED
-from blindspot.provenance import provenance
-from blindspot.tables import write_table
+from blindspot.store.atomic import atomic_output
+from blindspot.store.provenance import provenance
+from blindspot.store.tables import write_table
 
 SUMMARY_COLUMNS = {
     "accuracy_clean": "clean acc",

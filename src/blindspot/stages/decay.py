@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,6 @@ import numpy as np
 import polars as pl
 
 from blindspot.answers import identity_key
-from blindspot.atomic import atomic_output
 from blindspot.benchmarks import get_benchmark
 from blindspot.benchmarks.official import official_rows
 from blindspot.benchmarks.registry import BenchmarkScoring
@@ -47,10 +46,12 @@ from blindspot.contracts.conditions import LLM_FAMILY, NONE_FAMILY, Condition
 from blindspot.contracts.items import image_group
 from blindspot.contracts.tables import DECAY_ITEMS_SCHEMA, DECAY_METRICS_SCHEMA
 from blindspot.errors import BlindspotError
-from blindspot.provenance import provenance
-from blindspot.stages import DecaySlice, JobContext, Paths
+from blindspot.stages.slices import DecaySlice
+from blindspot.stages.table import JobContext, Paths
 from blindspot.statistics import ClusterBootstrap, Estimate, cluster_ids
-from blindspot.tables import read_frame, read_provenance, write_table
+from blindspot.store.atomic import atomic_output
+from blindspot.store.provenance import provenance
+from blindspot.store.tables import read_frame, read_provenance, write_table
 
 CLASSES = ("fine_visual", "coarse_visual", "language_prior", "uncertain", "unparsed")
 NO_FIRM_ANSWER = ("uncertain", "unparsed")
@@ -214,10 +215,9 @@ def empirical_chance(grid: Grid, clean_col: int, uninformative: list[int], ladde
     return out
 
 
-def decay_metrics(grid: Grid, config: DecayConfig, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(metric rows, item rows) for one model x benchmark."""
+def check_families(grid: Grid, config: DecayConfig) -> None:
+    """The blur family and every coarse family must be in the predictions (one line naming the key otherwise)."""
     blur = config.blur_family
-    clean_col = grid.column(blur, 0)
     missing = [f for f in [blur, *config.coarse_families] if not grid.levels(f)]
     if missing:
         have = ", ".join(sorted({c.family for c in grid.conditions}))
@@ -226,30 +226,62 @@ def decay_metrics(grid: Grid, config: DecayConfig, seed: int) -> tuple[list[dict
             "predict.conditions, or remove it from decay.coarse_families",
             key="decay.coarse_families" if blur not in missing else "decay.blur_family",
         )
+
+
+@dataclass(frozen=True)
+class Survival:
+    """What each item's answers did along the ladder and under the coarse families: (items,) arrays."""
+
+    clean_col: int
+    ladder_cols: list[int]
+    coarse_cols: dict[str, list[int]]
+    clean_ok: np.ndarray  # the clean answer was read (correct or wrong)
+    by_margin: np.ndarray  # judged by option margins: a label first at every condition and a clean margin
+    confident: np.ndarray  # the clean answer's margin is at least the threshold
+    c_identity: np.ndarray  # the answer is identical at every blur level (and the clean one was read)
+    c_margin: np.ndarray  # the clean answer stays on top by the threshold at every blur level
+    coarse: list[tuple[np.ndarray, np.ndarray]]  # (identity, margin) survival of each coarse family
+    lost: np.ndarray  # the first blur level that loses the clean answer (-1: none), by the item's basis
+    parsed: np.ndarray  # (items, conditions): an answer was read
+
+
+def survival(grid: Grid, config: DecayConfig) -> Survival:
+    blur, threshold = config.blur_family, config.margin_threshold
+    clean_col = grid.column(blur, 0)
     n = len(grid.item_ids)
-    boot = ClusterBootstrap(grid.clusters, config.bootstrap, config.confidence, seed)
     clean_ok = np.array([grid.outcome[i, clean_col] in {"correct", "wrong"} for i in range(n)])
     ladder_cols = grid.columns(blur, exclude=clean_col)
     coarse_cols = {f: grid.columns(f) for f in config.coarse_families}
     every_col = [clean_col, *ladder_cols, *(j for cols in coarse_cols.values() for j in cols)]
     by_margin = grid.label_first[:, every_col].all(axis=1) & ~np.isnan(grid.margin[:, clean_col])
-    confident = np.nan_to_num(grid.margin[:, clean_col], nan=-np.inf) >= config.margin_threshold
+    confident = np.nan_to_num(grid.margin[:, clean_col], nan=-np.inf) >= threshold
 
-    c_identity, c_margin = _survives(grid, ladder_cols, clean_col, config.margin_threshold)
-    lost_identity, lost_margin = first_lost_level(grid, ladder_cols, clean_col, config.margin_threshold)
+    c_identity, c_margin = _survives(grid, ladder_cols, clean_col, threshold)
+    lost_identity, lost_margin = first_lost_level(grid, ladder_cols, clean_col, threshold)
     lost = np.where(by_margin, lost_margin, lost_identity)
     c_identity &= clean_ok
-    coarse = [_survives(grid, cols, clean_col, config.margin_threshold) for cols in coarse_cols.values()]
+    coarse = [_survives(grid, cols, clean_col, threshold) for cols in coarse_cols.values()]
+    parsed = np.isin(grid.outcome, ("correct", "wrong"))
+    return Survival(
+        clean_col, ladder_cols, coarse_cols, clean_ok, by_margin, confident, c_identity, c_margin, coarse, lost, parsed
+    )
 
-    rows: list[dict[str, Any]] = []
-    least = config.min_parsed
-    parsed = np.isin(grid.outcome, ("correct", "wrong"))  # (items, conditions): an answer was read
 
-    def too_few(count: int, what: str) -> str | None:
+@dataclass
+class MetricRows:
+    """The metric rows of one job, and the rule that withholds a rate resting on too few parsed answers."""
+
+    boot: ClusterBootstrap
+    least: int
+    """``decay.min_parsed``."""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def too_few(self, count: int, what: str) -> str | None:
         """The reason a rate is not reported: fewer than ``decay.min_parsed`` answers behind it."""
-        return f"only {count} {what} (decay.min_parsed is {least})" if count < least else None
+        return f"only {count} {what} (decay.min_parsed is {self.least})" if count < self.least else None
 
     def add(
+        self,
         family: str,
         level: int,
         param: float | None,
@@ -265,139 +297,188 @@ def decay_metrics(grid: Grid, config: DecayConfig, seed: int) -> tuple[list[dict
             value, low, high, note = None, None, None, unreported
         elif value is None and note is None:
             note = "no item to compute it from"
-        rows.append(
-            {
-                "family": family,
-                "level": level,
-                "param": param,
-                "metric": metric,
-                "value": value,
-                "ci_low": low,
-                "ci_high": high,
-                "n": stat.n,
-                "note": note,
-            }
-        )
+        row = {"family": family, "level": level, "param": param, "metric": metric}
+        self.rows.append(row | {"value": value, "ci_low": low, "ci_high": high, "n": stat.n, "note": note})
 
-    everyone = np.ones(n, dtype=bool)
-    judged = clean_ok & by_margin
-    no_clean = too_few(int(clean_ok.sum()), f"of {n} clean answers parsed")
-    unjudged = (
-        "no item is judged by option margins (open answers, or a first generated token that is not an option label)"
-        if not judged.any()
-        else too_few(int(judged.sum()), "items judged by option margins")
-    )
+
+@dataclass(frozen=True)
+class Bases:
+    """Which items each kind of rate rests on, and why a rate is withheld for want of them."""
+
+    everyone: np.ndarray
+    judged: np.ndarray  # a clean answer read and judged by option margins
+    no_clean: str | None
+    unjudged: str | None
+
+    @classmethod
+    def of(cls, s: Survival, out: MetricRows) -> Bases:
+        n = len(s.clean_ok)
+        judged = s.clean_ok & s.by_margin
+        no_clean = out.too_few(int(s.clean_ok.sum()), f"of {n} clean answers parsed")
+        unjudged = (
+            "no item is judged by option margins (open answers, or a first generated token that is not an option label)"
+            if not judged.any()
+            else out.too_few(int(judged.sum()), "items judged by option margins")
+        )
+        return cls(np.ones(n, dtype=bool), judged, no_clean, unjudged)
+
+
+def condition_rows(grid: Grid, s: Survival, b: Bases, config: DecayConfig, out: MetricRows) -> None:
+    """Per (family, level): identical-answer and margin-survival rates, accuracy (all items, C subset), outcomes."""
+    n, clean_col, boot, add = len(grid.item_ids), s.clean_col, out.boot, out.add
     for j, c in enumerate(grid.conditions):
         at = (c.family, c.level, c.param)
         identical = _identical(grid, j, clean_col).astype(float)
-        add(*at, "identical_rate", boot.mean(identical, clean_ok), unreported=no_clean)
+        add(*at, "identical_rate", boot.mean(identical, s.clean_ok), unreported=b.no_clean)
         survived = np.nan_to_num(grid.margin[:, j], nan=-np.inf) >= config.margin_threshold
-        add(*at, "margin_survival_rate", boot.mean(survived.astype(float), judged), unreported=unjudged)
+        add(*at, "margin_survival_rate", boot.mean(survived.astype(float), b.judged), unreported=b.unjudged)
         binary = bool(np.isin(grid.score[:, j], (0.0, 1.0)).all())
-        unread = too_few(int(parsed[:, j].sum()), f"of {n} answers parsed at this level")
-        add(*at, "accuracy", boot.mean(grid.score[:, j], everyone, proportion=binary), unreported=unread)
-        subset = too_few(int(c_identity.sum()), "items in the C subset (answer unchanged at every blur level)")
-        add(*at, "accuracy_c1", boot.mean(grid.score[:, j], c_identity, proportion=binary), unreported=unread or subset)
+        unread = out.too_few(int(s.parsed[:, j].sum()), f"of {n} answers parsed at this level")
+        add(*at, "accuracy", boot.mean(grid.score[:, j], b.everyone, proportion=binary), unreported=unread)
+        subset = out.too_few(int(s.c_identity.sum()), "items in the C subset (answer unchanged at every blur level)")
+        accuracy_c1 = boot.mean(grid.score[:, j], s.c_identity, proportion=binary)
+        add(*at, "accuracy_c1", accuracy_c1, unreported=unread or subset)
         for outcome in (*OUTCOMES, "hedged"):
             hit = grid.hedged[:, j] if outcome == "hedged" else grid.outcome[:, j] == outcome
             add(*at, f"n_{outcome}", Estimate(float(hit.sum()), None, None, n))
-            add(*at, f"share_{outcome}", boot.mean(hit.astype(float), everyone))
+            add(*at, f"share_{outcome}", boot.mean(hit.astype(float), b.everyone))
         official = grid.score_official[:, j]
         if np.isfinite(official).any():
-            add(*at, "accuracy_official", boot.mean(np.nan_to_num(official), everyone))
+            add(*at, "accuracy_official", boot.mean(np.nan_to_num(official), b.everyone))
 
-    every = ("all", -1, None)
+
+EVERY = ("all", -1, None)
+"""The (family, level, param) of a per-benchmark row."""
+
+
+def answer_rows(grid: Grid, s: Survival, b: Bases, out: MetricRows) -> None:
+    """Per benchmark: how the answers were read (unparsed, abstain, hedged) and the clean accuracy."""
+    boot, add, n = out.boot, out.add, len(grid.item_ids)
     for outcome in ("unparsed", "abstain"):
-        add(*every, f"share_{outcome}_answers", boot.mean((grid.outcome == outcome).mean(axis=1), everyone))
-    add(*every, "share_hedged_answers", boot.mean(grid.hedged.mean(axis=1), everyone))
-    add(*every, "accuracy_clean", boot.mean(grid.score[:, clean_col], everyone, proportion=False),
-        unreported=too_few(int(parsed[:, clean_col].sum()), f"of {n} clean answers parsed"))  # fmt: skip
-    ladder = len(ladder_cols)
-    add(*every, "c_rate", boot.mean(c_identity.astype(float), clean_ok), unreported=no_clean)
-    confident_judged = judged & confident
+        add(*EVERY, f"share_{outcome}_answers", boot.mean((grid.outcome == outcome).mean(axis=1), b.everyone))
+    add(*EVERY, "share_hedged_answers", boot.mean(grid.hedged.mean(axis=1), b.everyone))
+    clean_accuracy = boot.mean(grid.score[:, s.clean_col], b.everyone, proportion=False)
+    unread = out.too_few(int(s.parsed[:, s.clean_col].sum()), f"of {n} clean answers parsed")
+    add(*EVERY, "accuracy_clean", clean_accuracy, unreported=unread)
+
+
+def c_rate_rows(grid: Grid, s: Survival, b: Bases, out: MetricRows) -> None:
+    """Per benchmark: the C rate by identity and by margin, and its two chance levels (module docstring)."""
+    boot, add, clean_ok = out.boot, out.add, s.clean_ok
+    ladder = len(s.ladder_cols)
+    add(*EVERY, "c_rate", boot.mean(s.c_identity.astype(float), clean_ok), unreported=b.no_clean)
+    confident_judged = b.judged & s.confident
     add(
-        *every,
+        *EVERY,
         "c_rate_margin",
-        boot.mean(c_margin.astype(float), confident_judged),
-        unreported=unjudged or too_few(int(confident_judged.sum()), "items with a confident clean answer"),
+        boot.mean(s.c_margin.astype(float), confident_judged),
+        unreported=b.unjudged or out.too_few(int(confident_judged.sum()), "items with a confident clean answer"),
     )
     chance = (1.0 / grid.n_options) ** ladder
     with_chance = clean_ok & np.isfinite(chance)
     add(
-        *every,
+        *EVERY,
         "c_chance",
         boot.mean(np.nan_to_num(chance), with_chance, proportion=False),
-        unreported=no_clean
+        unreported=b.no_clean
         or (None if with_chance.any() else "open answers have no option count K, so no (1/K)^levels chance"),
     )
-    uninformative = [j for cols in coarse_cols.values() for j in cols]
-    if uninformative:
-        empirical = empirical_chance(grid, clean_col, uninformative, ladder)
-        mask = clean_ok & np.isfinite(empirical)
-        add(
-            *every,
-            "c_chance_empirical",
-            boot.mean(np.nan_to_num(empirical), mask, proportion=False),
-            unreported=no_clean or too_few(int(mask.sum()), "items with answers under the uninformative conditions"),
-        )
-    else:
-        add(*every, "c_chance_empirical", Estimate.missing(), "no uninformative condition (coarse_families)")
+    uninformative = [j for cols in s.coarse_cols.values() for j in cols]
+    if not uninformative:
+        add(*EVERY, "c_chance_empirical", Estimate.missing(), "no uninformative condition (coarse_families)")
+        return
+    empirical = empirical_chance(grid, s.clean_col, uninformative, ladder)
+    mask = clean_ok & np.isfinite(empirical)
+    unreported = b.no_clean or out.too_few(int(mask.sum()), "items with answers under the uninformative conditions")
+    add(*EVERY, "c_chance_empirical", boot.mean(np.nan_to_num(empirical), mask, proportion=False), None, unreported)
+
+
+def reliance_rows(grid: Grid, s: Survival, b: Bases, out: MetricRows) -> None:
+    """Per benchmark: MG = S_v - S_wv and ML = max(0, S_wv - S_t), each null with its reason when it cannot run."""
+    boot, add, clean_col, parsed, everyone, n = out.boot, out.add, s.clean_col, s.parsed, b.everyone, len(s.clean_ok)
     if grid.levels(NONE_FAMILY):
         none_col = grid.column(NONE_FAMILY, 1)
         mg = boot.difference(grid.score[:, clean_col], grid.score[:, none_col], everyone)
         read = min(int(parsed[:, clean_col].sum()), int(parsed[:, none_col].sum()))
-        add(*every, "mg", mg, unreported=too_few(read, f"of {n} answers parsed with, or without, the image"))
+        add(*EVERY, "mg", mg, unreported=out.too_few(read, f"of {n} answers parsed with, or without, the image"))
     else:
-        add(*every, "mg", Estimate.missing(), "the no-image condition 'none' did not run (predict.conditions)")
+        add(*EVERY, "mg", Estimate.missing(), "the no-image condition 'none' did not run (predict.conditions)")
     if grid.levels(LLM_FAMILY) and grid.levels(NONE_FAMILY):
         none_col, llm_col = grid.column(NONE_FAMILY, 1), grid.column(LLM_FAMILY, 1)
         leak = boot.difference(grid.score[:, none_col], grid.score[:, llm_col], everyone)
         clip = [None if v is None else max(0.0, v) for v in (leak.value, leak.low, leak.high)]
         read = min(int(parsed[:, none_col].sum()), int(parsed[:, llm_col].sum()))
-        add(
-            *every,
-            "ml",
-            Estimate(clip[0], clip[1], clip[2], leak.n),
-            "max(0, S_wv - S_t)",
-            unreported=too_few(read, f"of {n} answers parsed without the image, or by the language model"),
-        )
+        unread = out.too_few(read, f"of {n} answers parsed without the image, or by the language model")
+        add(*EVERY, "ml", Estimate(clip[0], clip[1], clip[2], leak.n), "max(0, S_wv - S_t)", unreported=unread)
     else:
         reason = (
             "needs S_t: set models.<name>.llm to the base language model"
             if not grid.levels(LLM_FAMILY)
             else "needs S_wv: the no-image condition 'none' did not run"
         )
-        add(*every, "ml", Estimate.missing(), reason)
-    add(*every, "share_judged_by_margin", boot.mean(by_margin.astype(float), everyone))
+        add(*EVERY, "ml", Estimate.missing(), reason)
+    add(*EVERY, "share_judged_by_margin", boot.mean(s.by_margin.astype(float), everyone))
 
-    class_identity = _classify(c_identity, [ident for ident, _ in coarse], clean_ok)
-    class_margin = _classify(c_margin, [marg for _, marg in coarse], clean_ok)
-    class_margin[clean_ok & ~confident] = "uncertain"
-    final = np.where(by_margin, class_margin, class_identity)
+
+@dataclass(frozen=True)
+class Classes:
+    """Each item's class by identity, by margin, and the one it is reported under (its basis)."""
+
+    identity: np.ndarray
+    margin: np.ndarray
+    final: np.ndarray
+
+
+def item_classes(s: Survival) -> Classes:
+    class_identity = _classify(s.c_identity, [ident for ident, _ in s.coarse], s.clean_ok)
+    class_margin = _classify(s.c_margin, [marg for _, marg in s.coarse], s.clean_ok)
+    class_margin[s.clean_ok & ~s.confident] = "uncertain"
+    return Classes(class_identity, class_margin, np.where(s.by_margin, class_margin, class_identity))
+
+
+def class_rows(classes: Classes, b: Bases, out: MetricRows) -> None:
+    """Per benchmark: the share of each item class, on the item's basis and by identity alone."""
     for name in CLASSES:
-        add(*every, f"share_{name}", boot.mean((final == name).astype(float), everyone))
-        add(*every, f"share_{name}_identity", boot.mean((class_identity == name).astype(float), everyone))
+        out.add(*EVERY, f"share_{name}", out.boot.mean((classes.final == name).astype(float), b.everyone))
+        identity = (classes.identity == name).astype(float)
+        out.add(*EVERY, f"share_{name}_identity", out.boot.mean(identity, b.everyone))
 
-    clean = grid.parsed[:, clean_col]
-    items = []
-    for i, item_id in enumerate(grid.item_ids):
-        items.append(
-            {
-                "item_id": item_id,
-                "answer_type": grid.answer_types[i],
-                "clean_answer": clean[i],
-                "clean_outcome": grid.outcome[i, clean_col],
-                "judged_by": "margin" if by_margin[i] else "identity",
-                "consecutive_identical": bool(c_identity[i]) if clean_ok[i] else None,
-                "consecutive_margin": bool(c_margin[i]) if clean_ok[i] and by_margin[i] else None,
-                "first_lost_level": int(lost[i]) if final[i] not in NO_FIRM_ANSWER and lost[i] >= 0 else None,
-                "class_identity": class_identity[i],
-                "class_margin": class_margin[i] if by_margin[i] else None,
-                "class": final[i],
-                "vision_indispensable": final[i] in {"fine_visual", "coarse_visual"},
-            }
-        )
-    return rows, items
+
+def item_rows(grid: Grid, s: Survival, classes: Classes) -> list[dict[str, Any]]:
+    """One row per item: its clean answer, basis, survival, first lost level and class."""
+    clean, final, lost = grid.parsed[:, s.clean_col], classes.final, s.lost
+    return [
+        {
+            "item_id": item_id,
+            "answer_type": grid.answer_types[i],
+            "clean_answer": clean[i],
+            "clean_outcome": grid.outcome[i, s.clean_col],
+            "judged_by": "margin" if s.by_margin[i] else "identity",
+            "consecutive_identical": bool(s.c_identity[i]) if s.clean_ok[i] else None,
+            "consecutive_margin": bool(s.c_margin[i]) if s.clean_ok[i] and s.by_margin[i] else None,
+            "first_lost_level": int(lost[i]) if final[i] not in NO_FIRM_ANSWER and lost[i] >= 0 else None,
+            "class_identity": classes.identity[i],
+            "class_margin": classes.margin[i] if s.by_margin[i] else None,
+            "class": final[i],
+            "vision_indispensable": final[i] in {"fine_visual", "coarse_visual"},
+        }
+        for i, item_id in enumerate(grid.item_ids)
+    ]
+
+
+def decay_metrics(grid: Grid, config: DecayConfig, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(metric rows, item rows) for one model x benchmark."""
+    check_families(grid, config)
+    s = survival(grid, config)
+    out = MetricRows(ClusterBootstrap(grid.clusters, config.bootstrap, config.confidence, seed), config.min_parsed)
+    bases = Bases.of(s, out)
+    condition_rows(grid, s, bases, config, out)
+    answer_rows(grid, s, bases, out)
+    c_rate_rows(grid, s, bases, out)
+    reliance_rows(grid, s, bases, out)
+    classes = item_classes(s)
+    class_rows(classes, bases, out)
+    return out.rows, item_rows(grid, s, classes)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 Each :class:`Stage` names
 
-- its **slice**: the pydantic model of the part of the config it receives (as JSON, the rule's ``params``), so a
-  job reruns exactly when its own slice changes. Every slice carries the stage's **output version**, bumped when the
-  stage's outputs change meaning, so that new code that changes outputs reruns the stage's jobs;
+- its **slice** (:mod:`blindspot.stages.slices`): the pydantic model of the part of the config it receives (as
+  JSON, the rule's ``params``), so a job reruns exactly when its own slice changes, and its **output version**,
+  bumped when the stage's outputs change meaning, so that new code that changes outputs reruns the stage's jobs;
 - its **wildcards** (``bench``, ``model``), its named **inputs** (each with the stage that produces it) and named
   **outputs**: explicit paths, never derived from a directory name;
 - its **runner**, ``module:function``, called as ``run(slice, inputs, outputs, job)``. It is imported only when the
@@ -17,137 +17,30 @@ with a ``run`` function, one entry here, and one thin rule (``docs/adding-a-stag
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from blindspot.benchmarks.registry import BenchmarkScoring
-from blindspot.config import (
-    BenchmarkConfig,
-    BlindspotConfig,
-    DecayConfig,
-    ExtractConfig,
-    ModelConfig,
-    PatchConfig,
-    PredictConfig,
-    ProbeConfig,
-    PromptConfig,
-    RenderConfig,
-    SwapConfig,
-    SwapPair,
-    format_validation_error,
-)
-from blindspot.config_base import StrictModel
+from blindspot.config import BlindspotConfig, format_validation_error
 from blindspot.errors import BlindspotError
-from blindspot.provenance import canonical_json
-
-# ------------------------------------------------------------------------------------------------ slices
-
-
-class SliceBase(StrictModel):
-    output_version: int = Field(description="The stage's output version; bumped when its outputs change meaning.")
-
-
-class StageSlice(SliceBase):
-    benchmark: BenchmarkConfig
-    image_folder: str | None = Field(
-        None, description="Fingerprint of the benchmark's image folder (names, sizes, mtimes): images read by path."
-    )
-
-
-class RenderSlice(SliceBase):
-    render: RenderConfig
-    seed: int
-
-
-class PredictSlice(SliceBase):
-    model: ModelConfig
-    predict: PredictConfig
-    prompt: PromptConfig
-    scoring: BenchmarkScoring = Field(description="The benchmark's adapter and open_scorer.")
-
-
-class DecaySlice(SliceBase):
-    decay: DecayConfig
-    seed: int
-    scoring: BenchmarkScoring = Field(description="The benchmark's adapter and open_scorer.")
-
-
-class ExtractSlice(SliceBase):
-    model: ModelConfig
-    extract: ExtractConfig
-    prompt: PromptConfig
-    scoring: BenchmarkScoring = Field(description="The benchmark's adapter and open_scorer.")
-
-
-class ProbeSlice(SliceBase):
-    probe: ProbeConfig
-    seed: int
-
-
-class SwapSlice(SliceBase):
-    pair: SwapPair
-    base: ModelConfig
-    donor: ModelConfig | None
-    swap: SwapConfig = Field(description="The swap settings, with this job's pair only.")
-    prompt: PromptConfig
-    prior_field: str | None
-    seed: int
-    scoring: BenchmarkScoring = Field(description="The benchmark's adapter and open_scorer.")
-
-
-class PatchSlice(SliceBase):
-    model: ModelConfig
-    patch: PatchConfig = Field(description="The patch settings (``models``: this job's model only).")
-    prompt: PromptConfig
-    seed: int
-    scoring: BenchmarkScoring = Field(description="The benchmark's adapter and open_scorer.")
-
-
-def folder_fingerprint(path: str | Path) -> str:
-    """A cheap fingerprint of every file under a folder: relative names, sizes and modification times."""
-    root = Path(path)
-    digest = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            file = Path(dirpath) / name
-            stat = file.stat()
-            digest.update(f"{file.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
-
-
-Wildcards = Mapping[str, str]
-_FIELD_SOURCES: dict[str, Callable[[BlindspotConfig, Wildcards], Any]] = {
-    "benchmark": lambda config, w: config.benchmarks[w["bench"]],
-    "scoring": lambda config, w: config.benchmarks[w["bench"]].scoring(),
-    "model": lambda config, w: config.models[w["model"]],
-    "image_folder": lambda config, w: (
-        folder_fingerprint(folder)
-        if (folder := config.benchmarks[w["bench"]].image_folder()) and folder.is_dir()
-        else None
-    ),
-    "pair": lambda config, w: config.swap.pairs[w["pair"]],
-    "base": lambda config, w: config.models[config.swap.pairs[w["pair"]].base],
-    "donor": lambda config, w: (
-        config.models[donor] if (donor := config.swap.pairs[w["pair"]].donor) is not None else None
-    ),
-    "swap": lambda config, w: config.swap.model_copy(update={"pairs": {w["pair"]: config.swap.pairs[w["pair"]]}}),
-    "prior_field": lambda config, w: config.probe_for(w["bench"]).prior_field,
-    "render": lambda config, w: config.render_for(w["bench"]),
-    "probe": lambda config, w: config.probe_for(w["bench"]),
-    "patch": lambda config, w: config.patch.model_copy(update={"models": [w["model"]]}),
-}
-"""Slice fields that are not a top-level config key of the same name."""
-
-_SLICE_KEYS = {"model": ("model", "models"), "benchmark": ("bench", "benchmarks"), "pair": ("pair", "swap.pairs")}
-"""A slice key ``model.path`` is the user's ``models.<model>.path``."""
+from blindspot.stages.slices import (
+    FIELD_SOURCES,
+    DecaySlice,
+    ExtractSlice,
+    PatchSlice,
+    PredictSlice,
+    ProbeSlice,
+    RenderSlice,
+    SliceBase,
+    StageSlice,
+    SwapSlice,
+    Wildcards,
+)
+from blindspot.store.provenance import canonical_json
 
 # ------------------------------------------------------------------------------------------------ stages
 
@@ -279,7 +172,7 @@ class Stage:
         for name in self.slice.model_fields:
             if name == "output_version":
                 continue
-            source = _FIELD_SOURCES.get(name)
+            source = FIELD_SOURCES.get(name)
             values[name] = source(config, wildcards) if source else getattr(config, name)
         return self.slice.model_validate(values)
 
@@ -321,16 +214,6 @@ def option(name: str) -> str:
     return name.replace("_", "-")
 
 
-def user_key(line: str, wildcards: Wildcards) -> str:
-    """``model.path: ...`` -> ``models.qwen.path: ...`` (slice keys to the user's config keys)."""
-    key, colon, message = line.partition(":")
-    first, dot, rest = key.partition(".")
-    if first in _SLICE_KEYS and _SLICE_KEYS[first][0] in wildcards:
-        wildcard, section = _SLICE_KEYS[first]
-        return f"{section}.{wildcards[wildcard]}{dot}{rest}{colon}{message}"
-    return line
-
-
 STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in (
@@ -345,7 +228,7 @@ STAGES: dict[str, Stage] = {
                 Output("images", "staged/{bench}/images.parquet"),
                 Output("rejects", "staged/{bench}/rejects.parquet"),
             ),
-            runner="blindspot.staging.stage:run",
+            runner="blindspot.stages.staging:run",
             help="Stage one benchmark into the canonical items, images and rejects tables.",
         ),
         Stage(
@@ -355,7 +238,7 @@ STAGES: dict[str, Stage] = {
             wildcards=("bench",),
             inputs=(Input("images", "stage", "images"),),
             outputs=(Output("store", "render/{bench}.zarr", directory=True),),
-            runner="blindspot.render.run:run",
+            runner="blindspot.stages.render.run:run",
             help="Render every obfuscation family and level of a staged benchmark to Zarr.",
         ),
         Stage(
@@ -365,7 +248,7 @@ STAGES: dict[str, Stage] = {
             wildcards=("model", "bench"),
             inputs=(Input("item_table", "stage", "item_table"), Input("render", "render", "store")),
             outputs=(Output("predictions", "predictions/{model}/{bench}.parquet"),),
-            runner="blindspot.predict:run",
+            runner="blindspot.stages.predict:run",
             help="Run one model on every rendered condition of one benchmark.",
         ),
         Stage(
@@ -379,7 +262,7 @@ STAGES: dict[str, Stage] = {
                 Output("classes", "decay/{model}/{bench}.items.parquet"),
                 Output("manifest", "decay/{model}/{bench}.manifest.json"),
             ),
-            runner="blindspot.decay:run",
+            runner="blindspot.stages.decay:run",
             help="Decay metrics, item classes and the vision-indispensable manifest.",
         ),
         Stage(
@@ -389,7 +272,7 @@ STAGES: dict[str, Stage] = {
             wildcards=("model", "bench"),
             inputs=(Input("item_table", "stage", "item_table"), Input("render", "render", "store")),
             outputs=(Output("hidden", "hidden/{model}/{bench}.zarr", directory=True),),
-            runner="blindspot.extract:run",
+            runner="blindspot.stages.extract:run",
             help="Per-layer hidden-state features of one model on one benchmark, to Zarr.",
         ),
         Stage(
@@ -399,7 +282,7 @@ STAGES: dict[str, Stage] = {
             wildcards=("model", "bench"),
             inputs=(Input("hidden", "extract", "hidden"), Input("item_table", "stage", "item_table")),
             outputs=(Output("probes", "probes/{model}/{bench}.parquet"),),
-            runner="blindspot.probes:run",
+            runner="blindspot.stages.probe:run",
             help="Layer-wise MLP and linear probes (all layers at once) with control tasks.",
         ),
         Stage(
@@ -412,7 +295,7 @@ STAGES: dict[str, Stage] = {
                 Output("swaps", "swaps/{pair}/{bench}.parquet"),
                 Output("answers", "swaps/{pair}/{bench}.answers.parquet"),
             ),
-            runner="blindspot.swap:run",
+            runner="blindspot.stages.swap:run",
             help="Counterfactual weight swaps: hybrids of a base and a donor, layer by layer and unit by unit.",
         ),
         Stage(
@@ -425,7 +308,7 @@ STAGES: dict[str, Stage] = {
                 Output("patches", "patches/{model}/{bench}.parquet"),
                 Output("per_item", "patches/{model}/{bench}.items.parquet"),
             ),
-            runner="blindspot.patch:run",
+            runner="blindspot.stages.patch:run",
             help="Activation patching between rendered conditions, at every layer and position set.",
             domains={"model": "patch_models"},
         ),

@@ -28,7 +28,7 @@ from zarr.codecs import BloscCodec
 
 from blindspot.config import CompressionConfig
 from blindspot.contracts.conditions import Condition
-from blindspot.zarr_arrays import check_complete, create_checked_array, damaged, write_array
+from blindspot.store.arrays import check_complete, create_checked_array, damaged, write_array
 
 PIXEL_DIMS = ("image", "condition", "y", "x", "channel")
 _SHUFFLE = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}

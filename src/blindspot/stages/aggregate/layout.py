@@ -13,7 +13,8 @@ from pathlib import Path
 from pydantic import Field
 
 from blindspot.config import BlindspotConfig, ReportConfig
-from blindspot.stages import STAGES, RunNames, SliceBase, output_path
+from blindspot.stages.slices import SliceBase
+from blindspot.stages.table import STAGES, RunNames, output_path
 
 AGGREGATE_VERSION = 3  # 3: the provenance table carries each output's config slice as JSON
 
@@ -29,7 +30,7 @@ INPUTS: dict[str, tuple[str, str]] = {
     "patches": ("patch", "patches"),
 }
 """Input kind -> (stage, output): the aggregate reads that output of every job of that stage (paths and the jobs
-they range over come from the stage table, :data:`blindspot.stages.STAGES`)."""
+they range over come from the stage table, :data:`blindspot.stages.table.STAGES`)."""
 
 TABLES = ("decay", "summary", "probes", "swaps", "patches", "provenance")
 

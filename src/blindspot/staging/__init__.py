@@ -1,1 +1,0 @@
-"""Benchmark staging: adapters turn published benchmark files into one canonical items table."""
