@@ -53,6 +53,7 @@ class Mutant:
 DECAY, PROBE = "tests/test_decay.py", "tests/test_probes.py"
 SWAP, PATCH = "tests/test_swap.py", "tests/test_patch.py"
 AGGREGATE = "tests/test_aggregate.py"
+CORPUS = "tests/test_answer_corpus.py"
 OFFICIAL = "tests/test_official_scores.py"
 HOSTILE, FAILURES = "tests/test_hostile_inputs.py", "tests/test_kill_resilience.py"
 """The reliability mutants change no measurement: calibrate cannot see them (their stage to rerun is the cheap
@@ -650,6 +651,109 @@ MUTANTS = [
         "    return c;\n",
         "aggregate",
         AGGREGATE,
+    ),
+    Mutant(
+        "vqav2-prediction-processed-twice",
+        "an official scorer's rule",
+        "answers/vqa.py",
+        "    answer = process_digit_article(process_punctuation(_fold_whitespace(prediction)))\n",
+        "    answer = process_digit_article(process_punctuation(evalai_process(prediction)))\n",
+        "decay",
+        "tests/test_vqa_scoring.py",
+    ),
+    Mutant(
+        "reading-first-correction",
+        "the wrong self-correction",
+        "answers/reading.py",
+        "        if m.start() > 0 and _CLAUSE_OPENING.search(text[: m.start()]) and rest:\n            tail = rest\n",
+        "        if m.start() > 0 and _CLAUSE_OPENING.search(text[: m.start()]) and rest and tail is None:\n"
+        "            tail = rest\n",
+        "decay",
+        CORPUS,
+    ),
+    Mutant(
+        "choice-ruled-out-ignored",
+        "a ruled-out option read as named",
+        "answers/choice.py",
+        "        ruled_out = self.letters(OUT) - committed\n",
+        "        ruled_out: set[str] = set()\n",
+        "decay",
+        CORPUS,
+    ),
+    Mutant(
+        "choice-possible-not-hedged",
+        "a hedge lost",
+        "answers/choice.py",
+        "        return bool(self.letters(POSSIBLE) - {answer} - (self.letters(OUT) - self.letters(POSSIBLE)))\n",
+        "        return False\n",
+        "decay",
+        CORPUS,
+    ),
+    Mutant(
+        "comparison-direction-ignored",
+        "a sign flip",
+        "answers/comparison.py",
+        "            subject, same = subjects[-1], direction == sign\n",
+        "            subject, same = subjects[-1], True\n",
+        "decay",
+        CORPUS,
+    ),
+    Mutant(
+        "yes-no-count-comparator",
+        "an off-by-one comparison",
+        "answers/yes_no.py",
+        '    holds = {">": value > wanted,',
+        '    holds = {">": value >= wanted,',
+        "decay",
+        CORPUS,
+    ),
+    Mutant(
+        "yes-no-alternatives-read-as-yes",
+        "an undecided answer read",
+        "answers/yes_no.py",
+        "        lambda: AMBIGUOUS if _alternatives(stripped, target) else None,\n",
+        "        lambda: None,\n",
+        "decay",
+        CORPUS,
+    ),
+    Mutant(
+        "decay-unparsed-by-type-ignored",
+        "a warning that stays silent",
+        "contracts/answers.py",
+        "    mostly = {kind: share for kind, share in (by_type or {}).items() if share is not None and share > "
+        "threshold}\n",
+        "    mostly: dict[str, float] = {}\n",
+        "decay",
+        DECAY,
+    ),
+    Mutant(
+        "decay-class-shares-from-unread",
+        "a 0.0 computed from nothing",
+        "stages/decay.py",
+        '        withheld = None if name == "unparsed" else b.no_clean\n',
+        "        withheld = None\n",
+        "decay",
+        DECAY,
+    ),
+    Mutant(
+        "official-acc-plus-any-right",
+        "a wrong official aggregate",
+        "benchmarks/generic.py",
+        '        out = {"accuracy": weighted_mean(weights, correct), "accuracy_plus": '
+        "all_correct_rate(weights, keys, correct)}\n",
+        '        out = {"accuracy": weighted_mean(weights, correct), "accuracy_plus": '
+        "weighted_mean(weights, correct)}\n",
+        "decay",
+        OFFICIAL,
+    ),
+    Mutant(
+        "staging-repeated-ids-keep-one",
+        "a bad row stops the benchmark",
+        "stages/staging.py",
+        '    repeated = _rekey(mapped, lambda item: item["question"])\n',
+        "    repeated = 0\n",
+        "decay",
+        "tests/test_benchmark_config.py",
     ),
 ]
 

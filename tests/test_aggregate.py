@@ -340,6 +340,25 @@ def test_a_withheld_metric_and_a_mostly_unparsed_benchmark_show_everywhere() -> 
     assert pl.from_arrow(summary_table(frame, classes, pl.DataFrame(), mostly_unparsed=0.9))["warning"][0] is None
 
 
+def test_the_summary_warns_where_one_answer_type_is_mostly_unread_and_withholds_its_classes() -> None:
+    """A third of all answers unread, all of them yes/no: the warning names the yes/no answers; class shares
+    withheld by decay stay null in the summary, their reason in share_classes_note and in the sentence."""
+    from blindspot.stages.aggregate.sentences import summary_sentences
+
+    frame = long_rows(
+        "m",
+        [("all", -1, "share_unparsed_answers", 1 / 3, 30), ("all", -1, "share_unparsed_answers_yes_no", 1.0, 10),
+         ("all", -1, "share_unparsed_answers_multiple_choice", 0.0, 20), ("all", -1, "share_fine_visual", None, 30)],
+    )  # fmt: skip
+    classes = pl.DataFrame({"model": ["m"] * 30, "benchmark": ["b"] * 30, "vision_indispensable": [False] * 30})
+    table = pl.from_arrow(summary_table(frame, classes, pl.DataFrame(), mostly_unparsed=0.5))
+    assert isinstance(table, pl.DataFrame)
+    r = table.row(0, named=True)
+    assert r["warning"].startswith("WARNING: 100% of its yes_no answers on b could not be read")
+    assert r["share_fine_visual"] is None and r["share_classes_note"] == "no S_t"
+    assert "Item classes are withheld: no S_t" in summary_sentences(table)[0]
+
+
 def test_aggregate_tables_against_hand_counts(results: Path) -> None:
     config = slice_for()
     aggregate(config, results)

@@ -3,9 +3,11 @@ before any job (check-config --data), ids that are not unique, reject shares, an
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 import yaml
@@ -13,6 +15,8 @@ from published_data import BUILDERS, picture
 
 from blindspot.cli import main
 from blindspot.config import ConfigError, parse_config
+from blindspot.errors import BlindspotError
+from blindspot.images import encode_png
 from blindspot.prompts import item_text
 from blindspot.stages.staging import StageError, stage_benchmark, staged_paths
 from blindspot.stages.table import STAGES
@@ -69,15 +73,54 @@ def test_a_thirteenth_benchmark_by_config_alone(tmp_path: Path) -> None:
     )
 
 
-def test_an_id_column_that_is_not_unique_stops_staging_with_one_line(tmp_path: Path) -> None:
-    entry = thirteenth_entry(tmp_path, id="Index")
-    config = parse_config({"benchmarks": {"mmvp": entry}}).benchmarks["mmvp"]
-    with pytest.raises(StageError) as caught:
-        stage_benchmark("mmvp", config, staged_paths(tmp_path / "staged"))
-    message = str(caught.value)
-    assert "\n" not in message
-    assert message.startswith("benchmark.columns.id: the id '0' of row 1 repeats row 0: the id column is not unique")
-    assert not list((tmp_path / "staged").iterdir())
+def test_an_id_column_that_repeats_keys_its_items_by_id_and_question(tmp_path: Path) -> None:
+    """MME's question_id is shared by the two questions of an image: the items are keyed <id>/<question>, as the
+    old error told the user to write (columns.id: [Index, Question]), and the stage says so."""
+    source = tmp_path / "mme.jsonl"
+    image = base64.b64encode(encode_png(np.zeros((8, 8, 3), dtype=np.uint8))).decode()
+    other = base64.b64encode(encode_png(np.full((8, 8, 3), 200, dtype=np.uint8))).decode()
+    asked = (("Is it dark? Please answer yes or no.", "yes"), ("Is it light? Please answer yes or no.", "no"))
+    rows = [
+        {"question_id": f"{name}.png", "question": q, "answer": a, "image": img}
+        for name, img in (("a", image), ("b", other))
+        for q, a in asked
+    ]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    entry = {"adapter": "generic", "path": str(source), "answer_type": "yes_no", "columns": {"id": "question_id"}}
+    config = parse_config({"benchmarks": {"mme": entry}}).benchmarks["mme"]
+    paths = staged_paths(tmp_path / "staged")
+    summary = stage_benchmark("mme", config, paths)
+    items = pl.read_parquet(paths["item_table"])
+    assert summary.items == 4 and summary.rejects == 0 and summary.repeated_ids == 2
+    assert items["item_id"].to_list() == [f"{r['question_id']}/{r['question']}" for r in rows]
+    spelled = {**entry, "columns": {"id": ["question_id", "question"]}}
+    written = parse_config({"benchmarks": {"mme": spelled}}).benchmarks["mme"]
+    stage_benchmark("mme", written, staged_paths(tmp_path / "written"))
+    assert pl.read_parquet(staged_paths(tmp_path / "written")["item_table"])["item_id"].to_list() == (
+        items["item_id"].to_list()
+    )
+    # MMVP asks one question of two images under one index: the first image's key tells them apart
+    mmvp = parse_config({"benchmarks": {"mmvp": thirteenth_entry(tmp_path, id="Index")}}).benchmarks["mmvp"]
+    mmvp_paths = staged_paths(tmp_path / "mmvp")
+    assert stage_benchmark("mmvp", mmvp, mmvp_paths).items == 6
+    assert pl.read_parquet(mmvp_paths["item_table"])["item_id"].n_unique() == 6
+
+
+def test_a_row_whose_id_and_question_both_repeat_is_a_duplicate_reject(tmp_path: Path) -> None:
+    source = tmp_path / "dup.jsonl"
+    image = base64.b64encode(encode_png(np.zeros((8, 8, 3), dtype=np.uint8))).decode()
+    rows = [{"qid": "a.png", "q": "Is it dark?", "gold": "yes", "img": image}] * 2
+    rows += [{"qid": "a.png", "q": "Is it light?", "gold": "no", "img": image}]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    entry = {"adapter": "generic", "path": str(source), "answer_type": "yes_no",
+             "columns": {"id": "qid", "question": "q", "answer": "gold", "image": "img"}}  # fmt: skip
+    config = parse_config({"benchmarks": {"d": entry}}).benchmarks["d"]
+    paths = staged_paths(tmp_path / "staged")
+    summary = stage_benchmark("d", config, paths)
+    assert summary.items == 2 and summary.reasons == {"duplicate_id": 1}
+    rejects = pl.read_parquet(paths["rejects"])
+    assert rejects["source_index"].to_list() == [1]
+    assert "repeats row 0" in rejects["message"][0]
 
 
 def test_a_stage_rejecting_more_than_its_share_fails_loudly(tmp_path: Path) -> None:
@@ -168,3 +211,49 @@ def test_adapters_lists_every_registered_benchmark_with_its_columns(capsys: pyte
     assert "source:  lmms-lab/HallusionBench (split image)" in block
     assert "columns: category, subcategory, set_id, figure_id, question_id, question, gt_answer, image" in block
     assert "config:  split: image" in block
+
+
+def nested_source(tmp_path: Path) -> Path:
+    """Three rows with an image (bytes) and a nested column (a struct with a list), in parquet."""
+    source = tmp_path / "nested.parquet"
+    image = encode_png(np.zeros((8, 8, 3), dtype=np.uint8))
+    rows = [{"qid": str(i), "q": f"Is it dark {i}?", "gold": "yes", "img": image, "info": {"cat": "c", "tags": [i]}}
+            for i in range(3)]  # fmt: skip
+    pl.DataFrame(rows).write_parquet(source)
+    return source
+
+
+def test_a_listed_metadata_column_is_never_dropped(tmp_path: Path) -> None:
+    """A nested column listed under columns.metadata is kept, as JSON; a listed column with binary data, or one
+    the source does not have, is refused in one line naming columns.metadata."""
+    columns = {"id": "qid", "question": "q", "answer": "gold", "image": "img", "metadata": ["info"]}
+    entry = {"adapter": "generic", "path": str(nested_source(tmp_path)), "answer_type": "yes_no", "columns": columns}
+    config = parse_config({"benchmarks": {"n": entry}}).benchmarks["n"]
+    paths = staged_paths(tmp_path / "staged")
+    stage_benchmark("n", config, paths)
+    metadata = [json.loads(m) for m in pl.read_parquet(paths["item_table"])["metadata"]]
+    assert metadata[2] == {"info": {"cat": "c", "tags": [2]}}
+    for listed, message in ((["info", "img"], "column 'img' holds binary data"), (["nope"], "column 'nope' is not")):
+        bad = parse_config({"benchmarks": {"n": {**entry, "columns": {**columns, "metadata": listed}}}}).benchmarks["n"]
+        with pytest.raises(BlindspotError) as caught:
+            stage_benchmark("n", bad, staged_paths(tmp_path / f"bad-{listed[-1]}"))
+        assert str(caught.value).startswith("benchmark.columns.metadata: " + message)
+        assert "\n" not in str(caught.value)
+    default = parse_config({"benchmarks": {"n": {**entry, "columns": {**columns, "metadata": None}}}}).benchmarks["n"]
+    stage_benchmark("n", default, staged_paths(tmp_path / "default"))
+    kept = json.loads(pl.read_parquet(staged_paths(tmp_path / "default")["item_table"])["metadata"][0])
+    assert kept == {"info": {"cat": "c", "tags": [0]}}  # by default too: nested kept, the image left out
+
+
+def test_official_pairs_reach_the_decay_slice_and_only_it(tmp_path: Path) -> None:
+    columns = {"id": "qid", "question": "q", "answer": "gold", "image": "img"}
+    entry = {"adapter": "generic", "path": str(nested_source(tmp_path)), "answer_type": "yes_no", "columns": columns}
+    model = {"q": {"adapter": "qwen2_5_vl", "path": "src/blindspot/toy/checkpoints/qwen_base"}}
+    plain = parse_config({"benchmarks": {"n": entry}, "models": model})
+    paired = parse_config({"benchmarks": {"n": {**entry, "official": {"group_by": "image"}}}, "models": model})
+    wildcards = {"model": sorted(plain.models)[0], "bench": "n"}
+    changed = [name for name, stage in STAGES.items() if set(stage.wildcards) <= {"model", "bench"} and
+               stage.slice_json(plain, {k: v for k, v in wildcards.items() if k in stage.wildcards}) !=
+               stage.slice_json(paired, {k: v for k, v in wildcards.items() if k in stage.wildcards})]  # fmt: skip
+    assert changed == ["decay"]
+    assert json.loads(STAGES["decay"].slice_json(paired, wildcards))["official"]["group_by"] == "image"

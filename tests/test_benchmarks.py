@@ -224,7 +224,7 @@ def test_open_scorer_reaches_predict_and_decay_through_the_slice(tmp_path: Path,
     model = ModelConfig(adapter="qwen2_5_vl", path=str(tiny_models["qwen2_5_vl"]), batch_size=4, max_new_tokens=3)
     config, paths = staged_textvqa(tmp_path, "textvqa")  # staged once, with the default scorer in its provenance
     accuracy = {}
-    for scorer in ("textvqa", "vqav2"):
+    for scorer in ("textvqa", "vqav2_evalai"):
         scoring = config.model_copy(update={"open_scorer": scorer}).scoring()
         out = tmp_path / f"{scorer}.parquet"
         predict_benchmark("m", "t", model, PredictConfig(conditions=["blur/0"]), PromptConfig(), paths["item_table"],
@@ -237,7 +237,7 @@ def test_open_scorer_reaches_predict_and_decay_through_the_slice(tmp_path: Path,
                         scoring)  # fmt: skip
         metrics = pl.read_parquet(outputs["metrics"])
         accuracy[scorer] = metrics.filter(pl.col("metric") == "official_accuracy")["value"].to_list()
-    assert accuracy == {"textvqa": [1.0], "vqav2": [0.0]}
+    assert accuracy == {"textvqa": [1.0], "vqav2_evalai": [0.0]}
 
 
 def test_every_scoring_key_is_in_the_slice_of_every_stage_that_scores() -> None:

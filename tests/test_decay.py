@@ -473,3 +473,40 @@ def test_items_that_share_an_image_move_together_in_the_intervals() -> None:
     a, b = metric(together, "c_rate"), metric(apart, "c_rate")
     assert a["value"] == b["value"] == pytest.approx(survives.mean())
     assert (a["ci_high"] - a["ci_low"]) > 1.8 * (b["ci_high"] - b["ci_low"])
+
+
+def test_a_mostly_unparsed_answer_type_warns_even_when_the_whole_is_not() -> None:
+    """A benchmark of two answer types whose yes/no half is entirely unread: a third of all answers are unparsed,
+    under the 0.5 threshold, but the warning names the yes/no answers (and does not when they are read)."""
+    from blindspot.stages.decay import DecayOutcome
+
+    mc = mostly_unparsed(20, 20)
+    yes_no = mostly_unparsed(10, 0).with_columns(
+        pl.col("item_id") + "_yn", pl.lit("yes_no").alias("answer_type"), pl.lit(2).alias("n_options")
+    )
+    grid = build_grid(pl.concat([mc, yes_no]), ("blur", 0))
+    rows, _ = decay_metrics(grid, DecayConfig(bootstrap=20, coarse_families=["blank", "none"]), 0)
+    assert metric(rows, "share_unparsed_answers")["value"] == pytest.approx(10 / 30)
+    assert metric(rows, "share_unparsed_answers_yes_no")["value"] == 1.0
+    assert metric(rows, "share_unparsed_answers_multiple_choice")["value"] == 0.0
+    line = DecayOutcome.of(30, rows).line("m", "bench", 0.5)
+    assert line.startswith("WARNING: 100% of its yes_no answers on bench could not be read (unparsed; 33% of all")
+    assert "\n" not in line
+    read = build_grid(pl.concat([mc, mostly_unparsed(10, 10).with_columns(pl.col("item_id") + "_yn",
+                                 pl.lit("yes_no").alias("answer_type"))]), ("blur", 0))  # fmt: skip
+    rows, _ = decay_metrics(read, DecayConfig(bootstrap=20, coarse_families=["blank", "none"]), 0)
+    assert not DecayOutcome.of(30, rows).line("m", "bench", 0.5).startswith("WARNING")
+
+
+def test_class_shares_that_rest_on_unread_answers_are_withheld_with_the_reason() -> None:
+    """Two clean answers read out of twenty: every class share but the unparsed one is null with the reason,
+    never 0.0% fine visual; the unparsed share is still reported."""
+    grid = build_grid(mostly_unparsed(20, 2), ("blur", 0))
+    rows, _ = decay_metrics(grid, DecayConfig(min_parsed=5, bootstrap=20, coarse_families=["blank", "none"]), 0)
+    for name in ("fine_visual", "coarse_visual", "language_prior", "uncertain"):
+        for suffix in ("", "_identity"):
+            found = metric(rows, f"share_{name}{suffix}")
+            assert found["value"] is None and "only 2 of 20 clean answers parsed" in found["note"], name
+    assert metric(rows, "share_unparsed")["value"] == pytest.approx(18 / 20)
+    rows, _ = decay_metrics(grid, DecayConfig(min_parsed=2, bootstrap=20, coarse_families=["blank", "none"]), 0)
+    assert metric(rows, "share_language_prior")["value"] == pytest.approx(2 / 20)

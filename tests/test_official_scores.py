@@ -227,3 +227,48 @@ def test_the_report_shows_official_scores_along_the_blur_levels() -> None:
     assert wide.columns == ["model", "benchmark", "metric", "clean", "blur k=25"]
     assert wide.row(0) == ("m", "pope", "f1", "0.900 [0.800, 1.000]", "0.600 [0.500, 0.700]")
     assert wide.row(1) == ("m", "pope", "yes_ratio", "0.500", "0.500")
+
+
+def lmms_eval_mme_score(rows: list[tuple[str, str, float]]) -> float:
+    """lmms-eval's mme_aggregate_results, transcribed: per category, per image (question_id), acc = mean x 100,
+    acc_plus = both right x 100; the category's score is the mean over images of acc + acc_plus; summed."""
+    per_category: dict[str, dict[str, list[float]]] = {}
+    for category, image, score in rows:
+        per_category.setdefault(category, {}).setdefault(image, []).append(score)
+    total = 0.0
+    for images in per_category.values():
+        scores = [sum(s) / len(s) * 100 + (sum(s) == len(s)) * 100 for s in images.values()]
+        total += sum(scores) / len(scores)
+    return total
+
+
+def test_mme_pairs_declared_in_config_score_as_lmms_eval_does() -> None:
+    """A benchmark described in config declares MME's aggregates over the two questions of an image: accuracy,
+    acc+ (both right) per category and MME's score, against a transcription of lmms-eval's aggregate."""
+    from blindspot.benchmarks.generic import PairedOfficial, paired_official
+
+    rng = np.random.default_rng(0)
+    rows = [(category, f"{category}/{image}.png", float(rng.random() < 0.7))
+            for category in ("color", "count", "OCR") for image in range(6) for _ in range(2)]  # fmt: skip
+    data = frame(
+        score=[r[2] for r in rows],
+        image_keys=[[f"sha-{r[1]}"] for r in rows],
+        meta_category=[r[0] for r in rows],
+    )
+    scores, cluster = paired_official(PairedOfficial(group_by="image", by="category", score="mme"))
+    got = {k: float(v[0]) for k, v in scores(data).items()}
+    assert got["score"] == pytest.approx(lmms_eval_mme_score(rows))
+    assert got["accuracy"] == pytest.approx(np.mean([r[2] for r in rows]))
+    pairs = [rows[i][2] + rows[i + 1][2] for i in range(0, len(rows), 2)]
+    assert got["accuracy_plus"] == pytest.approx(np.mean([p == 2 for p in pairs]))
+    assert got["accuracy_plus_OCR"] == pytest.approx(np.mean([p == 2 for p in pairs[12:]]))
+    assert cluster({"image_keys": ["a", "b"]}) == "a+b"  # the bootstrap draws an image's questions together
+
+
+def test_paired_official_is_refused_without_its_category() -> None:
+    from pydantic import ValidationError
+
+    from blindspot.benchmarks.generic import PairedOfficial
+
+    with pytest.raises(ValidationError, match="score: mme sums per category"):
+        PairedOfficial(score="mme")

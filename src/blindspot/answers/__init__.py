@@ -5,8 +5,11 @@ they cannot read an answer; that turns a parse failure into chance-level noise) 
 that cannot be read is ``unparsed``; a response that declines and states no answer is ``abstain``. An answer given
 with a refusal or a hedge beside it ("I can't see the image clearly, but it looks blue") is read as the answer,
 with ``hedged`` set. How each answer type is read: :mod:`blindspot.answers.reading` (where the answer is stated,
-refusals, hedges) and :mod:`blindspot.answers.closed` (multiple choice, yes/no, counts); open answers are scored
-exactly as the official VQA scorers do (:mod:`blindspot.answers.vqa`).
+self-corrections, refusals, hedges), :mod:`blindspot.answers.choice` (multiple choice: labels and their stance,
+option texts; :mod:`blindspot.answers.comparison` for comparisons answered in words), :mod:`blindspot.answers.yes_no`
+and :mod:`blindspot.answers.counts`; open answers are scored exactly as the official VQA scorers do
+(:mod:`blindspot.answers.vqa`). Where a careful person could not tell which answer a response gives, the reading
+is ``unparsed``: a wrong reading is worse than none.
 
 Outcomes: ``correct`` (score > 0), ``wrong`` (score 0), ``unparsed``, ``abstain``. Scores are 1/0, except VQA soft
 accuracy for multi-reference open answers (TextVQA), which lies in [0, 1].
@@ -18,9 +21,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from blindspot.answers.closed import AMBIGUOUS, braced_number, read_choice, read_count, read_yes_no
-from blindspot.answers.reading import Scope, clean, is_hedged, is_refusal, scopes, without_refusals
+from blindspot.answers.choice import doubted_after, possible_besides, read_choice
+from blindspot.answers.counts import braced_number, read_count
+from blindspot.answers.reading import AMBIGUOUS, DOUBT, Scope, clean, is_hedged, is_refusal, scopes, without_refusals
 from blindspot.answers.vqa import SCORERS, evalai_process, textvqa_accuracy
+from blindspot.answers.yes_no import read_yes_no
 from blindspot.contracts.answers import OUTCOMES, AnswerType, Outcome, parse_number
 
 __all__ = ["OUTCOMES", "Outcome", "Parsed", "is_refusal", "parse_answer", "score_answer", "score_official"]
@@ -46,7 +51,9 @@ def _read(text: str, read_scope: Callable[[str], str | None], formatted: str | N
     for scope in scopes(cleaned):
         body, refused = (scope.text, False) if scope.explicit else without_refusals(scope.text)
         answer = read_scope(body)
-        if answer == AMBIGUOUS:
+        if answer == AMBIGUOUS and scope.correction:
+            continue  # a correction that names several answers leaves the one before it standing
+        if answer in (AMBIGUOUS, DOUBT):
             break
         if answer is not None:
             return Parsed(answer, "parsed", refused or refused_anywhere or is_hedged(_hedge_scope(scope, cleaned)))
@@ -57,16 +64,22 @@ def _hedge_scope(scope: Scope, cleaned: str) -> str:
     return scope.text if scope.explicit else cleaned
 
 
-def parse_choice(text: str, options: list[str]) -> Parsed:
+def parse_choice(text: str, options: list[str], question: str = "") -> Parsed:
     conflict = False
 
     def scope_reader(body: str) -> str | None:
         nonlocal conflict
-        letter, conflict = read_choice(body, options)
-        return letter
+        reading = read_choice(body, options, question)
+        conflict = reading.conflict
+        return reading.answer
 
     parsed = _read(text, scope_reader)
-    return Parsed(parsed.answer, parsed.status, parsed.hedged or conflict) if parsed.answer else parsed
+    if parsed.answer is None:
+        return parsed
+    if doubted_after(clean(text), options, parsed.answer):
+        return Parsed(None, "unparsed")
+    hedged = parsed.hedged or conflict or possible_besides(clean(text), options, parsed.answer)
+    return Parsed(parsed.answer, parsed.status, hedged)
 
 
 def parse_yes_no(text: str, question: str = "") -> Parsed:
@@ -110,7 +123,7 @@ def parse_open(text: str) -> Parsed:
 
 def parse_answer(text: str, answer_type: AnswerType, options: list[str] | None, question: str = "") -> Parsed:
     if answer_type == "multiple_choice":
-        return parse_choice(text, options or [])
+        return parse_choice(text, options or [], question)
     if answer_type == "yes_no":
         return parse_yes_no(text, question)
     if answer_type == "count":

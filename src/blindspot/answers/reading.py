@@ -8,6 +8,13 @@ The rules, in the order they apply (each has tests in ``tests/test_answers.py`` 
    reduced to plain text.
 2. **Where the answer is stated** (the *scope*), first match wins:
    - the format the prompt asked for (a benchmark may name one; VLMBias asks for ``{N}``);
+   - after a *self-correction*: the text after the last correction cue that opens a clause ("Wait", "Actually",
+     "Correction:", "On second thought", "On closer inspection", "Scratch that", "Hmm, no", "Sorry, I misread",
+     "Let me reconsider"...): the last answer the model commits to counts ("The answer is A. Wait, actually, it's
+     C." is C). A correction that names no answer, or several, leaves the answer before it standing ("B.
+     Actually, I'm not sure." is B, hedged); one that only *asks* about another answer ("A. Wait, or is it C?")
+     leaves the response undecided (unparsed). A cue inside a clause is no correction ("B. The car is actually
+     blue.");
    - the text after the *last* explicit answer marker ("Final answer: C", "The answer is B", "Answer: b",
      "答案是B", "La respuesta es B", ...): a model that reasons first states its answer last;
    - for a reasoning-first response ("Let me think...", "First, ..."), its conclusion: the last sentence opened
@@ -26,6 +33,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Final
+
+AMBIGUOUS: Final = "\0ambiguous"
+"""What a reader returns for a scope that names two or more different answers."""
+DOUBT: Final = "\0doubt"
+"""What a reader returns for a scope that only asks about an answer ("Wait, or is it C?"): the response is
+undecided, and no earlier scope may stand for it."""
 
 # ------------------------------------------------------------------------------------------------ cleaning
 
@@ -81,6 +95,29 @@ _REASONING_OPENERS = re.compile(
 )
 
 
+_CORRECTION = re.compile(
+    r"\b(?:wait|actually|correction|on second thoughts?|(?:on|upon) (?:a )?(?:closer|further|second) "
+    r"(?:inspection|look|examination|reflection|glance)|(?:on|upon) reflection|looking (?:again|more closely|closer)|"
+    r"thinking (?:again|about it more)|come to think of it|having looked again|re-?reading|"
+    r"let me (?:correct|reconsider|re-?check|re-?examine|double[- ]check|look again|revise)|sorry|oops|"
+    r"i (?:was wrong|made a mistake|misspoke|misread|stand corrected)|scratch that|hmm+,? no|no,? wait|"
+    r"no,? actually|i mean)\b",
+    re.I,
+)
+_CLAUSE_OPENING = re.compile(r"(?:^|[.!?;:,\n(—–-]|\.\.\.|…)\s*$")
+"""What may precede a correction cue: the start of the response or of a clause ("Wait", ". Actually", "... no")."""
+
+
+def after_last_correction(text: str) -> str | None:
+    """The text after the last self-correction cue that opens a clause, or None where there is none."""
+    tail = None
+    for m in _CORRECTION.finditer(text):
+        rest = text[m.end() :].lstrip(" ,:;.!—–-\n\t")
+        if m.start() > 0 and _CLAUSE_OPENING.search(text[: m.start()]) and rest:
+            tail = rest
+    return tail
+
+
 def after_last_marker(text: str) -> str | None:
     """The text after the last explicit answer marker, or None where there is none."""
     matches = [m for m in _MARKER.finditer(text) if m.end() < len(text)]
@@ -105,7 +142,7 @@ _REFUSAL = re.compile(
     r"(?:"
     r"\b(?:can ?not|can't|cannot|could not|couldn't|unable to|not able to|impossible to|hard to|difficult to|"
     r"not possible to|no way to)\s+(?:clearly\s+|accurately\s+|reliably\s+|definitively\s+|confidently\s+)?"
-    r"(?:see|tell|determine|identify|discern|make out|read|answer|say|know|view|be determined|be sure|"
+    r"(?:see|tell|determine|identify|discern|make out|read|answer|say|know|view|be determined|be sure|judge|"
     r"distinguish|count|recogni[sz]e|provide|assess|decide|choose|pick|select)"
     r"|\b(?:no|not an?|without an?|missing(?: an?)?)\s+(?:image|picture|photo|visual|figure)s?\b"
     r"(?:\s+(?:is\s+)?(?:provided|attached|given|shown|available|included))?"
@@ -154,11 +191,16 @@ class Scope:
     text: str
     explicit: bool
     """After an explicit marker (or in the asked-for format): a refusal elsewhere does not override it."""
+    correction: bool = False
+    """After a self-correction: if it names no answer, or several, the scopes before it still count."""
 
 
 def scopes(text: str) -> list[Scope]:
     """The places to read the answer from, most specific first."""
     out = []
+    corrected = after_last_correction(text)
+    if corrected is not None:
+        out.append(Scope(corrected, True, correction=True))
     tail = after_last_marker(text)
     if tail is not None:
         out.append(Scope(tail, True))

@@ -9,9 +9,16 @@ Two published procedures, both reproduced rule for rule (their quirks included, 
   not next to a digit are deleted (at most the first 32: the scorer passes ``re.UNICODE`` where ``re.sub`` takes
   its count); then words: the number words zero to ten (and "none") become digits, the articles a, an, the are
   dropped, and the contractions table restores apostrophes ("dont" -> "don't").
-- **VQA v2** (lmms-eval's vqav2 task, after the VQA evaluation code): the prediction goes through the processor
-  above; the references only have newlines and tabs folded and are stripped; and only where the ten references
-  are not all the same do both the references and the prediction go through punctuation and words again.
+- **VQA v2** (``vqav2``: lmms-eval's current ``vqav2_process_results``, since its fix of July-August 2025): the
+  prediction and every reference have newlines and tabs folded and are stripped, then *both* go through the
+  punctuation and the words steps above, once. There is no lower-casing step of its own, no comma or question-mark
+  deletion and no "'s" split (the words step lower-cases): "t-shirt" matches "t-shirt", "man's" matches "man's",
+  "red,white" matches "red white".
+- **VQA v2 as EvalAI ran it** (``vqav2_evalai``: lmms-eval's rule before that fix, after the VQA evaluation code):
+  the prediction goes through the full EvalAI processor; the references only have newlines and tabs folded and are
+  stripped; and only where the ten references are not all the same do both the references and the (already
+  processed) prediction go through punctuation and words again. Where all ten references agree they are compared
+  raw, so "t-shirt" (processed to "t shirt") scores 0 against ten "t-shirt", and "Red" references never match.
 
 Accuracy is ``min(1, matches / 3)`` averaged over the leave-one-out subsets of the references; with a single
 reference (a benchmark with one gold answer) it is exact match after processing both.
@@ -97,10 +104,21 @@ def textvqa_accuracy(prediction: str, references: list[str]) -> float:
     return _leave_one_out(evalai_process(prediction), [evalai_process(r) for r in references])
 
 
+def _fold_whitespace(text: str) -> str:
+    return text.replace("\n", " ").replace("\t", " ").strip()
+
+
 def vqav2_accuracy(prediction: str, references: list[str]) -> float:
-    """VQA v2's soft accuracy: references re-processed only where they are not all the same."""
+    """VQA v2's soft accuracy as lmms-eval computes it today: both sides folded, then punctuation and words, once."""
+    answer = process_digit_article(process_punctuation(_fold_whitespace(prediction)))
+    refs = [process_digit_article(process_punctuation(_fold_whitespace(r))) for r in references]
+    return _leave_one_out(answer, refs)
+
+
+def vqav2_evalai_accuracy(prediction: str, references: list[str]) -> float:
+    """VQA v2's soft accuracy by the older rule: references re-processed only where they are not all the same."""
     answer = evalai_process(prediction)
-    refs = [r.replace("\n", " ").replace("\t", " ").strip() for r in references]
+    refs = [_fold_whitespace(r) for r in references]
     if len(set(refs)) > 1:
         refs = [process_digit_article(process_punctuation(r)) for r in refs]
         answer = process_digit_article(process_punctuation(answer))
@@ -109,5 +127,9 @@ def vqav2_accuracy(prediction: str, references: list[str]) -> float:
     return _leave_one_out(answer, refs)
 
 
-OpenScorer = Literal["textvqa", "vqav2"]
-SCORERS: dict[str, Callable[[str, list[str]], float]] = {"textvqa": textvqa_accuracy, "vqav2": vqav2_accuracy}
+OpenScorer = Literal["textvqa", "vqav2", "vqav2_evalai"]
+SCORERS: dict[str, Callable[[str, list[str]], float]] = {
+    "textvqa": textvqa_accuracy,
+    "vqav2": vqav2_accuracy,
+    "vqav2_evalai": vqav2_evalai_accuracy,
+}

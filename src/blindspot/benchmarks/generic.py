@@ -8,14 +8,17 @@ scoring follow the answer type (the registry's defaults).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, cast
 
+import numpy as np
 from pydantic import Field, StrictBool, model_validator
 
 from blindspot.benchmarks.gold import infer_answer_type, options_from_question, parse_options
-from blindspot.benchmarks.registry import BenchmarkConfigBase, BenchmarkSpec, register
+from blindspot.benchmarks.official import OfficialInput, Scores, all_correct_rate, weighted_mean
+from blindspot.benchmarks.registry import BenchmarkConfigBase, BenchmarkSpec, Item, image_cluster, register
 from blindspot.benchmarks.sources import SourceError, guarded_row, iter_rows, parquet_files, source_columns
 from blindspot.config_base import PathKind, StrictModel
 from blindspot.contracts.answers import ANSWER_TYPES, AnswerType
@@ -43,7 +46,10 @@ class ColumnMapping(StrictModel):
         "each (e.g. [image_1, image_2]; empty ones are skipped). Images are shown in this order.",
     )
     metadata: list[str] | None = Field(
-        None, description="Columns copied into the item's metadata; default: every other non-binary column."
+        None,
+        description="Columns copied into the item's metadata (nested values are kept, as JSON; a listed column "
+        "that holds binary data such as an image is refused in one line); default: every other column that holds "
+        "no binary data, image or long text.",
     )
     answer_type: str | None = Field(
         None,
@@ -68,6 +74,32 @@ class RowFilter(StrictModel):
     def keeps(self, value: Any) -> bool:
         allowed = [self.equals] if self.in_ is None else self.in_
         return any(value == a or str(value) == str(a) for a in allowed)
+
+
+class PairedOfficial(StrictModel):
+    """Official aggregates computed over groups of items, as a benchmark family defines them: MME's acc+ (every
+    question about an image answered right), its score (acc + acc+ per category, summed), HallusionBench-like
+    question-pair accuracy. Written as ``official_<metric>`` rows per condition, with bootstrap intervals."""
+
+    group_by: str = Field(
+        "image",
+        description="What makes a group: 'image' (items that share their source image or images), or a "
+        "metadata column (listed in columns.metadata, or kept by default) whose value the items of a group share.",
+    )
+    by: str | None = Field(
+        None, description="A metadata column to report each aggregate for, per value (MME: category)."
+    )
+    score: Literal["none", "mme"] = Field(
+        "none",
+        description="'mme': MME's score besides accuracy and accuracy_plus: per value of `by`, the mean over groups "
+        "of (group accuracy + all right) x 100, summed over the values.",
+    )
+
+    @model_validator(mode="after")
+    def _score_needs_by(self) -> PairedOfficial:
+        if self.score == "mme" and self.by is None:
+            raise ValueError("score: mme sums per category: set `by` to the category column")
+        return self
 
 
 class GenericBenchmark(BenchmarkConfigBase):
@@ -98,6 +130,12 @@ class GenericBenchmark(BenchmarkConfigBase):
         description="How a multiple-choice answer is written in the source. 'auto' accepts a letter, an "
         "integer index or the option text, and rejects an item where these disagree.",
     )
+    official: PairedOfficial | None = Field(
+        None,
+        exclude=True,  # the decay stage's own slice field: changing it rescores, it never restages
+        description="Official aggregates over groups of items that share an image (MME's acc+); default: accuracy "
+        "only.",
+    )
     limit: int | None = Field(
         None,
         ge=1,
@@ -119,6 +157,9 @@ class GenericBenchmark(BenchmarkConfigBase):
 
     def image_folder(self) -> Path | None:
         return Path(self.image_root) if self.image_root else None
+
+    def official_groups(self) -> PairedOfficial | None:
+        return self.official
 
     def data_problems(self) -> list[str]:
         try:
@@ -163,7 +204,8 @@ def _mapped_columns(config: GenericBenchmark) -> dict[str, str | list[str] | Non
 
 
 def _check_columns(config: GenericBenchmark, available: list[str]) -> None:
-    for key, column in _mapped_columns(config).items():
+    mapped = {**_mapped_columns(config), "metadata": config.columns.metadata}
+    for key, column in mapped.items():
         for name in _names(column):
             if name not in available:
                 raise SourceError(
@@ -190,14 +232,32 @@ def _images(row: dict[str, Any], spec: str | list[str]) -> list[Any]:
     return [value]
 
 
+def _is_binary(value: Any) -> bool:
+    """Bytes, or a Hugging Face image struct ({"bytes": ..., "path": ...})."""
+    return isinstance(value, bytes | bytearray | memoryview) or (
+        isinstance(value, dict) and isinstance(value.get("bytes"), bytes | bytearray)
+    )
+
+
 def _metadata(row: dict[str, Any], config: GenericBenchmark) -> dict[str, Any]:
+    """The item's metadata. A listed column is never dropped: nested values (structs, lists) are kept and written
+    as JSON; one that holds binary data is refused in one line (a config error, not a row's). By default every
+    other column but binary data and long text (an image as base64) is kept."""
+    listed = config.columns.metadata
     used = {c for v in _mapped_columns(config).values() for c in _names(v)}
-    names = config.columns.metadata if config.columns.metadata is not None else [c for c in row if c not in used]
     out = {}
-    for name in names:
+    for name in listed if listed is not None else [c for c in row if c not in used]:
         value = row.get(name)
-        if isinstance(value, bytes | bytearray | dict) or (isinstance(value, str) and len(value) > 2048):
-            continue  # binary payloads (images) stay out of the metadata
+        if _is_binary(value):
+            if listed is not None:
+                raise SourceError(
+                    f"column '{name}' holds binary data (an image?), which an item's metadata cannot hold; remove "
+                    "it from columns.metadata (map images with columns.image)",
+                    key="benchmark.columns.metadata",
+                )
+            continue
+        if listed is None and isinstance(value, str) and len(value) > 2048:
+            continue  # by default long text (an image as base64) stays out
         out[name] = value
     return out
 
@@ -213,6 +273,9 @@ def read_generic(config: GenericBenchmark) -> Iterator[RawItem | Reject]:
         if isinstance(row, str):
             yield Reject(index, None, "malformed_row", row)
             continue
+        if available is None:  # JSONL: the columns are the first row's keys, as check-config --data reads them
+            available = list(row)
+            _check_columns(config, available)
         yield guarded_row(index, lambda: _generic_item(config, index, row))  # noqa: B023 (called at once)
 
 
@@ -277,6 +340,37 @@ def _answer_type(config: GenericBenchmark, row: dict[str, Any], answer: Any, opt
         raise RejectedItem("bad_answer_type", f"answer type {value!r} is not one of {', '.join(ANSWER_TYPES)} "
                            "(map it in answer_type_values)")  # fmt: skip
     return cast(AnswerType, name)
+
+
+def paired_official(config: PairedOfficial) -> tuple[Callable[[OfficialInput], Scores], Callable[[Item], str]]:
+    """(the official scores, the bootstrap cluster) of a benchmark whose config declares aggregates over groups of
+    items (:class:`PairedOfficial`). The cluster is the group, so a group's items are drawn together."""
+
+    def group_key(item: Item) -> str:
+        if config.group_by == "image":
+            return image_cluster(item)
+        return f"{config.group_by}={json.loads(item.get('metadata') or '{}').get(config.group_by)}"
+
+    def scores(data: OfficialInput) -> Scores:
+        correct = data.array("score")
+        keys = [group_key(row) for row in data.frame.iter_rows(named=True)]
+        weights = data.weights
+        out = {"accuracy": weighted_mean(weights, correct), "accuracy_plus": all_correct_rate(weights, keys, correct)}
+        if config.by is None:
+            return out
+        values = np.array([str(v) for v in data.meta(config.by)])
+        total = np.zeros(weights.shape[0])
+        for value in sorted(set(values.tolist())):
+            mask = values == value
+            accuracy = weighted_mean(weights, correct, mask)
+            plus = all_correct_rate(weights[:, mask], [k for k, m in zip(keys, mask, strict=True) if m], correct[mask])
+            out[f"accuracy_{value}"], out[f"accuracy_plus_{value}"] = accuracy, plus
+            total = total + 100 * (accuracy + plus)
+        if config.score == "mme":
+            out["score"] = total
+        return out
+
+    return scores, group_key
 
 
 GENERIC = register(

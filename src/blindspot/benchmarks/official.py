@@ -125,7 +125,9 @@ def binary_scores(
 def condition_inputs(predictions: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
     """Predictions joined with each item's gold and decoded metadata (``meta``)."""
     meta = pl.Series("meta", [json.loads(m) for m in items["metadata"].to_list()], dtype=pl.Object)
-    extra = items.select("item_id", "answer", "answers", "options").with_columns(meta)
+    columns = ["item_id", "answer", "answers", "options", *(["image_keys", "metadata"] if "image_keys" in items.columns
+                                                           else [])]  # fmt: skip
+    extra = items.select(columns).with_columns(meta)
     return predictions.join(extra, on="item_id", how="left", maintain_order="left")
 
 

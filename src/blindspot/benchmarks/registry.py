@@ -34,7 +34,7 @@ class BenchmarkScoring(StrictModel):
     decay, and no stage reads it back from an upstream table's provenance)."""
 
     adapter: str = Field(description="The benchmark's adapter: its prompt, reader and official scores.")
-    open_scorer: OpenScorer = Field(description="How open answers are scored ('textvqa' or 'vqav2').")
+    open_scorer: OpenScorer = Field(description="How open answers are scored ('textvqa', 'vqav2' or 'vqav2_evalai').")
 
 
 GENERIC_SCORING = BenchmarkScoring(adapter="generic", open_scorer="textvqa")
@@ -80,8 +80,15 @@ class BenchmarkConfigBase(StrictModel):
     open_scorer: OpenScorer = Field(
         "textvqa",
         description="How open answers are scored: 'textvqa' (EvalAI's processing on the answer and every "
-        "reference) or 'vqav2' (references re-processed only where they differ), both exactly as published.",
+        "reference), 'vqav2' (lmms-eval's current VQA v2 rule: punctuation and words on the answer and every "
+        "reference, once) or 'vqav2_evalai' (the older rule: references re-processed only where they differ), each "
+        "exactly as published.",
     )
+
+    def official_groups(self) -> Any:
+        """The config's official aggregates over groups of items (a benchmark described in config may declare
+        them: :class:`blindspot.benchmarks.generic.PairedOfficial`); None for an adapter that defines its own."""
+        return None
 
     def scoring(self) -> BenchmarkScoring:
         return BenchmarkScoring(adapter=self.adapter, open_scorer=self.open_scorer)

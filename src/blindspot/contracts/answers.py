@@ -69,12 +69,32 @@ def chance_options(answer_type: AnswerType, n_options: int | None) -> int | None
     return None
 
 
-def mostly_unparsed_warning(model: str, bench: str, unparsed: float | None, threshold: float) -> str | None:
-    """The one line that flags a benchmark whose answers mostly could not be read; None where they could."""
-    if unparsed is None or unparsed <= threshold:
+UNPARSED_BY_TYPE = "share_unparsed_answers_"
+"""The decay metric ``share_unparsed_answers_<answer type>``: the unparsed share of one answer type's answers."""
+
+
+def mostly_unparsed_warning(
+    model: str,
+    bench: str,
+    unparsed: float | None,
+    threshold: float,
+    by_type: dict[str, float | None] | None = None,
+) -> str | None:
+    """The one line that flags a benchmark whose answers mostly could not be read, over all its answers or within
+    one answer type (a benchmark whose yes/no half is all unparsed warns even when the whole is a third); None
+    where they could."""
+    mostly = {kind: share for kind, share in (by_type or {}).items() if share is not None and share > threshold}
+    if (unparsed is None or unparsed <= threshold) and not (mostly and len(by_type or {}) > 1):
         return None
+    fix = "check the prompt's answer format and the benchmark's answer_type"
+    if unparsed is not None and unparsed > threshold:
+        return (
+            f"WARNING: {100 * unparsed:.0f}% of {model}'s answers on {bench} could not be read (unparsed): its rates "
+            f"rest on the rest; {fix} (decay.mostly_unparsed is {threshold})"
+        )
+    worst = ", ".join(f"{100 * share:.0f}% of its {kind} answers" for kind, share in sorted(mostly.items()))
     return (
-        f"WARNING: {100 * unparsed:.0f}% of {model}'s answers on {bench} could not be read (unparsed): its rates "
-        "rest on the rest; check the prompt's answer format and the benchmark's answer_type "
-        f"(decay.mostly_unparsed is {threshold})"
+        f"WARNING: {worst} on {bench} could not be read (unparsed; {100 * (unparsed or 0):.0f}% of all "
+        f"{model}'s answers there): the rates of that answer type rest on the rest; {fix} (decay.mostly_unparsed is "
+        f"{threshold})"
     )

@@ -38,10 +38,11 @@ import polars as pl
 
 from blindspot.answers import identity_key
 from blindspot.benchmarks import get_benchmark
+from blindspot.benchmarks.generic import PairedOfficial, paired_official
 from blindspot.benchmarks.official import official_rows
 from blindspot.benchmarks.registry import BenchmarkScoring
 from blindspot.config import DecayConfig
-from blindspot.contracts.answers import OUTCOMES, chance_options, mostly_unparsed_warning
+from blindspot.contracts.answers import OUTCOMES, UNPARSED_BY_TYPE, chance_options, mostly_unparsed_warning
 from blindspot.contracts.conditions import LLM_FAMILY, NONE_FAMILY, Condition
 from blindspot.contracts.items import image_group
 from blindspot.contracts.tables import DECAY_ITEMS_SCHEMA, DECAY_METRICS_SCHEMA
@@ -356,6 +357,10 @@ def answer_rows(grid: Grid, s: Survival, b: Bases, out: MetricRows) -> None:
     boot, add, n = out.boot, out.add, len(grid.item_ids)
     for outcome in ("unparsed", "abstain"):
         add(*EVERY, f"share_{outcome}_answers", boot.mean((grid.outcome == outcome).mean(axis=1), b.everyone))
+    types = np.array(grid.answer_types)
+    for answer_type in sorted(set(grid.answer_types)):  # a warning per answer type: where the unread answers are
+        unparsed = (grid.outcome == "unparsed").mean(axis=1)
+        add(*EVERY, f"{UNPARSED_BY_TYPE}{answer_type}", boot.mean(unparsed, types == answer_type))
     add(*EVERY, "share_hedged_answers", boot.mean(grid.hedged.mean(axis=1), b.everyone))
     clean_accuracy = boot.mean(grid.score[:, s.clean_col], b.everyone, proportion=False)
     unread = out.too_few(int(s.parsed[:, s.clean_col].sum()), f"of {n} clean answers parsed")
@@ -437,11 +442,15 @@ def item_classes(s: Survival) -> Classes:
 
 
 def class_rows(classes: Classes, b: Bases, out: MetricRows) -> None:
-    """Per benchmark: the share of each item class, on the item's basis and by identity alone."""
+    """Per benchmark: the share of each item class, on the item's basis and by identity alone. A class other than
+    ``unparsed`` needs a read clean answer: where too few were read, its share is null with the reason, never a
+    0.0 that rests on unread answers."""
     for name in CLASSES:
-        out.add(*EVERY, f"share_{name}", out.boot.mean((classes.final == name).astype(float), b.everyone))
-        identity = (classes.identity == name).astype(float)
-        out.add(*EVERY, f"share_{name}_identity", out.boot.mean(identity, b.everyone))
+        withheld = None if name == "unparsed" else b.no_clean
+        final = out.boot.mean((classes.final == name).astype(float), b.everyone)
+        out.add(*EVERY, f"share_{name}", final, unreported=withheld)
+        identity = out.boot.mean((classes.identity == name).astype(float), b.everyone)
+        out.add(*EVERY, f"share_{name}_identity", identity, unreported=withheld)
 
 
 def item_rows(grid: Grid, s: Survival, classes: Classes) -> list[dict[str, Any]]:
@@ -488,6 +497,8 @@ class DecayOutcome:
     n_items: int
     shares: dict[str, float | None]
     """share of unparsed, abstained and hedged answers (all conditions), and of uncertain items."""
+    unparsed_by_type: dict[str, float | None]
+    """share of unparsed answers within each answer type."""
 
     @classmethod
     def of(cls, n_items: int, metric_rows: list[dict[str, Any]]) -> DecayOutcome:
@@ -498,12 +509,18 @@ class DecayOutcome:
             "share_uncertain": "uncertain",
         }
         shares = {wanted[r["metric"]]: r["value"] for r in metric_rows if r["metric"] in wanted}
-        return cls(n_items, shares)
+        by_type = {
+            r["metric"].removeprefix(UNPARSED_BY_TYPE): r["value"]
+            for r in metric_rows
+            if r["metric"].startswith(UNPARSED_BY_TYPE)
+        }
+        return cls(n_items, shares, by_type)
 
     def line(self, model: str, bench: str, mostly_unparsed: float) -> str:
         shown = ", ".join(f"{name} {100 * (v or 0):.1f}%" for name, v in self.shares.items())
         text = f"decay metrics for {model} on {bench}: {self.n_items} items ({shown})"
-        return mostly_unparsed_warning(model, bench, self.shares.get("unparsed"), mostly_unparsed) or text
+        unparsed = self.shares.get("unparsed")
+        return mostly_unparsed_warning(model, bench, unparsed, mostly_unparsed, self.unparsed_by_type) or text
 
 
 def decay_benchmark(
@@ -515,25 +532,26 @@ def decay_benchmark(
     model: str,
     bench: str,
     scoring: BenchmarkScoring,
+    official: PairedOfficial | None = None,
 ) -> DecayOutcome:
-    """Write the metrics, the per-item classes and the vision-indispensable manifest to ``outputs``."""
+    """Write the metrics, the per-item classes and the vision-indispensable manifest to ``outputs``. ``official``:
+    aggregates over groups of items the benchmark's config declares (beside, or instead of, its adapter's)."""
     predictions = read_frame(predictions_path)
     if predictions.is_empty():
         raise DecayError(f"'{predictions_path}' has no predictions")
     upstream = read_provenance(predictions_path)
     adapter = scoring.adapter
     spec = get_benchmark(adapter)
-    official_columns = ["answer", "answers", "options", "metadata"] if spec.official is not None else []
+    scores, cluster = (spec.official, spec.cluster) if official is None else paired_official(official)
+    official_columns = ["answer", "answers", "options", "metadata"] if scores is not None else []
     items = read_frame(items_path, columns=["item_id", "image_keys", *official_columns])
     groups = {r["item_id"]: image_group(r["image_keys"]) for r in items.iter_rows(named=True)}
     grid = build_grid(predictions, (config.blur_family, 0), groups)
     metric_rows, item_rows = decay_metrics(grid, config, seed)
-    metric_rows += official_rows(
-        predictions, items, spec.official, spec.cluster, config.bootstrap, config.confidence, seed
-    )
+    metric_rows += official_rows(predictions, items, scores, cluster, config.bootstrap, config.confidence, seed)
     record = provenance(
         "decay",
-        {"decay": config, "seed": seed, "scoring": scoring},
+        {"decay": config, "seed": seed, "scoring": scoring, "official": official},
         predictions=upstream.get("config_hash"),
         model_name=model,
         benchmark=bench,
@@ -566,5 +584,6 @@ def run(config: DecaySlice, inputs: Paths, outputs: Paths, job: JobContext) -> s
         job.model,
         job.bench,
         config.scoring,
+        config.official,
     )
     return outcome.line(job.model, job.bench, config.decay.mostly_unparsed)

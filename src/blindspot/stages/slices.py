@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import Field
 
+from blindspot.benchmarks.generic import PairedOfficial
 from blindspot.benchmarks.registry import BenchmarkScoring
 from blindspot.config import (
     BenchmarkConfig,
@@ -62,6 +63,9 @@ class DecaySlice(SliceBase):
     decay: DecayConfig
     seed: int
     scoring: BenchmarkScoring = Field(description="The benchmark's adapter and open_scorer.")
+    official: PairedOfficial | None = Field(
+        None, description="Official aggregates over groups of items the benchmark's config declares (MME's acc+)."
+    )
 
 
 class ExtractSlice(SliceBase):
@@ -112,6 +116,7 @@ Wildcards = Mapping[str, str]
 FIELD_SOURCES: dict[str, Callable[[BlindspotConfig, Wildcards], Any]] = {
     "benchmark": lambda config, w: config.benchmarks[w["bench"]],
     "scoring": lambda config, w: config.benchmarks[w["bench"]].scoring(),
+    "official": lambda config, w: config.benchmarks[w["bench"]].official_groups(),
     "model": lambda config, w: config.models[w["model"]],
     "image_folder": lambda config, w: (
         folder_fingerprint(folder)

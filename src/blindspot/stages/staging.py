@@ -47,6 +47,9 @@ class StageSummary:
     rejects: int
     images: int
     reasons: dict[str, int]
+    repeated_ids: int = 0
+    """Source ids shared by several rows (MME's question_id is shared by the two questions of an image): their
+    items are keyed ``<id>/<question>``."""
 
 
 def content_id(question: str, options: list[str] | None, image_keys: list[str]) -> str:
@@ -100,20 +103,40 @@ INTENDED_REASONS = frozenset({"filtered_out"})
 ``max_reject_share`` check."""
 
 
-def _check_unique_id(raw: RawItem, first_seen: dict[str, int]) -> None:
-    """A mapped id column must identify items: a repeat means the column is not an item id (MME's
-    ``question_id`` is shared by the two questions of an image), and rejecting the repeats would silently drop
-    part of the benchmark."""
-    if raw.source_id is None:
-        return
-    if raw.source_id in first_seen:
-        raise StageError(
-            f"the id '{raw.source_id}' of row {raw.source_index} repeats row {first_seen[raw.source_id]}: the id "
-            "column is not unique; map a unique column, a list of columns that together are (columns.id: "
-            "[question_id, question]), or none (ids become content hashes)",
-            key="benchmark.columns.id",
-        )
-    first_seen[raw.source_id] = raw.source_index
+def _rekey(items: list[dict[str, Any]], suffix: Any) -> int:
+    """Append ``/<suffix(item)>`` to the id of every item whose id repeats; returns how many ids repeated."""
+    counts = Counter(item["item_id"] for item in items)
+    repeated = {item_id for item_id, n in counts.items() if n > 1}
+    for item in items:
+        if item["item_id"] in repeated:
+            item["item_id"] = f"{item['item_id']}/{suffix(item)}"
+    return len(repeated)
+
+
+def unique_ids(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Reject], int]:
+    """Items whose mapped id repeats (MME's ``question_id`` is shared by the two questions of an image) are keyed
+    ``<id>/<question>``, as a list of id columns ``[question_id, question]`` would key them; where that still
+    repeats (MMVP asks one question of two images), ``/<the first image's sha256, 12 digits>`` follows. A row that
+    repeats an earlier one's id, question and images is a ``duplicate_id`` reject. Returns the items, the rejects
+    and how many mapped ids repeated; ids that do not repeat are kept as they are."""
+    mapped = [item for item in items if item["source_id"] is not None]
+    repeated = _rekey(mapped, lambda item: item["question"])
+    _rekey(mapped, lambda item: item["image_keys"][0][:12])
+    kept: list[dict[str, Any]] = []
+    rejects: list[Reject] = []
+    first_row: dict[str, int] = {}
+    for item in items:
+        source_id = item.pop("source_id")
+        if item["item_id"] in first_row:
+            message = (
+                f"item_id '{item['item_id']}' repeats row {first_row[item['item_id']]} (the same id, question and "
+                "images)"
+            )
+            rejects.append(Reject(item["source_index"], source_id, "duplicate_id", message))
+            continue
+        first_row[item["item_id"]] = item["source_index"]
+        kept.append(item)
+    return kept, rejects, repeated
 
 
 MAX_ID_CHARS = 1024
@@ -166,11 +189,12 @@ def _canonical_row(
         heights.append(height)
     question = str(question).strip()
     item_id = raw.source_id if raw.source_id is not None else content_id(question, raw.options, keys)
-    if item_id in seen_ids:
+    if raw.source_id is None and item_id in seen_ids:
         raise RejectedItem("duplicate_id", f"item_id '{item_id}' (a content hash) appeared earlier")
     return {
         "benchmark": name,
         "item_id": item_id,
+        "source_id": raw.source_id,
         "question": question,
         "options": raw.options,
         "answer": answer,
@@ -214,7 +238,6 @@ def stage_benchmark(name: str, config: BenchmarkConfigBase, outputs: Mapping[str
     items: list[dict[str, Any]] = []
     rejects: list[Reject] = []
     seen_ids: set[str] = set()
-    first_seen: dict[str, int] = {}
 
     with atomic_output(outputs["images"]) as images_tmp:
         sink = _ImageSink(
@@ -225,7 +248,6 @@ def stage_benchmark(name: str, config: BenchmarkConfigBase, outputs: Mapping[str
                 if isinstance(raw, Reject):
                     rejects.append(raw)
                     continue
-                _check_unique_id(raw, first_seen)
                 row = guarded_row(
                     raw.source_index,
                     lambda: _canonical_row(name, raw, sink, config.image_folder(), seen_ids),  # noqa: B023
@@ -239,6 +261,8 @@ def stage_benchmark(name: str, config: BenchmarkConfigBase, outputs: Mapping[str
         finally:
             sink.close()
 
+    items, duplicates, repeated_ids = unique_ids(items)
+    rejects = sorted([*rejects, *duplicates], key=lambda r: r.source_index)
     reasons = dict(Counter(r.reason for r in rejects).most_common())
     try:
         if not items:
@@ -253,10 +277,16 @@ def stage_benchmark(name: str, config: BenchmarkConfigBase, outputs: Mapping[str
             with contextlib.suppress(OSError):  # a read-only folder: report the first error, not the cleanup's
                 outputs[output].unlink(missing_ok=True)
         raise
-    return StageSummary(items=len(items), rejects=len(rejects), images=len(sink.sizes), reasons=reasons)
+    return StageSummary(len(items), len(rejects), len(sink.sizes), reasons, repeated_ids)
 
 
 def run(config: StageSlice, inputs: Paths, outputs: Paths, job: JobContext) -> str:
     summary = stage_benchmark(job.bench, config.benchmark, outputs)
     reasons = ", ".join(f"{k}={v}" for k, v in summary.reasons.items()) or "none"
-    return f"staged {job.bench}: {summary.items} items, {summary.images} images, {summary.rejects} rejects ({reasons})"
+    line = f"staged {job.bench}: {summary.items} items, {summary.images} images, {summary.rejects} rejects ({reasons})"
+    if summary.repeated_ids:
+        line += (
+            f"; {summary.repeated_ids} ids of columns.id repeat (several questions share them), so those items are "
+            "keyed <id>/<question>"
+        )
+    return line

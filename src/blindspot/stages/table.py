@@ -254,7 +254,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="decay",
             slice=DecaySlice,
-            version=6,
+            version=7,  # 7: unparsed shares per answer type; class shares withheld on unread clean answers
             wildcards=("model", "bench"),
             inputs=(Input("predictions", "predict", "predictions"), Input("item_table", "stage", "item_table")),
             outputs=(

@@ -68,12 +68,15 @@ def summary_sentences(summary: pl.DataFrame) -> list[str]:
             text += f" The image adds {interval(row, 'mg')} accuracy (MG)."
         else:
             text += f" MG is unavailable: {row.get('mg_note') or 'not measured'}."
-        text += (
-            f" {row['n_vision_indispensable']} of {row['n_items']} items are vision-indispensable "
-            f"(fine visual {pct(row['share_fine_visual'])}, coarse visual {pct(row['share_coarse_visual'])}); "
-            f"{pct(row['share_language_prior'])} follow the language prior, {pct(row.get('share_uncertain'))} are "
-            "uncertain (an unconfident clean answer)."
-        )
+        if row.get("share_fine_visual") is None and row.get("share_classes_note"):
+            text += f" Item classes are withheld: {row['share_classes_note']}."
+        else:
+            text += (
+                f" {row['n_vision_indispensable']} of {row['n_items']} items are vision-indispensable "
+                f"(fine visual {pct(row['share_fine_visual'])}, coarse visual {pct(row['share_coarse_visual'])}); "
+                f"{pct(row['share_language_prior'])} follow the language prior, {pct(row.get('share_uncertain'))} "
+                "are uncertain (an unconfident clean answer)."
+            )
         if row.get("n_rejected"):
             text += (
                 f" Staging rejected {row['n_rejected']} source rows of {bench} ({row.get('rejected_reasons')}; see "

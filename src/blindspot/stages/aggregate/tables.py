@@ -21,7 +21,7 @@ import polars as pl
 import pyarrow as pa
 import zarr
 
-from blindspot.contracts.answers import OUTCOMES, mostly_unparsed_warning
+from blindspot.contracts.answers import OUTCOMES, UNPARSED_BY_TYPE, mostly_unparsed_warning
 from blindspot.contracts.conditions import condition_label
 from blindspot.contracts.tables import (
     DECAY_ITEMS_SCHEMA,
@@ -118,6 +118,7 @@ SUMMARY_SCHEMA = pa.schema(
         *interval_fields("ml"),
         pa.field("ml_note", pa.string()),
         *(f for name in SUMMARY_CLASSES for f in interval_fields(f"share_{name}")),
+        pa.field("share_classes_note", pa.string()),
         *interval_fields("share_judged_by_margin"),
         pa.field("n_vision_indispensable", pa.int64(), nullable=False),
     ]
@@ -130,7 +131,8 @@ every blur level (by identity; ``c_rate_margin`` by evidence); every ``<metric>_
 ``c_chance``: the (1/K)^levels formula;
 ``c_chance_empirical``: the same from the model's own answers under the uninformative conditions; ``mg``: accuracy
 with the image minus without; ``ml``: multimodal leakage (null with the reason in ``ml_note`` where it could not be
-measured); ``share_<class>``: the item classes; ``n_vision_indispensable``: items classed fine or coarse visual;
+measured); ``share_<class>``: the item classes (null, with the reason in ``share_classes_note``, where too few clean
+answers were read to class items by); ``n_vision_indispensable``: items classed fine or coarse visual;
 ``n_rejected``: source rows the staging stage rejected; ``rejected_reasons``: their counts by reason
 ("no_image: 181")."""
 
@@ -294,10 +296,18 @@ def summary_table(
             row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = r["value"], r["ci_low"], r["ci_high"]
             if f"{name}_note" in SUMMARY_SCHEMA.names:
                 row[f"{name}_note"] = r["note"]
+            if name == "share_fine_visual":
+                row["share_classes_note"] = r["note"]
         items = classes.filter((pl.col("model") == model) & (pl.col("benchmark") == bench))
         row["n_items"] = items.height
         row["n_vision_indispensable"] = int(items["vision_indispensable"].sum()) if items.height else 0
-        row["warning"] = mostly_unparsed_warning(model, bench, row.get("share_unparsed_answers"), mostly_unparsed)
+        by_type = {
+            r["metric"].removeprefix(UNPARSED_BY_TYPE): r["value"]
+            for r in group.iter_rows(named=True)
+            if r["metric"].startswith(UNPARSED_BY_TYPE)
+        }
+        unparsed = row.get("share_unparsed_answers")
+        row["warning"] = mostly_unparsed_warning(model, bench, unparsed, mostly_unparsed, by_type)
         out.append({name: row.get(name) for name in SUMMARY_SCHEMA.names})
     out.sort(key=lambda r: (r["benchmark"], r["model"]))
     return pa.Table.from_pylist(out, schema=SUMMARY_SCHEMA)
