@@ -79,7 +79,13 @@ def bare_loop(model: ModelConfig, items_path: Path, render_path: Path, levels: l
 def peak_rss_mib(model: ModelConfig, items_path: Path, render_path: Path, out: Path) -> float:
     stage = STAGES["extract"]
     slice_json = canonical_json(
-        stage.slice(output_version=stage.version, model=model, extract=ExtractConfig(), prompt=PromptConfig())
+        stage.slice(
+            output_version=stage.version,
+            model=model,
+            extract=ExtractConfig(),
+            prompt=PromptConfig(),
+            scoring=GENERIC_SCORING,
+        )
     )
     code = (
         "import sys\nfrom blindspot.cli import main\nfrom blindspot.peak_memory import peak_rss_mib\n"
@@ -94,7 +100,14 @@ def peak_rss_mib(model: ModelConfig, items_path: Path, render_path: Path, out: P
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=40)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes, one repeat, no timing targets: checks the script still runs (make test)",
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.items = 2
     model = ModelConfig(adapter="qwen2_5_vl", path=str(CHECKPOINTS / "qwen_base"), batch_size=16)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -40,7 +40,14 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=48)
     parser.add_argument("--model", default="qwen_base")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes, one repeat, no timing targets: checks the script still runs (make test)",
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.items, args.batch_size = 3, 4
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         items_path, render_path = prepare(Path(tmp), args.items)

@@ -99,7 +99,14 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=8)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes, one repeat, no timing targets: checks the script still runs (make test)",
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.items, args.batch_size, args.max_new_tokens = 3, 4, 2
     torch.set_num_threads(torch.get_num_threads())
 
     with tempfile.TemporaryDirectory() as tmp:

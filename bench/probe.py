@@ -46,7 +46,14 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--hidden-dim", type=int, default=256)
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes, one repeat, no timing targets: checks the script still runs (make test)",
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.items, args.layers, args.hidden_dim, args.folds = 60, 2, 8, 2
     x, y, groups = synthetic(args.items, args.layers, args.hidden_dim, seed=0)
     folds = grouped_folds(groups, args.folds, seed=0)
     config = ProbeConfig(folds=args.folds)

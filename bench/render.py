@@ -94,7 +94,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--cname", default=None, help="override render.compression.cname")
     parser.add_argument("--shuffle", default=None, help="override render.compression.shuffle")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes, one repeat, no timing targets: checks the script still runs (make test)",
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.images, args.repeats, args.workers = 3, 1, 1
 
     compression = RenderConfig().compression.model_dump()
     compression.update({k: v for k, v in (("cname", args.cname), ("shuffle", args.shuffle)) if v})

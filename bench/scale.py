@@ -48,6 +48,7 @@ from blindspot.stages.predict import predict_benchmark
 from blindspot.stages.render.run import render_benchmark
 from blindspot.stages.slices import PatchSlice
 from blindspot.stages.staging import stage_benchmark, staged_paths
+from blindspot.stages.table import STAGES
 from blindspot.toy.checkpoints import CHECKPOINTS
 from blindspot.toy.items import write_toy_benchmark
 
@@ -297,7 +298,8 @@ def run_shape(name: str, args: argparse.Namespace, root: Path) -> None:
     settings = PatchConfig.model_validate({"models": ["m"], "max_items": patch_items, "positions": ["image", "last"]})
     timings = {}
     for method in ("full_forward", "replay"):
-        config = PatchSlice(output_version=2, model=bare_batch, patch=settings.model_copy(update={"method": method}),
+        patch = settings.model_copy(update={"method": method})
+        config = PatchSlice(output_version=STAGES["patch"].version, model=bare_batch, patch=patch,
                             prompt=PromptConfig(), seed=0, scoring=GENERIC_SCORING)  # fmt: skip
         outputs = {"patches": root / f"{name}-{method}.parquet", "per_item": root / f"{name}-{method}.items.parquet"}
         with peak_memory(memory, f"patch ({method})"):
@@ -320,7 +322,21 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=None, help="working size; default 224 on CPU, 448 on GPU")
     parser.add_argument("--batch-size", type=int, default=8, help="on CPU (CUDA uses batch_size: auto)")
     parser.add_argument("--max-new-tokens", type=int, default=8)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes, one repeat, no timing targets: checks the script still runs (make test)",
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.shape, args.items, args.patch_items, args.side, args.batch_size, args.max_new_tokens = (
+            next(iter(SHAPES)),
+            2,
+            2,
+            56,
+            2,
+            2,
+        )
     cuda = torch.cuda.is_available()
     args.items = args.items or (64 if cuda else 8)
     args.side = args.side or (448 if cuda else 224)

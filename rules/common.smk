@@ -4,7 +4,7 @@ import os
 import sys
 
 from blindspot.stages.aggregate.layout import aggregate_slice, input_paths, output_kinds, output_paths
-from blindspot.config import ConfigError, parse_config, path_problems, read_config_yaml
+from blindspot.config import ConfigError, parse_config, path_problems, read_config_yaml, results_problem
 from blindspot.conda_env import set_repository_root
 from blindspot.store.provenance import canonical_json
 from blindspot.stages.table import STAGES
@@ -35,6 +35,8 @@ try:
     CFG = parse_config(config)
 except ConfigError as error:
     _fail(str(error).splitlines())
+if (_problem := results_problem(CFG.results)) is not None:  # where Snakemake itself writes: always checked
+    _fail([f"results: {_problem}"])
 if CFG.check_paths:
     _fail(path_problems(CFG))
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import yaml
 from mutants import BIN, baseline, job_paths, run  # tests/ is on the path: this script runs from it
 
 from blindspot.config import load_config
@@ -161,6 +162,100 @@ def leftovers(work: Path, config: Path) -> str:
     return "removed by the next render" if code == 0 and not stale.exists() else f"left ({code})"
 
 
+def one_line_error(done: subprocess.CompletedProcess[str], command: str, *needles: str) -> bool:
+    """The job failed with exactly one error line (the last on stderr), naming every needle, and no traceback."""
+    error = (done.stderr.strip().splitlines() or [""])[-1]
+    return (
+        done.returncode == 2
+        and error.startswith(f"blindspot {command}: error: ")
+        and all(n in error for n in needles)
+        and "Traceback" not in done.stderr
+    )
+
+
+def store_metadata_gone(work: Path, config: Path) -> str:
+    """The render store's root metadata deleted: predict names the store and the repair; the repair deletes it;
+    Snakemake then plans the render job again (a folder alone would have stood for a finished output)."""
+    store = "results/render/toy.zarr"
+    (work / store / "zarr.json").unlink()
+    wildcards = {"model": MODEL, "bench": "toy"}
+    job = subprocess.run(stage_command("predict", config, wildcards, {}), cwd=work, capture_output=True, text=True)
+    named = one_line_error(job, "predict", store, "blindspot verify --repair")
+    repair = subprocess.run([str(BIN / "blindspot"), "verify", "--repair", store], cwd=work, capture_output=True,
+                            text=True)  # fmt: skip
+    deleted = repair.returncode == 0 and not (work / store).exists()
+    plan = subprocess.run([str(BIN / "snakemake"), "-n", "-s", str(Path(__file__).parents[1] / "Snakefile"),
+                           "--configfile", str(config)], cwd=work, capture_output=True, text=True)  # fmt: skip
+    reruns = "rule render:" in plan.stdout or "localrule render:" in plan.stdout
+    return f"predict names it and the repair: {named}; repair deletes it: {deleted}; render planned again: {reruns}"
+
+
+def foreign_input(work: Path, config: Path) -> str:
+    """A decay table where the predictions belong: the decay job names the file and the table it expected."""
+    wildcards = {"model": MODEL, "bench": "toy"}
+    paths = job_paths("decay", wildcards)
+    shutil.copy(work / paths["metrics"], work / paths["predictions"])
+    job = subprocess.run(stage_command("decay", config, wildcards, {}), cwd=work, capture_output=True, text=True)
+    named = one_line_error(job, "decay", paths["predictions"], "not the predict step's predictions output")
+    return f"decay fails in one line naming it: {named}"
+
+
+def damage_a_page(path: Path) -> None:
+    """Overwrite the header of the last data page of a Parquet file's first column: pyarrow fails reading that
+    page, after the footer and the earlier pages read fine (as a torn download or a bad sector leaves a file)."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(path).metadata
+    offset = metadata.row_group(metadata.num_row_groups - 1).column(0).data_page_offset
+    data = bytearray(path.read_bytes())
+    data[offset : offset + 16] = b"\xff" * 16
+    path.write_bytes(bytes(data))
+
+
+def damaged_source(work: Path, config: Path) -> str:
+    """A damaged page in the benchmark's source file: the stage job names the file; nothing is left behind."""
+    source = work / "data" / "toy" / "items.parquet"
+    damage_a_page(source)
+    out = {"item_table": "fresh/items.parquet", "images": "fresh/images.parquet", "rejects": "fresh/rejects.parquet"}
+    job = subprocess.run(stage_command("stage", config, {"bench": "toy"}, out), cwd=work, capture_output=True,
+                         text=True)  # fmt: skip
+    named = one_line_error(job, "stage", "items.parquet", "cannot read parquet")
+    left = (work / "fresh").exists() and any((work / "fresh").iterdir())
+    return f"stage fails in one line naming it: {named}; output left: {left}"
+
+
+def past_the_file_size_limit(work: Path, config: Path) -> str:
+    """Staging past ulimit -f: one line, the disk error first (not a closed-file error of the cleanup)."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    out = {"item_table": "small/items.parquet", "images": "small/images.parquet", "rejects": "small/rejects.parquet"}
+    job = subprocess.run(stage_command("stage", config, {"bench": "toy"}, out), cwd=work, capture_output=True,
+                         text=True, preexec_fn=limit)  # fmt: skip
+    named = one_line_error(job, "stage", "file-size limit", "nothing partial was kept")
+    left = (work / "small").exists() and any((work / "small").iterdir())
+    return f"one line, the disk error first: {named}; output left: {left}"
+
+
+def config_outside_the_run(work: Path, config: Path) -> str:
+    """A results folder that is the parent, and a model revision that is a path: each one line naming its key."""
+    found = []
+    for key in ("results", f"models.{MODEL}.revision"):
+        data = yaml.safe_load(config.read_text())
+        if key == "results":
+            data["results"] = ".."
+        else:
+            data["models"][MODEL] |= {"path": "acme/tiny", "revision": "../../outside"}
+        path = work / f"{key}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        done = subprocess.run([str(BIN / "blindspot"), "check-config", "--no-paths", str(path)], cwd=work,
+                              capture_output=True, text=True)  # fmt: skip
+        found.append(one_line_error(done, "check-config", f"{key}: "))
+    return f"results refused in one line: {found[0]}; revision refused in one line: {found[1]}"
+
+
 CASES = [
     Case("kill -9 predict mid-job", "rerun completes, same output",
          kill_midway("predict", "predictions", ".killed-toy.parquet.resume-*/shard-00000.parquet")),
@@ -175,6 +270,15 @@ CASES = [
     Case("hostile benchmark rows", "refused by default; 1 staged; rejects ['bad_image', 'bad_image', "
          "'image_too_large', 'malformed_row', 'path_outside_root']; secret read: False", hostile_inputs),
     Case("leftover of a killed render", "removed by the next render", leftovers),
+    Case("render store metadata gone", "predict names it and the repair: True; repair deletes it: True; render "
+         "planned again: True", store_metadata_gone),
+    Case("a decay table as predictions", "decay fails in one line naming it: True", foreign_input),
+    Case("a damaged page in the source", "stage fails in one line naming it: True; output left: False",
+         damaged_source),
+    Case("staging past ulimit -f", "one line, the disk error first: True; output left: False",
+         past_the_file_size_limit),
+    Case("paths outside the run", "results refused in one line: True; revision refused in one line: True",
+         config_outside_the_run),
 ]  # fmt: skip
 
 

@@ -136,3 +136,39 @@ def test_the_predict_stage_batches_by_length_and_keeps_the_rows_order(
     long_batches = [i for i, b in enumerate(batches) if any("why why" in p for p in b)]
     assert len(batches) == 2 and long_batches == [1]  # in source order it would pad the first batch
     assert table["item_id"].to_list()[0] == long_id  # rows in the items' order
+
+
+def test_an_out_of_memory_error_names_the_key_it_is_given() -> None:
+    """A swap job's model is its pair's base: its error names models.<base>.batch_size, not model.batch_size."""
+    with pytest.raises(BatchMemoryError) as caught:
+        BatchSizer(8, "cuda", key="models.qwen_base.batch_size").run(list(range(10)), oom_above(4))
+    assert str(caught.value).startswith("models.qwen_base.batch_size: a batch of 8 ran out of memory")
+
+
+@pytest.mark.slow
+def test_the_swap_stage_names_its_base_models_batch_size(
+    tiny_models: dict[str, Path], small_benchmark: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from blindspot.stages.slices import SwapSlice, user_key
+    from blindspot.stages.swap import run as run_swap
+    from blindspot.stages.table import STAGES, JobContext
+
+    def no_memory(loaded, requests, max_new_tokens):  # type: ignore[no-untyped-def]
+        raise torch.OutOfMemoryError("CUDA out of memory.")
+
+    monkeypatch.setattr(answering_module, "generate_batch", no_memory)
+    path = str(tiny_models["qwen2_5_vl"])
+    config = parse_config({
+        "benchmarks": {"b": {"adapter": "generic", "path": "x", "answer_type": "multiple_choice"}},
+        "models": {"tiny_base": {"adapter": "qwen2_5_vl", "path": path, "batch_size": 2, "device": "cpu"}},
+        "swap": {"pairs": {"p": {"base": "tiny_base", "donor": "tiny_base"}}, "specs": {"first_n": [1], "units": []}},
+    })  # fmt: skip
+    wildcards = {"pair": "p", "bench": "b"}
+    spec = STAGES["swap"]
+    swap_slice = spec.parse_slice(spec.slice_json(config, wildcards))
+    assert isinstance(swap_slice, SwapSlice)
+    inputs = {"item_table": small_benchmark["items"], "render": small_benchmark["render"]}
+    outputs = {"swaps": tmp_path / "s.parquet", "answers": tmp_path / "a.parquet"}
+    with pytest.raises(BatchMemoryError) as caught:
+        run_swap(swap_slice, inputs, outputs, JobContext("swap", wildcards, progress=False))
+    assert user_key(str(caught.value), wildcards).startswith("models.tiny_base.batch_size: a batch of 2 ran out")

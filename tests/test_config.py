@@ -169,3 +169,26 @@ def test_config_is_immutable(shapes_parquet: Path) -> None:
     config = parse_config({"benchmarks": {"b": generic_entry(shapes_parquet)}})
     with pytest.raises(Exception, match="frozen"):
         config.seed = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("results", ["/", "..", ".", "~", "~/results", "../..", "results/../..", "./"])
+def test_the_results_folder_is_a_folder_of_this_run(shapes_parquet: Path, results: str) -> None:
+    (line,) = errors_of({"benchmarks": {"s": generic_entry(shapes_parquet)}, "results": results})
+    assert line.startswith("results: ") and "is not a folder of this run" in line
+
+
+def test_a_results_path_that_is_a_file_or_leads_to_a_parent_is_refused_in_one_line(
+    tmp_path: Path, shapes_parquet: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "taken").write_text("a file")
+    (tmp_path / "up").symlink_to(tmp_path.parent)
+    for results, expected in (("taken", "is an existing file"), ("up", "the working directory or a parent")):
+        config = tmp_path / f"{results}.yaml"
+        config.write_text(yaml.safe_dump({"benchmarks": {"s": generic_entry(shapes_parquet)}, "results": results}))
+        assert main(["check-config", "--no-paths", str(config)]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert f"results: '{results}'" in line and expected in line
+    fine = tmp_path / "fine.yaml"
+    fine.write_text(yaml.safe_dump({"benchmarks": {"s": generic_entry(shapes_parquet)}, "results": "../sibling"}))
+    assert main(["check-config", "--no-paths", str(fine)]) == 2  # '..' is refused even towards a sibling

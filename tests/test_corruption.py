@@ -17,6 +17,7 @@ from zarr.core.sync import sync
 
 from blindspot.cli import main
 from blindspot.contracts.hidden import FEATURES
+from blindspot.contracts.tables import ITEMS_SCHEMA
 from blindspot.store.arrays import StoreDamageError
 from blindspot.store.hidden import HiddenStore, HiddenStoreWriter
 from blindspot.store.render import RenderStore
@@ -58,7 +59,9 @@ def test_flipped_pixel_bytes_fail_their_checksum(render_store: Path) -> None:
     flip(render_store / "pixels" / "c" / "1" / "0" / "0" / "0" / "0")
     store = RenderStore(render_store)
     store.levels(store.image_keys[0])  # other images still read
-    with pytest.raises(StoreDamageError, match=r"a chunk cannot be read .*delete it and rerun the render step"):
+    with pytest.raises(
+        StoreDamageError, match=r"a chunk cannot be read .*blindspot verify --repair .* reruns the render step"
+    ):
         store.levels(store.image_keys[1])
     assert [f.status for f in verify([render_store])] == ["damaged"]
 
@@ -72,7 +75,7 @@ def test_hidden_states_damage_is_named(tmp_path: Path) -> None:
     chunk = final / FEATURES[0] / "c" / "1" / "0" / "1" / "0"
     flip(chunk, at=3)
     store = HiddenStore(final)
-    with pytest.raises(StoreDamageError, match="rerun the extract step"):
+    with pytest.raises(StoreDamageError, match="reruns the extract step"):
         store.read(FEATURES[0])
     chunk.unlink()
     with pytest.raises(StoreDamageError, match=f"array '{FEATURES[0]}' is missing 1 of 4 chunks"):
@@ -139,7 +142,7 @@ def many_chunk_store(tmp_path: Path, n: int = 512) -> Path:
     """A hidden store of ``n`` one-item chunks per feature, the first of which fails its checksum."""
     partial, final = tmp_path / ".h.partial", tmp_path / "h.zarr"
     writer = HiddenStoreWriter.open(partial, [f"i{k}" for k in range(n)], ["g"] * n, ["blur/0"], 2, 4, 1, 0, 0,
-                                    {"provenance": {}})  # fmt: skip
+                                    {"provenance": {"stage": "extract"}})  # fmt: skip
     for block in range(n):
         writer.write_block(block, slice(block, block + 1), {f: np.ones((1, 1, 2, 4)) for f in FEATURES})
     writer.commit(final)
@@ -165,7 +168,7 @@ def test_a_damaged_store_fails_a_stage_in_exactly_one_line(tmp_path: Path) -> No
     """A probe job on a hidden store with one flipped chunk prints one line, every time: the pending sibling reads
     left on Zarr's loop used to add up to hundreds of lines below it (about one run in two)."""
     final = many_chunk_store(tmp_path)
-    (tmp_path / "items.parquet").touch()  # must exist; the job fails on the store before it reads the items
+    write_table([], ITEMS_SCHEMA, {"stage": "stage"}, tmp_path / "items.parquet")  # the job fails on the store first
     command = [str(Path(sys.executable).parent / "blindspot"), "probe", "--model", "m", "--bench", "b",
                "--slice", slice_json("probe", probe={}, seed=0), "--hidden", str(final),
                "--item-table", str(tmp_path / "items.parquet"), "--probes", str(tmp_path / "p.parquet")]  # fmt: skip
@@ -173,3 +176,58 @@ def test_a_damaged_store_fails_a_stage_in_exactly_one_line(tmp_path: Path) -> No
         done = subprocess.run(command, capture_output=True, text=True)
         assert done.returncode == 2
         assert done.stderr.count("\n") == 1 and "a chunk cannot be read" in done.stderr, done.stderr[-600:]
+
+
+def test_a_damaged_page_in_a_benchmark_source_is_one_line_naming_it(tmp_path: Path) -> None:
+    """The footer reads fine; the last row group's page is damaged: the error, raised while a batch is read
+    (outside the row guard, as a traceback, before), names the file in one line."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from blindspot.benchmarks.sources import SourceError, iter_rows
+
+    source = tmp_path / "source.parquet"
+    table = pa.table({"question": [f"q{i}?" for i in range(40)], "answer": ["yes"] * 40})
+    pq.write_table(table, source, row_group_size=10)
+    metadata = pq.ParquetFile(source).metadata
+    offset = metadata.row_group(3).column(0).data_page_offset
+    data = bytearray(source.read_bytes())
+    data[offset : offset + 16] = b"\xff" * 16
+    source.write_bytes(bytes(data))
+    with pytest.raises(SourceError) as caught:
+        list(iter_rows(source))
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith(f"benchmark.path: cannot read parquet '{source}'") and "re-download" in line
+
+
+def test_an_input_of_another_kind_is_one_line_naming_it_and_the_output_expected(tmp_path: Path) -> None:
+    """Before a stage reads an input, the stage table checks it is the output it expects: a decay table where
+    the predictions belong, a Parquet file blindspot did not write, or a table of another schema."""
+    import pyarrow as pa
+
+    from blindspot.contracts.tables import DECAY_METRICS_SCHEMA, ITEMS_SCHEMA, PREDICTIONS_SCHEMA
+    from blindspot.errors import InputError
+    from blindspot.stages.table import STAGES
+
+    items = tmp_path / "items.parquet"
+    write_table([], ITEMS_SCHEMA, {"stage": "stage"}, items)
+    predictions = tmp_path / "predictions.parquet"
+    decay = STAGES["decay"]
+    cases = {
+        "is the decay step's output, not the predict step's predictions output": (DECAY_METRICS_SCHEMA, "decay"),
+        "was not written by blindspot (no provenance)": (PREDICTIONS_SCHEMA, None),
+        "lacks the columns": (pa.schema([("item_id", pa.string())]), "predict"),
+    }
+    for expected, (schema, stage) in cases.items():
+        if stage is None:
+            import pyarrow.parquet as pq
+
+            pq.write_table(schema.empty_table(), predictions)
+        else:
+            write_table([], schema, {"stage": stage}, predictions)
+        with pytest.raises(InputError) as caught:
+            decay.check_inputs({"predictions": predictions, "item_table": items})
+        (line,) = str(caught.value).splitlines()
+        assert line.startswith(f"'{predictions}' ") and expected in line, line
+    write_table([], PREDICTIONS_SCHEMA, {"stage": "predict"}, predictions)
+    decay.check_inputs({"predictions": predictions, "item_table": items})  # the right table passes

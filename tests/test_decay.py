@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -510,3 +511,27 @@ def test_class_shares_that_rest_on_unread_answers_are_withheld_with_the_reason()
     assert metric(rows, "share_unparsed")["value"] == pytest.approx(18 / 20)
     rows, _ = decay_metrics(grid, DecayConfig(min_parsed=2, bootstrap=20, coarse_families=["blank", "none"]), 0)
     assert metric(rows, "share_language_prior")["value"] == pytest.approx(2 / 20)
+
+
+def test_the_decay_stage_clusters_its_intervals_by_the_staged_source_images(tmp_path: Path) -> None:
+    """Through the stage (not only build_grid): the items table's image_keys make the clusters. Forty images with
+    five questions each answered alike give a C-rate interval as wide as forty observations allow."""
+    rng = np.random.default_rng(0)
+    survives = np.repeat(rng.random(40) < 0.4, 5)
+    answers = {f"i{i}": {"blur/0": "yes", "blur/1": "yes" if s else "no", "blur/2": "yes" if s else "no",
+                         "blank/1": "no", "none/1": "no"} for i, s in enumerate(survives)}  # fmt: skip
+    path = tmp_path / "pred.parquet"
+    write_table(yes_no_table(answers).to_arrow(), PREDICTIONS_SCHEMA, provenance("predict", {}), path)
+    config = DecayConfig(bootstrap=400, coarse_families=["blank", "none"])
+
+    def c_rate_width(image_of: Callable[[int], str], name: str) -> float:
+        items_path = tmp_path / f"{name}.items.parquet"
+        pl.DataFrame({"item_id": list(answers), "image_keys": [[image_of(i)] for i in range(200)]}).write_parquet(
+            items_path
+        )
+        outputs = {part: tmp_path / name / f"b.{part}" for part in ("metrics", "classes", "manifest")}
+        decay_benchmark(path, items_path, config, 0, outputs, "m", "b", scoring=GENERIC_SCORING)
+        row = pl.read_parquet(outputs["metrics"]).filter(pl.col("metric") == "c_rate").row(0, named=True)
+        return row["ci_high"] - row["ci_low"]
+
+    assert c_rate_width(lambda i: f"img{i // 5}", "shared") > 1.6 * c_rate_width(lambda i: f"img{i}", "own")

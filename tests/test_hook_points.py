@@ -62,3 +62,25 @@ def test_reading_and_replacing_every_point(tiny_models: dict[str, Path], family:
             for before in range(index):
                 assert torch.equal(later[before], states[before])
             assert not torch.equal(patched, out.logits)
+
+
+class _Layer(torch.nn.Module):
+    def forward(self, hidden_states: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        return hidden_states * scale + 1
+
+
+def test_a_state_is_replaced_and_read_whether_passed_by_position_or_by_keyword() -> None:
+    """transformers passes a decoder layer its state by position in some families and versions and as
+    ``hidden_states=`` in others: both are read, and both are replaced."""
+    from blindspot.models.hook_points import reading, replacing
+
+    layers, norm = torch.nn.ModuleList([_Layer(), _Layer()]), torch.nn.Identity()
+    x, new = torch.zeros(1, 2, 3), torch.full((1, 2, 3), 7.0)
+    for call in (lambda layer, h: layer(h, scale=2.0), lambda layer, h: layer(hidden_states=h, scale=2.0)):
+        with replacing(layers, norm, 1, new):
+            out = call(layers[1], call(layers[0], x))
+        assert torch.equal(out, new * 2 + 1), "the state at blocks.1.hook_resid_pre was not replaced"
+        seen: list[torch.Tensor] = []
+        with reading(layers, norm, lambda i, state, args, kwargs, seen=seen: seen.append(state.clone())):
+            norm(call(layers[1], call(layers[0], x)))
+        assert [float(s.max()) for s in seen] == [0.0, 1.0, 3.0]

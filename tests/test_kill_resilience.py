@@ -7,6 +7,7 @@ import base64
 import errno
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from blindspot.contracts.hidden import FEATURES
 from blindspot.images import encode_png
 from blindspot.store.atomic import atomic_output
 from blindspot.store.hidden import HiddenStore, HiddenStoreWriter
+from blindspot.store.tables import write_table
 
 
 def test_leftovers_of_killed_writers_are_removed(tmp_path: Path) -> None:
@@ -179,3 +181,109 @@ def test_a_download_with_no_hub_fails_fast(monkeypatch: pytest.MonkeyPatch) -> N
         assert time.monotonic() - start < 6
         assert str(caught.value).startswith("model.local_files_only: local_files_only is false but the hub at")
     server.close()
+
+
+def test_a_resumed_shard_with_the_wrong_row_count_is_redone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The shard loop trusts a shard an earlier run left only if it reads and has the rows its chunk makes: a
+    short one (a torn write under a full disk) is removed, said on the console, and computed again."""
+    from types import SimpleNamespace
+
+    import pyarrow as pa
+
+    from blindspot.models.job import ModelJob
+
+    schema = pa.schema([("chunk", pa.int64()), ("unit", pa.int64())])
+    job = SimpleNamespace(resume=tmp_path / ".out.resume-k", record={"stage": "predict"})
+    job.shard_path = lambda name, i: ModelJob.shard_path(job, name, i)  # type: ignore[arg-type]
+    job.finished_shard = lambda path, rows: ModelJob.finished_shard(job, path, rows)  # type: ignore[arg-type]
+    chunks = [3, 2, 4]  # units per chunk
+    computed: list[int] = []
+
+    def compute(i: int, n: int) -> list[dict[str, int]]:
+        computed.append(i)
+        return [{"chunk": i, "unit": u} for u in range(n)]
+
+    def run() -> pa.Table:
+        return ModelJob.run_shards(job, "shard", chunks, compute, schema, rows=lambda n: n)  # type: ignore[arg-type]
+
+    first = run()
+    assert computed == [0, 1, 2] and first.num_rows == 9
+    short = ModelJob.shard_path(job, "shard", 1)  # type: ignore[arg-type]
+    write_table([{"chunk": 1, "unit": 0}], schema, {"stage": "predict"}, short)  # one row where two belong
+    computed.clear()
+    again = run()
+    assert computed == [1] and again.equals(first)
+    assert "discarding the shard 'shard-00001.parquet' of an earlier run (1 rows where 2 were expected)" in (
+        capsys.readouterr().out
+    )
+
+
+@pytest.mark.slow
+def test_staging_many_images_past_the_file_size_limit_is_one_line_the_disk_error_first(tmp_path: Path) -> None:
+    """The images table is written in row groups while rows are read: the limit strikes inside a flush, and the
+    cleanup's flush of what is pending must not bury the disk error under a closed-file error (48 lines)."""
+    import resource
+    import subprocess
+    import sys
+
+    from blindspot.stages.staging import _IMAGE_ROW_GROUP
+
+    rng = np.random.default_rng(1)
+    source = tmp_path / "many.jsonl"
+    rows = []
+    for i in range(_IMAGE_ROW_GROUP * 3):
+        png = encode_png(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+        rows.append(
+            json.dumps({"id": str(i), "question": "q?", "answer": "yes", "image": base64.b64encode(png).decode()})
+        )
+    source.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "staged"
+    slice_json = json.dumps({"output_version": 2, "benchmark": {"adapter": "generic", "path": str(source),
+                             "answer_type": "yes_no", "columns": {"id": "id"}}, "image_folder": None})  # fmt: skip
+    command = [sys.executable, "-m", "blindspot", "stage", "--bench", "b", "--slice", slice_json,
+               f"--item-table={out / 'items.parquet'}", f"--images={out / 'images.parquet'}",
+               f"--rejects={out / 'rejects.parquet'}"]  # fmt: skip
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    result = subprocess.run(command, capture_output=True, text=True, preexec_fn=limit)
+    err = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(err) == 1, result.stderr[-2000:]
+    assert err[0].startswith("blindspot stage: error: a file grew past the file-size limit")
+    assert err[0].endswith("nothing partial was kept")
+
+
+def test_a_job_that_fails_on_the_disk_says_what_it_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A job with finished shards keeps them and says so (the rerun resumes); an empty resume folder is removed
+    and the line says nothing partial was kept. Out of memory is one line too."""
+    from blindspot.stages.table import Stage
+    from blindspot.store import atomic
+
+    monkeypatch.setattr(atomic, "_PARTIALS", {})
+    kept, empty = tmp_path / ".p.parquet.resume-a", tmp_path / ".q.parquet.resume-b"
+    kept.mkdir()
+    empty.mkdir()
+    (kept / "shard-00000.parquet").write_bytes(b"x")
+    (kept / "shard-00001.parquet").write_bytes(b"x")
+
+    def failing(error: BaseException) -> Callable[..., str]:
+        def runner(config: object, inputs: object, outputs: object, job: object) -> str:
+            atomic.register_partial(kept)
+            atomic.register_partial(empty)
+            raise error
+
+        return runner
+
+    for error, first in ((OSError(errno.ENOSPC, "No space left"), "no space left on device"),
+                         (MemoryError(), "the machine ran out of memory")):  # fmt: skip
+        (kept / "x").unlink(missing_ok=True)
+        empty.mkdir(exist_ok=True)
+        monkeypatch.setattr(Stage, "load_runner", lambda self, error=error: failing(error))
+        assert main(stage_command(tmp_path, tmp_path / "staged")) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith(f"blindspot stage: error: {first}")
+        assert line.endswith(f"kept 2 finished piece(s) in '{kept}': the rerun resumes from there")
+        assert kept.is_dir() and not empty.exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 import torch
@@ -279,3 +280,77 @@ def test_patch_rejects_mismatched_tokens(loaded, small_benchmark, tmp_path, monk
             outputs,
             loaded=loaded["qwen2_5_vl"],
         )
+
+
+def test_every_prompt_over_the_cap_names_max_prompt_tokens_not_patch_models(loaded, small_benchmark, tmp_path):
+    """When every item with option labels is too long, the error names the key to change (the model's
+    max_prompt_tokens), and never says the benchmark has no item with option labels."""
+    import dataclasses
+
+    from blindspot.stages.patch import PatchError, patch_benchmark
+    from blindspot.stages.slices import user_key
+
+    model = loaded["qwen2_5_vl"]
+    short = dataclasses.replace(model, config=model.config.model_copy(update={"max_prompt_tokens": 16}))
+    outputs = {"patches": tmp_path / "p.parquet", "per_item": tmp_path / "p.items.parquet"}
+    with pytest.raises(PatchError) as caught:
+        patch_benchmark("m", "small", _slice(), small_benchmark["items"], small_benchmark["render"], outputs,
+                        loaded=short)  # fmt: skip
+    line = user_key(str(caught.value), {"model": "qwen", "bench": "small"})
+    assert line.startswith("models.qwen.max_prompt_tokens: every one of the 6 items of 'small' with option labels")
+    assert "no item with option labels" not in line
+
+
+def patch_rows(values: list[tuple[float, float, bool]]) -> pl.DataFrame:
+    """One (pair, position, layer) cell: per item (ld_patched, restored, flipped)."""
+    return pl.DataFrame(
+        [
+            {
+                "source": "blur/0",
+                "target": "blur/7",
+                "position": "image",
+                "layer": 3,
+                "item_id": f"i{k}",
+                "ld_patched": ld,
+                "restored": restored,
+                "flipped": flipped,
+            }
+            for k, (ld, restored, flipped) in enumerate(values)
+        ]
+    )
+
+
+def test_patch_summary_keeps_the_sign_of_the_restored_fraction_and_its_interval() -> None:
+    """Items whose patch moves the target most of the way toward the source (restored 0.8) and one that pushes it
+    further from it (-0.4): the cell's restored fraction is their signed mean, inside its interval."""
+    from types import SimpleNamespace
+
+    from blindspot.stages.patch import patch_metrics
+
+    values = [(1.5, 0.8, True)] * 9 + [(-2.0, -0.4, False)]
+    items = [{"item_id": f"i{k}", "image_keys": [f"img{k}"]} for k in range(10)]
+    (row,) = patch_metrics(patch_rows(values), items, SimpleNamespace(bootstrap=300, confidence=0.95), 0)
+    assert row["restored"] == pytest.approx((9 * 0.8 - 0.4) / 10)
+    assert row["restored_ci_low"] < row["restored"] < row["restored_ci_high"]
+    assert row["ld"] == pytest.approx((9 * 1.5 - 2.0) / 10) and row["flip_rate"] == pytest.approx(0.9)
+    # a patch that mostly pushes the target further from the source: a negative mean, kept negative
+    away = [(-1.0, -0.3, False)] * 9 + [(2.0, 0.5, True)]
+    (row,) = patch_metrics(patch_rows(away), items, SimpleNamespace(bootstrap=300, confidence=0.95), 0)
+    assert row["restored"] == pytest.approx((9 * -0.3 + 0.5) / 10) and row["restored_ci_high"] < 0
+
+
+def test_patch_intervals_cluster_items_by_source_image() -> None:
+    from types import SimpleNamespace
+
+    from blindspot.stages.patch import patch_metrics
+
+    rng = np.random.default_rng(0)
+    per_image = rng.normal(0.5, 0.4, 40)
+    values = [(float(v), float(v), bool(v > 0.5)) for v in np.repeat(per_image, 5)]
+
+    def restored_width(image_of) -> float:  # type: ignore[no-untyped-def]
+        items = [{"item_id": f"i{k}", "image_keys": [image_of(k)]} for k in range(200)]
+        (row,) = patch_metrics(patch_rows(values), items, SimpleNamespace(bootstrap=400, confidence=0.95), 0)
+        return row["restored_ci_high"] - row["restored_ci_low"]
+
+    assert restored_width(lambda k: f"img{k // 5}") > 1.6 * restored_width(lambda k: f"img{k}")

@@ -25,6 +25,7 @@ from blindspot.stages.render.families import (
 )
 from blindspot.stages.render.resize import resize_to_working, working_size
 from blindspot.stages.render.run import render_benchmark
+from blindspot.store.arrays import StoreDamageError
 from blindspot.store.render import RenderStore
 
 KERNELS = [1, 9, 17, 25, 35, 43, 51, 61]
@@ -246,5 +247,5 @@ def test_a_failed_render_leaves_no_store(staged: Path, tmp_path: Path, monkeypat
 
 
 def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="run the render stage first"):
+    with pytest.raises(StoreDamageError, match=r"no render output at .*none\.zarr'; run the render step first"):
         RenderStore(tmp_path / "none.zarr")

@@ -383,3 +383,20 @@ def test_row_filter_keeps_only_matching_rows_and_says_so(tmp_path: Path, png: by
     entry["filter"] = {"column": "split", "in": ["val", "dev"]}
     items, _, _ = stage(tmp_path, entry, name="in")
     assert items["question"].to_list() == ["q0?", "q2?", "q3?"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "options", "expected"),
+    [
+        (True, None, "yes_no"), (False, None, "yes_no"), ("True", None, "yes_no"), ("no.", None, "yes_no"),
+        (1, None, "count"), (0, None, "count"), (2.5, None, "count"), ("three", None, "count"),
+        ("a red car", None, "open"), ("B", ["x", "y"], "multiple_choice"),
+    ],
+)  # fmt: skip
+def test_answer_type_auto_types_a_boolean_gold_as_yes_no_never_as_a_count(
+    answer: object, options: list[str] | None, expected: str
+) -> None:
+    """A JSON true is a Python bool, and bool is an int: it must be read as yes/no before numbers are tried."""
+    from blindspot.benchmarks.gold import infer_answer_type
+
+    assert infer_answer_type(answer, options) == expected

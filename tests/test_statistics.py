@@ -90,3 +90,26 @@ def test_a_difference_over_clustered_items_keeps_its_coverage() -> None:
         estimate = ClusterBootstrap(clusters, 400, 0.95, seed=rep).difference(with_image, without, np.ones(200, bool))
         hits += estimate.low <= 0.2 <= estimate.high
     assert hits / REPS >= 0.88, hits / REPS
+
+
+def test_the_interval_is_the_percentile_interval_at_the_confidence_asked() -> None:
+    """A mean that is not a proportion: its interval is exactly the (alpha/2, 1 - alpha/2) quantiles of the
+    resampled means, at 95% and at 80% (a wrong percentile level moves both ends)."""
+    rng = np.random.default_rng(4)
+    values, clusters = rng.normal(size=120), np.repeat(np.arange(40), 3)
+    mask = np.ones(120, dtype=bool)
+    for confidence in (0.95, 0.8):
+        boot = ClusterBootstrap(clusters, 500, confidence, seed=0)
+        resampled = (boot.weights @ values) / boot.weights.sum(axis=1)
+        tail = (1 - confidence) / 2
+        estimate = boot.mean(values, mask, proportion=False)
+        assert estimate.low == pytest.approx(np.quantile(resampled, tail))
+        assert estimate.high == pytest.approx(np.quantile(resampled, 1 - tail))
+
+
+def test_the_small_sample_floor_counts_source_images_not_items() -> None:
+    """0 of 100 questions about 20 images: 20 independent observations, so the Wilson floor is wilson(0, 20)
+    ([0, 0.16]), not wilson(0, 100) ([0, 0.037])."""
+    clusters = np.repeat(np.arange(20), 5)
+    estimate = ClusterBootstrap(clusters, 200, 0.95, seed=0).mean(np.zeros(100), np.ones(100, dtype=bool))
+    assert estimate.high == pytest.approx(wilson(0, 20, 0.95)[1]) and estimate.high > 0.15

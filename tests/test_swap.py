@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -285,3 +286,30 @@ def test_lora_without_peft_is_a_one_line_error(tmp_path: Path, monkeypatch: pyte
     config = ModelConfig(adapter="qwen2_5_vl", path="unused")
     with pytest.raises(SwapError, match=r"^pair.adapter: a LoRA adapter donor needs peft: pip install"):
         load_donor(SwapPair(base="q", adapter=str(tmp_path)), config, None)
+
+
+def width(estimate_row: dict, metric: str) -> float:
+    return estimate_row[f"{metric}_ci_high"] - estimate_row[f"{metric}_ci_low"]
+
+
+def test_swap_intervals_cluster_items_by_source_image() -> None:
+    """Forty images, five questions each, answered alike per image: the swap's accuracy interval rests on forty
+    images. Clustered by item (a wrong cluster key), it would be about sqrt(5) narrower."""
+    rng = np.random.default_rng(0)
+    right = np.repeat(rng.random(40) < 0.6, 5)
+    rows = [
+        {"spec": spec, "item_id": f"i{k}", "family": "blur", "level": 0, "param": 1.0, "parsed": "A" if r else "B",
+         "score": float(r)}
+        for spec in ("base", "donor")
+        for k, r in enumerate(right)
+    ]  # fmt: skip
+    specs = [SwapSpec("base", "reference"), SwapSpec("donor", "reference", everything=True)]
+
+    def accuracy_width(image_of: Callable[[int], str]) -> float:
+        items = [{"item_id": f"i{k}", "answer_type": "multiple_choice", "answer": "A", "image_keys": [image_of(k)],
+                  "metadata": "{}"} for k in range(200)]  # fmt: skip
+        (base,) = [r for r in swap_metrics(pl.DataFrame(rows), items, specs, None, SwapConfig(bootstrap=400), 0)
+                   if r["spec"] == "base"]  # fmt: skip
+        return width(base, "accuracy")
+
+    assert accuracy_width(lambda k: f"img{k // 5}") > 1.6 * accuracy_width(lambda k: f"img{k}")

@@ -297,3 +297,29 @@ def test_clean_colour_share_shows_colour_questions_the_clean_view() -> None:
     assert clean_share(1.0) == 1.0
     assert abs(clean_share(0.0) - 1 / levels) < 0.04
     assert abs(clean_share(0.3) - (0.3 + 0.7 / levels)) < 0.05
+
+
+def test_shared_images_are_asked_in_groups_of_one_kind(tmp_path: Path) -> None:
+    """40% of the items come in groups of four about one image (one scene, one question): the planted design
+    effect. The kind counts are as planted, and every other image is asked once."""
+    shares = {"fine": 0.1, "mid": 0.2, "late": 0.1, "coarse": 0.25, "prior": 0.15, "conflict": 0.2}
+    table = pl.read_parquet(write_toy_benchmark(tmp_path, 200, shares, seed=0, shared=0.4, per_image=4))
+    images = table.with_columns(pl.col("image").struct.field("bytes").hash().alias("image_hash"))
+    sizes = images.group_by("image_hash").agg(pl.len(), pl.col("kind").n_unique().alias("kinds"))
+    assert sorted(sizes["len"].value_counts().rows()) == [(1, 120), (4, 20)]
+    assert set(sizes["kinds"]) == {1}
+    assert {k: (table["kind"] == k).sum() for k in shares} == {k: round(200 * v) for k, v in shares.items()}
+    assert (table["image_group_size"].value_counts().sort("image_group_size").rows()) == [(1, 120), (4, 80)]
+
+
+def test_the_clustered_interval_check_tells_images_from_items() -> None:
+    """The calibration's reference widths: 50 images asked 4 questions each, answered alike, give an image-level
+    width about twice the item-level one (design effect 4)."""
+    from blindspot.toy.calibrate import interval_widths
+
+    rng = np.random.default_rng(0)
+    values = np.repeat((rng.random(50) < 0.6).astype(float), 4)
+    images, items = interval_widths(values, [f"img{i // 4}" for i in range(200)], 0.95)
+    assert images / items == pytest.approx(2.0, rel=0.1)
+    independent, same = interval_widths(values, [f"img{i}" for i in range(200)], 0.95)
+    assert independent == pytest.approx(same, rel=0.02)

@@ -27,9 +27,11 @@ class UserError(Exception):
 
 
 def cmd_check_config(args: argparse.Namespace) -> None:
-    from blindspot.config import check_paths
+    from blindspot.config import check_paths, results_problem
 
     config = load_config(args.config)
+    if (problem := results_problem(config.results)) is not None:
+        raise ConfigError(f"results: {problem}")
     if args.paths:
         check_paths(config)
         model_problems(config)
@@ -95,6 +97,7 @@ def run_stage(stage: Stage, args: argparse.Namespace) -> None:
         for item in stage.inputs:
             if not inputs[item.name].exists():
                 raise UserError(f"no {item.stage} output at '{inputs[item.name]}'; run the {item.stage} step first")
+        stage.check_inputs(inputs)
         outputs = {name: Path(getattr(args, name)) for name in stage.output_names}
         job = JobContext(stage.name, wildcards, threads=args.threads, progress=not args.quiet)
         summary = stage.load_runner()(config, inputs, outputs, job)
@@ -117,8 +120,9 @@ def cmd_toy_data(args: argparse.Namespace) -> None:
     # The config's shape is validated whole (paths are not checked: this command creates the benchmark's path).
     toy = (load_config(args.config).toy if args.config else None) or ToyConfig()
     shares = {str(kind): share for kind, share in toy.shares.items()}
-    path = write_toy_benchmark(args.out, toy.n_items, shares, toy.seed)
-    print(f"wrote {path}: {toy.n_items} items, shares {shares}, seed {toy.seed}")
+    path = write_toy_benchmark(args.out, toy.n_items, shares, toy.seed, toy.shared_images, toy.questions_per_image)
+    print(f"wrote {path}: {toy.n_items} items, shares {shares}, seed {toy.seed}, {toy.shared_images:.0%} of them "
+          f"asked {toy.questions_per_image} at a time about one image")  # fmt: skip
 
 
 def cmd_toy_train(args: argparse.Namespace) -> None:
@@ -176,7 +180,7 @@ def cmd_summary(args: argparse.Namespace) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
-    from blindspot.store.verify import action, verify
+    from blindspot.store.verify import action, repair, verify
 
     paths = [Path(p) for p in args.paths]
     for path in paths:
@@ -187,11 +191,15 @@ def cmd_verify(args: argparse.Namespace) -> None:
         if finding.status != "ok" or args.all:
             print(f"{finding.status:9s} {finding.path}  {finding.detail}")
     damaged = [f for f in findings if f.status == "damaged"]
-    for finding in damaged:
-        print(f"  -> {action(finding)}")
+    if args.repair:
+        for path in repair(damaged):
+            print(f"  deleted {path}: the next snakemake run rebuilds it")
+    else:
+        for finding in damaged:
+            print(f"  -> {action(finding)}")
     print(f"{len(findings)} stores and tables checked: {len(damaged)} damaged, "
           f"{sum(f.status == 'unchecked' for f in findings)} without checksums")  # fmt: skip
-    if damaged:
+    if damaged and not args.repair:
         raise UserError(f"{len(damaged)} damaged file(s): {', '.join(str(f.path) for f in damaged)}")
 
 
@@ -282,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("verify", cmd_verify, "Check every store and table (checksums, missing chunks); name the damaged ones.")
     p.add_argument("paths", nargs="*", default=["results"], help="files or folders (default: results)")
     p.add_argument("--all", action="store_true", help="list every file checked, not only the problems")
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="delete every damaged store and table, so the next snakemake run rebuilds it",
+    )
     p = add("summary", cmd_summary, "Print the summary table of a finished run and the report's path.")
     p.add_argument("--results", default="results")
     p = add("demo-data", cmd_demo_data, "Write a small fixture benchmark (coloured shapes) in the generic format.")
@@ -311,10 +324,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         where = f" at '{error.filename}'" if error.filename else ""
         what, fix = DISK_ERRORS[error.errno]
-        print(f"blindspot {args.command}: error: {what}{where} (errno {error.errno}); {fix} and rerun: nothing "
-              "partial was kept", file=sys.stderr)  # fmt: skip
+        print(f"blindspot {args.command}: error: {what}{where} (errno {error.errno}); {fix} and rerun: "
+              f"{partial_note()}", file=sys.stderr)  # fmt: skip
+        return 2
+    except MemoryError:
+        fix = "give the job more memory (mem_mb), or lower the model's batch_size (or set it to auto)"
+        print(f"blindspot {args.command}: error: the machine ran out of memory; {fix}, and rerun: {partial_note()}",
+              file=sys.stderr)  # fmt: skip
         return 2
     return 0
+
+
+def partial_note() -> str:
+    """What a job that failed on the disk or memory kept: its finished work (the rerun resumes from it), or
+    nothing (its empty resume folders are removed)."""
+    from blindspot.store.atomic import settle_partials
+
+    kept = settle_partials()
+    if not kept:
+        return "nothing partial was kept"
+    shown = "; ".join(f"{count} finished piece(s) in '{folder}'" for folder, count in kept)
+    return f"kept {shown}: the rerun resumes from there"
 
 
 DISK_ERRORS = {

@@ -41,7 +41,7 @@ from blindspot.benchmarks import registered
 from blindspot.benchmarks.registry import BenchmarkConfigBase
 from blindspot.config_base import StrictModel, path_problem
 from blindspot.contracts.conditions import parse_condition_key
-from blindspot.hub_cache import resolve_model_dir
+from blindspot.hub_cache import HubCacheError, resolve_model_dir, revision_problem
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]*$"
 """Benchmark and model names become Snakemake wildcards and file names."""
@@ -179,7 +179,11 @@ class ModelConfig(StrictModel):
     adapter: Literal["qwen2_5_vl", "llava_next", "auto"] = Field(
         description="qwen2_5_vl (Qwen2.5-VL 3B/7B), llava_next (LLaVA-v1.6), or auto (any AutoModelForImageTextToText)."
     )
-    revision: str | None = None
+    revision: str | None = Field(
+        None,
+        description="The snapshot of a hub id to use: a branch, tag or commit name (default main), read from the "
+        "local Hugging Face cache; never a path.",
+    )
     hub_id: str | None = Field(None, description="Where the weights come from; named in the fetch command on errors.")
     local_files_only: StrictBool = Field(True, description="Never download (the default): runs stay offline.")
     path: str = Field(
@@ -218,6 +222,13 @@ class ModelConfig(StrictModel):
         "predict then also answers each question with it, text only (condition 'llm'), and decay reports MMStar's "
         "multimodal leakage ML = max(0, S_wv - S_t).",
     )
+
+    @field_validator("revision")
+    @classmethod
+    def _a_ref_name(cls, value: str | None) -> str | None:
+        if value is not None and (problem := revision_problem(value)):
+            raise ValueError(problem)
+        return value
 
     def local_dir(self) -> str:
         """The model's folder: ``path``, or the local Hugging Face cache's snapshot of the hub id ``path``
@@ -486,6 +497,18 @@ class ToyConfig(StrictModel):
     models: dict[str, Literal["base", "donor"]] = Field(
         default_factory=dict, description="Which configured models are toy bases and which are donors."
     )
+    shared_images: float = Field(
+        0.4,
+        ge=0,
+        lt=1,
+        description="Share of items asked about an image together with others: each such image is asked its "
+        "question `questions_per_image` times (as POPE asks several questions of one image). The model's answers "
+        "agree within an image, so the design effect is planted and calibrate checks that intervals rest on images.",
+    )
+    questions_per_image: int = Field(4, ge=2, le=16, description="Questions asked of each shared image.")
+    cluster_tolerance: float = Field(
+        0.15, gt=0, lt=1, description="The C rate's interval must be this close (relative) to the image-level width."
+    )
     share_tolerance: float = Field(0.03, gt=0, description="Measured class shares must be this close to planted.")
     conflict_threshold: float = Field(0.9, gt=0, le=1, description="Share of conflict items classed as expected.")
     item_agreement: float = Field(
@@ -533,6 +556,20 @@ class BlindspotConfig(StrictModel):
     patch: PatchConfig = PatchConfig()
     report: ReportConfig = ReportConfig()
     toy: ToyConfig | None = Field(None, description="The toy world: planted ground truth and calibration.")
+
+    @field_validator("results")
+    @classmethod
+    def _a_folder_of_this_run(cls, value: str) -> str:
+        """No root, home, working directory or parent: every output (and ``blindspot clean``'s deletions) goes
+        to a folder of this run's own."""
+        parts = Path(value).parts
+        if value in ("/", "~", ".", "") or value.startswith("~") or ".." in parts or set(parts) <= {"/", "."}:
+            raise ValueError(
+                f"{value!r} is not a folder of this run: name a folder of its own for the outputs (results, "
+                "results-small, /data/run1/results), not the root, the home or working directory, nor one reached "
+                "through '..'"
+            )
+        return value
 
     @field_validator("benchmarks", "models")
     @classmethod
@@ -688,6 +725,19 @@ def parse_config(data: dict[str, Any]) -> BlindspotConfig:
         raise ConfigError(format_validation_error(error)) from None
 
 
+def results_problem(results: str) -> str | None:
+    """What makes the results folder unusable on this machine: an existing file, or the working directory or one of
+    its parents (a link can lead there). None when it is fine."""
+    path = Path(results)
+    if path.exists() and not path.is_dir():
+        return f"'{results}' is an existing file, not a folder: name another folder for the outputs"
+    here = Path.cwd().resolve()
+    resolved = path.resolve()
+    if resolved == here or resolved in here.parents:
+        return f"'{results}' leads to '{resolved}', the working directory or a parent of it: name a folder of its own"
+    return None
+
+
 def path_problems(config: BlindspotConfig) -> list[str]:
     """One line per configured path that does not exist: ``benchmarks.x.path: no such file ...``."""
     lines = []
@@ -698,7 +748,12 @@ def path_problems(config: BlindspotConfig) -> list[str]:
                 lines.append(f"benchmarks.{name}.{key}: {problem}")
     for name, model in config.models.items():
         if model.local_files_only:
-            problem = path_problem(model.path, "model", model.hub_id, model.revision)
+            try:
+                problem = path_problem(model.path, "model", model.hub_id, model.revision)
+            except HubCacheError as error:  # a revision, or a cache entry, that would lead outside the cache
+                lines.append(f"models.{name}.{error.key.removeprefix('model.')}: {error.message}" if error.key
+                             else f"models.{name}.path: {error.message}")  # fmt: skip
+                continue
             if problem:
                 lines.append(f"models.{name}.path: {problem}")
         if model.llm is not None:

@@ -55,12 +55,19 @@ def iter_rows(path: Path, columns: list[str] | None = None, batch_size: int = 64
     if path.is_dir() or path.suffix == ".parquet":
         for file in parquet_files(path):
             try:
-                reader = pq.ParquetFile(file)
+                reader = pq.ParquetFile(file, page_checksum_verification=True)
             except Exception as error:  # pyarrow raises several types for a corrupt file
                 raise unreadable(file, error) from None
             wanted = [c for c in columns if c in reader.schema_arrow.names] if columns else None
-            for batch in reader.iter_batches(batch_size=batch_size, columns=wanted):
-                yield from batch.to_pylist()
+            batches = reader.iter_batches(batch_size=batch_size, columns=wanted)
+            while True:  # a damaged page fails while its batch is read: one line naming the file, never a traceback
+                try:
+                    rows = next(batches).to_pylist()
+                except StopIteration:
+                    break
+                except Exception as error:
+                    raise unreadable(file, error) from None
+                yield from rows
     elif path.suffix in {".jsonl", ".ndjson"}:
         with path.open("rb") as handle:
             for number, raw in enumerate(handle, start=1):

@@ -67,7 +67,7 @@ def within_prompt_limit(job: ModelJob, indices: list[int]) -> tuple[list[int], s
         return kept, None
     return kept, (
         f"{len(indices) - len(kept)} items left out: prompt longer than {limit} tokens "
-        "(models.<name>.max_prompt_tokens or the model's context)"
+        f"(models.{job.model_name}.max_prompt_tokens or the model's context)"
     )
 
 

@@ -50,6 +50,8 @@ class BatchSizer:
     size: int = 0
     halvings: list[int] = field(default_factory=list)
     """Sizes that ran out of memory, in order."""
+    key: str = "model.batch_size"
+    """The config key an out-of-memory error names (a swap job's model is its pair's base)."""
 
     def __post_init__(self) -> None:
         if self.size == 0:
@@ -80,10 +82,10 @@ class BatchSizer:
             torch.cuda.empty_cache()
         if not self.auto:
             raise BatchMemoryError(
-                f"a batch of {failed} ran out of memory; lower it or set batch_size: auto", key="model.batch_size"
+                f"a batch of {failed} ran out of memory; lower it or set batch_size: auto", key=self.key
             )
         if failed <= 1:
-            raise BatchMemoryError("one unit alone does not fit in memory", key="model.batch_size")
+            raise BatchMemoryError("one unit alone does not fit in memory", key=self.key)
         self.halvings.append(failed)
         self.size = failed // 2
 

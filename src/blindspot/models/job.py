@@ -25,6 +25,7 @@ from blindspot.config import ModelConfig, PromptConfig
 from blindspot.errors import InputError
 from blindspot.models.loading import LoadedModel, load_model
 from blindspot.models.prompts import PromptCache
+from blindspot.store.atomic import register_partial
 from blindspot.store.provenance import inputs_key, provenance
 from blindspot.store.render import RenderStore
 from blindspot.store.tables import read_frame, read_provenance, read_table, write_table
@@ -176,6 +177,7 @@ class ModelJob:
         known) is kept and ``done(chunk)`` called (to advance a progress bar); the others are computed and written.
         Returns every shard's rows, in chunk order."""
         self.resume.mkdir(parents=True, exist_ok=True)
+        register_partial(self.resume)
         paths = [self.shard_path(name, i) for i in range(len(chunks))]
         for i, (chunk, path) in enumerate(zip(chunks, paths, strict=True)):
             if self.finished_shard(path, rows(chunk)):

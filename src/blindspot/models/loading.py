@@ -18,6 +18,8 @@ from transformers import PreTrainedModel
 from blindspot.config import ModelConfig
 from blindspot.config_base import path_problem
 from blindspot.errors import BlindspotError
+from blindspot.models import devices
+from blindspot.models.devices import job_claim
 from blindspot.models.families import LANGUAGE_MODEL, ModelFamily, get_family
 
 
@@ -59,18 +61,30 @@ class LoadedModel:
             "model_type": self.model.config.model_type,
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),
+            "gpus": claimed_gpus(),
             "n_layers": len(self.layers),
         }
 
 
-def resolve_device(device: str) -> torch.device:
+def resolve_device(device: str, gpus: int = 1) -> torch.device:
+    """The device a model loads on. On CUDA (``auto`` where it is available, ``cuda``), the job's claimed GPUs
+    (:mod:`blindspot.models.devices`): the first of them; an explicit ``cuda:N`` is taken as written."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(
             f"device '{device}' requested but CUDA is not available; set device: cpu or auto", key="model.device"
         )
+    if device == "cuda" and gpus >= 1:
+        claim = job_claim(gpus)
+        return torch.device("cuda", claim.ordinals[0]) if claim.gpus else torch.device("cuda")
     return torch.device(device)
+
+
+def claimed_gpus() -> list[str] | None:
+    """The GPUs this job claimed (their names), for provenance; None where it runs on none."""
+    claim = devices._CLAIM
+    return claim.names if claim is not None and claim.gpus else None
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
@@ -221,17 +235,23 @@ def spread_over_gpus(config: ModelConfig, device: torch.device) -> bool:
     on the console; the model then spreads over those there are."""
     if config.gpu <= 1 or device.type != "cuda":
         return False
-    visible = torch.cuda.device_count()
-    if visible < config.gpu:
-        where = f"spreading it over {visible}" if visible > 1 else "loading it on one"
-        print(f"models.<name>.gpu is {config.gpu} but {visible} GPU(s) are visible: {where}", flush=True)
-    return visible > 1
+    claimed = len(job_claim(config.gpu).gpus)
+    if claimed < config.gpu:
+        where = f"spreading it over {claimed}" if claimed > 1 else "loading it on one"
+        print(f"models.<name>.gpu is {config.gpu} but {claimed} GPU(s) are visible: {where}", flush=True)
+    return claimed > 1
+
+
+def gpu_memory_map() -> dict[int | str, int]:
+    """``max_memory`` for transformers' ``device_map="auto"``: the job's claimed GPUs only, each with what it has
+    free (accelerate places layers only on the devices named)."""
+    return {ordinal: int(torch.cuda.mem_get_info(ordinal)[0]) for ordinal in job_claim(1).ordinals}
 
 
 def _load(config: ModelConfig, path: str, family: ModelFamily, processor_class: Any, key: str) -> LoadedModel:
     if not config.local_files_only and not Path(path).is_dir():
         check_hub(path)
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, config.gpu)
     dtype = resolve_dtype(config.dtype, device)
     common = {
         "revision": config.revision,
@@ -247,7 +267,7 @@ def _load(config: ModelConfig, path: str, family: ModelFamily, processor_class: 
             dtype=dtype,
             use_safetensors=True,
             attn_implementation=config.attn_implementation,
-            **({"device_map": "auto"} if spread else {}),
+            **({"device_map": "auto", "max_memory": gpu_memory_map()} if spread else {}),
             **common,
         )
     except Exception as error:  # transformers and safetensors raise many types: one line for all

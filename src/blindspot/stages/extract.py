@@ -29,6 +29,7 @@ from blindspot.models.job import ModelJob
 from blindspot.models.loading import LoadedModel
 from blindspot.stages.slices import ExtractSlice
 from blindspot.stages.table import JobContext, Paths
+from blindspot.store.atomic import register_partial
 from blindspot.store.hidden import HiddenStoreWriter
 from blindspot.store.render import RenderStore
 
@@ -143,6 +144,7 @@ def extract_benchmark(
         {"provenance": record, "layer_convention": LAYER_CONVENTION},
         dtype=extract.dtype,
     )
+    register_partial(job.resume, lambda: len(writer.done()))
     done = writer.done()
     conditions = [job.store.condition_index(*parse_condition_key(k)) for k in levels]
     n_blocks = (n_items + block - 1) // block

@@ -47,7 +47,7 @@ from blindspot.contracts.conditions import Condition, resolve_condition_key
 from blindspot.contracts.items import image_group
 from blindspot.contracts.tables import PATCH_ITEMS_SCHEMA, PATCHES_SCHEMA
 from blindspot.errors import BlindspotError
-from blindspot.models.answering import within_prompt_limit
+from blindspot.models.answering import prompt_limit, within_prompt_limit
 from blindspot.models.batching import BatchSizer
 from blindspot.models.hook_points import reading, replacing
 from blindspot.models.inference import Request, encode_batch, label_logprobs
@@ -389,8 +389,8 @@ def patch_benchmark(
     )
     settings = config.patch
     pairs = parse_pairs(job, settings.pairs)
-    closed = [i for i, r in enumerate(job.items) if option_labels(r["answer_type"], r["options"])]
-    closed, too_long = within_prompt_limit(job, closed)
+    labelled = [i for i, r in enumerate(job.items) if option_labels(r["answer_type"], r["options"])]
+    closed, too_long = within_prompt_limit(job, labelled)
     chosen = closed[: settings.max_items] if settings.max_items else closed
     notes = []
     n_open = sum(1 for r in job.items if not option_labels(r["answer_type"], r["options"]))
@@ -403,6 +403,12 @@ def patch_benchmark(
     note = "; ".join(notes) or None
     if note:
         print(f"patch {model_name}/{bench}: {note}")
+    if labelled and not closed:
+        raise PatchError(
+            f"every one of the {len(labelled)} items of '{bench}' with option labels has a prompt longer than "
+            f"{prompt_limit(job.loaded)} tokens; raise it, or leave this model out of patch.models",
+            key="model.max_prompt_tokens",
+        )
     if not chosen:
         raise PatchError(f"'{bench}' has no item with option labels to patch", key="patch.models")
     identity = {"model": model_name, "benchmark": bench}

@@ -97,6 +97,12 @@ class _ImageSink:
         self.flush()
         self._writer.close()
 
+    def abort(self) -> None:
+        """Close without writing what is pending, after a failure: the first error is the one to report (a flush on
+        a full disk would bury it under a closed-file error)."""
+        with contextlib.suppress(Exception):
+            self._writer.close()
+
 
 INTENDED_REASONS = frozenset({"filtered_out"})
 """Reject reasons that are the user's choice (a ``filter``), not a problem: they do not count towards the
@@ -258,8 +264,10 @@ def stage_benchmark(name: str, config: BenchmarkConfigBase, outputs: Mapping[str
                     continue
                 seen_ids.add(row["item_id"])
                 items.append(row)
-        finally:
-            sink.close()
+        except BaseException:
+            sink.abort()
+            raise
+        sink.close()
 
     items, duplicates, repeated_ids = unique_ids(items)
     rejects = sorted([*rejects, *duplicates], key=lambda r: r.source_index)

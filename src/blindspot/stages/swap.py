@@ -334,7 +334,9 @@ def swap_benchmark(
     first: dict[frozenset[str], int] = {}
     for index, spec in enumerate(specs):
         first.setdefault(frozenset(swapped[spec.name]), index)
-    sizer = BatchSizer(config.base.batch_size, job.loaded.device.type)  # auto settles once, for every spec
+    sizer = BatchSizer(  # auto settles once, for every spec; an error names the base model's key
+        config.base.batch_size, job.loaded.device.type, key=f"models.{config.pair.base}.batch_size"
+    )
     bar = job.bar(len(specs) * len(units), "answer")
 
     def answers_of(index: int, spec: SwapSpec) -> pa.Table | list[dict[str, Any]]:

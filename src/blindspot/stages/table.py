@@ -87,6 +87,8 @@ class Output:
     template: str
     directory: bool = False
     """A Zarr store (a folder), declared ``directory()`` in the rule."""
+    schema: str | None = None
+    """A table's contract schema, by its name in :mod:`blindspot.contracts.tables` (checked when a stage reads it)."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,17 @@ class Stage:
             )
         return parsed
 
+    def check_inputs(self, inputs: Paths) -> None:
+        """Each input is the output of the stage the table names (its provenance and its contract's columns): a
+        foreign or mismatched file is one line naming it and the output expected."""
+        from blindspot.contracts import tables
+        from blindspot.store.inputs import expect_output
+
+        for item in self.inputs:
+            produced = STAGES[item.stage].output(item.output)
+            schema = getattr(tables, produced.schema) if produced.schema else None
+            expect_output(inputs[item.name], item.stage, item.output, schema)
+
     def load_runner(self) -> Runner:
         module, _, function = self.runner.partition(":")
         runner: Runner = getattr(importlib.import_module(module), function)
@@ -224,9 +237,9 @@ STAGES: dict[str, Stage] = {
             wildcards=("bench",),
             inputs=(),
             outputs=(
-                Output("item_table", "staged/{bench}/items.parquet"),
-                Output("images", "staged/{bench}/images.parquet"),
-                Output("rejects", "staged/{bench}/rejects.parquet"),
+                Output("item_table", "staged/{bench}/items.parquet", schema="ITEMS_SCHEMA"),
+                Output("images", "staged/{bench}/images.parquet", schema="IMAGES_SCHEMA"),
+                Output("rejects", "staged/{bench}/rejects.parquet", schema="REJECTS_SCHEMA"),
             ),
             runner="blindspot.stages.staging:run",
             help="Stage one benchmark into the canonical items, images and rejects tables.",
@@ -247,7 +260,7 @@ STAGES: dict[str, Stage] = {
             version=5,
             wildcards=("model", "bench"),
             inputs=(Input("item_table", "stage", "item_table"), Input("render", "render", "store")),
-            outputs=(Output("predictions", "predictions/{model}/{bench}.parquet"),),
+            outputs=(Output("predictions", "predictions/{model}/{bench}.parquet", schema="PREDICTIONS_SCHEMA"),),
             runner="blindspot.stages.predict:run",
             help="Run one model on every rendered condition of one benchmark.",
         ),
@@ -258,8 +271,8 @@ STAGES: dict[str, Stage] = {
             wildcards=("model", "bench"),
             inputs=(Input("predictions", "predict", "predictions"), Input("item_table", "stage", "item_table")),
             outputs=(
-                Output("metrics", "decay/{model}/{bench}.parquet"),
-                Output("classes", "decay/{model}/{bench}.items.parquet"),
+                Output("metrics", "decay/{model}/{bench}.parquet", schema="DECAY_METRICS_SCHEMA"),
+                Output("classes", "decay/{model}/{bench}.items.parquet", schema="DECAY_ITEMS_SCHEMA"),
                 Output("manifest", "decay/{model}/{bench}.manifest.json"),
             ),
             runner="blindspot.stages.decay:run",
@@ -281,7 +294,7 @@ STAGES: dict[str, Stage] = {
             version=3,
             wildcards=("model", "bench"),
             inputs=(Input("hidden", "extract", "hidden"), Input("item_table", "stage", "item_table")),
-            outputs=(Output("probes", "probes/{model}/{bench}.parquet"),),
+            outputs=(Output("probes", "probes/{model}/{bench}.parquet", schema="PROBES_SCHEMA"),),
             runner="blindspot.stages.probe:run",
             help="Layer-wise MLP and linear probes (all layers at once) with control tasks.",
         ),
@@ -292,8 +305,8 @@ STAGES: dict[str, Stage] = {
             wildcards=("pair", "bench"),
             inputs=(Input("item_table", "stage", "item_table"), Input("render", "render", "store")),
             outputs=(
-                Output("swaps", "swaps/{pair}/{bench}.parquet"),
-                Output("answers", "swaps/{pair}/{bench}.answers.parquet"),
+                Output("swaps", "swaps/{pair}/{bench}.parquet", schema="SWAP_SCHEMA"),
+                Output("answers", "swaps/{pair}/{bench}.answers.parquet", schema="SWAP_ANSWERS_SCHEMA"),
             ),
             runner="blindspot.stages.swap:run",
             help="Counterfactual weight swaps: hybrids of a base and a donor, layer by layer and unit by unit.",
@@ -305,8 +318,8 @@ STAGES: dict[str, Stage] = {
             wildcards=("model", "bench"),
             inputs=(Input("item_table", "stage", "item_table"), Input("render", "render", "store")),
             outputs=(
-                Output("patches", "patches/{model}/{bench}.parquet"),
-                Output("per_item", "patches/{model}/{bench}.items.parquet"),
+                Output("patches", "patches/{model}/{bench}.parquet", schema="PATCHES_SCHEMA"),
+                Output("per_item", "patches/{model}/{bench}.items.parquet", schema="PATCH_ITEMS_SCHEMA"),
             ),
             runner="blindspot.stages.patch:run",
             help="Activation patching between rendered conditions, at every layer and position set.",

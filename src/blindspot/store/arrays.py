@@ -58,6 +58,48 @@ def arrays(group: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield from arrays(member, f"{prefix}{name}/")
 
 
+def rebuild_hint(path: str | Path, stage: str) -> str:
+    """How to rebuild a damaged store: Snakemake sees its folder and would never rerun the step that writes it."""
+    return (
+        f"run `blindspot verify --repair {path}` (it deletes the damaged store), then snakemake reruns the {stage} step"
+    )
+
+
+def missing_metadata(path: Path) -> str | None:
+    """What metadata a store lacks on disk: its root ``zarr.json``, or an array's (a folder of chunks ``c/``
+    without ``zarr.json``: Zarr would list the group without that array, and nothing would say it is gone)."""
+    if not (path / "zarr.json").is_file():
+        return "the store's root metadata (zarr.json) is missing"
+    for folder in sorted(p for p in path.rglob("c") if p.is_dir()):
+        array = folder.parent
+        if not (array / "zarr.json").is_file() and not any(part == "c" for part in array.relative_to(path).parts):
+            return f"array '{array.relative_to(path)}' has chunks but no zarr.json (its metadata is missing)"
+    return None
+
+
+def open_finished(path: str | Path, stage: str, required: tuple[str, ...]) -> Any:
+    """A finished store, opened for reading: one line (:class:`StoreDamageError`) naming the store and how to rebuild
+    it where its metadata, a required array or a chunk is gone, never a traceback."""
+    import zarr
+
+    path = Path(path)
+    if not path.exists():
+        raise StoreDamageError(f"no {stage} output at '{path}'; run the {stage} step first")
+    problem = missing_metadata(path)
+    if problem is None:
+        try:
+            group = zarr.open_group(store=str(path), mode="r")
+        except Exception as error:  # metadata that does not parse
+            problem = f"its metadata cannot be read ({type(error).__name__}: {str(error).splitlines()[0][:80]})"
+        else:
+            absent = [name for name in required if name not in group]
+            problem = f"its array(s) {', '.join(absent)} are gone" if absent else None
+    if problem is not None:
+        raise StoreDamageError(f"'{path}' is damaged: {problem}; {rebuild_hint(path, stage)}")
+    check_complete(group, path, stage)
+    return group
+
+
 def check_complete(group: Any, path: str | Path, stage: str) -> None:
     """Raise :class:`StoreDamageError` if any array of a finished store lacks chunks."""
     for name, array in arrays(group):
@@ -65,7 +107,7 @@ def check_complete(group: Any, path: str | Path, stage: str) -> None:
         if missing:
             raise StoreDamageError(
                 f"'{path}': array '{name}' is missing {missing} of {array.nchunks} chunks (damaged or partly "
-                f"deleted); delete the store and rerun the {stage} step"
+                f"deleted); {rebuild_hint(path, stage)}"
             )
 
 
@@ -89,5 +131,5 @@ def damaged(path: str | Path, stage: str, error: Exception) -> StoreDamageError:
     settle_pending_reads()
     return StoreDamageError(
         f"'{path}': a chunk cannot be read ({type(error).__name__}: {str(error).splitlines()[0][:80]}); the store "
-        f"is damaged: delete it and rerun the {stage} step"
+        f"is damaged: {rebuild_hint(path, stage)}"
     )

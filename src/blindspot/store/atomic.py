@@ -9,7 +9,7 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -76,3 +76,58 @@ def replace_path(new: Path, final: Path) -> None:
         shutil.rmtree(old)
     else:
         os.replace(new, final)
+
+
+@contextmanager
+def atomic_outputs(finals: dict[str, Path]) -> Iterator[dict[str, Path]]:
+    """Several outputs written as one: yield a temporary sibling for each; on clean exit move every one into place,
+    on an exception remove them all and leave every final path as it was (the old outputs, or none). A job that
+    writes tables and a report that cites them never leaves new tables beside an old report."""
+    temporaries: dict[str, Path] = {}
+    for name, final in finals.items():
+        final.parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(final)
+        temporaries[name] = final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        yield temporaries
+        absent = [str(finals[name]) for name, tmp in temporaries.items() if not tmp.exists()]
+        if absent:
+            raise FileNotFoundError(f"the writer produced nothing for {', '.join(absent[:3])}")
+    except BaseException:
+        for tmp in temporaries.values():
+            with contextlib.suppress(OSError):  # a full disk: the first error is the one to report
+                _remove(tmp)
+        raise
+    for name, tmp in temporaries.items():
+        replace_path(tmp, finals[name])
+
+
+_PARTIALS: dict[Path, Callable[[], int]] = {}
+"""The resume folders of the job running in this process, each with how to count its finished pieces."""
+
+
+def _files(folder: Path) -> int:
+    return sum(1 for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else 0
+
+
+def register_partial(folder: Path, finished: Callable[[], int] | None = None) -> None:
+    """Record a resume folder of the running job and how to count its finished pieces (default: its files), so
+    that a job that fails on the disk or memory can say what of it was kept (:func:`settle_partials`)."""
+    _PARTIALS[folder] = finished or (lambda: _files(folder))
+
+
+def settle_partials() -> list[tuple[Path, int]]:
+    """After a failure: remove the registered resume folders that hold no finished work, and return those that do,
+    with their count of finished pieces (the rerun resumes from them)."""
+    kept = []
+    for folder, finished in _PARTIALS.items():
+        try:
+            count = finished() if folder.is_dir() else 0
+        except Exception:  # a folder too damaged to count: nothing to resume from
+            count = 0
+        if count:
+            kept.append((folder, count))
+        else:
+            with contextlib.suppress(OSError):
+                _remove(folder)
+    return kept

@@ -36,7 +36,7 @@ from jaxtyping import Float, Int8
 
 from blindspot.contracts.hidden import FEATURES
 from blindspot.errors import BlindspotError
-from blindspot.store.arrays import check_complete, create_checked_array, damaged, write_array
+from blindspot.store.arrays import create_checked_array, damaged, open_finished, write_array
 from blindspot.store.atomic import replace_path, write_text
 
 _DONE = "blocks_done.json"
@@ -79,15 +79,16 @@ def _largest(values: np.ndarray) -> float:
     return float(finite.max()) if finite.size else 0.0
 
 
+REQUIRED = ("item_id", "image_group", "level", "layer")
+"""The arrays every finished hidden-state store has (what its readers need)."""
+
+
 class HiddenStore:
     """Read access to a finished hidden-state store."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if not (self.path / "zarr.json").is_file():
-            raise FileNotFoundError(f"no hidden-state store at '{self.path}'; run the extract stage first")
-        self.group = zarr.open_group(store=str(self.path), mode="r")
-        check_complete(self.group, self.path, "extract")
+        self.group = open_finished(self.path, "extract", REQUIRED)
         self.item_ids: list[str] = [str(x) for x in self.group["item_id"][:]]
         self.groups: list[str] = [str(x) for x in self.group["image_group"][:]]
         self.levels: list[str] = [str(x) for x in self.group["level"][:]]

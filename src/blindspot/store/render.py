@@ -28,7 +28,7 @@ from zarr.codecs import BloscCodec
 
 from blindspot.config import CompressionConfig
 from blindspot.contracts.conditions import Condition
-from blindspot.store.arrays import check_complete, create_checked_array, damaged, write_array
+from blindspot.store.arrays import create_checked_array, damaged, open_finished, write_array
 
 PIXEL_DIMS = ("image", "condition", "y", "x", "channel")
 _SHUFFLE = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}
@@ -116,15 +116,16 @@ def write_sigmas(path: Path, sigmas: np.ndarray) -> None:
     array[...] = sigmas
 
 
+REQUIRED = ("pixels", "image_sha256", "height", "width", "condition_family", "condition_level", "condition_param")
+"""The arrays every finished render store has (what its readers need)."""
+
+
 class RenderStore:
     """Read access to a finished render store."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if not (self.path / "zarr.json").is_file():
-            raise FileNotFoundError(f"no render store at '{self.path}'; run the render stage first")
-        self.group = zarr.open_group(store=str(self.path), mode="r")
-        check_complete(self.group, self.path, "render")
+        self.group = open_finished(self.path, "render", REQUIRED)
         self.image_keys: list[str] = [str(k) for k in self.group["image_sha256"][:]]
         self._index = {key: i for i, key in enumerate(self.image_keys)}
         self.heights = self.group["height"][:]

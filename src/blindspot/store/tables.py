@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,14 @@ def write_table(
         pq.write_table(table, tmp, write_page_checksum=True)
 
 
+def _damaged(path: str | Path, error: Exception) -> InputError:
+    first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+    return InputError(
+        f"'{path}' is damaged ({first}); delete it and rerun the step that wrote it (blindspot verify --repair "
+        "deletes every damaged file)"
+    )
+
+
 def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     """A Parquet table with its page checksums verified: a flipped byte is a one-line :class:`InputError` naming
     the file, never a silently wrong value (polars and pyarrow skip the check unless asked)."""
@@ -44,11 +53,24 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     except FileNotFoundError:
         raise
     except Exception as error:  # pyarrow raises several types for a damaged file
-        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
-        raise InputError(
-            f"'{path}' is damaged ({first}); delete it and rerun the step that wrote it (blindspot verify lists "
-            "every damaged file)"
-        ) from None
+        raise _damaged(path, error) from None
+
+
+def iter_rows(path: str | Path, columns: list[str], batch_size: int) -> Iterator[dict[str, Any]]:
+    """The rows of a Parquet table, streamed batch by batch with page checksums verified (as :func:`read_table`,
+    for tables too large to hold: the staged images)."""
+    try:
+        batches = pq.ParquetFile(path, page_checksum_verification=True).iter_batches(batch_size, columns=columns)
+        while True:
+            try:
+                rows = next(batches).to_pylist()
+            except StopIteration:
+                return
+            yield from rows
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # a damaged page fails while its batch is read
+        raise _damaged(path, error) from None
 
 
 def read_frame(path: str | Path, columns: list[str] | None = None) -> pl.DataFrame:

@@ -12,6 +12,7 @@ to delete and rerun.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pyarrow.parquet as pq
 import zarr
 from tqdm import tqdm
 
-from blindspot.store.arrays import arrays
+from blindspot.store.arrays import arrays, missing_metadata
 
 
 @dataclass(frozen=True)
@@ -38,20 +39,8 @@ def _chunk_slices(array: zarr.Array) -> list[tuple[slice, ...]]:
     return [(slice(start, start + step),) for start in range(0, array.shape[0], step)]
 
 
-def _missing_metadata(path: Path) -> str | None:
-    """What metadata a store lacks on disk: its root ``zarr.json``, or an array's (a folder of chunks ``c/``
-    without ``zarr.json``: Zarr would list the group without that array, and nothing would say it is gone)."""
-    if not (path / "zarr.json").is_file():
-        return "the store's root metadata (zarr.json) is missing"
-    for folder in sorted(p for p in path.rglob("c") if p.is_dir()):
-        array = folder.parent
-        if not (array / "zarr.json").is_file() and not any(part == "c" for part in array.relative_to(path).parts):
-            return f"array '{array.relative_to(path)}' has chunks but no zarr.json (its metadata is missing)"
-    return None
-
-
 def check_store(path: Path) -> Finding:
-    problem = _missing_metadata(path)
+    problem = missing_metadata(path)
     if problem:
         return Finding(path, "damaged", problem)
     try:
@@ -107,4 +96,21 @@ def verify(paths: list[Path], progress: bool = False) -> list[Finding]:
 
 def action(finding: Finding) -> str:
     """What to do about a damaged file: delete it; Snakemake then reruns the job that makes it."""
-    return f"delete '{finding.path}' and rerun snakemake (the job that writes it runs again)"
+    return (
+        f"delete '{finding.path}' (blindspot verify --repair deletes every damaged file) and rerun snakemake (the job "
+        "that writes it runs again)"
+    )
+
+
+def repair(findings: list[Finding]) -> list[Path]:
+    """Delete every damaged store and table, so that the next ``snakemake`` run rebuilds each (a damaged store's
+    folder would otherwise stand for a finished output). Returns what was deleted."""
+    deleted = []
+    for finding in findings:
+        if finding.status == "damaged" and finding.path.exists():
+            if finding.path.is_dir() and not finding.path.is_symlink():
+                shutil.rmtree(finding.path)
+            else:
+                finding.path.unlink()
+            deleted.append(finding.path)
+    return deleted

@@ -12,11 +12,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import polars as pl
 
 from blindspot.config import BlindspotConfig
+from blindspot.contracts.items import image_group
 from blindspot.stages.table import output_path
 from blindspot.store.tables import read_frame
 from blindspot.toy.items import STRIPE_KINDS
@@ -150,14 +152,14 @@ def item_classes(ctx: Context, model: str, role: str) -> list[Row]:
 
 
 def planted_by_level(
-    kinds: list[str], erased: list[int | None], role: str, kernel: int
+    kinds: list[str], erased: list[int | None], role: str, kernel: int, sizes: list[int] | None = None
 ) -> dict[str, tuple[float, float]] | None:
     """At one blur kernel, the planted mean accuracy, identical-answer rate and evidence-based survival over the
     items, each with the sampling sd of its chance-level part (None when some item's cue is not planted there).
     An item whose stripes the kernel erases answers at chance: accuracy 1/2, and its answer equals the clean one
     with probability 1/2 whatever the model's default, since orientations are balanced and independent of it."""
-    accuracy, identical, survival = [], [], []
-    for kind, erased_from in zip(kinds, erased, strict=True):
+    accuracy, identical, survival, at_chance = [], [], [], 0.0
+    for kind, erased_from, size in zip(kinds, erased, sizes or [1] * len(kinds), strict=True):
         visible = cue_visible(kind, erased_from, kernel)
         if visible is None:
             return None
@@ -165,12 +167,13 @@ def planted_by_level(
             accuracy.append(0.5)
             identical.append(0.5)
             survival.append(0.0)
+            at_chance += size  # the items of a shared image flip their coin together: size squared over the group
         else:
             accuracy.append(0.0 if kind == "conflict" and role == "base" else 1.0)  # the base follows the hint
             identical.append(1.0)
             survival.append(1.0)
     n = len(kinds)
-    chance_sd = math.sqrt(0.25 * survival.count(0.0)) / n
+    chance_sd = math.sqrt(0.25 * at_chance) / n
     return {
         "accuracy": (float(np.mean(accuracy)), chance_sd),
         "identical_rate": (float(np.mean(identical)), chance_sd),
@@ -189,7 +192,8 @@ def by_level(ctx: Context, model: str, role: str) -> list[Row]:
     unplanted = unplanted_blur(ctx.config)
     rows = []
     for level, kernel in enumerate(ctx.config.render.blur.kernels):
-        planted = None if unplanted else planted_by_level(kinds, erased, role, kernel)
+        sizes = ctx.items["group_size"].to_list()
+        planted = None if unplanted else planted_by_level(kinds, erased, role, kernel, sizes)
         for metric in ("accuracy", "identical_rate", "margin_survival_rate"):
             if level == 0 and metric != "accuracy":
                 continue  # the clean level is the reference itself
@@ -251,7 +255,10 @@ def multimodal_gain(ctx: Context, model: str, role: str) -> list[Row]:
     clean = (count["stripes"] + count["coarse"] + count["prior"] + (count["conflict"] if donor else 0)) / n
     blind = (0.5 * count["stripes"] + 0.25 * count["coarse"] + count["prior"]) / n
     low, high = clean - blind - (count["conflict"] / 3 / n if donor else 0.0), clean - blind
-    variance = 0.25 * count["stripes"] + 0.1875 * count["coarse"] + (2 / 9 * count["conflict"] if donor else 0.0)
+    # chance answers of the items of one shared image agree: each image adds its size squared, not its size
+    groups = (("stripes", list(STRIPE_KINDS)), ("coarse", ["coarse"]), ("conflict", ["conflict"]))
+    weight = {k: float(ctx.items.filter(pl.col("kind").is_in(ks))["group_size"].sum()) for k, ks in groups}
+    variance = 0.25 * weight["stripes"] + 0.1875 * weight["coarse"] + (2 / 9 * weight["conflict"] if donor else 0.0)
     tol = max(toy.share_tolerance, 3 * math.sqrt(variance) / n)
     measured = ctx.metric(model, "mg")
     ok = low - tol <= measured <= high + tol
@@ -290,6 +297,49 @@ def c_rate(ctx: Context, model: str, role: str) -> list[Row]:
             low - tol <= identity <= high + tol,
         ),
         Row(model, "C rate (margin)", f"{survivors:.3f}", margin, f"±{tol:.2f}", abs(margin - survivors) <= tol),
+    ]
+
+
+def interval_widths(values: np.ndarray, groups: list[str], confidence: float) -> tuple[float, float]:
+    """The normal-approximation width of a mean's interval counting each image once (the cluster-robust standard
+    error over the images) and counting each item once."""
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    n = len(values)
+    p = float(values.mean())
+    ids = {g: i for i, g in enumerate(dict.fromkeys(groups))}
+    index = np.array([ids[g] for g in groups])
+    residual = np.bincount(index, weights=values - p)  # per image: its items' sum minus their share of the mean
+    clusters = len(ids)
+    se_images = math.sqrt(float((residual**2).sum()) * clusters / max(clusters - 1, 1)) / n
+    se_items = math.sqrt(p * (1 - p) / n)
+    return 2 * z * se_images, 2 * z * se_items
+
+
+def clustered_intervals(ctx: Context, model: str, role: str) -> list[Row]:
+    """Items that share an image are one observation (``toy.shared_images``: the model answers a group alike). The
+    C rate's interval must be as wide as its images allow (the cluster-robust width, within the tolerance), not as
+    narrow as its items would make it: the planted design effect, seen in the decay stage's intervals."""
+    toy = ctx.config.toy
+    assert toy is not None
+    items = ctx.decay_items(model).filter(pl.col("consecutive_identical").is_not_null())
+    groups = dict(zip(ctx.items["item_id"].to_list(), ctx.items["image_group"].to_list(), strict=True))
+    if not toy.shared_images or items.height < 10:
+        return []
+    values = items["consecutive_identical"].cast(pl.Float64).to_numpy()
+    images, per_item = interval_widths(values, [groups[i] for i in items["item_id"].to_list()], 0.95)
+    table = read_frame(output_path(ctx.results, "decay", "metrics", model=model, bench=ctx.bench))
+    row = table.filter((pl.col("metric") == "c_rate") & (pl.col("family") == "all")).row(0, named=True)
+    measured = (row["ci_high"] - row["ci_low"]) / images
+    tol = toy.cluster_tolerance
+    return [
+        Row(
+            model,
+            "C interval / image-level width",
+            f"1 (items: {per_item / images:.2f})",
+            measured,
+            f"±{tol:.2f}",
+            abs(measured - 1) <= tol,
+        )
     ]
 
 
@@ -534,6 +584,7 @@ CHECKS: list[Callable[[Context, str, str], list[Row]]] = [
     class_shares,
     conflict_class,
     c_rate,
+    clustered_intervals,
     multimodal_gain,
     probe_decodability,
     prior_takeover,
@@ -556,7 +607,9 @@ def calibrate(config: BlindspotConfig, results: str | Path = "results") -> tuple
         pl.Series("kind", [m.get("kind") for m in meta]),
         pl.Series("prior_answer", [m.get("prior_answer") for m in meta]),
         pl.Series("erased_from", [m.get("erased_from") for m in meta], dtype=pl.Int64),
+        pl.Series("image_group", [image_group(keys) for keys in items["image_keys"].to_list()]),
     )
+    items = items.with_columns(pl.len().over("image_group").alias("group_size"))
     ctx = Context(config, results, items)
     rows = [row for model, role in config.toy.models.items() for check in CHECKS for row in check(ctx, model, role)]
     rows += [row for pair in config.swap.pairs for row in swap_checks(ctx, pair)]

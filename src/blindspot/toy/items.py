@@ -11,6 +11,11 @@ Kinds (the planted ground truth, in each item's metadata with its prior answer a
   answer is the hint's; on evaluation items the hint always differs from the colour (modelled on VLMBias).
 
 Every answer is one option letter; option order is fixed (colours always red, green, blue, yellow).
+
+**Shared images.** A share of the items (``toy.shared_images``) comes in groups of ``toy.questions_per_image``:
+one scene asked its question that many times, under consecutive ids (as POPE asks several questions of one image).
+The model answers a group alike, so its items are one observation for every rate: the planted design effect that
+calibrate checks the intervals against.
 """
 
 from __future__ import annotations
@@ -103,17 +108,36 @@ def planted_kinds(n_items: int, shares: dict[str, float], rng: np.random.Generat
     return kinds
 
 
-def write_toy_benchmark(out_dir: str | Path, n_items: int, shares: dict[str, float], seed: int) -> Path:
-    """The evaluation benchmark (conflict hints always differ from the colour), as parquet + embedded PNGs."""
+def image_groups(kinds: list[str], shared: float, per_image: int) -> list[list[int]]:
+    """Positions asked about one image together: about ``shared`` of the items in groups of ``per_image`` (each
+    group of one kind, taken from the kind with most positions left), the rest one each; in position order."""
+    left = {kind: [i for i, k in enumerate(kinds) if k == kind] for kind in dict.fromkeys(kinds)}
+    groups = []
+    for _ in range(round(shared * len(kinds) / per_image)):
+        kind = max(left, key=lambda k: len(left[k]))
+        if len(left[kind]) < per_image:
+            break
+        groups.append(left[kind][:per_image])
+        left[kind] = left[kind][per_image:]
+    groups += [[i] for positions in left.values() for i in positions]
+    return sorted(groups)
+
+
+def write_toy_benchmark(
+    out_dir: str | Path, n_items: int, shares: dict[str, float], seed: int, shared: float = 0.0, per_image: int = 4
+) -> Path:
+    """The evaluation benchmark (conflict hints always differ from the colour), as parquet + embedded PNGs; a
+    ``shared`` share of the items asked in groups of ``per_image`` about one image (module docstring)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    rows: list[dict[str, Any]] = []
-    for index, kind in enumerate(planted_kinds(n_items, shares, rng)):
-        item = make_item(kind, rng, hint_matches=False if kind == "conflict" else None)
+    kinds = planted_kinds(n_items, shares, rng)
+    rows: dict[int, dict[str, Any]] = {}
+    for group in image_groups(kinds, shared, per_image):
+        item = make_item(kinds[group[0]], rng, hint_matches=False if kinds[group[0]] == "conflict" else None)
         png = encode_png(draw_scene(rng, item.colour, item.orientation, item.stripes))
-        rows.append(
-            {
+        for index in group:
+            rows[index] = {
                 "item_id": f"toy{index:05d}",
                 "question": item.question,
                 "options": list(item.options),
@@ -125,8 +149,8 @@ def write_toy_benchmark(out_dir: str | Path, n_items: int, shares: dict[str, flo
                 "orientation": item.orientation,
                 "erased_from": item.stripes.erased_from,
                 "stripe_period": item.stripes.period,
+                "image_group_size": len(group),
             }
-        )
     path = out_dir / "items.parquet"
-    pq.write_table(pa.Table.from_pylist(rows), path)
+    pq.write_table(pa.Table.from_pylist([rows[i] for i in range(n_items)]), path)
     return path

@@ -35,7 +35,7 @@ from blindspot.stages.aggregate.tables import (
     stacked,
     summary_table,
 )
-from blindspot.store.atomic import atomic_output
+from blindspot.store.atomic import atomic_outputs
 from blindspot.store.provenance import provenance
 from blindspot.store.tables import write_table
 
@@ -111,10 +111,17 @@ class Report:
 
 
 def aggregate(config: AggregateSlice, results: str | Path) -> list[str]:
-    """Write every aggregate output; return the console lines (summary table, what is missing, the report)."""
+    """Write every aggregate output, all of them or none (a failure leaves the previous outputs as they were);
+    return the console lines (summary table, what is missing, the report)."""
     results = Path(results)
-    outputs = output_paths(config, results)
+    finals = output_paths(config, results)
     found = collect(config, results)
+    with atomic_outputs(finals) as outputs:
+        console = _write_outputs(config, results, found, outputs)
+    return [*console, f"report: {finals['report']}"]
+
+
+def _write_outputs(config: AggregateSlice, results: Path, found: Collected, outputs: dict[str, Path]) -> list[str]:
     record = provenance("aggregate", config)
     report = Report(config, outputs)
     console: list[str] = []
@@ -238,10 +245,8 @@ def aggregate(config: AggregateSlice, results: str | Path) -> list[str]:
     assert isinstance(prov, pl.DataFrame)
     report.sections.append(("provenance", "Provenance", report.table(prov.drop("versions"), "provenance")))
 
-    with atomic_output(outputs["report"]) as tmp:
-        tmp.write_text(html.page("blindspot report", report.sections, warnings), encoding="utf-8")
+    outputs["report"].write_text(html.page("blindspot report", report.sections, warnings), encoding="utf-8")
     console.append(format_summary(summary))
-    console.append(f"report: {outputs['report']}")
     return console
 
 

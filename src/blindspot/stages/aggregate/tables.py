@@ -21,6 +21,7 @@ import polars as pl
 import pyarrow as pa
 import zarr
 
+from blindspot.contracts import tables as contract_tables
 from blindspot.contracts.answers import OUTCOMES, UNPARSED_BY_TYPE, mostly_unparsed_warning
 from blindspot.contracts.conditions import condition_label
 from blindspot.contracts.tables import (
@@ -34,7 +35,9 @@ from blindspot.contracts.tables import (
     SWAP_SCHEMA,
     interval_fields,
 )
-from blindspot.stages.aggregate.layout import AggregateSlice, input_paths
+from blindspot.stages.aggregate.layout import INPUTS, AggregateSlice, input_paths
+from blindspot.stages.table import STAGES
+from blindspot.store.inputs import expect_output
 from blindspot.store.provenance import canonical_json
 from blindspot.store.tables import read_frame, read_provenance
 
@@ -202,6 +205,10 @@ def collect(config: AggregateSlice, results: str | Path) -> Collected:
     for kind, paths in input_paths(config, results).items():
         found.paths[kind] = [p for p in paths if p.exists()]
         found.missing[kind] = [str(p) for p in paths if not p.exists()]
+        stage, output = INPUTS[kind]
+        produced = STAGES[stage].output(output)
+        for path in found.paths[kind]:  # a foreign table is one line before anything is written
+            expect_output(path, stage, output, getattr(contract_tables, produced.schema) if produced.schema else None)
         if kind == "render" or not found.paths[kind]:
             continue
         frames = [read_frame(p, columns=READ_COLUMNS.get(kind)) for p in found.paths[kind]]

@@ -18,7 +18,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from blindspot.config import RenderConfig
@@ -31,7 +30,7 @@ from blindspot.stages.table import JobContext, Paths
 from blindspot.store.atomic import atomic_output
 from blindspot.store.provenance import provenance
 from blindspot.store.render import PixelChunks, create_store, write_sigmas
-from blindspot.store.tables import read_table
+from blindspot.store.tables import iter_rows, read_table
 
 
 @dataclass(frozen=True)
@@ -52,9 +51,10 @@ class _Job:
 
 
 def _iter_images(images_parquet: Path) -> Iterator[tuple[str, bytes]]:
-    reader = pq.ParquetFile(images_parquet)
-    for batch in reader.iter_batches(batch_size=16, columns=["image_sha256", "data"]):
-        yield from zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True)
+    """The staged images, streamed with their page checksums verified (a flipped byte is one line, never a
+    silently wrong picture)."""
+    for row in iter_rows(images_parquet, ["image_sha256", "data"], batch_size=16):
+        yield row["image_sha256"], row["data"]
 
 
 def render_one(
