@@ -19,5 +19,4 @@ rule aggregate:
         "../envs/blindspot.yaml"
     shell:
         # The summary table, any WARNING line and the report's path also go to the console, where the user looks.
-        "blindspot aggregate --slice {params.slice:q} --results {params.results:q} > {log:q} 2>&1"
-        " && cat {log:q} || {{ tail -n 1 {log:q} >&2; exit 1; }}"
+        "blindspot aggregate --slice {params.slice:q} --results {params.results:q} --log {log:q}"

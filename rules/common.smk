@@ -3,11 +3,18 @@
 import os
 import sys
 
-from blindspot.stages.aggregate.layout import aggregate_slice, input_paths, output_kinds, output_paths
-from blindspot.config import ConfigError, parse_config, path_problems, read_config_yaml, results_problem
+from blindspot.stages.aggregate.layout import INPUTS, aggregate_slice, input_paths, output_kinds, output_paths
+from blindspot.config import (
+    ConfigError,
+    parse_config,
+    path_problems,
+    read_config_yaml,
+    results_problem,
+    with_command_line_types,
+)
 from blindspot.conda_env import set_repository_root
 from blindspot.store.provenance import canonical_json
-from blindspot.stages.table import STAGES
+from blindspot.stages.table import STAGES, STORE_ROOT
 
 
 envvars:
@@ -32,7 +39,8 @@ def _fail(lines):
 try:
     for _file in workflow.configfiles:  # Snakemake keeps the last of a key written twice; we refuse it
         read_config_yaml(_file)
-    CFG = parse_config(config)
+    # --config values arrive as strings: read them with their YAML types (a config file stays strict)
+    CFG = parse_config(with_command_line_types(config, workflow.config_settings.overwrite_config or {}))
 except ConfigError as error:
     _fail(str(error).splitlines())
 if (_problem := results_problem(CFG.results)) is not None:  # where Snakemake itself writes: always checked
@@ -70,14 +78,27 @@ def slice_param(stage):
 
 
 def stage_inputs(stage):
-    """The rule's named inputs: each is its producer's output path (the stage table, blindspot.stages.table)."""
-    spec = STAGES[stage]
-    return {item.name: R(spec.input_template(item.name)) for item in spec.inputs}
+    """The rule's named inputs: each is its producer's output path (the stage table, blindspot.stages.table); a
+    Zarr store by its root metadata file."""
+    return {name: R(template) for name, template in STAGES[stage].rule_templates()[0].items()}
 
 
 def stage_outputs(stage):
-    """The rule's named outputs, from the stage table; Zarr stores are declared as directories."""
-    return {o.name: directory(R(o.template)) if o.directory else R(o.template) for o in STAGES[stage].outputs}
+    """The rule's named outputs, from the stage table; a Zarr store by its root metadata file (no Snakemake marker
+    inside the store; a store whose root metadata is gone is rebuilt)."""
+    return {name: R(template) for name, template in STAGES[stage].rule_templates()[1].items()}
+
+
+def stage_params(stage):
+    """The rule's params: its config slice, and the folder of each store it reads or writes (the CLI takes the
+    folder; the rule declares the store's root metadata file)."""
+
+    def folder(kind, name):
+        return lambda wildcards, input, output: os.path.dirname(getattr(input if kind == "input" else output, name))
+
+    params = {"slice": slice_param(stage)}
+    params |= {param: folder(kind, name) for param, (kind, name) in STAGES[stage].store_params().items()}
+    return params
 
 
 def stage_log(stage):
@@ -130,17 +151,23 @@ AGGREGATE = aggregate_slice(CFG)
 
 
 def aggregate_inputs():
-    """Every stage output the aggregate reads (blindspot.stages.aggregate.layout), by kind."""
-    return {kind: [str(p) for p in paths] for kind, paths in input_paths(AGGREGATE, RESULTS).items()}
+    """Every stage output the aggregate reads (blindspot.stages.aggregate.layout), by kind; a store by its root
+    metadata file."""
+    stores = {kind for kind, (stage, output) in INPUTS.items() if STAGES[stage].output(output).directory}
+    return {
+        kind: [os.path.join(str(p), STORE_ROOT) if kind in stores else str(p) for p in paths]
+        for kind, paths in input_paths(AGGREGATE, RESULTS).items()
+    }
 
 
 _CAPTIONS = {
-    "table_decay": ("decay.rst", "Tables"),
-    "table_summary": ("summary.rst", "Tables"),
-    "table_probes": ("stacked.rst", "Tables"),
-    "table_swaps": ("stacked.rst", "Tables"),
-    "table_patches": ("stacked.rst", "Tables"),
-    "table_provenance": ("provenance.rst", "Tables"),
+    "csv_decay": ("decay.rst", "Tables"),
+    "csv_summary": ("summary.rst", "Tables"),
+    "csv_probes": ("stacked.rst", "Tables"),
+    "csv_swaps": ("stacked.rst", "Tables"),
+    "csv_patches": ("stacked.rst", "Tables"),
+    "csv_provenance": ("provenance.rst", "Tables"),
+    "results_json": ("results_json.rst", "Tables"),
     "plot_decay": ("plot_decay.rst", "Decay"),
     "plot_c_rate": ("plot_c_rate.rst", "Decay"),
     "plot_classes": ("plot_classes.rst", "Decay"),
@@ -149,7 +176,8 @@ _CAPTIONS = {
     "plot_patches": ("plot_patches.rst", "Patching"),
     "report": ("report_html.rst", "Report"),
 }
-"""Output kind -> (caption file in workflow/report, report category); SVG twins of the PNGs are not listed."""
+"""Output kind -> (caption file in workflow/report, report category); SVG twins of the PNGs and the Parquet twins of
+the CSV tables are not listed (Snakemake's report shows a CSV as a table, a Parquet file only as bytes)."""
 
 
 def aggregate_outputs():

@@ -4,7 +4,7 @@ rule decay:
     output:
         **stage_outputs("decay"),
     params:
-        slice=slice_param("decay"),
+        **stage_params("decay"),
     log:
         stage_log("decay"),
     conda:

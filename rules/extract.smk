@@ -5,7 +5,7 @@ rule extract:
     output:
         **stage_outputs("extract"),
     params:
-        slice=slice_param("extract"),
+        **stage_params("extract"),
     resources:
         gpu=model_gpus,
     benchmark:

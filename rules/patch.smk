@@ -5,7 +5,7 @@ rule patch:
     output:
         **stage_outputs("patch"),
     params:
-        slice=slice_param("patch"),
+        **stage_params("patch"),
     resources:
         gpu=model_gpus,
     benchmark:

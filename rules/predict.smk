@@ -5,7 +5,7 @@ rule predict:
     output:
         **stage_outputs("predict"),
     params:
-        slice=slice_param("predict"),
+        **stage_params("predict"),
     resources:
         gpu=model_gpus,
     benchmark:

@@ -4,7 +4,7 @@ rule probe:
     output:
         **stage_outputs("probe"),
     params:
-        slice=slice_param("probe"),
+        **stage_params("probe"),
     benchmark:
         stage_benchmark("probe")
     log:

@@ -4,7 +4,7 @@ rule render:
     output:
         **stage_outputs("render"),
     params:
-        slice=slice_param("render"),
+        **stage_params("render"),
     threads: 2
     log:
         stage_log("render"),

@@ -4,7 +4,7 @@ rule stage:
     output:
         **stage_outputs("stage"),
     params:
-        slice=slice_param("stage"),
+        **stage_params("stage"),
     log:
         stage_log("stage"),
     conda:

@@ -5,7 +5,7 @@ rule swap:
     output:
         **stage_outputs("swap"),
     params:
-        slice=slice_param("swap"),
+        **stage_params("swap"),
     resources:
         gpu=pair_gpus,
     benchmark:

@@ -234,6 +234,7 @@ def slice_for(**overrides: Any) -> AggregateSlice:
         "patch_models": ["m1"],
         "blur_family": "blur",
         "mostly_unparsed": 0.5,
+        "margin_threshold": 1.0,
         "report": ReportConfig(browser_items=4),
     }
     return AggregateSlice.model_validate(values | overrides)
@@ -499,13 +500,25 @@ def overlapping_legends(figure: Any) -> list[str]:
 
 
 @pytest.mark.slow
-def test_plots_and_tables_are_byte_stable(results: Path) -> None:
+def test_plots_and_tables_are_stable_apart_from_their_creation_time(results: Path) -> None:
+    """Two aggregates of the same outputs: every plot and CSV byte for byte, every table's content, results.json
+    but for its date; provenance records when each output was made, so those differ only there."""
     config = slice_for()
     aggregate(config, results)
-    first = {n: p.read_bytes() for n, p in output_paths(config, results).items()}
+    paths = output_paths(config, results)
+    first = {n: p.read_bytes() for n, p in paths.items()}
+    tables = {n: pl.read_parquet(p) for n, p in paths.items() if p.suffix == ".parquet"}
     aggregate(config, results)
-    second = {n: p.read_bytes() for n, p in output_paths(config, results).items()}
-    assert [n for n in first if first[n] != second[n]] == []
+    second = {n: p.read_bytes() for n, p in paths.items()}
+    timed = {"report", "results_json", "csv_provenance"} | set(tables)
+    assert [n for n in first if n not in timed and first[n] != second[n]] == []
+    for name, table in tables.items():
+        again = pl.read_parquet(paths[name])
+        if name == "table_provenance":
+            table, again = table.drop("created"), again.drop("created")
+        assert table.equals(again), name
+    one, two = (json.loads(b) for b in (first["results_json"], second["results_json"]))
+    assert {**one, "date": None} == {**two, "date": None} and one["results"]
 
 
 # ------------------------------------------------------------------------------------------------ browser
@@ -532,6 +545,13 @@ def test_report_in_headless_chromium(results: Path) -> None:
         page.on("request", lambda request: requests.append(request.url))
         page.goto((results / "report.html").as_uri())
         page.wait_for_load_state("load")
+        assert "leans most on the language prior" in page.locator("p.lead").inner_text()
+        assert page.locator("#table-headline tbody tr").count() == 2 and not page.locator("ul.summary").is_visible()
+        page.set_viewport_size({"width": 1400, "height": 900})  # the headline fits the page without scrolling
+        assert page.evaluate(
+            "(e => e.scrollWidth <= e.clientWidth)(document.querySelector('#table-headline').parentNode)"
+        )
+        page.locator("details > summary").first.click()
         assert page.locator("ul.summary li").count() >= 2
         assert "survive every blur level" in page.locator("ul.summary").inner_text()
         for table in ("summary", "decay", "probes", "swaps", "patches", "provenance"):
@@ -614,20 +634,20 @@ def test_browser_shows_the_clean_and_most_blurred_image_and_every_answer(results
     items = pl.read_parquet(results / "staged" / BENCH / "items.parquet")
     predictions = pl.concat([pl.read_parquet(p) for p in sorted((results / "predictions").glob("*/*.parquet"))])
     store_path = results / "render" / f"{BENCH}.zarr"
-    page = browser(BENCH, items, predictions, classes, store_path, "blur", 4, 64)
+    page = browser(BENCH, items, predictions, classes, store_path, "blur", 4, 64, 1.0)
     store = RenderStore(store_path)
     key = items.filter(pl.col("item_id") == ids[3])["image_keys"][0][0]
     assert png_data_uri(thumbnail(store.image(key, "blur", 0), 64)) in page
     assert png_data_uri(thumbnail(store.image(key, "blur", 1), 64)) in page
     assert page.count('<div class="item" ') == 4
-    # m1 answers item 3 right on the clean image and wrong at kernel 25; m2 right at both.
+    # m1 answers item 3 right on the clean image, wrong at kernel 25, blank and noise; m2 right under all four.
     block = page.split(f"<b>{ids[3]}</b>")[1].split('<div class="item" ')[0]
     gold = items.filter(pl.col("item_id") == ids[3])["answer"][0]
     m1 = block.split("<td class=text>m1</td>")[1].split("</tr>")[0]
-    assert m1.count('class="ok"') == 1 and m1.count('class="bad"') == 1
+    assert m1.count('class="ok"') == 1 and m1.count('class="bad"') == 3
     assert m1.endswith("<td class=text>fine_visual (by identity)</td>")
     m2 = block.split("<td class=text>m2</td>")[1].split("</tr>")[0]
-    assert m2.count(f">{gold}</td>") == 2
+    assert m2.count(f">{gold}</td>") == 4
 
 
 def test_swap_sentences_report_the_largest_move_in_either_direction() -> None:
@@ -643,7 +663,230 @@ def test_swap_sentences_report_the_largest_move_in_either_direction() -> None:
     down = {"base": 0.6, "donor": 0.1, "layer_1": 0.7, "layer_2": 0.2}
     (sentence,) = swap_sentences(pl.DataFrame(rows(0, down)))
     assert "swapping layer_2 from m2 into m1 (p) moves follow-image from 60.0% to 20.0% [15.0, 25.0]" in sentence
-    assert sentence.endswith("the whole donor reaches 10.0% (at blur/0).")
+    assert sentence.endswith("the whole donor reaches 10.0% (on the clean image).")
     up = {"base": 0.2, "donor": 0.9, "layer_1": 0.3, "layer_2": 0.8}
     (sentence,) = swap_sentences(pl.DataFrame(rows(0, up)))
     assert "moves follow-image from 20.0% to 80.0%" in sentence
+
+
+@pytest.mark.slow
+def test_results_json_and_csv_tables_for_other_tools(results: Path) -> None:
+    """results.json beside the report: every headline metric with its interval per benchmark and model, and what
+    made them; every table also as CSV (spreadsheets, snakemake --report)."""
+    config = slice_for()
+    aggregate(config, results)
+    paths = output_paths(config, results)
+    data = json.loads(paths["results_json"].read_text())
+    summary = pl.read_parquet(paths["table_summary"])
+    row = summary.row(0, named=True)
+    entry = data["results"][row["benchmark"]][row["model"]]
+    assert entry["c_rate"] == {"value": row["c_rate"], "ci_low": row["c_rate_ci_low"], "ci_high": row["c_rate_ci_high"]}
+    assert set(entry) >= {"accuracy_clean", "c_rate_margin", "c_chance", "c_chance_empirical", "mg", "ml"}
+    assert data["versions"]["blindspot"] and data["date"] and "config_hash" in data and "git_commit" in data
+    csv = pl.read_csv(paths["csv_summary"])
+    assert csv.height == summary.height and csv["c_rate"].to_list() == summary["c_rate"].to_list()
+    assert pl.read_csv(paths["csv_provenance"])["created"].drop_nulls().len() > 0
+
+
+def swap_spec(spec: str, layers: list[int], value: float, half: float = 0.1, units: list[str] | None = None) -> dict:
+    return {"pair": "p", "benchmark": "b", "family": "blur", "level": 0, "param": 1.0, "spec": spec, "base": "m1",
+            "donor": "m2", "layers": layers, "units": units or [], "follow_image": value,
+            "follow_image_ci_low": value - half, "follow_image_ci_high": value + half, "accuracy": 0.5}  # fmt: skip
+
+
+def test_the_swap_sentence_names_a_single_layer_over_a_wider_window_that_ties_with_it() -> None:
+    """first_2 (layers 0-1) moves follow-image to 73%, layer_0 alone to 70%, inside first_2's interval: the
+    sentence names layer_0 and says the wider spec does no better. Outside the interval, the wider one is named."""
+    from blindspot.stages.aggregate.sentences import swap_findings
+
+    def finding(single: float) -> str:
+        rows = [swap_spec("base", [], 0.0, 0.0), swap_spec("first_2", [0, 1], 0.73, 0.13),
+                swap_spec("layer_0", [0], single), swap_spec("layer_1", [1], 0.0, 0.0),
+                swap_spec("donor", [0, 1, 2, 3], 1.0, 0.0, ["all"])]  # fmt: skip
+        (found,) = swap_findings(pl.DataFrame(rows))
+        return found.text
+
+    tied = finding(0.70)
+    assert "swapping layer_0 from m2 into m1 (p) moves follow-image from 0.0% to 70.0% [60.0, 80.0]" in tied
+    assert "the wider first_2 (73.0%) does no better within the interval" in tied
+    apart = finding(0.40)
+    assert "swapping first_2 from m2 into m1" in apart and "does no better" not in apart
+
+
+def summary_rows(values: dict[tuple[str, str], tuple[float, float]]) -> pl.DataFrame:
+    """A summary table: (model, benchmark) -> (language-prior share, MG), every other column null."""
+    rows = []
+    for (model, bench), (prior, mg) in values.items():
+        row: dict[str, Any] = dict.fromkeys(SUMMARY_SCHEMA.names)
+        row |= {"model": model, "benchmark": bench, "n_items": 100, "n_vision_indispensable": 50}
+        for name, value in (("share_language_prior", prior), ("mg", mg), ("share_vision_indispensable", 0.5)):
+            row |= {name: value, f"{name}_ci_low": value - 0.03, f"{name}_ci_high": value + 0.03}
+        rows.append(row)
+    return pl.DataFrame(rows, schema=pl.Schema(SUMMARY_SCHEMA))
+
+
+def test_the_headline_says_at_most_three_things_and_names_the_prior_follower() -> None:
+    """Three models on two benchmarks, two swap pairs and patching: the headline is at most three sentences, the
+    first names the model with the largest language-prior share (and ties at the bottom), the last the strongest
+    swap; the per-row sentences are not in it."""
+    from blindspot.stages.aggregate.headline import headline_sentences
+
+    summary = summary_rows(
+        {
+            ("a", "x"): (0.35, 0.38),
+            ("b", "x"): (0.15, 0.52),
+            ("c", "x"): (0.15, 0.57),
+            ("a", "y"): (0.30, 0.20),
+            ("b", "y"): (0.28, 0.21),
+            ("c", "y"): (0.29, 0.22),
+        }
+    )
+    swaps = pl.DataFrame(
+        [swap_spec("base", [], 0.0, 0.0), swap_spec("layer_2", [2], 0.99, 0.03), swap_spec("layer_1", [1], 0.1)]
+        + [r | {"pair": "q"} for r in (swap_spec("base", [], 0.0, 0.0), swap_spec("layer_0", [0], 0.4))]
+    )
+    sentences = headline_sentences(summary, swaps, pl.DataFrame(patch_rows()))
+    assert len(sentences) == 3
+    prior, mg, mechanism = sentences
+    assert prior.startswith("On x, a leans most on the language prior (language-prior share 35.0% [32.0, 38.0])")
+    assert "b and c least (15.0% [12.0, 18.0])" in prior and "overlap" not in prior
+    assert mg.startswith("On x, c gains most from the image (MG 57.0%") and "a least (38.0%" in mg
+    assert "swapping layer_2 from m2 into m1 (p) moves follow-image from 0.0% to 99.0%" in mechanism
+    close = summary_rows({("a", "x"): (0.30, 0.5), ("b", "x"): (0.28, 0.5)})
+    (only,) = headline_sentences(close, swaps.clear(), pl.DataFrame(patch_rows()).clear())[:1]
+    assert "their intervals overlap" in only
+
+
+@pytest.mark.slow
+def test_the_report_opens_with_one_compact_headline_table(results: Path) -> None:
+    """The summary section: at most three sentences, then one table with every headline figure and its interval,
+    and the note on C by identity; the per-row sentences and the full summary are folded below."""
+    aggregate(slice_for(), results)
+    page = (results / "report.html").read_text()
+    summary = page.split('<section id="summary">')[1].split("</section>")[0]
+    lead = re.search(r'<p class="lead">(.*?)</p>', summary)
+    assert lead is not None and 1 <= len(re.findall(r"\.(?= |$)", lead.group(1))) <= 3  # sentences end ". "
+    table = summary.split('id="table-headline"')[1].split("</table>")[0]
+    headers = re.findall(r"<th(?: [^>]*)?>(.*?)</th>", table)
+    assert headers[:4] == ["model", "benchmark", "items", "clean accuracy"]
+    assert headers[4:] == ["C by margin", "C by identity \u2020", "chance (1/K)^L", "chance (own answers)", "MG",
+                           "language prior", "vision-indispensable"]  # fmt: skip
+    m1 = table.split(">m1</td>")[1].split("</tr>")[0]
+    assert '<td data-v="0.5">50.0%<span class="ci">' in m1  # C by identity 3/6, its interval beneath
+    assert '<td data-v="0.8333333333333334">83.3%<span class="ci">' in m1  # 5 of 6 vision-indispensable
+    assert "counts coarse-visual answers" in summary and "language-prior share" in summary
+    details = summary.split("<details>")[1]
+    assert "On small, m1 answers 6 items with clean accuracy" in details and 'id="table-summary"' in details
+
+
+def test_chance_levels_show_across_each_bar_even_at_zero() -> None:
+    """Both chance levels are lines across their bar, drawn above it with a white edge, and the axis leaves room
+    below zero so a chance near 0 is not lost in the axis line."""
+    summary = summary_rows({("a", "x"): (0.3, 0.5), ("b", "x"): (0.1, 0.5)}).with_columns(
+        c_rate=pl.lit(0.8), c_rate_ci_low=pl.lit(0.75), c_rate_ci_high=pl.lit(0.85), c_chance=pl.lit(0.003),
+        c_chance_empirical=pl.lit(0.08),
+    )  # fmt: skip
+    figure = plots.c_rates(summary)
+    ax = figure.axes[0]
+    bars = [p for p in ax.patches if p.get_height() > 0]
+    chance = [line for line in ax.get_lines() if len(line.get_xdata()) == 2 and line.get_ydata()[0] in (0.003, 0.08)]
+    assert len(bars) == 2 and len(chance) == 4
+    for line in chance:
+        assert line.get_zorder() > max(b.get_zorder() for b in bars) and line.get_path_effects()
+        x0, x1 = line.get_xdata()
+        assert x1 - x0 >= 0.6 * bars[0].get_width()
+    assert ax.get_ylim()[0] < 0
+
+
+def test_swap_heatmap_panels_and_labels_stay_apart_and_values_read_on_dark_cells() -> None:
+    """Two pairs with long spec names: no text of one panel (spec names, axis labels, title) lies on another panel
+    or its texts, and a value on a dark cell is white."""
+    names = ["base", "vision_tower_and_projector", "layers_0_to_11", "donor"]
+    rows = [swap_spec(n, [0], v, 0.05) for n, v in zip(names, (0.0, 0.95, 0.1, 1.0), strict=True)]
+    rows += [r | {"pair": "q"} for r in rows]
+    figure = plots.swap_heatmap(pl.DataFrame(rows).with_columns(pl.col("follow_image").cast(pl.Float64)))
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    axes = figure.axes
+
+    def texts(ax: Any) -> list[Any]:
+        found = [ax.xaxis.label, ax.yaxis.label, ax.title, *ax.get_xticklabels(), *ax.get_yticklabels()]
+        return [t for t in found if t.get_text()]
+
+    for a in axes:
+        for b in axes:
+            if a is b:
+                continue
+            body = b.get_window_extent(renderer)
+            for text in texts(a):
+                box = text.get_window_extent(renderer)
+                assert not box.overlaps(body), (text.get_text(), "on another panel")
+                assert not any(box.overlaps(t.get_window_extent(renderer)) for t in texts(b)), text.get_text()
+    cells = {t.get_text(): t.get_color() for t in axes[0].texts}
+    assert cells["+0.95"] == "white" and cells["+0.10"] == "black"
+
+
+def test_probe_legends_name_kernels_and_benchmarks_get_their_own_panels() -> None:
+    probes = pl.DataFrame(
+        [
+            r | {"level": level, "benchmark": bench}
+            for bench in ("x", "y")
+            for level in ("blur/0", "blur/7")
+            for r in probe_rows("m1")
+        ],
+        schema=pl.Schema(PROBES_SCHEMA),
+    )
+    names = {(b, "blur/0"): "clean" for b in ("x", "y")} | {(b, "blur/7"): "blur k=61" for b in ("x", "y")}
+    figure = plots.probe_curves(probes, "m1", names)
+    labels = figure.legends[0].get_texts()
+    assert [t.get_text() for t in labels] == ["gold (clean)", "gold (blur k=61)"]
+    titles = [ax.get_title() for ax in figure.axes]
+    assert any(t.startswith("x \u00b7 last_token") for t in titles) and any(t.startswith("y \u00b7") for t in titles)
+    for ax in figure.axes:  # one benchmark per panel: every line runs over the layers once, in order
+        for line in ax.get_lines():
+            xs = list(line.get_xdata())
+            assert xs == sorted(xs) and len(xs) == len(set(xs)), ax.get_title()
+
+
+def test_browser_shows_every_family_and_marks_right_answers_that_are_not_confident() -> None:
+    """Every condition an item ran under is a column (blank, noise, no image, pixelate beside the blur ladder), and
+    a right answer whose option leads by less than the margin threshold is marked apart from a confident one."""
+    from blindspot.stages.aggregate.browser import _answers_table
+
+    conditions = [
+        ("blur", 0, 1.0, -0.1, -3.0),
+        ("blur", 1, 25.0, -0.5, -1.0),
+        ("blank", 1, 0.0, -3.0, -0.1),
+        ("noise", 1, 0.0, -0.2, -2.0),
+        ("none", 1, 0.0, -2.0, -0.2),
+        ("pixelate", 2, 8.0, -0.1, -4.0),
+    ]
+    rows = []
+    for family, level, param, lp_a, lp_b in conditions:
+        parsed = "A" if lp_a > lp_b else "B"
+        outcome = "correct" if parsed == "A" else "wrong"
+        rows.append(
+            {
+                "model": "m",
+                "item_id": "i",
+                "family": family,
+                "level": level,
+                "param": param,
+                "parsed": parsed,
+                "outcome": outcome,
+                "raw_text": parsed,
+                "option_labels": ["A", "B"],
+                "option_logprobs": [lp_a, lp_b],
+                "first_token_is_label": True,
+            }
+        )
+    classes = pl.DataFrame(
+        [{"model": "m", "item_id": "i", "class": "coarse_visual", "judged_by": "margin", "class_identity": None}]
+    )
+    page = _answers_table(pl.DataFrame(rows), classes, "i", "blur", threshold=1.0)
+    headers = re.findall(r"<th(?: [^>]*)?>(.*?)</th>", page)
+    assert headers == ["model", "clean", "k=25", "blank", "noise", "no image", "px 8", "class"]
+    cells = re.findall(r'<td class="(\w+)" title="[^"]*">([^<]*)</td>', page)
+    # clean leads by 2.9 nats (confident), blur k=25 by 0.5 (right, unsure), noise by 1.8, pixelate by 3.9.
+    assert cells == [("ok", "A"), ("unsure", "A?"), ("bad", "B"), ("ok", "A"), ("bad", "B"), ("ok", "A")]
+    assert "leads the next option by 0.50 nats" in page

@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "config": 1,
     "fixtures": 1,
     "peak_memory": 1,
+    "progress": 1,
     "conda_env": 1,
     # 2: how outputs are written, read and verified
     "store": 2,

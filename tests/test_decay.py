@@ -143,6 +143,9 @@ def test_shares_and_intervals(computed) -> None:
     rows, _ = computed
     shares = {c: metric(rows, f"share_{c}")["value"] for c in ("fine_visual", "coarse_visual", "language_prior")}
     assert shares == {"fine_visual": 2 / 5, "coarse_visual": 1 / 5, "language_prior": 1 / 5}
+    # vision-indispensable: fine (two) and coarse (one) visual, with its interval
+    needs = metric(rows, "share_vision_indispensable")
+    assert needs["value"] == pytest.approx(3 / 5) and needs["ci_low"] <= 3 / 5 <= needs["ci_high"]
     for r in rows:
         if r["ci_low"] is not None:
             assert r["ci_low"] - 1e-12 <= r["value"] <= r["ci_high"] + 1e-12, r

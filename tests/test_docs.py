@@ -70,3 +70,27 @@ def test_nothing_points_outside_the_repository() -> None:
     outside = re.compile(r"\.\./shared|METHOD\.md|BENCHMARKS\.md|DESIGN\.md|REFERENCES\.md")
     offenders = [str(p.relative_to(REPO)) for p in texts if p != Path(__file__) and outside.search(p.read_text())]
     assert offenders == []
+
+
+def test_every_install_command_names_this_project() -> None:
+    """`pip install blindspot` would install an unrelated project from the package index: every install command in
+    the README, the docs, the example configs and the messages installs this checkout (or its distribution name)."""
+    import re
+
+    files = [REPO / "README.md", *(REPO / "docs").glob("*.md"), *(REPO / "config").rglob("*.yaml"),
+             *(REPO / "src" / "blindspot").rglob("*.py"), REPO / "Makefile"]  # fmt: skip
+    commands = [(f.name, m.group(0)) for f in files for m in re.finditer(r"pip install[^\n`]*", f.read_text())]
+    assert commands, "no install command found"
+    wrong = [(name, c) for name, c in commands if re.search(r"pip install\s+(?:-U\s+)?['\"]?blindspot(?![-\w/])", c)]
+    assert wrong == [], wrong
+    toml = (REPO / "pyproject.toml").read_text()
+    assert 'name = "blindspot-vlm"' in toml and 'blindspot = "blindspot.cli:main"' in toml
+
+
+def test_every_mutant_is_listed_in_the_mutants_page_with_its_category() -> None:
+    """docs/mutants.md's table names every mutant of tests/mutants.py, with the category the script prints."""
+    source = (REPO / "tests" / "mutants.py").read_text()
+    declared = dict(re.findall(r'Mutant\(\n\s+"([^"]+)",\n\s+"([^"]+)"', source))
+    listed = dict(re.findall(r"^\| `([^`]+)` \| ([^|]+?) \|", (REPO / "docs" / "mutants.md").read_text(), re.M))
+    assert len(declared) >= 90
+    assert {m: c for m, c in declared.items() if listed.get(m) != c} == {}

@@ -152,3 +152,17 @@ def test_the_caches_own_links_into_blobs_are_fine(cache: Path, tiny_models: dict
         file.symlink_to(Path("..") / ".." / "blobs" / file.name)
     assert cached_snapshot("acme/tiny") == snapshot
     assert ModelConfig(adapter="qwen2_5_vl", path="acme/tiny").weight_files()
+
+
+def test_a_local_folder_path_is_never_taken_for_a_hub_id(cache: Path, tmp_path: Path) -> None:
+    """models/Qwen2.5-VL-7B-Instruct names a folder (its first part is one, or the model's hub_id is another
+    repository): the fetch hint downloads the hub_id into it, never `hf download models/...`."""
+    hint = path_problem("models/Qwen2.5-VL-7B-Instruct", "model", "Qwen/Qwen2.5-VL-7B-Instruct")
+    assert hint is not None and hint.endswith(
+        "fetch it with: hf download Qwen/Qwen2.5-VL-7B-Instruct --local-dir models/Qwen2.5-VL-7B-Instruct"
+    )
+    (tmp_path / "weights").mkdir()
+    hint = path_problem("weights/my-model", "model")
+    assert hint is not None and "hf download ORG/NAME --local-dir weights/my-model" in hint
+    hint = path_problem("acme/absent", "model")
+    assert hint is not None and hint.endswith("fetch it with: hf download acme/absent")

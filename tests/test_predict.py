@@ -71,6 +71,14 @@ def test_predictions_table(tiny_models, small_benchmark, tmp_path: Path) -> None
     assert record["model"]["model_type"] == "qwen2_5_vl" and record["model"]["n_layers"] == 2
     assert (table["model"] == "m").all() and (table["benchmark"] == "b").all()
     assert not list(tmp_path.glob(".p.parquet.resume-*")), "shard folder left behind"
+    # every row carries the prompt as the model saw it: the chat template and one image placeholder per image,
+    # none under the no-image condition
+    items = pl.read_parquet(small_benchmark["items"])
+    first = table.filter(pl.col("item_id") == items["item_id"][0])
+    with_image = first.filter(pl.col("family") == "blur")["prompt"].unique().to_list()
+    without = first.filter(pl.col("family") == "none")["prompt"].to_list()
+    assert len(with_image) == 1 and items["question"][0] in with_image[0] and "<|image_pad|>" in with_image[0]
+    assert "<|im_start|>user" in with_image[0] and "<|image_pad|>" not in without[0]
 
 
 def kill_on_batch(monkeypatch: pytest.MonkeyPatch, n: int) -> dict[str, int]:

@@ -300,13 +300,13 @@ def test_a_published_benchmark_runs_through_the_workflow_from_its_download_folde
 
     fixture = repope(tmp_path / "download")
     write_config(tmp_path, {"benchmarks": {"repope": fixture.entry}, "render": SMALL_RENDER})
-    console = run_snakemake(tmp_path, "--cores", "1", "results/render/repope.zarr")
+    console = run_snakemake(tmp_path, "--cores", "1", "results/render/repope.zarr/zarr.json")
     assert "staged repope: 4 items, 3 images, 2 rejects (dropped_by_repope=1, label_mismatch=1)" in (
         console.stdout + console.stderr
     )
     labels = tmp_path / "download" / "RePOPE" / "annotations" / "coco_repope_random.json"
     labels.write_text(labels.read_text().replace('"label": "no"', '"label": "yes"'))  # a relabelled question
-    planned = run_snakemake(tmp_path, "-n", "results/render/repope.zarr").stdout
+    planned = run_snakemake(tmp_path, "-n", "results/render/repope.zarr/zarr.json").stdout
     assert re.search(r"^stage\s+1$", planned, re.M) and re.search(r"^render\s+1$", planned, re.M)
 
 
@@ -353,3 +353,19 @@ def test_off_format_answers_on_a_published_benchmark_are_reported_not_scored_as_
         if per_level[f"{r['family']}/{r['level']}"] < 5:
             assert r["value"] is None and "decay.min_parsed is 5" in r["note"], r
     assert all(r["note"] for r in metrics.filter(pl.col("value").is_null()).iter_rows(named=True))
+
+
+def test_the_shipped_profiles_console_is_short_lines_and_each_jobs_log_is_whole(tmp_path: Path) -> None:
+    """Under the local profile the console gets each job's start (with its log), result and any warning, never a
+    line over 300 characters (the inline --slice JSON made lines of up to 1,500); the logs hold the rest."""
+    write_config(tmp_path, {"benchmarks": {"colour": bench_entry(tmp_path, "colour", seed=1)}, "render": SMALL_RENDER})
+    done = run_snakemake(tmp_path, "--workflow-profile", str(REPO / "workflow" / "profiles" / "local"))
+    console = (done.stdout + done.stderr).splitlines()
+    assert max(len(line) for line in console) <= 300, max(console, key=len)
+    assert "stage colour: started (log: results/logs/stage/colour.log)" in console
+    assert any(line.startswith("staged colour: 6 items") for line in console)
+    assert "--slice" not in done.stdout + done.stderr
+    assert "staged colour: 6 items" in (tmp_path / "results/logs/stage/colour.log").read_text()
+    # the stores are declared by their zarr.json: no marker file of Snakemake's inside a store (xarray reads it)
+    stores = list((tmp_path / "results").rglob("*.zarr"))
+    assert stores and not [p for s in stores for p in s.rglob(".snakemake_timestamp")]

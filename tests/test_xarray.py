@@ -15,9 +15,11 @@ from blindspot.stages.extract import extract_benchmark
 from blindspot.store.hidden import HiddenStore
 from blindspot.store.render import RenderStore
 
+pytestmark = pytest.mark.filterwarnings("error")  # opening a store warns of nothing: consolidated, no foreign file
+
 
 def test_the_render_store_opens_with_its_labels(small_benchmark: dict[str, Path]) -> None:
-    ds = xr.open_zarr(small_benchmark["render"], consolidated=False)
+    ds = xr.open_zarr(small_benchmark["render"])
     store = RenderStore(small_benchmark["render"])
     assert list(ds.coords["condition"].values) == [c.key for c in store.conditions]
     assert list(ds.coords["image"].values) == store.image_keys
@@ -37,7 +39,7 @@ def test_the_hidden_store_opens_with_its_labels(
     model = ModelConfig(adapter="qwen2_5_vl", path=str(tiny_models["qwen2_5_vl"]), batch_size=4)
     extract_benchmark("m", "b", model, ExtractConfig(), PromptConfig(), small_benchmark["items"],
                       small_benchmark["render"], out, scoring=GENERIC_SCORING, progress=False)  # fmt: skip
-    ds = xr.open_zarr(out, consolidated=False)
+    ds = xr.open_zarr(out)
     store = HiddenStore(out)
     assert list(ds.coords["item"].values) == store.item_ids
     assert list(ds.coords["level"].values) == ["blur/0", "blur/1"]

@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
+from blindspot import __version__, progress
 from blindspot.config import BlindspotConfig, ConfigError, json_schema, load_config
 from blindspot.errors import BlindspotError
 from blindspot.stages.slices import user_key
@@ -48,6 +51,25 @@ def data_problems(config: BlindspotConfig) -> None:
              entry.data_problems()]  # fmt: skip
     if lines:
         raise ConfigError("\n".join(lines))
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    """Every model adapter (``models.<name>.adapter``): what it loads, the transformers class, the swap units."""
+    from blindspot.models.families import FAMILIES
+
+    for family in FAMILIES.values():
+        print(f"{family.name}: {family.description}")
+        print(f"    class:      transformers.{family.model_class}")
+        if family.model_types:
+            print(f"    model_type: {', '.join(family.model_types)}")
+        units = ", ".join(name for name, _ in family.units) or "none (decoder layers only)"
+        print(f"    swap units: decoder layers; {units}")
+
+
+def plain(text: str) -> str:
+    """Docstring text for the terminal: reST markup (``code``, :mod:`x`) as plain text."""
+    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text)
+    return text.replace("``", "")
 
 
 def cmd_adapters(args: argparse.Namespace) -> None:
@@ -91,6 +113,7 @@ def cmd_schema(args: argparse.Namespace) -> None:
 def run_stage(stage: Stage, args: argparse.Namespace) -> None:
     """Validate the slice, check the inputs exist, and call the stage's runner."""
     wildcards = {w: getattr(args, w) for w in stage.wildcards}
+    progress.say(f"{stage.name} {'/'.join(wildcards.values())}: started (log: {args.log})")
     try:
         config = stage.parse_slice(args.slice)
         inputs = {item.name: Path(getattr(args, item.name)) for item in stage.inputs}
@@ -104,6 +127,8 @@ def run_stage(stage: Stage, args: argparse.Namespace) -> None:
     except BlindspotError as error:
         raise UserError(user_key(str(error), wildcards)) from None
     print(summary)
+    for line in summary.splitlines():
+        progress.say(line)
 
 
 def cmd_tiny_model(args: argparse.Namespace) -> None:
@@ -166,6 +191,8 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
         config = aggregate_slice(load_config(args.config))
     for line in aggregate(config, args.results):
         print(line)
+        for shown in line.splitlines():
+            progress.say(shown)
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
@@ -219,10 +246,12 @@ def cmd_demo_data(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="blindspot", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="blindspot", description=plain(__doc__.splitlines()[0]))
+    parser.add_argument("--version", action="version", version=f"blindspot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Callable[[argparse.Namespace], None], help_: str) -> argparse.ArgumentParser:
+        help_ = plain(help_)
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(func=func)
         return p
@@ -239,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", action="store_true", help="also open every benchmark's source and check its column mapping"
     )
     add("adapters", cmd_adapters, "List every benchmark adapter: what it is, where it is published, its columns.")
+    add("models", cmd_models, "List every model adapter: what it loads, its transformers class, its swap units.")
     p = add("schema", cmd_schema, "Print (or write) the config's JSON schema.")
     p.add_argument("--out")
     for stage in STAGES.values():
@@ -259,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
         p.add_argument("--threads", type=int, default=1, help="CPU threads the job may use")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.add_argument("--log", help="write the job's output here; the console gets its start, progress and result")
     p = add("tiny-model", cmd_tiny_model, "Build a tiny random model (real transformers classes) for offline runs.")
     p.add_argument("--family", required=True, choices=["qwen2_5_vl", "llava_next"])
     p.add_argument("--out", required=True)
@@ -287,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--slice", help="the aggregate config slice, as JSON (what the workflow passes)")
     source.add_argument("--config", default="config/config.yaml", help="or: build the slice from this config")
     p.add_argument("--results", default="results", help="the results folder to read and write")
+    p.add_argument("--log", help="write the job's output here; the console gets its summary table and warnings")
     p = add("verify", cmd_verify, "Check every store and table (checksums, missing chunks); name the damaged ones.")
     p.add_argument("paths", nargs="*", default=["results"], help="files or folders (default: results)")
     p.add_argument("--all", action="store_true", help="list every file checked, not only the problems")
@@ -313,26 +345,55 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     parser = build_parser()
     args = parser.parse_args(argv)
+    console = JobLog(args.log) if getattr(args, "log", None) else None
     try:
         args.func(args)
     except (UserError, ConfigError) as error:
         for line in str(error).splitlines():
-            print(f"blindspot {args.command}: error: {line}", file=sys.stderr)
+            error_line(args.command, line, console)
         return 2
     except OSError as error:
         if error.errno not in DISK_ERRORS:
             raise
         where = f" at '{error.filename}'" if error.filename else ""
         what, fix = DISK_ERRORS[error.errno]
-        print(f"blindspot {args.command}: error: {what}{where} (errno {error.errno}); {fix} and rerun: "
-              f"{partial_note()}", file=sys.stderr)  # fmt: skip
+        error_line(args.command, f"{what}{where} (errno {error.errno}); {fix} and rerun: {partial_note()}", console)
         return 2
     except MemoryError:
         fix = "give the job more memory (mem_mb), or lower the model's batch_size (or set it to auto)"
-        print(f"blindspot {args.command}: error: the machine ran out of memory; {fix}, and rerun: {partial_note()}",
-              file=sys.stderr)  # fmt: skip
+        error_line(args.command, f"the machine ran out of memory; {fix}, and rerun: {partial_note()}", console)
         return 2
+    except BaseException:
+        if console is not None:  # an unforeseen failure: the traceback is in the log; the console says where
+            console.err.write(f"blindspot {args.command}: error: unexpected failure; the traceback is in {args.log}\n")
+        raise
     return 0
+
+
+class JobLog:
+    """A job's output (file descriptors 1 and 2: progress bars, library warnings, tracebacks) goes to its log file;
+    the console keeps the short lines (:mod:`blindspot.progress`) and the one-line error."""
+
+    def __init__(self, path: str) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.out = os.fdopen(os.dup(1), "w", buffering=1)
+        self.err = os.fdopen(os.dup(2), "w", buffering=1)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        progress.set_console(self.out)
+
+
+def error_line(command: str, message: str, console: JobLog | None) -> None:
+    """The one-line error: in the log, and on the console where the job's output goes to its log."""
+    line = f"blindspot {command}: error: {message}"
+    print(line, file=sys.stderr, flush=True)
+    if console is not None:
+        console.err.write(line + "\n")
+        console.err.flush()
 
 
 def partial_note() -> str:

@@ -647,6 +647,28 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return out
 
 
+def _yaml_typed(value: Any) -> Any:
+    """A command-line value as YAML reads it ("50" -> 50, "true" -> True, "[1, 3]" -> [1, 3]); text stays text."""
+    if isinstance(value, dict):
+        return {key: _yaml_typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_yaml_typed(item) for item in value]
+    if isinstance(value, str):
+        try:
+            return yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError:
+            return value
+    return value
+
+
+def with_command_line_types(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The config with its command-line overrides read with their YAML types. Snakemake hands nested ``--config``
+    values over as strings (``--config 'benchmarks={toy: {limit: 50}}'`` gives ``limit: "50"``), which the strict
+    validation of a YAML file would rightly refuse; a trial run from the command line needs no new file. Values
+    written in a config file are left exactly as written (still strict)."""
+    return _deep_merge(config, _yaml_typed(overrides))
+
+
 # --------------------------------------------------------------------------------------------------- errors
 
 
@@ -741,9 +763,13 @@ def results_problem(results: str) -> str | None:
 def path_problems(config: BlindspotConfig) -> list[str]:
     """One line per configured path that does not exist: ``benchmarks.x.path: no such file ...``."""
     lines = []
+    toy = config.toy.benchmark if config.toy is not None else None
     for name, bench in config.benchmarks.items():
         for key, value, kind in bench.paths():
             problem = path_problem(value, kind)
+            if problem and name == toy and key == "path":  # a fresh clone: the toy world is generated, not shipped
+                fix = f"blindspot toy-data --config CONFIG --out {Path(value).parent}"
+                problem += f"; make the toy data first: make demo-data (or {fix})"
             if problem:
                 lines.append(f"benchmarks.{name}.{key}: {problem}")
     for name, model in config.models.items():

@@ -24,6 +24,17 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+def names_a_folder(value: str, hub_id: str | None = None) -> bool:
+    """Whether a model ``path`` that is not there names a local folder rather than a hub id: it is written as a
+    path (./, ../, /, ~), its first part is a local folder (models/...), or the model's ``hub_id`` names another
+    repository."""
+    if value.startswith(("./", "../", "/", "~")) or value.count("/") != 1:
+        return True
+    if Path(value.split("/", 1)[0]).expanduser().is_dir():
+        return True
+    return hub_id is not None and hub_id != value
+
+
 def path_problem(value: str, kind: PathKind, hub_id: str | None = None, revision: str | None = None) -> str | None:
     """What is wrong with a configured path (None when it is fine). A model path may be a hub id held in the local
     Hugging Face cache (:mod:`blindspot.hub_cache`)."""
@@ -35,7 +46,7 @@ def path_problem(value: str, kind: PathKind, hub_id: str | None = None, revision
     if kind == "any" and not path.exists():
         return f"no such file or directory '{value}'"
     if kind == "model" and not Path(resolve_model_dir(value, revision)).is_dir():
-        if is_hub_id(value):
+        if is_hub_id(value) and not names_a_folder(value, hub_id):
             return (
                 f"'{value}' is neither a model directory nor in the local Hugging Face cache ({hub_cache_dir()}); "
                 f"fetch it with: hf download {value}"

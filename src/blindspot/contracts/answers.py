@@ -98,3 +98,11 @@ def mostly_unparsed_warning(
         f"{model}'s answers there): the rates of that answer type rest on the rest; {fix} (decay.mostly_unparsed is "
         f"{threshold})"
     )
+
+
+def option_margin(logprobs: dict[str, float], answer: str | None) -> float | None:
+    """How far ``answer``'s option leads the best other option, in nats (log-prob minus the runner-up's); None
+    where the answer is not one of the options or there is no other option to lead."""
+    if answer is None or answer not in logprobs or len(logprobs) < 2:
+        return None
+    return logprobs[answer] - max(v for k, v in logprobs.items() if k != answer)

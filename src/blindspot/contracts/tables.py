@@ -80,8 +80,11 @@ PREDICTIONS_SCHEMA = _per_model(
     pa.field("hedged", pa.bool_()),
     pa.field("score_official", pa.float64()),
     pa.field("note", pa.string()),
+    pa.field("prompt", pa.string()),
 )
-"""One row per (item, condition). ``first_token_is_label``: the first generated token spells an option label, so
+"""One row per (item, condition). ``prompt``: the prompt as the model saw it (its chat template applied, one image
+placeholder per image; without them under ``none``, the base language model's under ``llm``).
+``first_token_is_label``: the first generated token spells an option label, so
 the option log-probs describe the answer given (null for open answers). ``hedged``: an answer given beside a
 refusal or a hedge. ``score``: the official scorer on the parsed (prefix-stripped) answer; ``score_official``: the
 official scorer on the raw response (open answers only; null otherwise). ``note``: why an item was not run (a

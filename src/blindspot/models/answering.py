@@ -72,11 +72,16 @@ def within_prompt_limit(job: ModelJob, indices: list[int]) -> tuple[list[int], s
 
 
 def _rows(
-    job: ModelJob, units: list[WorkUnit], responses: list[Response], notes: list[str | None] | None = None
+    job: ModelJob,
+    units: list[WorkUnit],
+    responses: list[Response],
+    notes: list[str | None] | None = None,
+    prompts: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     rows = []
     notes = notes or [None] * len(units)
-    for unit, response, note in zip(units, responses, notes, strict=True):
+    prompts = prompts or [""] * len(units)
+    for unit, response, note, prompt in zip(units, responses, notes, prompts, strict=True):
         item = job.items[unit.item]
         parsed = job.benchmark.parse(response.text, item)
         outcome, score = job.benchmark.score(parsed, item, job.open_scorer)
@@ -103,6 +108,7 @@ def _rows(
                 "hedged": parsed.hedged,
                 "score_official": job.benchmark.score_official(response.text, item, job.open_scorer),
                 "note": note,
+                "prompt": prompt,
             }
         )
     return rows
@@ -165,8 +171,8 @@ class _Run:
         answered = dict(sizer.run(order, self._batch))
         responses = [answered.get(p, Response("", None)) for p in range(len(self.units))]
         notes = [
-            f"not run: a prompt of {length} tokens exceeds {limit} (models.<name>.max_prompt_tokens or the model's "
-            "context)"
+            f"not run: a prompt of {length} tokens exceeds {limit} (models.{self.job.model_name}.max_prompt_tokens or "
+            "the model's context)"
             if skip
             else None
             for length, skip in zip(lengths, too_long, strict=True)
@@ -175,7 +181,8 @@ class _Run:
             print(f"{sum(too_long)} item(s) not run: prompt longer than {limit} tokens (see `note`)", flush=True)
             if self.bar is not None:
                 self.bar.update(sum(too_long))
-        return _rows(self.job, self.units, responses, notes)
+        prompts = [self.prompts.get(unit.item, self.with_image) for unit in self.units]
+        return _rows(self.job, self.units, responses, notes, prompts)
 
     def _batch(self, positions: list[int]) -> list[tuple[int, Response]]:
         requests = [_request(self.job, self.prompts, self.units[p], self.with_image, self.cache) for p in positions]

@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
-from tqdm import tqdm
 
 from blindspot.benchmarks import BenchmarkSpec, get_benchmark
 from blindspot.benchmarks.registry import BenchmarkScoring
@@ -25,6 +24,7 @@ from blindspot.config import ModelConfig, PromptConfig
 from blindspot.errors import InputError
 from blindspot.models.loading import LoadedModel, load_model
 from blindspot.models.prompts import PromptCache
+from blindspot.progress import Bar
 from blindspot.store.atomic import register_partial
 from blindspot.store.provenance import inputs_key, provenance
 from blindspot.store.render import RenderStore
@@ -141,8 +141,8 @@ class ModelJob:
         the item's :meth:`levels`."""
         return [levels[key][condition] for key in self.items[item]["image_keys"]]
 
-    def bar(self, total: int, unit: str) -> tqdm:
-        return tqdm(
+    def bar(self, total: int, unit: str) -> Bar:
+        return Bar(
             total=total, desc=f"{self.stage} {self.model_name}/{self.bench}", unit=unit, disable=not self.progress
         )
 

@@ -6,7 +6,8 @@ top option by at least ``margin_threshold`` nats), accuracy, accuracy on the C=1
 (unparsed and abstain included). Per benchmark: the C rate (the answer never changes along the blur ladder) with
 two chance levels, the same with evidence-based survival, MG = S_v - S_wv, ML = max(0, S_wv - S_t) where the base
 language model answered (the ``llm`` condition; otherwise null, with the reason in ``note``),
-and the shares of each item class. Every rate comes with a cluster-bootstrap interval over source images
+and the shares of each item class (and of the vision-indispensable items: fine or coarse visual). Every rate
+comes with a cluster-bootstrap interval over source images
 (:mod:`blindspot.statistics`).
 
 **Item classes.** ``unparsed`` (no clean answer to follow), ``uncertain`` (the clean answer is not confident: its
@@ -42,7 +43,13 @@ from blindspot.benchmarks.generic import PairedOfficial, paired_official
 from blindspot.benchmarks.official import official_rows
 from blindspot.benchmarks.registry import BenchmarkScoring
 from blindspot.config import DecayConfig
-from blindspot.contracts.answers import OUTCOMES, UNPARSED_BY_TYPE, chance_options, mostly_unparsed_warning
+from blindspot.contracts.answers import (
+    OUTCOMES,
+    UNPARSED_BY_TYPE,
+    chance_options,
+    mostly_unparsed_warning,
+    option_margin,
+)
 from blindspot.contracts.conditions import LLM_FAMILY, NONE_FAMILY, Condition
 from blindspot.contracts.items import image_group
 from blindspot.contracts.tables import DECAY_ITEMS_SCHEMA, DECAY_METRICS_SCHEMA
@@ -55,6 +62,8 @@ from blindspot.store.provenance import provenance
 from blindspot.store.tables import read_frame, read_provenance, write_table
 
 CLASSES = ("fine_visual", "coarse_visual", "language_prior", "uncertain", "unparsed")
+VISION_CLASSES = ("fine_visual", "coarse_visual")
+"""The classes of a vision-indispensable item: its answer needs the image (fine detail, or coarse shape)."""
 NO_FIRM_ANSWER = ("uncertain", "unparsed")
 """Classes with no firm clean answer to lose: their ``first_lost_level`` is null."""
 
@@ -135,9 +144,9 @@ def build_grid(predictions: pl.DataFrame, clean: tuple[str, int], groups: dict[s
     clean_col = col_of[clean]
     margin = np.full(shape, np.nan)
     for (i, j), lp in logprobs.items():
-        answer = parsed[i, clean_col]
-        if answer in lp and len(lp) > 1:
-            margin[i, j] = lp[answer] - max(v for k, v in lp.items() if k != answer)
+        lead = option_margin(lp, parsed[i, clean_col])
+        if lead is not None:
+            margin[i, j] = lead
     n_options = np.array(
         [chance_options(r["answer_type"], r["n_options"]) or np.nan for r in firsts.iter_rows(named=True)],
         dtype=float,
@@ -451,6 +460,8 @@ def class_rows(classes: Classes, b: Bases, out: MetricRows) -> None:
         out.add(*EVERY, f"share_{name}", final, unreported=withheld)
         identity = out.boot.mean((classes.identity == name).astype(float), b.everyone)
         out.add(*EVERY, f"share_{name}_identity", identity, unreported=withheld)
+    needs_image = np.isin(classes.final, VISION_CLASSES).astype(float)
+    out.add(*EVERY, "share_vision_indispensable", out.boot.mean(needs_image, b.everyone), unreported=b.no_clean)
 
 
 def item_rows(grid: Grid, s: Survival, classes: Classes) -> list[dict[str, Any]]:
@@ -469,7 +480,7 @@ def item_rows(grid: Grid, s: Survival, classes: Classes) -> list[dict[str, Any]]
             "class_identity": classes.identity[i],
             "class_margin": classes.margin[i] if s.by_margin[i] else None,
             "class": final[i],
-            "vision_indispensable": final[i] in {"fine_visual", "coarse_visual"},
+            "vision_indispensable": final[i] in VISION_CLASSES,
         }
         for i, item_id in enumerate(grid.item_ids)
     ]
@@ -562,7 +573,7 @@ def decay_benchmark(
     manifest = {
         "benchmark": bench,
         "model": model,
-        "classes": ["fine_visual", "coarse_visual"],
+        "classes": list(VISION_CLASSES),
         "class_basis": "margin where the first generated token is an option label, identity otherwise; "
         "uncertain items (clean margin below the threshold) are left out",
         "margin_threshold": config.margin_threshold,

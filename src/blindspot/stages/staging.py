@@ -18,7 +18,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from blindspot.benchmarks import get_benchmark
 from blindspot.benchmarks.gold import canonical_gold
@@ -28,6 +27,7 @@ from blindspot.contracts.items import RawItem, Reject, RejectedItem
 from blindspot.contracts.tables import IMAGES_SCHEMA, ITEMS_SCHEMA, REJECTS_SCHEMA
 from blindspot.errors import BlindspotError
 from blindspot.images import ImageError, check_bytes, decode_rgb, resolve_image_bytes, sha256_hex
+from blindspot.progress import Bar
 from blindspot.stages.slices import StageSlice
 from blindspot.stages.table import JobContext, Paths
 from blindspot.store.atomic import atomic_output
@@ -250,7 +250,9 @@ def stage_benchmark(name: str, config: BenchmarkConfigBase, outputs: Mapping[str
             images_tmp, with_provenance(IMAGES_SCHEMA, record), config.max_image_pixels, config.max_image_bytes
         )
         try:
-            for raw in tqdm(spec.read(config), desc=f"stage {name}", unit="item", mininterval=1.0, delay=0.5):
+            bar = Bar(desc=f"stage {name}", unit="row", mininterval=1.0, delay=0.5)
+            for raw in spec.read(config):
+                bar.update(1)
                 if isinstance(raw, Reject):
                     rejects.append(raw)
                     continue

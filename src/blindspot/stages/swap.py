@@ -174,7 +174,8 @@ def load_donor(pair: SwapPair, base: ModelConfig, donor: ModelConfig | None) -> 
         from peft import PeftModel
     except ImportError:
         raise SwapError(
-            "a LoRA adapter donor needs peft: pip install 'blindspot[lora]' (or pip install peft)",
+            "a LoRA adapter donor needs peft: pip install peft (or pip install -e '.[lora]' in the blindspot "
+            "repository)",
             key="pair.adapter",
         ) from None
     if not (Path(pair.adapter) / "adapter_config.json").is_file():

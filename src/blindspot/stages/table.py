@@ -86,9 +86,15 @@ class Output:
     name: str
     template: str
     directory: bool = False
-    """A Zarr store (a folder), declared ``directory()`` in the rule."""
+    """A Zarr store (a folder). Its rule declares the store's root metadata, ``<store>/zarr.json``
+    (:data:`STORE_ROOT`), not the folder: Snakemake then puts no marker file of its own inside the store (xarray
+    would warn about it), and a store whose root metadata is gone is rebuilt by the next run."""
     schema: str | None = None
     """A table's contract schema, by its name in :mod:`blindspot.contracts.tables` (checked when a stage reads it)."""
+
+
+STORE_ROOT = "zarr.json"
+"""What a rule declares for a store: its root metadata file, written last (the store is renamed into place whole)."""
 
 
 @dataclass(frozen=True)
@@ -140,10 +146,31 @@ class Stage:
 
     def input_template(self, name: str) -> str:
         """The path template of an input: its producer's output template."""
+        return self.input_output(name).template
+
+    def input_output(self, name: str) -> Output:
+        """The output an input is: its producer's."""
         for item in self.inputs:
             if item.name == name:
-                return STAGES[item.stage].output(item.output).template
+                return STAGES[item.stage].output(item.output)
         raise KeyError(f"the {self.name} stage has no input '{name}'")
+
+    def rule_templates(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(inputs, outputs) as the rule declares them: a store by its root metadata file (:data:`STORE_ROOT`)."""
+
+        def declared(output: Output) -> str:
+            return f"{output.template}/{STORE_ROOT}" if output.directory else output.template
+
+        inputs = {item.name: declared(self.input_output(item.name)) for item in self.inputs}
+        return inputs, {output.name: declared(output) for output in self.outputs}
+
+    def store_params(self) -> dict[str, tuple[str, str]]:
+        """The rule's params that hand a store's folder to the CLI: ``<name>_store`` -> (input or output, name)."""
+        params = {
+            f"{item.name}_store": ("input", item.name) for item in self.inputs if self.input_output(item.name).directory
+        }
+        params |= {f"{output.name}_store": ("output", output.name) for output in self.outputs if output.directory}
+        return params
 
     @property
     def log_template(self) -> str:
@@ -211,16 +238,21 @@ class Stage:
         return runner
 
     def cli_command(self) -> str:
-        """The rule's shell command: ``blindspot <stage>`` with its wildcards, slice, inputs, outputs and log."""
+        """The rule's shell command: ``blindspot <stage>`` with its wildcards, slice, inputs, outputs and log. The
+        job writes its full output to the log itself and puts short lines on the console (its start, its progress
+        every half minute, its summary or its one-line error: :mod:`blindspot.progress`)."""
+        stores = self.store_params()
+
+        def value(kind: str, name: str) -> str:
+            return f"{{params.{name}_store:q}}" if f"{name}_store" in stores else f"{{{kind}.{name}:q}}"
+
         parts = [f"blindspot {self.name}"]
         parts += [f"--{w} {{wildcards.{w}:q}}" for w in self.wildcards]
         parts.append("--slice {params.slice:q}")
-        parts += [f"--{option(item.name)} {{input.{item.name}:q}}" for item in self.inputs]
-        parts += [f"--{option(name)} {{output.{name}:q}}" for name in self.output_names]
-        parts.append("--threads {threads} > {log:q} 2>&1")
-        # The job's last line (its summary, or its one-line error) also goes to the console, where the user
-        # looks; the whole output stays in the log.
-        return " ".join(parts) + " && tail -n 1 {log:q} || {{ tail -n 1 {log:q} >&2; exit 1; }}"
+        parts += [f"--{option(item.name)} {value('input', item.name)}" for item in self.inputs]
+        parts += [f"--{option(name)} {value('output', name)}" for name in self.output_names]
+        parts.append("--threads {threads} --log {log:q}")
+        return " ".join(parts)
 
 
 def option(name: str) -> str:
@@ -257,7 +289,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="predict",
             slice=PredictSlice,
-            version=5,
+            version=6,  # 6: each row carries the prompt as the model saw it
             wildcards=("model", "bench"),
             inputs=(Input("item_table", "stage", "item_table"), Input("render", "render", "store")),
             outputs=(Output("predictions", "predictions/{model}/{bench}.parquet", schema="PREDICTIONS_SCHEMA"),),
@@ -267,7 +299,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="decay",
             slice=DecaySlice,
-            version=7,  # 7: unparsed shares per answer type; class shares withheld on unread clean answers
+            version=8,  # 8: the vision-indispensable share with its interval
             wildcards=("model", "bench"),
             inputs=(Input("predictions", "predict", "predictions"), Input("item_table", "stage", "item_table")),
             outputs=(
@@ -301,7 +333,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="swap",
             slice=SwapSlice,
-            version=3,
+            version=4,  # 4: each answer carries the prompt as the model saw it
             wildcards=("pair", "bench"),
             inputs=(Input("item_table", "stage", "item_table"), Input("render", "render", "store")),
             outputs=(

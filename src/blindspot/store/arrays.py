@@ -111,6 +111,16 @@ def check_complete(group: Any, path: str | Path, stage: str) -> None:
             )
 
 
+def consolidate(path: str | Path) -> None:
+    """Write the store's consolidated metadata (every array's metadata in its root ``zarr.json``), so xarray opens
+    it without listing folders or warning; called once a store is whole."""
+    import zarr
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "consolidated metadata is not part of the Zarr v3 spec" notes
+        zarr.consolidate_metadata(str(path))
+
+
 def settle_pending_reads(timeout: float = 60.0) -> None:
     """Wait for the chunk reads still running on Zarr's event loop. When one chunk of a read fails, Zarr raises at
     once and leaves the reads of its sibling chunks pending; at interpreter exit asyncio reports each one it has to

@@ -36,7 +36,7 @@ from jaxtyping import Float, Int8
 
 from blindspot.contracts.hidden import FEATURES
 from blindspot.errors import BlindspotError
-from blindspot.store.arrays import create_checked_array, damaged, open_finished, write_array
+from blindspot.store.arrays import consolidate, create_checked_array, damaged, open_finished, write_array
 from blindspot.store.atomic import replace_path, write_text
 
 _DONE = "blocks_done.json"
@@ -268,4 +268,5 @@ class HiddenStoreWriter:
         """Put the finished store at ``final`` (an old store there is replaced only once the new one is in place)."""
         (self.partial / _DONE).unlink(missing_ok=True)
         (self.partial / _HEADER_DONE).unlink(missing_ok=True)
+        consolidate(self.partial)
         replace_path(self.partial, final)

@@ -8,9 +8,12 @@ attribute.
 
 from __future__ import annotations
 
+import datetime
+import functools
 import hashlib
 import json
 import platform
+import subprocess
 from importlib import metadata
 from pathlib import Path, PurePath
 from typing import Any
@@ -78,13 +81,32 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+@functools.cache
+def git_commit() -> str | None:
+    """The commit of the blindspot checkout this code runs from (with ``+dirty`` where its tracked files changed);
+    None for an installed copy outside a git checkout."""
+    root = Path(blindspot.__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}+dirty" if dirty else commit
+
+
 def provenance(stage: str, config_slice: Any, **extra: Any) -> dict[str, Any]:
-    """The provenance record of one stage output."""
+    """The provenance record of one stage output: what made it (stage, config slice and its hash, package
+    versions, the git commit of blindspot), when (UTC) and where (host, CPU or GPU)."""
     record = {
         "stage": stage,
         "config_hash": slice_hash(config_slice),
         "config": json.loads(canonical_json(config_slice)),
         "versions": package_versions(),
+        "git_commit": git_commit(),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
     }
     record.update(extra)
     return record

@@ -19,6 +19,7 @@ import polars as pl
 
 from blindspot.config import BlindspotConfig
 from blindspot.contracts.items import image_group
+from blindspot.stages.aggregate.sentences import swap_findings
 from blindspot.stages.table import output_path
 from blindspot.store.tables import read_frame
 from blindspot.toy.items import STRIPE_KINDS
@@ -31,6 +32,8 @@ KIND_CLASS = {
     "prior": "language_prior",
 }
 """The class each planted kind must get (conflict items: by the model's role, ``EXPECTED_CONFLICT_CLASS``)."""
+PLANTED_VISION = ("fine_visual", "coarse_visual")
+"""The planted classes whose answer needs the image (written here, not taken from the decay stage it checks)."""
 CLASS_KINDS = {cls: [k for k, c in KIND_CLASS.items() if c == cls] for cls in dict.fromkeys(KIND_CLASS.values())}
 
 
@@ -119,6 +122,18 @@ def class_shares(ctx: Context, model: str, role: str) -> list[Row]:
         ok = abs(measured - planted) <= toy.share_tolerance
         rows.append(Row(model, f"share {cls}", f"{planted:.3f}", measured, f"±{toy.share_tolerance:.2f}", ok))
     return rows
+
+
+def vision_indispensable(ctx: Context, model: str, role: str) -> list[Row]:
+    """The decay stage's vision-indispensable share (fine or coarse visual, conflict items by the model's role)
+    against the share of items whose planted kind needs the image."""
+    toy = ctx.config.toy
+    assert toy is not None
+    kinds = ctx.decay_items(model)["kind"].to_list()
+    planted = float(np.mean([planted_class(kind, role) in PLANTED_VISION for kind in kinds]))
+    measured = ctx.metric(model, "share_vision_indispensable")
+    ok = abs(measured - planted) <= toy.share_tolerance
+    return [Row(model, "share vision-indispensable", f"{planted:.3f}", measured, f"±{toy.share_tolerance:.2f}", ok)]
 
 
 def conflict_class(ctx: Context, model: str, role: str) -> list[Row]:
@@ -491,6 +506,9 @@ def swap_checks(ctx: Context, pair: str) -> list[Row]:
         others = [r["flip_vs_base"] for j, r in singles.items() if j != layer]
         worst = max(others) if others else float("nan")
         rows.append(Row(pair, "other single layers: flip vs base", "0.000", worst, "= 0", worst == 0.0))
+        findings = swap_findings(table)  # the report's sentence on this pair
+        named = bool(findings) and findings[0].spec == singles[layer]["spec"]
+        rows.append(Row(pair, f"report names {singles[layer]['spec']}", "1.000", float(named), "= 1", named))
     else:
         _where_the_fix_lives(ctx, pair, table, base_follow, donor_follow)
     return rows
@@ -582,6 +600,7 @@ CHECKS: list[Callable[[Context, str, str], list[Row]]] = [
     item_lost_levels,
     by_level,
     class_shares,
+    vision_indispensable,
     conflict_class,
     c_rate,
     clustered_intervals,

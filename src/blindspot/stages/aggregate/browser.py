@@ -1,6 +1,6 @@
 """The report's per-item browser: for a capped, class-balanced choice of items, thumbnails of the clean and the
-most-blurred image (read from the render store), the question, gold, every model's answer at each blur level and
-its item class."""
+most-blurred image (read from the render store), the question, gold, every model's answer under every condition
+(each blur level, blank, noise, no image, pixelate) with the right-but-unconfident ones marked, and its item class."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 import polars as pl
 
+from blindspot.contracts.answers import option_margin
+from blindspot.contracts.conditions import condition_label
 from blindspot.stages.aggregate.html import png_data_uri
 from blindspot.store.render import RenderStore
 
@@ -42,22 +44,51 @@ def thumbnail(pixels: np.ndarray, side: int) -> bytes:
     return encoded.tobytes()
 
 
-def _answers_table(predictions: pl.DataFrame, classes: pl.DataFrame, item_id: str, blur_family: str) -> str:
-    rows = predictions.filter((pl.col("item_id") == item_id) & (pl.col("family") == blur_family)).sort("level")
-    levels = rows.select("level", "param").unique().sort("level").rows()
-    head = "<th class=text>model</th>" + "".join(f"<th>k={int(p)}</th>" for _, p in levels) + "<th>class</th>"
+def _column_name(family: str, level: int, param: float, blur_family: str) -> str:
+    """A short column header: ``clean``, ``k=25`` along the blur ladder, ``px 8`` for pixelate, else the family."""
+    if family == blur_family:
+        return "clean" if level == 0 else f"k={int(param)}"
+    if family == "pixelate":
+        return f"px {int(param)}"
+    return condition_label(family, level, param)
+
+
+def _answer_cell(r: dict, threshold: float) -> str:
+    """One answer: green if correct (italic and underlined dashes where its option leads by less than the margin
+    threshold: right, but not confidently), red if wrong, grey where none was read; the raw text on hover."""
+    css = {"correct": "ok", "wrong": "bad"}.get(r["outcome"], "na")
+    shown = r["parsed"] if r["parsed"] is not None else r["outcome"]
+    hover = r["raw_text"][:200]
+    if r.get("option_labels") and r.get("first_token_is_label") is not False:
+        lead = option_margin(dict(zip(r["option_labels"], r["option_logprobs"], strict=True)), r["parsed"])
+        if lead is not None:
+            hover += f" (leads the next option by {lead:.2f} nats)"
+            if css == "ok" and lead < threshold:
+                css, shown = "unsure", f"{shown}?"
+    return f'<td class="{css}" title="{escape(hover)}">{escape(str(shown))}</td>'
+
+
+def _answers_table(
+    predictions: pl.DataFrame, classes: pl.DataFrame, item_id: str, blur_family: str, threshold: float
+) -> str:
+    """Every model's answer under every condition: the blur ladder in order, then the other families (blank,
+    noise, no image, pixelate ...), so an item's class can be read off its answers."""
+    rows = predictions.filter(pl.col("item_id") == item_id)
+    conditions = sorted(
+        rows.select("family", "level", "param").unique().rows(), key=lambda c: (c[0] != blur_family, c[0], c[1])
+    )
+    head = "<th class=text>model</th>" + "".join(
+        f'<th title="{escape(condition_label(f, lv, p))}">{escape(_column_name(f, lv, p, blur_family))}</th>'
+        for f, lv, p in conditions
+    )
+    head += "<th class=text>class</th>"
     body = []
     for model in sorted(rows["model"].unique().to_list()):
-        answers = {r["level"]: r for r in rows.filter(pl.col("model") == model).iter_rows(named=True)}
+        answers = {(r["family"], r["level"]): r for r in rows.filter(pl.col("model") == model).iter_rows(named=True)}
         cells = []
-        for level, _ in levels:
-            r = answers.get(level)
-            if r is None:
-                cells.append('<td class="na">-</td>')
-                continue
-            css = {"correct": "ok", "wrong": "bad"}.get(r["outcome"], "na")
-            shown = r["parsed"] if r["parsed"] is not None else r["outcome"]
-            cells.append(f'<td class="{css}" title="{escape(r["raw_text"][:200])}">{escape(str(shown))}</td>')
+        for family, level, _ in conditions:
+            r = answers.get((family, level))
+            cells.append('<td class="na">-</td>' if r is None else _answer_cell(r, threshold))
         label = classes.filter((pl.col("model") == model) & (pl.col("item_id") == item_id))
         klass = class_text(label.row(0, named=True)) if label.height else "-"
         body.append(f"<tr><td class=text>{escape(model)}</td>{''.join(cells)}<td class=text>{escape(klass)}</td></tr>")
@@ -104,8 +135,10 @@ def browser(
     blur_family: str,
     limit: int,
     side: int,
+    threshold: float,
 ) -> str:
-    """The browser's HTML for one benchmark."""
+    """The browser's HTML for one benchmark. ``threshold``: the margin (nats) below which a right answer is marked
+    as not confident."""
     chosen = choose_items(classes.filter(pl.col("benchmark") == bench), limit)
     if not chosen:
         return "<p class=note>No classified items yet for this benchmark.</p>"
@@ -129,7 +162,7 @@ def browser(
             options = "<br>".join(f"{chr(65 + i)}. {escape(o)}" for i, o in enumerate(item["options"]))
             options = f"<div class=note>{options}</div>"
         mine = classes.filter((pl.col("benchmark") == bench) & (pl.col("item_id") == item_id))
-        shown = bench_predictions.filter((pl.col("item_id") == item_id) & (pl.col("family") == blur_family))
+        shown = bench_predictions.filter(pl.col("item_id") == item_id)
         searchable = f"{item_id} {item['question']} {item['answer']}".lower()
         data = (
             f'data-bench="{escape(bench)}" data-classes="{escape(" ".join(sorted(set(mine["class"].to_list()))))}" '
@@ -140,12 +173,14 @@ def browser(
             f'<div class="item" {data}><div>{images}</div>'
             f"<div><b>{escape(item_id)}</b>: {escape(item['question'][:400])}"
             f"{options}<div>gold: <b>{escape(item['answer'])}</b></div>"
-            f"{_answers_table(bench_predictions, classes, item_id, blur_family)}</div></div>"
+            f"{_answers_table(bench_predictions, classes, item_id, blur_family, threshold)}</div></div>"
         )
     total = classes.filter(pl.col("benchmark") == bench)["item_id"].n_unique()
     note = (
         f"<p class=note>{len(blocks)} of {total} items, taken from each item class in turn (report.browser_items). "
-        "Answers are the parsed answer at each blur kernel k; green: correct, red: wrong, grey: none read. "
-        "Hover an answer for the model's raw text.</p>"
+        "Answers are the parsed answer under every condition: clean, each blur kernel k, then the other families "
+        "(blank, noise, no image, pixelate blocks of px pixels). Green: correct; green, italic with a question mark: "
+        f"correct but not confident (its option leads by less than {threshold:g} nats, decay.margin_threshold); "
+        "red: wrong; grey: none read. Hover an answer for the model's raw text and its margin.</p>"
     )
     return note + "".join(blocks)

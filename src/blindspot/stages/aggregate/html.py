@@ -30,10 +30,18 @@ td.text, th.text { text-align: left; }
 figure { margin: 1.5rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: .9rem; }
 .item { display: grid; grid-template-columns: auto 1fr; gap: 1rem; border-bottom: 1px solid #ddd; padding: .8rem 0; }
-.item[hidden] { display: none; }
+.item[hidden] { display: none; } .item > div { min-width: 0; overflow-x: auto; }
+.item td.text:last-child { white-space: normal; }
 .filters { margin: .5rem 0 1rem; display: flex; gap: 1rem; flex-wrap: wrap; align-items: center; }
 .item img { image-rendering: pixelated; margin-right: .3rem; }
 .ok { color: #1b7837; font-weight: 600; } .bad { color: #b2182b; } .na { color: #999; }
+.unsure { color: #1b7837; font-style: italic; border-bottom: 1px dashed #1b7837; }
+.lead { font-size: 1.05rem; max-width: 60rem; }
+table.headline { font-size: .85rem; } table.headline td { vertical-align: top; }
+table.headline th { white-space: normal; vertical-align: bottom; max-width: 7rem; }
+table.headline .ci { display: block; color: #777; font-size: .75rem; }
+tr.flagged td { background: #fde8e8; }
+details { margin: 1rem 0; } details > summary { cursor: pointer; color: #2c5d8a; }
 """
 
 SCRIPT = """
@@ -139,6 +147,11 @@ def figure(png: bytes, alt: str, caption: str) -> str:
         f'<figure><img src="{png_data_uri(png)}" alt="{escape(alt)}">'
         f"<figcaption>{escape(caption)}</figcaption></figure>"
     )
+
+
+def details(title: str, inner: str) -> str:
+    """A folded block: ``title`` shows, ``inner`` opens on a click."""
+    return f"<details><summary>{escape(title)}</summary>{inner}</details>"
 
 
 def missing(text: str) -> str:

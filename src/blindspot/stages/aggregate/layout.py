@@ -16,7 +16,7 @@ from blindspot.config import BlindspotConfig, ReportConfig
 from blindspot.stages.slices import SliceBase
 from blindspot.stages.table import STAGES, RunNames, output_path
 
-AGGREGATE_VERSION = 3  # 3: the provenance table carries each output's config slice as JSON
+AGGREGATE_VERSION = 5  # 5: a headline table; the browser shows every family. 4: results.json, CSV twins
 
 INPUTS: dict[str, tuple[str, str]] = {
     "staged_items": ("stage", "item_table"),
@@ -33,6 +33,8 @@ INPUTS: dict[str, tuple[str, str]] = {
 they range over come from the stage table, :data:`blindspot.stages.table.STAGES`)."""
 
 TABLES = ("decay", "summary", "probes", "swaps", "patches", "provenance")
+CSV_TABLES = TABLES
+"""Every table is also written as CSV, for spreadsheets and `snakemake --report` (which shows a CSV as a table)."""
 
 
 class AggregateSlice(SliceBase):
@@ -42,6 +44,7 @@ class AggregateSlice(SliceBase):
     patch_models: list[str] = Field(description="The models the patch stage runs on, sorted.")
     blur_family: str
     mostly_unparsed: float = Field(description="decay.mostly_unparsed: the unparsed share a warning flags.")
+    margin_threshold: float = Field(description="decay.margin_threshold: below it a right answer is not confident.")
     report: ReportConfig
 
 
@@ -54,6 +57,7 @@ def aggregate_slice(config: BlindspotConfig) -> AggregateSlice:
         patch_models=sorted(config.patch.models),
         blur_family=config.decay.blur_family,
         mostly_unparsed=config.decay.mostly_unparsed,
+        margin_threshold=config.decay.margin_threshold,
         report=config.report,
     )
 
@@ -90,6 +94,8 @@ def plot_names(config: AggregateSlice) -> dict[str, str]:
 def output_kinds(config: AggregateSlice) -> dict[str, str]:
     """Each named output -> its kind: ``table_<name>``, ``plot_<kind>`` (PNG), ``svg`` or ``report``."""
     kinds = {f"table_{name}": f"table_{name}" for name in TABLES}
+    kinds |= {f"csv_{name}": f"csv_{name}" for name in CSV_TABLES}
+    kinds["results_json"] = "results_json"
     for name, kind in plot_names(config).items():
         kinds[f"plot_{name}"] = f"plot_{kind}"
         kinds[f"svg_{name}"] = "svg"
@@ -102,6 +108,8 @@ def output_paths(config: AggregateSlice, results: str | Path = "results") -> dic
     ``report``."""
     root = Path(results)
     outputs = {f"table_{name}": root / "tables" / f"{name}.parquet" for name in TABLES}
+    outputs |= {f"csv_{name}": root / "tables" / f"{name}.csv" for name in CSV_TABLES}
+    outputs["results_json"] = root / "results.json"
     for name in plot_names(config):
         outputs[f"plot_{name}"] = root / "plots" / f"{name}.png"
         outputs[f"svg_{name}"] = root / "plots" / f"{name}.svg"

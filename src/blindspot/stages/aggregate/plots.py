@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
+from matplotlib import patheffects
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -109,8 +110,18 @@ def decay_curves(decay: pl.DataFrame, bench: str, blur_family: str, chance: floa
     return figure
 
 
+CHANCE_STYLES = {
+    "c_chance_empirical": ("-", "chance (model's own answers)"),
+    "c_chance": (":", "chance ((1/K)^levels)"),
+}
+"""How each chance level of C is drawn: a line across its bar (solid, dotted), black with a white edge so it shows
+on any bar colour and at zero."""
+CHANCE_OUTLINE = [patheffects.withStroke(linewidth=4.5, foreground="white")]
+
+
 def c_rates(summary: pl.DataFrame) -> Figure:
-    """The C rate (answers that survive every blur level) per benchmark and model, with both chance levels."""
+    """The C rate (answers that survive every blur level) per benchmark and model, with both chance levels drawn
+    across each bar, above it."""
     benches = sorted(summary["benchmark"].unique().to_list())
     models = sorted(summary["model"].unique().to_list())
     colours = _colours(models)
@@ -124,21 +135,24 @@ def c_rates(summary: pl.DataFrame) -> Figure:
             x = b - 0.4 + width * (m + 0.5)
             value = hit["c_rate"][0]
             error = [[value - hit["c_rate_ci_low"][0]], [hit["c_rate_ci_high"][0] - value]]
-            ax.bar(x, value, width * 0.9, color=colours[model], label=model if b == 0 else None)
-            ax.errorbar(x, value, yerr=error, color="black", capsize=3, linewidth=1)
-            for column, style in (("c_chance_empirical", "_"), ("c_chance", "x")):
+            ax.bar(x, value, width * 0.9, color=colours[model], label=model if b == 0 else None, zorder=2)
+            ax.errorbar(x, value, yerr=error, color="black", capsize=3, linewidth=1, zorder=3)
+            for column, (style, _) in CHANCE_STYLES.items():
                 chance = hit[column][0]
                 if chance is not None:
+                    half = width * 0.4
                     ax.plot(
-                        x, chance, marker=style, color="black", markersize=12 if style == "_" else 6, linestyle="none"
-                    )
-    ax.plot([], [], marker="_", color="black", markersize=12, linestyle="none", label="chance (model's own answers)")
-    ax.plot([], [], marker="x", color="black", linestyle="none", label="chance ((1/K)^levels)")
+                        [x - half, x + half], [chance, chance], linestyle=style, color="black", linewidth=2,
+                        path_effects=CHANCE_OUTLINE, zorder=4, solid_capstyle="butt",
+                    )  # fmt: skip
+    for style, label in CHANCE_STYLES.values():
+        ax.plot([], [], linestyle=style, color="black", linewidth=2, path_effects=CHANCE_OUTLINE, label=label)
     ax.set_xticks(range(len(benches)))
     ax.set_xticklabels(benches)
     ax.set_xlabel("benchmark")
     ax.set_ylabel("C rate (share of items)")
-    ax.set_ylim(0, 1.02)
+    ax.set_ylim(-0.04, 1.02)  # below zero, so a chance level near 0 shows above the axis line
+    ax.axhline(0, color="#888888", linewidth=0.8, zorder=1)
     ax.set_title("Answers that survive every blur level (C, by identity), 95% intervals")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # outside: never on a bar
     ax.grid(alpha=0.3, axis="y")
@@ -176,36 +190,39 @@ PROBE_MEASURES = (
 )
 
 
-def probe_curves(probes: pl.DataFrame, model: str) -> Figure:
+def probe_curves(probes: pl.DataFrame, model: str, level_names: dict[tuple[str, str], str] | None = None) -> Figure:
     """Probe accuracy, selectivity, P(gold) and P(prior) against layer depth: the MLP probe on every item, one line
-    per target and level (solid: clean, dashed: most blurred), one panel per feature and measure."""
+    per target and condition (solid: clean, dashed: obfuscated), one row of panels per benchmark and feature.
+    ``level_names``: (benchmark, condition key) -> the condition as a reader knows it ("blur k=61")."""
+    names = level_names or {}
     rows = probes.filter((pl.col("model") == model) & (pl.col("probe") == "mlp") & (pl.col("subset") == "all"))
-    features = sorted(rows["feature"].unique().to_list())
+    panels = sorted(rows.select("benchmark", "feature").unique().rows())
     targets = sorted(rows["target"].unique().to_list())
-    levels = sorted(rows["level"].unique().to_list())
     colours = _colours(targets)
     figure, axes = plt.subplots(
-        max(len(features), 1), len(PROBE_MEASURES), figsize=(16, 3.4 * max(len(features), 1)), squeeze=False
+        max(len(panels), 1), len(PROBE_MEASURES), figsize=(16, 3.4 * max(len(panels), 1)), squeeze=False
     )
-    for f, feature in enumerate(features):
+    for f, (bench, feature) in enumerate(panels):
+        panel = rows.filter((pl.col("benchmark") == bench) & (pl.col("feature") == feature))
+        levels = sorted(panel["level"].unique().to_list(), key=_level_order)
         for m, (measure, label) in enumerate(PROBE_MEASURES):
             ax = axes[f][m]
             for target in targets:
                 for li, level in enumerate(levels):
-                    line = rows.filter(
-                        (pl.col("feature") == feature) & (pl.col("target") == target) & (pl.col("level") == level)
-                    ).sort("layer")
+                    line = panel.filter((pl.col("target") == target) & (pl.col("level") == level)).sort("layer")
                     values = line[measure].to_numpy().astype(float)
                     if not line.height or not np.isfinite(values).any():
                         continue
                     layers = line["layer"].to_numpy()
                     style = "-" if li == 0 else "--"
-                    ax.plot(layers, values, style, marker=".", color=colours[target], label=f"{target} ({level})")
+                    shown = names.get((bench, level), level)
+                    ax.plot(layers, values, style, marker=".", color=colours[target], label=f"{target} ({shown})")
                     if measure in ("accuracy", "selectivity"):
                         low = line[f"{measure}_ci_low"].to_numpy().astype(float)
                         high = line[f"{measure}_ci_high"].to_numpy().astype(float)
                         ax.fill_between(layers, low, high, color=colours[target], alpha=0.12, linewidth=0)
-            ax.set_title(f"{feature}: {label}", fontsize=9)
+            prefix = f"{bench} \u00b7 " if len({b for b, _ in panels}) > 1 else ""
+            ax.set_title(f"{prefix}{feature}: {label}", fontsize=9)
             ax.set_xlabel("layer (0 = embeddings)")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel(label)
@@ -215,29 +232,39 @@ def probe_curves(probes: pl.DataFrame, model: str) -> Figure:
                 ax.set_ylim(-1.02, 1.02)
             else:  # accuracy and probabilities: the whole 0-1 range, so panels and models compare at a glance
                 ax.set_ylim(-0.02, 1.02)
-    handles, names = axes[0][0].get_legend_handles_labels()
+    handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:
-        figure.legend(handles, names, loc="lower center", ncol=min(4, len(names)), fontsize=8)
+        figure.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
     figure.suptitle(f"{model}: layer-wise MLP probes (every item; 95% intervals across folds)")
-    figure.tight_layout(rect=(0, 0.08, 1, 0.97))
+    figure.tight_layout(rect=(0, 0.08 / max(1, len(panels) / 2), 1, 0.97))
     return figure
+
+
+def _level_order(key: str) -> tuple[int, str, int]:
+    """Clean first, then the ladder in order: a condition key ``family/level`` sorted by its level number."""
+    family, _, level = key.partition("/")
+    number = int(level) if level.lstrip("-").isdigit() else 0
+    return (number != 0, family, number)
 
 
 def swap_heatmap(swaps: pl.DataFrame) -> Figure:
     """Per pair, the change each spec makes against the unswapped base, spec x benchmark: follow-image where items
-    with a prior that differs from gold exist, accuracy elsewhere (the cell says which)."""
+    with a prior that differs from gold exist, accuracy elsewhere (the cell says which). Constrained layout keeps
+    each panel's spec names clear of the panel beside it; a cell's value is white on a dark cell."""
     pairs = sorted(swaps["pair"].unique().to_list())
-    figure, axes = plt.subplots(1, len(pairs), figsize=(4.5 * len(pairs) + 1, 5), squeeze=False)
+    figure, axes = plt.subplots(
+        1, len(pairs), figsize=(5.2 * len(pairs) + 1.5, 5.5), squeeze=False, layout="constrained"
+    )
+    colours = plt.get_cmap("RdBu")
     image = None
     for p, pair in enumerate(pairs):
         ax = axes[0][p]
         rows = swaps.filter(pl.col("pair") == pair)
-        condition = sorted(rows.select("family", "level").unique().rows())[0]
+        condition = sorted(rows.select("family", "level", "param").unique().rows())[0]
         rows = rows.filter((pl.col("family") == condition[0]) & (pl.col("level") == condition[1]))
         specs = rows["spec"].unique(maintain_order=True).to_list()
         benches = sorted(rows["benchmark"].unique().to_list())
         grid = np.full((len(specs), len(benches)), np.nan)
-        measure = [["" for _ in benches] for _ in specs]
         for b, bench in enumerate(benches):
             per = rows.filter(pl.col("benchmark") == bench)
             column = "follow_image" if per["follow_image"].drop_nulls().len() else "accuracy"
@@ -246,22 +273,27 @@ def swap_heatmap(swaps: pl.DataFrame) -> Figure:
                 hit = per.filter(pl.col("spec") == spec)[column]
                 if hit.len() and base.len() and hit[0] is not None and base[0] is not None:
                     grid[s, b] = hit[0] - base[0]
-                    measure[s][b] = f"{grid[s, b]:+.2f}"
-        image = ax.imshow(grid, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
-        for s in range(len(specs)):
-            for b in range(len(benches)):
-                ax.text(b, s, measure[s][b], ha="center", va="center", fontsize=7)
+        image = ax.imshow(grid, cmap=colours, vmin=-1, vmax=1, aspect="auto")
+        for s, b in zip(*np.nonzero(np.isfinite(grid)), strict=True):
+            value = grid[s, b]
+            ax.text(b, s, f"{value:+.2f}", ha="center", va="center", fontsize=8, color=text_colour(colours, value))
         ax.set_xticks(range(len(benches)))
         ax.set_xticklabels(benches, rotation=30, ha="right")
         ax.set_yticks(range(len(specs)))
         ax.set_yticklabels(specs, fontsize=8)
         ax.set_xlabel("benchmark")
         ax.set_ylabel("spec (what the donor gives)")
-        ax.set_title(f"{pair} at {condition[0]}/{condition[1]}", fontsize=10)
+        ax.set_title(f"{pair} ({condition_label(*condition)})", fontsize=10)
     if image is not None:
         figure.colorbar(image, ax=axes[0].tolist(), label="change against the base (follow-image, or accuracy)")
     figure.suptitle("Weight swaps: change against the unswapped base")
     return figure
+
+
+def text_colour(colours: matplotlib.colors.Colormap, value: float) -> str:
+    """White on a dark cell, black on a light one (by the cell colour's relative luminance)."""
+    red, green, blue, _ = colours((value + 1) / 2)
+    return "white" if 0.2126 * red + 0.7152 * green + 0.0722 * blue < 0.45 else "black"
 
 
 def patch_curves(patches: pl.DataFrame, model: str) -> Figure:

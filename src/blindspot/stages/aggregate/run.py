@@ -19,6 +19,8 @@ from blindspot.contracts.tables import PROBE_SKIPPED
 from blindspot.stages.aggregate import html, plots
 from blindspot.stages.aggregate.browser import browser
 from blindspot.stages.aggregate.browser import controls as browser_controls
+from blindspot.stages.aggregate.exports import results_json, write_csv, write_json
+from blindspot.stages.aggregate.headline import headline
 from blindspot.stages.aggregate.layout import AggregateSlice, output_paths
 from blindspot.stages.aggregate.sentences import patch_sentences, summary_sentences, swap_sentences
 from blindspot.stages.aggregate.tables import (
@@ -30,10 +32,12 @@ from blindspot.stages.aggregate.tables import (
     collect,
     condition_labels,
     decay_table,
+    level_names,
     official_wide,
     provenance_table,
     stacked,
     summary_table,
+    with_level_names,
 )
 from blindspot.store.atomic import atomic_outputs
 from blindspot.store.provenance import provenance
@@ -142,6 +146,11 @@ def _write_outputs(config: AggregateSlice, results: Path, found: Collected, outp
         stacks[kind] = frame
     origins = provenance_table(found, results)
     write_table(origins, PROVENANCE_SCHEMA, record, outputs["table_provenance"])
+    prov_frame = pl.from_arrow(origins)
+    assert isinstance(prov_frame, pl.DataFrame)
+    write_json(results_json(summary, prov_frame, record), outputs["results_json"])
+    for name, frame in {"decay": decay, "summary": summary, **stacks, "provenance": prov_frame}.items():
+        write_csv(frame, outputs[f"csv_{name}"])
 
     # -- summary
     notes = [
@@ -151,10 +160,14 @@ def _write_outputs(config: AggregateSlice, results: Path, found: Collected, outp
     ]
     warnings = summary["warning"].drop_nulls().to_list() if summary.height else []
     console += warnings + [f"aggregate: {n}" for n in notes]
-    sentences = summary_sentences(summary) + swap_sentences(stacks["swaps"]) + patch_sentences(stacks["patches"])
-    inner = "<ul class=summary>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>"
+    names = level_names(decay)
+    patches = with_level_names(stacks["patches"], names, ("source", "target"))
+    sentences = summary_sentences(summary) + swap_sentences(stacks["swaps"]) + patch_sentences(patches)
+    inner = headline(summary, stacks["swaps"], patches)
     inner += "".join(html.missing(n) for n in notes)
-    inner += report.table(summary, "summary")
+    details = "<ul class=summary>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>"
+    details += report.table(summary, "summary")
+    inner += html.details("Every summary figure, in sentences and in full", details)
     report.sections.append(("summary", "Summary", inner))
 
     # -- decay
@@ -199,7 +212,11 @@ def _write_outputs(config: AggregateSlice, results: Path, found: Collected, outp
         for r in skipped.sort("model", "benchmark", "target").iter_rows(named=True):
             what = f"Target '{r['target']}' not probed for {r['model']} on {r['benchmark']}"
             inner += html.missing(f"{what}: {r['note']}.")
-    inner += report.per_model("probes", stacks["probes"], config.models, plots.probe_curves, "layer-wise probes")
+
+    def draw_probes(frame: pl.DataFrame, model: str) -> Figure:
+        return plots.probe_curves(frame, model, names)
+
+    inner += report.per_model("probes", probes, config.models, draw_probes, "layer-wise probes")
     inner += report.table(stacks["probes"], "probes")
     report.sections.append(("probes", "Probes", inner))
 
@@ -215,13 +232,12 @@ def _write_outputs(config: AggregateSlice, results: Path, found: Collected, outp
     report.sections.append(("swaps", "Weight swaps", inner))
 
     # -- patches
-    patches = stacks["patches"]
     if not config.patch_models:
         inner = html.missing("No model is configured for activation patching (patch.models), so none ran.")
     else:
         inner = report.missing(found, "patches", "patch")
         inner += report.per_model("patches", patches, config.patch_models, plots.patch_curves, "activation patching")
-        inner += report.table(patches, "patches")
+        inner += report.table(stacks["patches"], "patches")
     report.sections.append(("patches", "Activation patching", inner))
 
     # -- items
@@ -238,6 +254,7 @@ def _write_outputs(config: AggregateSlice, results: Path, found: Collected, outp
             config.blur_family,
             config.report.browser_items,
             config.report.thumbnail_side,
+            config.margin_threshold,
         )
     report.sections.append(("items", "Items", inner))
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
+
+from blindspot.contracts.conditions import condition_label
 
 
 def pct(value: float | None) -> str:
@@ -86,8 +90,33 @@ def summary_sentences(summary: pl.DataFrame) -> list[str]:
     return out
 
 
-def swap_sentences(swaps: pl.DataFrame) -> list[str]:
-    """Per pair and benchmark: the spec (other than the full donor) that moves follow-image (or accuracy) most."""
+@dataclass(frozen=True)
+class Finding:
+    """One computed sentence and how strong its effect is (for choosing the headline's)."""
+
+    strength: float
+    text: str
+    spec: str | None = None
+    """The swap spec the sentence names (swap findings only)."""
+
+
+def _spec_size(row: dict) -> int:
+    """How much a swap spec takes from the donor: its decoder layers and named units."""
+    return len(row.get("layers") or []) + len(row.get("units") or [])
+
+
+def _ties(best: dict, row: dict, column: str) -> bool:
+    """``row``'s value lies within ``best``'s interval (the same value, where there is no interval)."""
+    low, high = best.get(f"{column}_ci_low"), best.get(f"{column}_ci_high")
+    if low is None or high is None:
+        return bool(row[column] == best[column])
+    return bool(low <= row[column] <= high)
+
+
+def swap_findings(swaps: pl.DataFrame) -> list[Finding]:
+    """Per pair and benchmark: the spec (other than the full donor) that moves follow-image (or accuracy) most. A
+    narrower spec whose value lies within the strongest one's interval is named instead (one layer over a window
+    that holds it), and the sentence says so."""
     out = []
     for (pair, bench), rows in swaps.group_by(["pair", "benchmark"], maintain_order=True):
         column = "follow_image" if rows["follow_image"].drop_nulls().len() else "accuracy"
@@ -98,22 +127,31 @@ def swap_sentences(swaps: pl.DataFrame) -> list[str]:
         specs = rows.filter(~pl.col("spec").is_in(["base", "donor"])).drop_nulls(column)
         if not base.len() or base[0] is None or not specs.height:
             continue
-        best = (
-            specs.with_columns((pl.col(column) - base[0]).abs().alias("gain"))
-            .sort("gain", descending=True)
-            .row(0, named=True)
+        ranked = specs.with_columns((pl.col(column) - base[0]).abs().alias("gain")).sort(
+            "gain", "spec", descending=[True, False]
         )
+        strongest = ranked.row(0, named=True)
+        tied = [r for r in ranked.iter_rows(named=True) if _ties(strongest, r, column)]
+        named = min(tied, key=lambda r: (_spec_size(r), -r["gain"]))
         text = (
-            f"On {bench}, swapping {best['spec']} from {best['donor']} into {best['base']} ({pair}) moves "
-            f"{column.replace('_', '-')} from {pct(base[0])} to {interval(best, column)}"
+            f"On {bench}, swapping {named['spec']} from {named['donor']} into {named['base']} ({pair}) moves "
+            f"{column.replace('_', '-')} from {pct(base[0])} to {interval(named, column)}"
         )
+        if named["spec"] != strongest["spec"]:
+            text += f"; the wider {strongest['spec']} ({pct(strongest[column])}) does no better within the interval"
         if donor.len() and donor[0] is not None:
             text += f"; the whole donor reaches {pct(donor[0])}"
-        out.append(text + f" (at {first[0]}/{first[1]}).")
+        where = condition_label(first[0], first[1], named.get("param"))
+        shown = "on the clean image" if where == "clean" else where
+        out.append(Finding(float(named["gain"]), text + f" ({shown}).", named["spec"]))
     return out
 
 
-def patch_sentences(patches: pl.DataFrame) -> list[str]:
+def swap_sentences(swaps: pl.DataFrame) -> list[str]:
+    return [f.text for f in swap_findings(swaps)]
+
+
+def patch_findings(patches: pl.DataFrame) -> list[Finding]:
     """Per model, benchmark, pair and position set: the deepest layer where patching still restores half (or, where
     nothing can be restored, still flips half of the answers to the source run's)."""
     out = []
@@ -132,8 +170,13 @@ def patch_sentences(patches: pl.DataFrame) -> list[str]:
         where = f"{verb} at {half.height} of {restored.height} layers"
         if half.height:
             where += f", the deepest being layer {half['layer'].to_list()[-1]}"
-        out.append(
+        text = (
             f"On {bench}, patching {model}'s {position} positions from {source} into {target} {where} "
             f"({restored[count][0]} items where the two runs answer differently)."
         )
+        out.append(Finding(half.height / restored.height, text))
     return out
+
+
+def patch_sentences(patches: pl.DataFrame) -> list[str]:
+    return [f.text for f in patch_findings(patches)]

@@ -122,6 +122,7 @@ SUMMARY_SCHEMA = pa.schema(
         pa.field("ml_note", pa.string()),
         *(f for name in SUMMARY_CLASSES for f in interval_fields(f"share_{name}")),
         pa.field("share_classes_note", pa.string()),
+        *interval_fields("share_vision_indispensable"),
         *interval_fields("share_judged_by_margin"),
         pa.field("n_vision_indispensable", pa.int64(), nullable=False),
     ]
@@ -135,7 +136,8 @@ every blur level (by identity; ``c_rate_margin`` by evidence); every ``<metric>_
 ``c_chance_empirical``: the same from the model's own answers under the uninformative conditions; ``mg``: accuracy
 with the image minus without; ``ml``: multimodal leakage (null with the reason in ``ml_note`` where it could not be
 measured); ``share_<class>``: the item classes (null, with the reason in ``share_classes_note``, where too few clean
-answers were read to class items by); ``n_vision_indispensable``: items classed fine or coarse visual;
+answers were read to class items by); ``n_vision_indispensable``: items classed fine or coarse visual
+(``share_vision_indispensable``: their share);
 ``n_rejected``: source rows the staging stage rejected; ``rejected_reasons``: their counts by reason
 ("no_image: 181")."""
 
@@ -153,12 +155,18 @@ PROVENANCE_SCHEMA = pa.schema(
         pa.field("torch_version", pa.string()),
         pa.field("transformers_version", pa.string()),
         pa.field("versions", pa.string()),
+        pa.field("git_commit", pa.string()),
+        pa.field("created", pa.string()),
+        pa.field("host", pa.string()),
+        pa.field("device", pa.string()),
+        pa.field("gpus", pa.string()),
         pa.field("config", pa.string()),
     ]
 )
 """One row per output the aggregate read. ``model`` is the model (or swap pair) name; ``versions``: every package
 version as JSON; ``config``: the config slice the output was made from, as canonical JSON (its sha256 prefix is
-``config_hash``), so the table alone says how to remake each output."""
+``config_hash``), so the table alone says how to remake each output; ``git_commit`` (of blindspot, ``+dirty`` with
+local changes), ``created`` (UTC), ``host``, ``device`` and ``gpus``: where and when it was made."""
 
 STACKED_SCHEMAS = {"probes": PROBES_SCHEMA, "swaps": SWAP_SCHEMA, "patches": PATCHES_SCHEMA}
 INPUT_SCHEMAS = {
@@ -350,11 +358,47 @@ def provenance_table(found: Collected, results: str | Path) -> pa.Table:
                     "torch_version": versions.get("torch"),
                     "transformers_version": versions.get("transformers"),
                     "versions": json.dumps(versions, sort_keys=True),
+                    "git_commit": record.get("git_commit"),
+                    "created": record.get("created"),
+                    "host": record.get("host"),
+                    "device": model.get("device", "cpu" if record else None),
+                    "gpus": ",".join(model["gpus"]) if model.get("gpus") else None,
                     "config": canonical_json(record["config"]) if "config" in record else None,
                 }
             )
     rows.sort(key=lambda r: r["output"])
     return pa.Table.from_pylist(rows, schema=PROVENANCE_SCHEMA)
+
+
+def level_names(decay: pl.DataFrame) -> dict[tuple[str, str], str]:
+    """(benchmark, condition key ``family/level``) -> the condition as a reader knows it ("blur k=61"), from the
+    decay table's params; the probe and patch tables name conditions by key."""
+    if decay.is_empty():
+        return {}
+    rows = decay.select("benchmark", "family", "level", "param").unique()
+    return {
+        (r["benchmark"], f"{r['family']}/{r['level']}"): condition_label(r["family"], r["level"], r["param"])
+        for r in rows.iter_rows(named=True)
+    }
+
+
+def with_level_names(frame: pl.DataFrame, names: dict[tuple[str, str], str], columns: tuple[str, ...]) -> pl.DataFrame:
+    """``frame`` with each condition-key column (``source``, ``target``) holding the name a reader knows
+    (:func:`level_names`); a key without a name stays as it is."""
+    if frame.is_empty():
+        return frame
+    mapping = pl.DataFrame(
+        [{"benchmark": b, "key": k, "name": n} for (b, k), n in names.items()],
+        schema={"benchmark": pl.String, "key": pl.String, "name": pl.String},
+    )
+    for column in columns:
+        named = mapping.rename({"key": column, "name": f"{column}_name"})
+        frame = (
+            frame.join(named, on=["benchmark", column], how="left", maintain_order="left")
+            .with_columns(pl.coalesce(f"{column}_name", column).alias(column))
+            .drop(f"{column}_name")
+        )
+    return frame
 
 
 def condition_labels() -> pl.Expr:

@@ -18,15 +18,16 @@ from typing import Any
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from blindspot.config import RenderConfig
 from blindspot.contracts.conditions import Condition
 from blindspot.images import decode_rgb
+from blindspot.progress import Bar
 from blindspot.stages.render.families import conditions, render_all
 from blindspot.stages.render.resize import resize_to_working, working_size
 from blindspot.stages.slices import RenderSlice
 from blindspot.stages.table import JobContext, Paths
+from blindspot.store.arrays import consolidate
 from blindspot.store.atomic import atomic_output
 from blindspot.store.provenance import provenance
 from blindspot.store.render import PixelChunks, create_store, write_sigmas
@@ -141,7 +142,7 @@ def render_benchmark(
     with _opencv_threads(1 if workers > 1 else cv2.getNumThreads()), pool, atomic_output(out) as tmp:
         chunks = create_store(tmp, keys, sizes, conds, config.compression, attrs)
         job = _Job(chunks=chunks, conds=tuple(conds), config=config, seed=seed, sizes=tuple(sizes))
-        bar = tqdm(total=len(keys), desc=f"render {Path(out).stem}", unit="img", disable=not progress)
+        bar = Bar(total=len(keys), desc=f"render {Path(out).stem}", unit="img", disable=not progress)
         pending: list[Future] = []
 
         def collect(future: Future) -> None:
@@ -158,6 +159,7 @@ def render_benchmark(
             collect(future)
         bar.close()
         write_sigmas(tmp, sigmas)
+        consolidate(tmp)
     return RenderSummary(images=len(keys), conditions=len(conds))
 
 
