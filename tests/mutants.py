@@ -390,7 +390,7 @@ MUTANTS = [
     Mutant(
         "patch-replay-skips-layer",
         "an off-by-one layer",
-        "stages/patch.py",
+        "models/replay.py",
         "        for j in range(index, len(layers)):\n",
         "        for j in range(index + 1, len(layers)):\n",
         "patch",

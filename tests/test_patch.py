@@ -17,6 +17,7 @@ from blindspot.config import ModelConfig, PatchConfig, PromptConfig
 from blindspot.models.inference import Request, encode_batch
 from blindspot.models.job import ModelJob
 from blindspot.models.loading import LoadedModel, load_model
+from blindspot.models.replay import record_run, replay
 from blindspot.stages.patch import (
     PatchError,
     item_measures,
@@ -24,8 +25,6 @@ from blindspot.stages.patch import (
     patch_state,
     patched_forward,
     position_mask,
-    record_run,
-    replay,
 )
 from blindspot.stages.slices import PatchSlice
 

@@ -49,10 +49,11 @@ from blindspot.contracts.tables import PATCH_ITEMS_SCHEMA, PATCHES_SCHEMA
 from blindspot.errors import BlindspotError
 from blindspot.models.answering import prompt_limit, within_prompt_limit
 from blindspot.models.batching import BatchSizer
-from blindspot.models.hook_points import reading, replacing
-from blindspot.models.inference import Request, encode_batch, label_logprobs
+from blindspot.models.hook_points import replacing
+from blindspot.models.inference import Request, encode_batch
 from blindspot.models.job import ModelJob
 from blindspot.models.loading import LoadedModel
+from blindspot.models.replay import RecordedRun, check_replay_matches, option_logprobs, record_run, replay, top
 from blindspot.prompts import option_labels
 from blindspot.stages.slices import PatchSlice
 from blindspot.stages.table import JobContext, Paths
@@ -67,59 +68,6 @@ class PatchError(BlindspotError):
 
 
 # ------------------------------------------------------------------------------------------------ runs
-
-
-@dataclass
-class RecordedRun:
-    """One forward pass with what a replay needs: the residual stream at every layer index, each decoder layer's
-    other inputs, and the logits at the last prompt position."""
-
-    input_ids: torch.Tensor
-    states: list[Float[torch.Tensor, "batch seq hidden"]]
-    """Index i of ``LAYER_CONVENTION``: 0..L-1 the input of decoder layer i, L the final norm's output."""
-    layer_args: list[tuple[tuple[Any, ...], dict[str, Any]]]
-    """Decoder layer i's positional arguments after the hidden state, and its keyword arguments."""
-    logits: Float[torch.Tensor, "batch vocab"]
-
-
-def _output_head(loaded: LoadedModel) -> torch.nn.Module:
-    head = loaded.model.get_output_embeddings()
-    if head is None:
-        raise PatchError(f"{type(loaded.model).__name__} has no output embeddings to read logits with")
-    return head
-
-
-@torch.inference_mode()
-def record_run(loaded: LoadedModel, inputs: dict[str, torch.Tensor]) -> RecordedRun:
-    layers, norm = loaded.layers, loaded.final_norm
-    n = len(layers)
-    states: list[torch.Tensor | None] = [None] * (n + 1)
-    layer_args: list[tuple[tuple[Any, ...], dict[str, Any]] | None] = [None] * n
-
-    def on_state(index: int, hidden: torch.Tensor, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        states[index] = hidden
-        if index < n:
-            layer_args[index] = (args, kwargs)
-
-    with reading(layers, norm, on_state):
-        logits = loaded.model(**inputs, use_cache=False, logits_to_keep=1).logits[:, -1].float()
-    if any(s is None for s in states) or any(a is None for a in layer_args):
-        raise PatchError("a decoder layer did not run: no state recorded for it")
-    return RecordedRun(inputs["input_ids"], states, layer_args, logits)  # type: ignore[arg-type]
-
-
-@torch.inference_mode()
-def replay(loaded: LoadedModel, run: RecordedRun, index: int, hidden: torch.Tensor) -> Float[torch.Tensor, "b v"]:
-    """The last-position logits when the residual stream at layer index ``index`` is ``hidden``: layers
-    ``index``..L-1, the final norm and the output head run on from there."""
-    layers = loaded.layers
-    if index < len(layers):
-        for j in range(index, len(layers)):
-            args, kwargs = run.layer_args[j]
-            out = layers[j](hidden, *args, **kwargs)
-            hidden = out[0] if isinstance(out, tuple) else out
-        hidden = loaded.final_norm(hidden)
-    return _output_head(loaded)(hidden[:, -1:])[:, -1].float()
 
 
 @torch.inference_mode()
@@ -152,19 +100,9 @@ def patch_state(
 # ------------------------------------------------------------------------------------------------ measures
 
 
-def option_logprobs(loaded: LoadedModel, logits: torch.Tensor, labels: list[tuple[str, ...]]) -> list[dict[str, float]]:
-    """Per row, log P(label) over the full vocabulary (summed over the label's spellings), as predict reads them."""
-    logp = torch.log_softmax(logits.float(), dim=-1).cpu()
-    return [label_logprobs(loaded.tokenizer, logp[row], row_labels) for row, row_labels in enumerate(labels)]
-
-
-def _top(lp: dict[str, float]) -> str:
-    return max(lp, key=lp.__getitem__)
-
-
 def item_measures(gold: str, source: dict[str, float], target: dict[str, float], patched: dict[str, float]) -> dict:
     """The per-item measures of one patch (see the module docstring)."""
-    target_top, source_top, patched_top = _top(target), _top(source), _top(patched)
+    target_top, source_top, patched_top = top(target), top(source), top(patched)
     # gold against the answer that competes with it: the target's, or the source's where the target answers gold
     # (the reverse pair, a blurred source into the clean target: the difference then changes sign on the way)
     rival = target_top if target_top != gold else source_top
@@ -254,7 +192,7 @@ def patch_batch(
         inputs_of[condition] = encode_batch(loaded, requests)
         runs[condition] = record_run(loaded, inputs_of[condition])
     if check_replay:
-        check_replay_matches(loaded, runs[conditions[0]])
+        check_replay_matches(loaded, runs[conditions[0]], key="patch.method")
     lps = {c: option_logprobs(loaded, run.logits, labels) for c, run in runs.items()}
     rows = []
     n_indices = len(loaded.layers) + 1
@@ -290,19 +228,6 @@ def patch_batch(
                         }
                     )
     return rows
-
-
-def check_replay_matches(loaded: LoadedModel, run: RecordedRun) -> None:
-    """An unpatched replay from layer 0 must give the model's own logits."""
-    replayed = replay(loaded, run, 0, run.states[0])
-    scale = run.logits.abs().max().clamp(min=1.0)
-    difference = float((replayed - run.logits).abs().max() / scale)
-    if difference > 1e-4:
-        raise PatchError(
-            f"replaying the decoder layers does not reproduce the model's logits (relative difference "
-            f"{difference:.2g}): the model acts between its decoder layers; set patch.method: full_forward",
-            key="patch.method",
-        )
 
 
 def _column(rows: pl.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -464,4 +389,4 @@ def run(config: PatchSlice, inputs: Paths, outputs: Paths, job: JobContext) -> s
     )
 
 
-__all__ = ["RecordedRun", "item_measures", "patch_benchmark", "patched_forward", "record_run", "replay", "run"]
+__all__ = ["item_measures", "patch_benchmark", "patched_forward", "run"]
