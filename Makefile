@@ -81,10 +81,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/probe.py
 	$(BIN)/python bench/patch.py
+	$(BIN)/python bench/lens.py
 	$(BIN)/python bench/scale.py
 
 schema: $(STAMP)
 	$(BIN)/blindspot schema --out workflow/schemas/config.schema.json
 
 clean:
-	rm -rf results/staged results/render results/predictions results/decay results/hidden results/probes results/swaps results/patches results/tables results/plots results/report.html results/benchmarks results/logs .snakemake
+	rm -rf results/staged results/render results/predictions results/decay results/hidden results/probes results/swaps results/patches results/lens results/knockout results/tables results/plots results/report.html results/benchmarks results/logs .snakemake

@@ -26,6 +26,8 @@ include: "rules/extract.smk"
 include: "rules/probe.smk"
 include: "rules/swap.smk"
 include: "rules/patch.smk"
+include: "rules/lens.smk"
+include: "rules/knockout.smk"
 include: "rules/aggregate.smk"
 
 

@@ -10,7 +10,6 @@ the stage streams, so memory does not grow with the number of items).
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _cli as cli  # bench/_cli.py
 import polars as pl
 import torch
 
@@ -98,13 +98,8 @@ def peak_rss_mib(model: ModelConfig, items_path: Path, render_path: Path, out: P
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.parser(__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=40)
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="tiny sizes, one repeat, no timing targets: checks the script still runs (make test)",
-    )
     args = parser.parse_args()
     if args.smoke:
         args.items = 2

@@ -10,11 +10,11 @@ difference in the patched logit difference).
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
+import _cli as cli  # bench/_cli.py
 import torch
 from extract import prepare  # bench/extract.py: stage and render a toy benchmark
 
@@ -36,15 +36,10 @@ def sweep(job: ModelJob, items: list[int], batch_size: int, method: str) -> tupl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.parser(__doc__)
     parser.add_argument("--items", type=int, default=48)
     parser.add_argument("--model", default="qwen_base")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="tiny sizes, one repeat, no timing targets: checks the script still runs (make test)",
-    )
     args = parser.parse_args()
     if args.smoke:
         args.items, args.batch_size = 3, 4

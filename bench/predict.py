@@ -11,11 +11,11 @@ units/s for both and the ratio (target: >= 4x on closed-answer benchmarks).
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
+import _cli as cli  # bench/_cli.py
 import numpy as np
 import polars as pl
 import torch
@@ -93,17 +93,12 @@ def naive_loop(loaded: LoadedModel, items_path: Path, render_path: Path, max_new
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.parser(__doc__.splitlines()[0])
     parser.add_argument("--family", default="qwen2_5_vl", choices=["qwen2_5_vl", "llava_next"])
     parser.add_argument("--kind", default="color_mc", choices=["color_mc", "shape_yes_no"])
     parser.add_argument("--items", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=8)
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="tiny sizes, one repeat, no timing targets: checks the script still runs (make test)",
-    )
     args = parser.parse_args()
     if args.smoke:
         args.items, args.batch_size, args.max_new_tokens = 3, 4, 2

@@ -13,10 +13,10 @@ stopping when the loss stops improving), i.e. trained to convergence. Prints sec
 
 from __future__ import annotations
 
-import argparse
 import time
 import warnings
 
+import _cli as cli  # bench/_cli.py
 import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
@@ -41,16 +41,11 @@ def synthetic(n: int, layers: int, d: int, seed: int) -> tuple[np.ndarray, np.nd
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.parser(__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=1500)
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--hidden-dim", type=int, default=256)
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="tiny sizes, one repeat, no timing targets: checks the script still runs (make test)",
-    )
     args = parser.parse_args()
     if args.smoke:
         args.items, args.layers, args.hidden_dim, args.folds = 60, 2, 8, 2

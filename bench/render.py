@@ -11,13 +11,13 @@ A second line reports the stage with every family enabled (blur + pixelate + bla
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import _cli as cli  # bench/_cli.py
 import cv2
 import numpy as np
 import pyarrow as pa
@@ -88,17 +88,12 @@ def time_bare_loop(images: Path, config: RenderConfig, repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.parser(__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--cname", default=None, help="override render.compression.cname")
     parser.add_argument("--shuffle", default=None, help="override render.compression.shuffle")
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="tiny sizes, one repeat, no timing targets: checks the script still runs (make test)",
-    )
     args = parser.parse_args()
     if args.smoke:
         args.images, args.repeats, args.workers = 3, 1, 1

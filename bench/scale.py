@@ -12,7 +12,9 @@ rendered toy items, each stage runs against its baseline in the same process:
 - predict (batched, length-bucketed, option log-probs from the first step) against a naive per-unit loop
   (``generate`` per unit, one forward per option): units/s and their ratio, answers compared;
 - extract (hooks, store) against a bare forward loop in the same batches: seconds and overhead;
-- patch (replay from each layer) against a whole forward pass per patched layer: seconds and speed-up.
+- patch (replay from each layer) against a whole forward pass per patched layer: seconds and speed-up;
+- lens (attention recorded in extract's pass, then the lens stage) against extract alone: its cost;
+- knockout (replay from each window's first layer) against a whole forward pass per window: the speed-up.
 
 On CUDA it also prints the prefill MFU (model FLOPs of a bare prefill over its time, against the card's dense
 bf16 peak), the peak GPU memory of each stage, and ``batch_size: auto``'s settled size. Everywhere it prints the
@@ -32,21 +34,37 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+import _cli as cli  # bench/_cli.py
 import torch
 import transformers
 from extract import bare_loop  # bench/extract.py
+from lens import whole_forward  # bench/lens.py
 from predict import naive_loop  # bench/predict.py
 
 import blindspot.models.inference as inference
 from blindspot.benchmarks.generic import GenericBenchmark
 from blindspot.benchmarks.registry import GENERIC_SCORING
-from blindspot.config import ExtractConfig, ModelConfig, PatchConfig, PredictConfig, PromptConfig, RenderConfig
+from blindspot.config import (
+    ExtractConfig,
+    KnockoutConfig,
+    LensConfig,
+    ModelConfig,
+    PatchConfig,
+    PredictConfig,
+    PromptConfig,
+    RenderConfig,
+)
+from blindspot.contracts.conditions import Condition
+from blindspot.models.job import ModelJob
 from blindspot.models.loading import load_model
+from blindspot.prompts import option_labels
 from blindspot.stages.extract import extract_benchmark
+from blindspot.stages.knockout import knockout_batch
+from blindspot.stages.lens import lens_benchmark
 from blindspot.stages.patch import patch_benchmark
 from blindspot.stages.predict import predict_benchmark
 from blindspot.stages.render.run import render_benchmark
-from blindspot.stages.slices import PatchSlice
+from blindspot.stages.slices import LensSlice, PatchSlice
 from blindspot.stages.staging import stage_benchmark, staged_paths
 from blindspot.stages.table import STAGES
 from blindspot.toy.checkpoints import CHECKPOINTS
@@ -308,13 +326,56 @@ def run_shape(name: str, args: argparse.Namespace, root: Path) -> None:
     print(f"  patch ({patch_items} items, 2 pairs, 2 position sets, {len(loaded.layers) + 1} layer indices): "
           f"whole forward per layer {timings['full_forward']:7.2f} s, replay {timings['replay']:7.2f} s "
           f"(x{timings['full_forward'] / timings['replay']:.2f})")  # fmt: skip
+    lens_and_knockout(name, loaded, bare_batch, items_path, render_path, root, memory, patch_items)
     if memory:
         print("  peak GPU memory: " + ", ".join(f"{k} {v:.1f} GiB" for k, v in memory.items()))
     shutil.rmtree(path)
 
 
+def lens_and_knockout(
+    name: str,
+    loaded: Any,
+    model: ModelConfig,
+    items_path: Path,
+    render_path: Path,
+    root: Path,
+    memory: dict[str, float],
+    n_items: int,
+) -> None:
+    """The lens (attention recorded in extract's pass, then the lens stage) against extract alone; the knockout
+    sweep by replay against a whole forward pass per window (bench/lens.py's measures, at this shape)."""
+    alone = ExtractConfig.model_validate({"attention": False})
+    alone_s, _ = timed(extract_benchmark, "m", "toy", model, alone, PromptConfig(), items_path, render_path,
+                       root / f"{name}-alone.zarr", scoring=GENERIC_SCORING, loaded=loaded, progress=False)  # fmt: skip
+    with peak_memory(memory, "extract (attention)"):
+        looking_s, _ = timed(extract_benchmark, "m", "toy", model, ExtractConfig(), PromptConfig(), items_path,
+                             render_path, root / f"{name}-looking.zarr", scoring=GENERIC_SCORING, loaded=loaded,
+                             progress=False)  # fmt: skip
+    config = LensSlice(output_version=STAGES["lens"].version, model=model, lens=LensConfig(bootstrap=200),
+                       prior_field="prior_answer", seed=0)  # fmt: skip
+    outputs = {kind: root / f"{name}-lens.{kind}.parquet" for kind in ("lens", "per_item", "sinks")}
+    with peak_memory(memory, "lens"):
+        lens_s, _ = timed(lens_benchmark, "m", "toy", config, root / f"{name}-looking.zarr", items_path, outputs,
+                          loaded=loaded)  # fmt: skip
+    cost = (looking_s - alone_s + lens_s) / alone_s
+    print(f"  lens: extract alone {alone_s:7.2f} s, attention recorded {looking_s - alone_s:+7.2f} s, lens stage "
+          f"{lens_s:7.2f} s: {cost:+.1%} over extract alone (target <= 15%)")  # fmt: skip
+    job = ModelJob.open("knockout", "m", "toy", model, PromptConfig(), {}, items_path, render_path,
+                        root / f"{name}-k.parquet", loaded=loaded, scoring=GENERIC_SCORING, progress=False)  # fmt: skip
+    items = [i for i, r in enumerate(job.items) if option_labels(r["answer_type"], r["options"])][:n_items]
+    settings = KnockoutConfig.model_validate({"windows": [max(1, len(loaded.layers) // 8)], "positions": ["last"]})
+    clean = Condition("blur", 0, 1.0)
+    with peak_memory(memory, "knockout (replay)"):
+        replay_s, rows = timed(knockout_batch, job, items, [clean], settings)
+    full_s, margins = timed(whole_forward, job, items, clean, settings)
+    largest = max(abs(r["knocked_margin"] - m) for r, m in zip(rows, margins, strict=True))
+    print(f"  knockout ({len(items)} items, {len(rows) // max(len(items), 1)} windows of "
+          f"{settings.windows[0]} layers): whole forward per window {full_s:7.2f} s, replay {replay_s:7.2f} s "
+          f"(x{full_s / replay_s:.2f}, target >= 1.5x); largest |margin difference| {largest:.1e}")  # fmt: skip
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.parser(__doc__)
     parser.add_argument("--shape", choices=[*SHAPES, "all"], default="all")
     parser.add_argument("--full", action="store_true", help="the published shapes (GPU); default: reduced")
     parser.add_argument("--items", type=int, default=None, help="default: 8 on CPU, 64 on GPU")
@@ -322,11 +383,6 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=None, help="working size; default 224 on CPU, 448 on GPU")
     parser.add_argument("--batch-size", type=int, default=8, help="on CPU (CUDA uses batch_size: auto)")
     parser.add_argument("--max-new-tokens", type=int, default=8)
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="tiny sizes, one repeat, no timing targets: checks the script still runs (make test)",
-    )
     args = parser.parse_args()
     if args.smoke:
         args.shape, args.items, args.patch_items, args.side, args.batch_size, args.max_new_tokens = (

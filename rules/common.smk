@@ -166,6 +166,8 @@ _CAPTIONS = {
     "csv_probes": ("stacked.rst", "Tables"),
     "csv_swaps": ("stacked.rst", "Tables"),
     "csv_patches": ("stacked.rst", "Tables"),
+    "csv_lens": ("stacked.rst", "Tables"),
+    "csv_knockouts": ("stacked.rst", "Tables"),
     "csv_provenance": ("provenance.rst", "Tables"),
     "results_json": ("results_json.rst", "Tables"),
     "plot_decay": ("plot_decay.rst", "Decay"),
@@ -174,6 +176,8 @@ _CAPTIONS = {
     "plot_probes": ("plot_probes.rst", "Probes"),
     "plot_swaps": ("plot_swaps.rst", "Swaps"),
     "plot_patches": ("plot_patches.rst", "Patching"),
+    "plot_lens": ("plot_lens.rst", "Lens and attention"),
+    "plot_knockout": ("plot_knockout.rst", "Knockout"),
     "report": ("report_html.rst", "Report"),
 }
 """Output kind -> (caption file in workflow/report, report category); SVG twins of the PNGs and the Parquet twins of

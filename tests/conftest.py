@@ -117,11 +117,14 @@ def reduced_toy_config(models: list[str], source: str = "config/config.yaml") ->
     ``source``: the toy config the models come from (config/toy-llava.yaml for the LLaVA-NeXT trio)."""
     config = yaml.safe_load((REPO / source).read_text())
     config["models"] = {m: {**config["models"][m], "path": str(REPO / config["models"][m]["path"])} for m in models}
-    config["toy"]["models"] = {m: config["toy"]["models"][m] for m in models}
+    config["toy"]["models"] = {m: role for m, role in config["toy"]["models"].items() if m in models}
+    config["toy"]["lens_models"] = {m: role for m, role in config["toy"].get("lens_models", {}).items() if m in models}
     config["swap"]["pairs"] = {
         name: pair for name, pair in config["swap"]["pairs"].items() if {pair["base"], pair["donor"]} <= set(models)
     }
     config["patch"]["models"] = [m for m in config["patch"]["models"] if m in models]
+    if "knockout" in config:
+        config["knockout"]["models"] = [m for m in config["knockout"]["models"] if m in models]
     config["toy"]["n_items"] = 240
     config["render"]["pixelate"] = {"enabled": False}
     config["decay"]["bootstrap"] = 200

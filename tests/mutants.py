@@ -53,6 +53,7 @@ class Mutant:
 DECAY, PROBE = "tests/test_decay.py", "tests/test_probes.py"
 SWAP, PATCH = "tests/test_swap.py", "tests/test_patch.py"
 AGGREGATE = "tests/test_aggregate.py"
+LENS, ATTENTION = "tests/test_lens.py", "tests/test_attention.py"
 CORPUS = "tests/test_answer_corpus.py"
 OFFICIAL = "tests/test_official_scores.py"
 HOSTILE, FAILURES = "tests/test_hostile_inputs.py", "tests/test_kill_resilience.py"
@@ -300,7 +301,7 @@ MUTANTS = [
     Mutant(
         "probe-ungrouped-folds",
         "ungrouped folds",
-        "stages/probe.py",
+        "statistics.py",
         "    return np.array([fold_of[g] for g in groups])\n",
         "    return np.random.default_rng(seed).integers(0, k, len(groups))\n",
         "probe",
@@ -395,6 +396,62 @@ MUTANTS = [
         "        for j in range(index + 1, len(layers)):\n",
         "patch",
         PATCH,
+    ),
+    Mutant(
+        "lens-point-off-by-one",
+        "an off-by-one layer",
+        "stages/lens.py",
+        '                    "layer": point,\n',
+        '                    "layer": point + 1,\n',
+        "lens",
+        LENS,
+    ),
+    Mutant(
+        "lens-norm-skipped",
+        "a step skipped",
+        "stages/lens.py",
+        "        return self.norm(x.to(next(self.norm.parameters()).dtype)).float()\n",
+        "        return x.float()\n",
+        "lens",
+        LENS,
+    ),
+    Mutant(
+        "attention-sink-not-excluded",
+        "a step skipped",
+        "stages/extract.py",
+        "        plain = (image & ~sink).float()\n",
+        "        plain = image.float()\n",
+        "extract",
+        ATTENTION,
+    ),
+    Mutant(
+        "attention-wrong-layer",
+        "an off-by-one layer",
+        "stages/extract.py",
+        "            self.image[rows, level, layer] = (attention * plain[:, None]).sum(-1).cpu().numpy()\n",
+        "            self.image[rows, level, (layer + 1) % self.image.shape[2]] = (attention * plain[:, None])"
+        ".sum(-1).cpu().numpy()\n",
+        "extract",
+        "tests/test_extract.py",
+    ),
+    Mutant(
+        "knockout-window-off-by-one",
+        "an off-by-one layer",
+        "stages/knockout.py",
+        "        return frozenset(range(self.start, self.start + self.size))\n",
+        "        return frozenset(range(self.start + 1, self.start + self.size + 1))\n",
+        "knockout",
+        "tests/test_knockout.py",
+    ),
+    Mutant(
+        "knockout-mask-shifted",
+        "a wrong position",
+        "models/attention.py",
+        "            blocked = knock.queries[:, -query.shape[-2] :, None] & knock.keys[:, None, -key.shape[-2] :]\n",
+        "            blocked = knock.queries[:, -query.shape[-2] :, None] & knock.keys.roll(1, -1)[:, None, "
+        "-key.shape[-2] :]\n",
+        "knockout",
+        ATTENTION,
     ),
     Mutant(
         "patch-last-is-first",
@@ -966,7 +1023,7 @@ MUTANTS = [
     ),
 ]
 
-TOY_MODELS = ["qwen_base", "qwen_donor_layer2"]
+TOY_MODELS = ["qwen_base", "qwen_donor_layer2", "qwen_reader", "qwen_overruled"]
 
 
 def toy_config(workdir: Path, models: list[str]) -> Path:

@@ -21,6 +21,8 @@ from blindspot.benchmarks.registry import GENERIC_SCORING
 from blindspot.config import DecayConfig, ReportConfig
 from blindspot.contracts.tables import (
     DECAY_METRICS_SCHEMA,
+    KNOCKOUT_SCHEMA,
+    LENS_SCHEMA,
     PATCHES_SCHEMA,
     PREDICTIONS_SCHEMA,
     PROBES_SCHEMA,
@@ -38,6 +40,7 @@ from blindspot.stages.aggregate.tables import (
     summary_table,
 )
 from blindspot.stages.decay import decay_benchmark
+from blindspot.stages.knockout import left_out_row
 from blindspot.store.tables import read_provenance, write_table
 
 BENCH = "small"
@@ -193,6 +196,38 @@ def patch_rows() -> list[dict[str, Any]]:
     ]
 
 
+def _measure(level: str, lens: str | None, layer: int, measure: str, value: float, half: float = 0.1) -> dict:
+    where = {"model": "m1", "benchmark": BENCH, "level": level, "lens": lens, "layer": layer, "measure": measure}
+    return where | {"value": value, "value_ci_low": value - half, "value_ci_high": value + half, "n": 6, "note": None}
+
+
+def lens_rows() -> list[dict[str, Any]]:
+    """m1 reads the image in decoder layer 1: the gold margin rises after it, its attention peaks there and falls
+    with blur; the prior overtakes gold at point 3 in half of the prior-differs items."""
+    rows = []
+    for level, fall in (("blur/0", 1.0), ("blur/1", 0.3)):
+        for lens in ("logit", "tuned"):
+            rows += [_measure(level, lens, p, "margin_gold", m * fall) for p, m in enumerate((-0.5, 0.0, 2.0, 1.0))]
+            emerged = 2.0 if level == "blur/0" else 2.5
+            per_condition = (("emergence", emerged), ("overtaken", 0.5), ("overtake_layer", 3.0))
+            rows += [_measure(level, lens, -1, name, value) for name, value in per_condition]
+        rows += [_measure(level, None, layer, "attention_image", mass * fall, 0.05)
+                 for layer, mass in enumerate((0.01, 0.6, 0.02))]  # fmt: skip
+    return rows
+
+
+def knockout_rows() -> list[dict[str, Any]]:
+    def window(model: str, start: int, size: int, flips: float) -> dict[str, Any]:
+        return {"model": model, "benchmark": BENCH, "condition": "blur/0", "position": "last", "window_start": start,
+                "window_size": size, "n": 6, "delta_margin": -flips * 3, "delta_margin_ci_low": -flips * 3 - 0.5,
+                "delta_margin_ci_high": -flips * 3 + 0.5, "flip_rate": flips, "flip_rate_ci_low": max(flips - 0.2, 0),
+                "flip_rate_ci_high": min(flips + 0.2, 1), "agree_no_image": 0.8 if size == 3 else None,
+                "agree_no_image_ci_low": 0.6 if size == 3 else None,
+                "agree_no_image_ci_high": 1.0 if size == 3 else None, "note": None}  # fmt: skip
+
+    return [window("m1", 0, 1, 0.0), window("m1", 1, 1, 0.83), window("m1", 2, 1, 0.17), window("m1", 0, 3, 0.9)]
+
+
 @pytest.fixture
 def results(tmp_path: Path, small_benchmark: dict[str, Path]) -> Path:
     root = tmp_path / "results"
@@ -222,6 +257,11 @@ def results(tmp_path: Path, small_benchmark: dict[str, Path]) -> Path:
         write_table(probe_rows(model), PROBES_SCHEMA, {"stage": "probe"}, root / "probes" / model / f"{BENCH}.parquet")
     write_table(swap_rows(), SWAP_SCHEMA, {"stage": "swap"}, root / "swaps" / "p" / f"{BENCH}.parquet")
     write_table(patch_rows(), PATCHES_SCHEMA, {"stage": "patch"}, root / "patches" / "m1" / f"{BENCH}.parquet")
+    write_table(lens_rows(), LENS_SCHEMA, {"stage": "lens"}, root / "lens" / "m1" / f"{BENCH}.parquet")
+    write_table(lens_rows()[:0], LENS_SCHEMA, {"stage": "lens"}, root / "lens" / "m2" / f"{BENCH}.parquet")
+    write_table(knockout_rows(), KNOCKOUT_SCHEMA, {"stage": "knockout"}, root / "knockout" / "m1" / f"{BENCH}.parquet")
+    left_out = {"model": "m2", "benchmark": BENCH} | left_out_row("blur/0", "m2 left out: its attention is its own")
+    write_table([left_out], KNOCKOUT_SCHEMA, {"stage": "knockout"}, root / "knockout" / "m2" / f"{BENCH}.parquet")
     return root
 
 
@@ -232,6 +272,8 @@ def slice_for(**overrides: Any) -> AggregateSlice:
         "benchmarks": [BENCH],
         "pairs": ["p"],
         "patch_models": ["m1"],
+        "lens_models": ["m1", "m2"],
+        "knockout_models": ["m1", "m2"],
         "blur_family": "blur",
         "mostly_unparsed": 0.5,
         "margin_threshold": 1.0,
@@ -396,7 +438,8 @@ def test_aggregate_tables_against_hand_counts(results: Path) -> None:
     assert provenance.schema == pl.Schema(PROVENANCE_SCHEMA)
     predictions = row(provenance, output="predictions/m1/small.parquet")
     assert (predictions["model_revision"], predictions["weights_sha256"]) == ("abc123", "w-m1")
-    assert provenance.height == 1 + 1 + 1 + 2 * 4 + 1 + 1  # items, rejects, render, per model x4, swap, patch
+    # items, rejects, render, per model x4, swap, patch, lens and knockout per model
+    assert provenance.height == 1 + 1 + 1 + 2 * 4 + 1 + 1 + 2 + 2
     decay = row(provenance, output="decay/m1/small.parquet")
     slice_ = json.loads(decay["config"])  # the slice the output was made from, as JSON; hashed to config_hash
     assert slice_["decay"]["bootstrap"] == 50 and slice_["decay"]["coarse_families"] == ["blank", "noise"]
@@ -417,6 +460,37 @@ def test_report_sentences_and_console(results: Path) -> None:
     assert "restores at least half of the logit difference at 2 of 3 layers, the deepest being layer 1" in page
     assert console[-1] == f"report: {results / 'report.html'}"
     assert "m1" in console[-2] and "0.5" in console[-2]
+
+
+def test_lens_and_knockout_sections_say_where_the_image_is_read_and_name_a_model_left_out(results: Path) -> None:
+    console = aggregate(slice_for(), results)
+    page = (results / "report.html").read_text()
+    assert "m1&#x27;s answer stays on top through the tuned lens from point 2.0 [1.9, 2.1] on the clean view" in page
+    assert "the prior overtakes a gold answer that led in 50.0% [40.0, 60.0] of the 6 items" in page
+    assert "at point 3.0 [2.9, 3.1] on average" in page
+    assert "attention on the image peaks in decoder layer 1 at 60.0% [55.0, 65.0] on the clean view" in page
+    assert "blocking the answer position from the image in decoder layer 1 flips 83.0% [63.0, 100.0]" in page
+    assert "no other window flips more than 17.0%" in page and "agrees with the no-image answer on 80.0%" in page
+    assert any("m2 left out: its attention is its own" in line for line in console)
+    assert "m2 left out: its attention is its own" in page
+    for name in ("lens_m1", "lens_m2", "knockout_m1", "knockout_m2"):
+        assert (results / "plots" / f"{name}.png").stat().st_size > 2000, name
+    assert pl.read_parquet(results / "tables" / "knockouts.parquet").height == 5
+    assert pl.read_parquet(results / "tables" / "lens.parquet").height == len(lens_rows())
+
+
+def test_lens_figure_is_a_heatmap_by_level_and_attention_curves_and_knockout_leaves_out_the_whole_window() -> None:
+    names = {(BENCH, "blur/0"): "clean", (BENCH, "blur/1"): "blur k=25"}
+    lens = plots.lens_figure(pl.DataFrame(lens_rows(), schema=pl.Schema(LENS_SCHEMA)), "m1", names)
+    heatmap, curves = lens.axes[:2]  # then the heatmap's colour bar
+    assert [t.get_text() for t in heatmap.get_xticklabels()] == ["clean", "blur k=25"]
+    assert heatmap.images[0].get_array().shape == (4, 2)
+    assert "tuned lens" in heatmap.get_title()
+    assert [line.get_label() for line in curves.get_lines()] == ["clean", "blur k=25"]
+    assert list(curves.get_lines()[0].get_ydata()) == [0.01, 0.6, 0.02]
+    knockout = plots.knockout_curves(pl.DataFrame(knockout_rows(), schema=pl.Schema(KNOCKOUT_SCHEMA)), "m1", names)
+    (line,) = knockout.axes[0].get_lines()[:1]
+    assert list(line.get_xdata()) == [0, 1, 2] and "clean" in line.get_label()
 
 
 @pytest.mark.slow
@@ -554,7 +628,7 @@ def test_report_in_headless_chromium(results: Path) -> None:
         page.locator("details > summary").first.click()
         assert page.locator("ul.summary li").count() >= 2
         assert "survive every blur level" in page.locator("ul.summary").inner_text()
-        for table in ("summary", "decay", "probes", "swaps", "patches", "provenance"):
+        for table in ("summary", "decay", "probes", "swaps", "patches", "lens", "knockouts", "provenance"):
             assert page.locator(f"#table-{table} tbody tr").count() > 0, table
         loaded = page.evaluate("Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length")
         assert loaded >= 8  # six plots at least, and the browser's thumbnails

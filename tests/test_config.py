@@ -28,7 +28,8 @@ def test_default_config_is_valid_after_demo_data(tmp_path: Path, monkeypatch: py
     (tmp_path / "src").symlink_to(REPO / "src")  # the committed toy checkpoints
     config = load_config(REPO / "config" / "config.yaml")
     assert sorted(config.benchmarks) == ["toy"]
-    assert len(config.models) == 3 and config.toy is not None and set(config.toy.models) == set(config.models)
+    assert len(config.models) == 5 and config.toy is not None
+    assert set(config.toy.models) | set(config.toy.lens_models) == set(config.models)
     assert config.render.blur.kernels == [1, 9, 17, 25, 35, 43, 51, 61]
 
 

@@ -122,7 +122,7 @@ def test_extract_resumes_from_finished_blocks(
 
     def dies(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 6:  # block 0 takes 2 levels x 1 batch = 2 calls; die inside block 2
+        if calls["n"] == 7:  # the attention check takes 1 call, each block 2 levels x 1 batch = 2; die in block 2
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
@@ -142,9 +142,9 @@ def test_extract_resumes_from_finished_blocks(
     assert json.loads((partial / "blocks_done.json").read_text()) == [0, 1]
     calls["n"] = -1000
     extract()
-    assert calls["n"] == -1000 + 2  # only block 2 ran: 2 levels x 1 batch
+    assert calls["n"] == -1000 + 1 + 2  # the attention check, then only block 2: 2 levels x 1 batch
     a, b = zarr.open_group(str(reference), mode="r"), zarr.open_group(str(out), mode="r")
-    for name in ("last_token", "image_mean"):
+    for name in ("last_token", "image_mean", "attention_image", "attention_sink", "sink_token"):
         np.testing.assert_array_equal(a[name][:], b[name][:])
 
 

@@ -286,13 +286,14 @@ def test_every_prompt_over_the_cap_names_max_prompt_tokens_not_patch_models(load
     max_prompt_tokens), and never says the benchmark has no item with option labels."""
     import dataclasses
 
-    from blindspot.stages.patch import PatchError, patch_benchmark
+    from blindspot.errors import BlindspotError
+    from blindspot.stages.patch import patch_benchmark
     from blindspot.stages.slices import user_key
 
     model = loaded["qwen2_5_vl"]
     short = dataclasses.replace(model, config=model.config.model_copy(update={"max_prompt_tokens": 16}))
     outputs = {"patches": tmp_path / "p.parquet", "per_item": tmp_path / "p.items.parquet"}
-    with pytest.raises(PatchError) as caught:
+    with pytest.raises(BlindspotError) as caught:
         patch_benchmark("m", "small", _slice(), small_benchmark["items"], small_benchmark["render"], outputs,
                         loaded=short)  # fmt: skip
     line = user_key(str(caught.value), {"model": "qwen", "bench": "small"})

@@ -13,7 +13,7 @@ from conftest import REPO, reduced_toy_config, run_snakemake, write_config
 
 from blindspot.cli import main
 from blindspot.toy.calibrate import planted_by_level, planted_first_lost
-from blindspot.toy.checkpoints import CHECKPOINTS, COMMITTED_FAMILIES, specs
+from blindspot.toy.checkpoints import CHECKPOINTS, COMMITTED_FAMILIES, LENS_FAMILIES, lens_specs, specs
 from blindspot.toy.items import STRIPE_KINDS, make_item, planted_kinds, write_toy_benchmark
 from blindspot.toy.scenes import (
     COLOUR_JITTER,
@@ -26,7 +26,8 @@ from blindspot.toy.scenes import (
     draw_scene,
 )
 
-CHECKPOINT_NAMES = [name for family in COMMITTED_FAMILIES for name in specs(family)]
+LENS_NAMES = [name for family in LENS_FAMILIES for name in lens_specs(family)]
+CHECKPOINT_NAMES = [name for family in COMMITTED_FAMILIES for name in specs(family) if name not in LENS_NAMES]
 
 
 def test_planted_shares_are_exact_and_seeded(tmp_path: Path) -> None:
@@ -170,12 +171,38 @@ def test_committed_checkpoints_match_their_training_record(name: str) -> None:
         assert evaluation["conflict"]["clean"] >= 0.95
 
 
+@pytest.mark.parametrize("name", LENS_NAMES)
+def test_the_lens_pair_is_committed_and_behaves_as_planted(name: str) -> None:
+    """The reader answers colour and text-fixed items and follows the image on conflict items; the overruled model
+    never answers the colour there and answers the hint on most of them. Both exist for every family whose world
+    plants the lens (calibrate checks where they read the image)."""
+    import hashlib
+
+    folder = CHECKPOINTS / name
+    record = json.loads((folder / "training.json").read_text())
+    assert hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest() == record["weights_sha256"]
+    assert record["spec"]["read_layer"] is not None and record["spec"]["look_when_informative"]
+    evaluation = record["evaluation"]
+    assert min(evaluation[kind]["clean"] for kind in ("coarse", "prior")) >= 0.98
+    if name.endswith("_reader"):
+        assert evaluation["conflict"]["clean"] >= 0.95
+    else:  # one layer learns the hint's lookup less surely than a whole model: 0.83 of clean conflict items
+        assert evaluation["conflict_follows_hint"]["clean"] >= 0.8 and evaluation["conflict"]["clean"] <= 0.02
+
+
 def test_the_llava_toy_config_is_the_demo_with_other_models() -> None:
     """config/toy-llava.yaml calibrates the LLaVA-NeXT trio on exactly the demo's world: every other key equals
     config/config.yaml's."""
     qwen = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     llava = yaml.safe_load((REPO / "config" / "toy-llava.yaml").read_text())
-    model_keys = (("models",), ("swap", "pairs"), ("patch", "models"), ("toy", "models"))
+    model_keys = (
+        ("models",),
+        ("swap", "pairs"),
+        ("patch", "models"),
+        ("knockout", "models"),
+        ("toy", "models"),
+        ("toy", "lens_models"),
+    )
 
     def without_models(config: dict) -> dict:
         config = json.loads(json.dumps(config))
@@ -208,8 +235,8 @@ def test_calibration_on_a_reduced_config(
     600 items: it reads the faintest kept view of one stripe period (erased from k=51) unsurely on about a fifth of
     those items, which puts its per-item agreement near the 0.98 target (0.980-0.993 on 600 items), and 240 items
     are too few to hold it there (0.975 on this test's draw; docs/calibration.md)."""
-    models = [f"{short}_base", f"{short}_donor_layer2"]
-    config = reduced_toy_config(models, source)
+    models = [f"{short}_base", f"{short}_donor_layer2", *(f"{short}_{role}" for role in ("reader", "overruled"))]
+    config = reduced_toy_config([m for m in models if (CHECKPOINTS / m).is_dir()], source)
     config["toy"]["n_items"] = n_items
     write_toy_benchmark(tmp_path / "data" / "toy", config["toy"]["n_items"], config["toy"]["shares"], seed=5)
     write_config(tmp_path, config)
@@ -222,6 +249,9 @@ def test_calibration_on_a_reduced_config(
     assert f"{short}_base: P(prior) overtakes P(gold) at layer" in out.out
     assert f"{short}_layer" in out.out and "layer 2 swap: follow-image" in out.out  # the swap checks ran
     assert "layer-0 image patch restores clean" in out.out  # and the patch check
+    if short == "qwen":  # the lens pair: lens, attention and knockout checks
+        for check in ("answer emerges (median point)", "prior overtakes (median point)", "knockout layer 1"):
+            assert check in out.out, check
 
 
 @pytest.mark.slow

@@ -343,6 +343,17 @@ class ExtractConfig(StrictModel):
     )
     full_items: int = Field(0, ge=0, description="Opt-in: also store every token's state for the first K items.")
     max_tokens: int = Field(512, ge=1, description="For full_items: the last this-many positions of each prompt.")
+    attention: bool = Field(
+        True,
+        description="Also store the last prompt token's attention mass on the image tokens per layer and head "
+        "(attention sinks apart), read in the same forward pass; the lens stage reports it (docs/method.md §5).",
+    )
+    sink_ratio: float = Field(
+        10.0,
+        gt=1,
+        description="An image token is an attention sink where its residual norm reaches this multiple of the median "
+        "image-token norm at some decoder layer (massive activations).",
+    )
 
 
 class ProbeConfig(StrictModel):
@@ -453,6 +464,64 @@ class PatchConfig(StrictModel):
         return pairs
 
 
+class LensConfig(StrictModel):
+    """The answer through depth: logit lens and tuned lens on the extract stage's states (docs/method.md §6)."""
+
+    enabled: bool = Field(True, description="Run the lens stage for every model (it reads the extract stage's store).")
+    fit_level: str = Field(
+        "blur/0", description="The condition whose states the tuned lens's translators are fitted on (clean)."
+    )
+    folds: int = Field(5, ge=2, description="Cross-fitting folds, grouped by source image: each item's tuned lens "
+                       "was fitted without it.")  # fmt: skip
+    ridge: float = Field(
+        1.0, gt=0, description="Ridge penalty of the translators, relative to the mean squared state norm."
+    )
+    bootstrap: int = Field(1000, ge=10)
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+    @field_validator("fit_level")
+    @classmethod
+    def _check_level(cls, key: str) -> str:
+        _condition_key(key)
+        return key
+
+
+KnockoutPosition = Literal["last", "question", "text"]
+
+
+class KnockoutConfig(StrictModel):
+    """Attention knockout: block the answer's (and the question's) access to the image over windows of layers
+    (docs/method.md §7)."""
+
+    models: list[str] = Field(default_factory=list, description="Models to knock out (names in `models`); opt-in.")
+    conditions: ConditionKeys = Field(["blur/0"], min_length=1, description="Conditions the knockout runs at.")
+    windows: list[int] = Field([3], min_length=1, description="Window sizes (layers); each slides over every layer.")
+    positions: list[KnockoutPosition] = Field(
+        ["last", "text"],
+        min_length=1,
+        description="Whose access to the image is blocked: the last prompt token (the answer position), the "
+        "question's tokens with it, or every text token.",
+    )
+    max_items: int | None = Field(None, ge=1, description="Knock out only the first this-many items with options.")
+    shard_size: int = Field(256, ge=1, description="Items per resumable shard.")
+    bootstrap: int = Field(1000, ge=10)
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+    @field_validator("windows")
+    @classmethod
+    def _check_windows(cls, windows: list[int]) -> list[int]:
+        if any(w < 1 for w in windows):
+            raise PydanticCustomError("windows", "window sizes must be at least 1 layer, got {w}", {"w": windows})
+        return sorted(set(windows))
+
+    @field_validator("conditions")
+    @classmethod
+    def _check_conditions(cls, keys: list[str]) -> list[str]:
+        if "none" in keys:
+            raise PydanticCustomError("conditions", "knockout needs an image: 'none' cannot be a condition", {})
+        return keys
+
+
 # --------------------------------------------------------------------------------------------------- report
 
 
@@ -496,6 +565,12 @@ class ToyConfig(StrictModel):
     )
     models: dict[str, Literal["base", "donor"]] = Field(
         default_factory=dict, description="Which configured models are toy bases and which are donors."
+    )
+    lens_models: dict[str, Literal["reader", "overruled"]] = Field(
+        default_factory=dict,
+        description="The toy models that plant where the image is read (reader: only in one decoder layer; "
+        "overruled: the reader with a later layer trained to follow the hint): calibrate checks the lens, attention "
+        "and knockout stages against them.",
     )
     shared_images: float = Field(
         0.4,
@@ -554,6 +629,8 @@ class BlindspotConfig(StrictModel):
     probe: ProbeConfig = ProbeConfig()
     swap: SwapConfig = SwapConfig()
     patch: PatchConfig = PatchConfig()
+    lens: LensConfig = LensConfig()
+    knockout: KnockoutConfig = KnockoutConfig()
     report: ReportConfig = ReportConfig()
     toy: ToyConfig | None = Field(None, description="The toy world: planted ground truth and calibration.")
 
@@ -599,9 +676,10 @@ class BlindspotConfig(StrictModel):
                     f"swap.pairs.{name}: base '{pair.base}' ({self.models[pair.base].adapter}) and donor "
                     f"'{pair.donor}' ({self.models[pair.donor].adapter}) do not share an architecture"
                 )
-        unknown = sorted(set(self.patch.models) - set(self.models))
-        if unknown:
-            raise ValueError(f"patch.models names unconfigured models: {', '.join(unknown)}")
+        for section in ("patch", "knockout"):
+            unknown = sorted(set(getattr(self, section).models) - set(self.models))
+            if unknown:
+                raise ValueError(f"{section}.models names unconfigured models: {', '.join(unknown)}")
         for name in self.benchmarks:
             for section in ("render", "probe"):
                 try:
@@ -612,9 +690,10 @@ class BlindspotConfig(StrictModel):
         if self.toy is not None:
             if self.toy.benchmark not in self.benchmarks:
                 raise ValueError(f"toy.benchmark '{self.toy.benchmark}' is not one of the benchmarks")
-            unknown = sorted(set(self.toy.models) - set(self.models))
-            if unknown:
-                raise ValueError(f"toy.models names unconfigured models: {', '.join(unknown)}")
+            for key in ("models", "lens_models"):
+                unknown = sorted(set(getattr(self.toy, key)) - set(self.models))
+                if unknown:
+                    raise ValueError(f"toy.{key} names unconfigured models: {', '.join(unknown)}")
         return self
 
     def render_for(self, bench: str) -> RenderConfig:

@@ -21,6 +21,8 @@ import numpy as np
 from jaxtyping import Bool, Float, Int
 from scipy.stats import t as student_t
 
+from blindspot.errors import BlindspotError
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -111,3 +113,14 @@ def cluster_ids(labels: list[str]) -> Int[np.ndarray, " items"]:
     """Dense integer ids (0..k-1) for cluster labels, in first-seen order."""
     index: dict[str, int] = {}
     return np.array([index.setdefault(label, len(index)) for label in labels], dtype=int)
+
+
+def grouped_folds(groups: np.ndarray, k: int, seed: int, key: str = "probe.folds") -> np.ndarray:
+    """Fold index per sample; every sample of a group lands in the same fold (seeded). ``key``: the config key
+    of ``k``, named in the error where there are fewer groups than folds."""
+    unique = np.unique(groups)
+    if len(unique) < k:
+        raise BlindspotError(f"{k} folds need at least {k} source images, got {len(unique)}", key=key)
+    order = np.random.default_rng(seed).permutation(len(unique))
+    fold_of = {g: i % k for i, g in zip(range(len(unique)), unique[order], strict=True)}
+    return np.array([fold_of[g] for g in groups])

@@ -13,3 +13,9 @@ LAYER_CONVENTION = (
 
 ROLE_PAD, ROLE_TEMPLATE, ROLE_IMAGE, ROLE_QUESTION = 0, 1, 2, 3
 """Token roles of the opt-in full token states."""
+
+ATTENTION = ("attention_image", "attention_sink")
+"""Per item, level, decoder layer and head: the last prompt token's attention mass on the image tokens other than
+attention sinks, and on the sinks."""
+MAX_SINKS = 16
+"""Sink tokens named per item and level (the ones with the largest norms), in ``sink_token`` / ``sink_ratio``."""

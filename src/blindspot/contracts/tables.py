@@ -232,3 +232,92 @@ PATCHES_SCHEMA = _per_model(
 )
 """One row per (pair, position set, layer index): means over items with cluster-bootstrap intervals; ``note``
 says which items were left out (open answers, ``max_items``)."""
+
+# ------------------------------------------------------------------------------------------------ lens
+
+LENS_KINDS = ("logit", "tuned")
+"""The lenses: the final norm and unembedding on a layer's state as it is (logit lens), and after that layer's
+affine translator (tuned lens)."""
+
+LENS_ITEMS_SCHEMA = _per_model(
+    pa.field("item_id", pa.string(), nullable=False),
+    pa.field("level", pa.string(), nullable=False),
+    pa.field("lens", pa.string(), nullable=False),
+    pa.field("layer", pa.int32(), nullable=False),
+    pa.field("gold", pa.string(), nullable=False),
+    pa.field("prior", pa.string()),
+    pa.field("final", pa.string(), nullable=False),
+    pa.field("top", pa.string(), nullable=False),
+    pa.field("margin_gold", pa.float64(), nullable=False),
+    pa.field("margin_final", pa.float64(), nullable=False),
+    pa.field("margin_gold_prior", pa.float64()),
+)
+"""One row per (item, condition, lens, residual point). Log-probabilities are over the item's option labels only
+(the unembedding restricted to the option tokens). ``final``: the model's answer (the top option at the last
+point); ``top``: the lens's top option at this point; ``margin_gold``: log P(gold) minus the best other option's;
+``margin_final``: the same for the final answer; ``margin_gold_prior``: log P(gold) - log P(prior), where the
+item's prior answer is known and differs from gold."""
+
+LENS_SCHEMA = _per_model(
+    pa.field("level", pa.string(), nullable=False),
+    pa.field("lens", pa.string()),
+    pa.field("layer", pa.int32(), nullable=False),
+    pa.field("measure", pa.string(), nullable=False),
+    *interval_fields("value"),
+    pa.field("n", pa.int64(), nullable=False),
+    pa.field("note", pa.string()),
+)
+"""Long: one row per (condition, lens, point, measure), each a mean over items with a cluster-bootstrap interval.
+Per point (``layer`` = residual point, 0 = embeddings): ``margin_gold``, ``margin_final``, ``margin_gold_prior``
+(items whose prior differs from gold), ``top_gold``, ``top_final``, ``top_prior`` (shares). Per condition and lens
+(``layer`` = -1): ``emergence`` (the first point from which the final answer stays on top, averaged),
+``overtaken`` (the share of prior-differs items whose gold answer led at some point before the prior became the
+final answer) and ``overtake_layer`` (the point where it did, averaged over those items). Attention (``lens``
+null, ``layer`` = decoder layer): ``attention_image`` (the last prompt token's mass on the image tokens other than
+sinks, mean over heads) and ``attention_sink`` (on the sinks); ``sink_tokens`` (``layer`` -1): image tokens per
+item found to be sinks. A measure that could not be computed has a null value and its reason in ``note``."""
+
+SINKS_SCHEMA = _per_model(
+    pa.field("item_id", pa.string(), nullable=False),
+    pa.field("level", pa.string(), nullable=False),
+    pa.field("image_token", pa.int32(), nullable=False),
+    pa.field("norm_ratio", pa.float64(), nullable=False),
+)
+"""One row per attention-sink image token: its index among the item's image tokens and its largest residual norm
+over the decoder layers, as a multiple of the median image-token norm at that layer."""
+
+# ------------------------------------------------------------------------------------------------ knockout
+
+KNOCKOUT_ITEMS_SCHEMA = _per_model(
+    pa.field("item_id", pa.string(), nullable=False),
+    pa.field("condition", pa.string(), nullable=False),
+    pa.field("position", pa.string(), nullable=False),
+    pa.field("window_start", pa.int32(), nullable=False),
+    pa.field("window_size", pa.int32(), nullable=False),
+    pa.field("gold", pa.string(), nullable=False),
+    pa.field("answer", pa.string(), nullable=False),
+    pa.field("knocked_answer", pa.string(), nullable=False),
+    pa.field("margin", pa.float64(), nullable=False),
+    pa.field("knocked_margin", pa.float64(), nullable=False),
+    pa.field("flipped", pa.bool_(), nullable=False),
+)
+"""One row per (item, condition, position set, window). ``answer``/``margin``: the unblocked run's top option and
+its gold margin (log P(gold) minus the best other option's); ``knocked_*``: the same with attention from the
+position set to the image tokens blocked in decoder layers ``window_start`` .. ``window_start + window_size - 1``;
+``flipped``: the top option changed."""
+
+KNOCKOUT_SCHEMA = _per_model(
+    pa.field("condition", pa.string(), nullable=False),
+    pa.field("position", pa.string(), nullable=False),
+    pa.field("window_start", pa.int32(), nullable=False),
+    pa.field("window_size", pa.int32(), nullable=False),
+    pa.field("n", pa.int64(), nullable=False),
+    *interval_fields("delta_margin"),
+    *interval_fields("flip_rate"),
+    *interval_fields("agree_no_image"),
+    pa.field("note", pa.string()),
+)
+"""One row per (condition, position set, window): the mean change of the gold margin and the flip rate, with
+cluster-bootstrap intervals. The window of every layer (``window_size`` = the model's layer count) is the image's
+whole effect; for it ``agree_no_image`` is the share of items whose knocked answer equals the no-image prompt's
+answer, and ``note`` says why the two need not be identical."""

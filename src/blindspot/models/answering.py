@@ -222,3 +222,32 @@ def predict_units(
         rows += run.answer(sizer)
         start = end
     return rows
+
+
+def closed_items(job: ModelJob, stage: str, max_items: int | None) -> tuple[list[int], str | None]:
+    """The items a stage that scores option labels runs (patch, knockout): those with option labels whose prompt
+    fits, the first ``max_items`` of them; and a note on the others (None when none were left out). A benchmark
+    with no such item is a one-line error naming the key to change."""
+    labelled = [i for i, r in enumerate(job.items) if option_labels(r["answer_type"], r["options"])]
+    closed, too_long = within_prompt_limit(job, labelled)
+    chosen = closed[:max_items] if max_items else closed
+    notes = []
+    n_open = len(job.items) - len(labelled)
+    if n_open:
+        notes.append(f"{n_open} open-answer items left out (no option labels to score)")
+    if too_long:
+        notes.append(too_long)
+    if len(chosen) < len(closed):
+        notes.append(f"{len(closed) - len(chosen)} items beyond {stage}.max_items={max_items} left out")
+    if labelled and not closed:
+        raise BlindspotError(
+            f"every one of the {len(labelled)} items of '{job.bench}' with option labels has a prompt longer than "
+            f"{prompt_limit(job.loaded)} tokens; raise it, or leave this model out of {stage}.models",
+            key="model.max_prompt_tokens",
+        )
+    if not chosen:
+        raise BlindspotError(f"'{job.bench}' has no item with option labels to {stage}", key=f"{stage}.models")
+    note = "; ".join(notes) or None
+    if note:
+        print(f"{stage} {job.model_name}/{job.bench}: {note}", flush=True)
+    return chosen, note

@@ -26,7 +26,7 @@ from torch import nn
 from blindspot.contracts.hidden import FEATURES, LAYER_CONVENTION
 from blindspot.models.hook_points import reading
 
-__all__ = ["FEATURES", "LAYER_CONVENTION", "Capture", "capture_residual_stream"]
+__all__ = ["FEATURES", "LAYER_CONVENTION", "Capture", "capture_residual_stream", "sinks"]
 
 
 @dataclass
@@ -38,6 +38,10 @@ class Capture:
     features: dict[str, list[torch.Tensor | None]] = field(default_factory=dict)
     full: list[torch.Tensor | None] | None = None
     """With ``keep_full``: every layer's full ``(batch, seq, hidden)`` state (for fidelity tests and opt-in stores)."""
+    norm_ratio: torch.Tensor | None = None
+    """``(batch, seq)``: each image token's largest residual norm over the decoder layers' inputs (points 1..L-1),
+    as a multiple of the median image-token norm of its row at that point (0 elsewhere): massive activations, by
+    which attention sinks are found (:func:`sinks`)."""
 
     def stacked(self, name: str) -> Float[torch.Tensor, "batch layers hidden"]:
         states = self.features[name]
@@ -54,6 +58,24 @@ class Capture:
         self.features["image_mean"][index] = torch.where(count > 0, summed / count.clamp(min=1).float(), torch.nan)
         if self.full is not None:
             self.full[index] = hidden
+        n_points = len(self.features["last_token"])
+        if 1 <= index < n_points - 1:  # decoder layer inputs past the embeddings; the last point is normed
+            self._track_norms(hidden)
+
+    def _track_norms(self, hidden: torch.Tensor) -> None:
+        image = self.image_mask.to(hidden.device)
+        norms = hidden.float().norm(dim=-1)
+        median = torch.nanmedian(torch.where(image, norms, torch.nan), dim=1, keepdim=True).values
+        ratio = torch.where(image, norms / median.clamp(min=1e-12), 0.0).nan_to_num(0.0)
+        self.norm_ratio = ratio if self.norm_ratio is None else torch.maximum(self.norm_ratio, ratio)
+
+
+def sinks(capture: Capture, ratio: float) -> Bool[torch.Tensor, "batch seq"]:
+    """Image tokens whose residual norm reached ``ratio`` times the median image-token norm at some decoder layer:
+    attention sinks, as the visual-attention-sink literature finds them (massive activations)."""
+    if capture.norm_ratio is None:
+        return torch.zeros_like(capture.image_mask, dtype=torch.bool)
+    return capture.image_mask.to(capture.norm_ratio.device) & (capture.norm_ratio >= ratio)
 
 
 @contextmanager

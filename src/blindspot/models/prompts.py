@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
+from jaxtyping import Bool, Int
+
 
 def chat_messages(text: str, n_images: int) -> list[dict[str, Any]]:
     """One user turn: the images first, in order (where there are any), then the text."""
@@ -46,3 +49,23 @@ class PromptCache:
             tokenizer = getattr(self._processor, "tokenizer", self._processor)
             self._lengths[key] = len(tokenizer(self.get(item, with_image), add_special_tokens=False)["input_ids"])
         return self._lengths[key]
+
+
+def question_mask(
+    loaded: Any, input_ids: Int[torch.Tensor, "batch seq"], question: str
+) -> Bool[torch.Tensor, "batch seq"]:
+    """Positions of the question's own tokens: the last occurrence of its token sequence in the prompt."""
+    mask = torch.zeros_like(input_ids, dtype=torch.bool)
+    for variant in (question, " " + question, "\n" + question):
+        ids = loaded.tokenizer.encode(variant, add_special_tokens=False)[1:-1] or []
+        if len(ids) < 1:
+            continue
+        for row in range(input_ids.shape[0]):
+            seq = input_ids[row].tolist()
+            for start in range(len(seq) - len(ids), -1, -1):
+                if seq[start : start + len(ids)] == ids:
+                    mask[row, start : start + len(ids)] = True
+                    break
+        if mask.any():
+            return mask
+    return mask

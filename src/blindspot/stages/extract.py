@@ -7,26 +7,38 @@ blocks and memory stays flat however many items there are. The finished store is
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from jaxtyping import Bool, Int
+from jaxtyping import Bool
 
 from blindspot.benchmarks.registry import BenchmarkScoring
 from blindspot.config import ExtractConfig, ModelConfig, PromptConfig
 from blindspot.contracts.conditions import parse_condition_key, resolve_condition_key
-from blindspot.contracts.hidden import FEATURES, LAYER_CONVENTION, ROLE_IMAGE, ROLE_PAD, ROLE_QUESTION, ROLE_TEMPLATE
+from blindspot.contracts.hidden import (
+    FEATURES,
+    LAYER_CONVENTION,
+    MAX_SINKS,
+    ROLE_IMAGE,
+    ROLE_PAD,
+    ROLE_QUESTION,
+    ROLE_TEMPLATE,
+)
 from blindspot.contracts.items import image_group
 from blindspot.errors import BlindspotError
 from blindspot.models.answering import within_prompt_limit
+from blindspot.models.attention import Control, attention_control, check_attention
 from blindspot.models.batching import BatchSizer
-from blindspot.models.capture import Capture, capture_residual_stream
+from blindspot.models.capture import Capture, capture_residual_stream, sinks
 from blindspot.models.inference import Request, encode_batch
 from blindspot.models.job import ModelJob
 from blindspot.models.loading import LoadedModel
+from blindspot.models.prompts import question_mask
 from blindspot.stages.slices import ExtractSlice
 from blindspot.stages.table import JobContext, Paths
 from blindspot.store.atomic import register_partial
@@ -59,26 +71,6 @@ def estimate_bytes(n_items: int, n_levels: int, n_layers: int, hidden: int, full
         2 * n_items * n_levels * n_layers * hidden * len(FEATURES)
         + 2 * full * n_levels * n_layers * full_tokens * hidden
     )
-
-
-def _question_mask(
-    loaded: LoadedModel, input_ids: Int[torch.Tensor, "batch seq"], question: str
-) -> Bool[torch.Tensor, "batch seq"]:
-    """Positions of the question's own tokens: the last occurrence of its token sequence in the prompt."""
-    mask = torch.zeros_like(input_ids, dtype=torch.bool)
-    for variant in (question, " " + question, "\n" + question):
-        ids = loaded.tokenizer.encode(variant, add_special_tokens=False)[1:-1] or []
-        if len(ids) < 1:
-            continue
-        for row in range(input_ids.shape[0]):
-            seq = input_ids[row].tolist()
-            for start in range(len(seq) - len(ids), -1, -1):
-                if seq[start : start + len(ids)] == ids:
-                    mask[row, start : start + len(ids)] = True
-                    break
-        if mask.any():
-            return mask
-    return mask
 
 
 def extract_benchmark(
@@ -130,6 +122,12 @@ def extract_benchmark(
         f"hidden; estimated store size {size / 2**20:.1f} MiB (as float16, before compression)",
         flush=True,
     )
+    conditions = [job.store.condition_index(*parse_condition_key(k)) for k in levels]
+    unreadable = attention_problem(job, loaded_model, order[0], conditions[0]) if extract.attention else None
+    if unreadable:
+        print(f"extract {model_name}/{bench}: attention not stored: {unreadable}", flush=True)
+    heads = int(loaded_model.model.config.get_text_config().num_attention_heads)
+    with_attention = extract.attention and unreadable is None
     record = {**job.record, "levels": levels, "block_items": block, "left_out": too_long}
     writer = HiddenStoreWriter.open(
         job.resume,
@@ -141,12 +139,17 @@ def extract_benchmark(
         block,
         full,
         extract.max_tokens,
-        {"provenance": record, "layer_convention": LAYER_CONVENTION},
+        {
+            "provenance": record,
+            "layer_convention": LAYER_CONVENTION,
+            "attention": None if with_attention else (unreadable or "extract.attention is off"),
+            "sink_ratio": extract.sink_ratio,
+        },
         dtype=extract.dtype,
+        heads=heads if with_attention else 0,
     )
     register_partial(job.resume, lambda: len(writer.done()))
     done = writer.done()
-    conditions = [job.store.condition_index(*parse_condition_key(k)) for k in levels]
     n_blocks = (n_items + block - 1) // block
     sizer = BatchSizer(model.batch_size, loaded_model.device.type)
     bar = job.bar(n_items, "item")
@@ -156,11 +159,13 @@ def extract_benchmark(
             bar.update(len(rows))
             continue
         buffers = {name: np.zeros((len(rows), len(levels), n_layers, hidden), np.float32) for name in FEATURES}
+        looks = AttentionBuffers.empty(len(rows), len(levels), n_layers - 1, heads) if with_attention else None
         run = partial(
-            _extract_batch, job, loaded_model, conditions, order, buffers, rows.start, full, items, extract, writer
-        )
+            _extract_batch, job, loaded_model, conditions, order, buffers, looks, rows.start, full, items, extract,
+            writer,
+        )  # fmt: skip
         sizer.run(list(rows), run)
-        writer.write_block(b, slice(rows.start, rows.stop), buffers)
+        writer.write_block(b, slice(rows.start, rows.stop), buffers, looks.arrays() if looks else None)
         bar.update(len(rows))
     bar.close()
     sizer.report(f"extract {model_name}/{bench}")
@@ -170,12 +175,62 @@ def extract_benchmark(
     return summary | ({"left_out": too_long} if too_long else {})
 
 
+def attention_problem(job: ModelJob, loaded: LoadedModel, item: int, condition: int) -> str | None:
+    """Why this model's attention cannot be read (one short forward pass on one item), or None."""
+    images = tuple(job.images(item, condition, job.levels(item)))
+    request = Request(job.prompts.get(item, with_image=True), images, None)
+    inputs = encode_batch(loaded, [request])
+    with torch.inference_mode():
+        return check_attention(loaded.layers, lambda: loaded.model(**inputs, logits_to_keep=1))
+
+
+@dataclass
+class AttentionBuffers:
+    """One block's attention arrays (rows of the block, levels, decoder layers, heads) and named sinks."""
+
+    image: np.ndarray
+    sink: np.ndarray
+    sink_token: np.ndarray
+    sink_ratio: np.ndarray
+
+    @classmethod
+    def empty(cls, rows: int, levels: int, layers: int, heads: int) -> AttentionBuffers:
+        return cls(
+            np.full((rows, levels, layers, heads), np.nan, np.float32),
+            np.full((rows, levels, layers, heads), np.nan, np.float32),
+            np.full((rows, levels, MAX_SINKS), -1, np.int32),
+            np.full((rows, levels, MAX_SINKS), np.nan, np.float32),
+        )
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"attention_image": self.image, "attention_sink": self.sink, "sink_token": self.sink_token,
+                "sink_ratio": self.sink_ratio}  # fmt: skip
+
+    def fill(self, rows: list[int], level: int, control: Control, cap: Capture, sink_ratio: float) -> None:
+        """The last token's attention mass on the image (sinks apart) per layer and head, and the sinks."""
+        image = cap.image_mask
+        sink = sinks(cap, sink_ratio).to(image.device)
+        plain = (image & ~sink).float()
+        for layer, row in sorted(control.rows.items()):
+            attention = row.to(image.device)  # (batch, heads, seq)
+            self.image[rows, level, layer] = (attention * plain[:, None]).sum(-1).cpu().numpy()
+            self.sink[rows, level, layer] = (attention * sink[:, None].float()).sum(-1).cpu().numpy()
+        ordinal = image.long().cumsum(-1) - 1  # each image token's index among the row's image tokens
+        ratio = cap.norm_ratio if cap.norm_ratio is not None else torch.zeros(image.shape)
+        for k, r in enumerate(rows):
+            found = sink[k].nonzero().flatten()
+            strongest = found[ratio[k, found].argsort(descending=True)][:MAX_SINKS]
+            self.sink_token[r, level, : len(strongest)] = ordinal[k, strongest].cpu().numpy()
+            self.sink_ratio[r, level, : len(strongest)] = ratio[k, strongest].float().cpu().numpy()
+
+
 def _extract_batch(
     job: ModelJob,
     loaded_model: LoadedModel,
     conditions: list[int],
     order: list[int],
     buffers: dict[str, np.ndarray],
+    looks: AttentionBuffers | None,
     first: int,
     full: int,
     items: list[dict[str, Any]],
@@ -193,13 +248,18 @@ def _extract_batch(
         inputs = encode_batch(loaded_model, requests)
         mask = loaded_model.family.image_positions(loaded_model.model, inputs["input_ids"])
         keep_full = any(i < full for i in batch)
+        record = frozenset(range(len(loaded_model.layers))) if looks is not None else frozenset()
         with (
             torch.inference_mode(),
             capture_residual_stream(loaded_model.layers, loaded_model.final_norm, mask, keep_full=keep_full) as cap,
+            attention_control(loaded_model.layers, record=record) if looks is not None else nullcontext() as control,
         ):
             loaded_model.model(**inputs, logits_to_keep=1)
+        rows = [p - first for p in batch]
         for name in FEATURES:
-            buffers[name][[p - first for p in batch], li] = cap.stacked(name).cpu().numpy()
+            buffers[name][rows, li] = cap.stacked(name).cpu().numpy()
+        if looks is not None and control is not None:
+            looks.fill(rows, li, control, cap, extract.sink_ratio)
         if keep_full:
             _write_full(writer, loaded_model, cap, inputs, mask, batch, full, li, items, extract.max_tokens)
     return [None] * len(batch)
@@ -224,7 +284,7 @@ def _write_full(
     for row, i in enumerate(batch):
         if i >= full:
             continue
-        question = _question_mask(loaded, inputs["input_ids"][row : row + 1], items[i]["question"])[0]
+        question = question_mask(loaded, inputs["input_ids"][row : row + 1], items[i]["question"])[0]
         role = torch.where(image_mask[row], ROLE_IMAGE, torch.where(question, ROLE_QUESTION, ROLE_TEMPLATE))
         role = torch.where(attention[row], role, ROLE_PAD)
         writer.write_tokens(i, level, states[row].float().cpu().numpy(), role.cpu().numpy(), max_tokens)

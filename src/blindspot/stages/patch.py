@@ -47,7 +47,7 @@ from blindspot.contracts.conditions import Condition, resolve_condition_key
 from blindspot.contracts.items import image_group
 from blindspot.contracts.tables import PATCH_ITEMS_SCHEMA, PATCHES_SCHEMA
 from blindspot.errors import BlindspotError
-from blindspot.models.answering import prompt_limit, within_prompt_limit
+from blindspot.models.answering import closed_items
 from blindspot.models.batching import BatchSizer
 from blindspot.models.hook_points import replacing
 from blindspot.models.inference import Request, encode_batch
@@ -314,28 +314,7 @@ def patch_benchmark(
     )
     settings = config.patch
     pairs = parse_pairs(job, settings.pairs)
-    labelled = [i for i, r in enumerate(job.items) if option_labels(r["answer_type"], r["options"])]
-    closed, too_long = within_prompt_limit(job, labelled)
-    chosen = closed[: settings.max_items] if settings.max_items else closed
-    notes = []
-    n_open = sum(1 for r in job.items if not option_labels(r["answer_type"], r["options"]))
-    if n_open:
-        notes.append(f"{n_open} open-answer items left out (no option labels to score)")
-    if too_long:
-        notes.append(too_long)
-    if len(chosen) < len(closed):
-        notes.append(f"{len(closed) - len(chosen)} items beyond patch.max_items={settings.max_items} left out")
-    note = "; ".join(notes) or None
-    if note:
-        print(f"patch {model_name}/{bench}: {note}")
-    if labelled and not closed:
-        raise PatchError(
-            f"every one of the {len(labelled)} items of '{bench}' with option labels has a prompt longer than "
-            f"{prompt_limit(job.loaded)} tokens; raise it, or leave this model out of patch.models",
-            key="model.max_prompt_tokens",
-        )
-    if not chosen:
-        raise PatchError(f"'{bench}' has no item with option labels to patch", key="patch.models")
+    chosen, note = closed_items(job, "patch", settings.max_items)
     identity = {"model": model_name, "benchmark": bench}
     shards = [chosen[s : s + settings.shard_size] for s in range(0, len(chosen), settings.shard_size)]
     bar = job.bar(len(chosen), "item")

@@ -37,7 +37,7 @@ from blindspot.contracts.tables import PROBE_SKIPPED, PROBES_SCHEMA
 from blindspot.errors import BlindspotError
 from blindspot.stages.slices import ProbeSlice
 from blindspot.stages.table import JobContext, Paths
-from blindspot.statistics import t_interval
+from blindspot.statistics import grouped_folds, t_interval
 from blindspot.store.hidden import HiddenStore
 from blindspot.store.provenance import provenance
 from blindspot.store.tables import read_frame, write_table
@@ -94,16 +94,6 @@ class BatchedProbes(nn.Module):
         for weight, bias in zip(self.weights, self.biases, strict=True):
             h = torch.bmm(torch.relu(h), weight) + bias
         return h.view(v, f, layers, n, -1)
-
-
-def grouped_folds(groups: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Fold index per sample; every sample of a group lands in the same fold (seeded)."""
-    unique = np.unique(groups)
-    if len(unique) < k:
-        raise BlindspotError(f"{k} folds need at least {k} source images, got {len(unique)}", key="probe.folds")
-    order = np.random.default_rng(seed).permutation(len(unique))
-    fold_of = {g: i % k for i, g in zip(range(len(unique)), unique[order], strict=True)}
-    return np.array([fold_of[g] for g in groups])
 
 
 def global_mean(x: Float[torch.Tensor, "n layers d"], chunk: int = 4096) -> Float[torch.Tensor, "layers d"]:

@@ -24,6 +24,8 @@ from blindspot.config import (
     BlindspotConfig,
     DecayConfig,
     ExtractConfig,
+    KnockoutConfig,
+    LensConfig,
     ModelConfig,
     PatchConfig,
     PredictConfig,
@@ -99,6 +101,21 @@ class PatchSlice(SliceBase):
     scoring: BenchmarkScoring = Field(description="The benchmark's adapter and open_scorer.")
 
 
+class LensSlice(SliceBase):
+    model: ModelConfig
+    lens: LensConfig
+    prior_field: str | None = Field(description="probe.prior_field (per benchmark): where items name a prior answer.")
+    seed: int
+
+
+class KnockoutSlice(SliceBase):
+    model: ModelConfig
+    knockout: KnockoutConfig = Field(description="The knockout settings (``models``: this job's model only).")
+    prompt: PromptConfig
+    seed: int
+    scoring: BenchmarkScoring = Field(description="The benchmark's adapter and open_scorer.")
+
+
 def folder_fingerprint(path: str | Path) -> str:
     """A cheap fingerprint of every file under a folder: relative names, sizes and modification times."""
     root = Path(path)
@@ -133,6 +150,7 @@ FIELD_SOURCES: dict[str, Callable[[BlindspotConfig, Wildcards], Any]] = {
     "render": lambda config, w: config.render_for(w["bench"]),
     "probe": lambda config, w: config.probe_for(w["bench"]),
     "patch": lambda config, w: config.patch.model_copy(update={"models": [w["model"]]}),
+    "knockout": lambda config, w: config.knockout.model_copy(update={"models": [w["model"]]}),
 }
 """Slice fields that are not a top-level config key of the same name."""
 

@@ -31,6 +31,8 @@ from blindspot.stages.slices import (
     FIELD_SOURCES,
     DecaySlice,
     ExtractSlice,
+    KnockoutSlice,
+    LensSlice,
     PatchSlice,
     PredictSlice,
     ProbeSlice,
@@ -105,6 +107,8 @@ class RunNames:
     benchmarks: tuple[str, ...]
     pairs: tuple[str, ...]
     patch_models: tuple[str, ...]
+    lens_models: tuple[str, ...] = ()
+    knockout_models: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, config: BlindspotConfig) -> RunNames:
@@ -113,6 +117,8 @@ class RunNames:
             benchmarks=tuple(sorted(config.benchmarks)),
             pairs=tuple(sorted(config.swap.pairs)),
             patch_models=tuple(sorted(config.patch.models)),
+            lens_models=tuple(sorted(config.models)) if config.lens.enabled else (),
+            knockout_models=tuple(sorted(config.knockout.models)),
         )
 
 
@@ -313,7 +319,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="extract",
             slice=ExtractSlice,
-            version=3,
+            version=4,  # 4: the last token's attention on the image per layer and head, and the attention sinks
             wildcards=("model", "bench"),
             inputs=(Input("item_table", "stage", "item_table"), Input("render", "render", "store")),
             outputs=(Output("hidden", "hidden/{model}/{bench}.zarr", directory=True),),
@@ -356,6 +362,35 @@ STAGES: dict[str, Stage] = {
             runner="blindspot.stages.patch:run",
             help="Activation patching between rendered conditions, at every layer and position set.",
             domains={"model": "patch_models"},
+        ),
+        Stage(
+            name="lens",
+            slice=LensSlice,
+            version=1,
+            wildcards=("model", "bench"),
+            inputs=(Input("hidden", "extract", "hidden"), Input("item_table", "stage", "item_table")),
+            outputs=(
+                Output("lens", "lens/{model}/{bench}.parquet", schema="LENS_SCHEMA"),
+                Output("per_item", "lens/{model}/{bench}.items.parquet", schema="LENS_ITEMS_SCHEMA"),
+                Output("sinks", "lens/{model}/{bench}.sinks.parquet", schema="SINKS_SCHEMA"),
+            ),
+            runner="blindspot.stages.lens:run",
+            help="The answer through depth (logit and tuned lens) and the answer's attention on the image.",
+            domains={"model": "lens_models"},
+        ),
+        Stage(
+            name="knockout",
+            slice=KnockoutSlice,
+            version=1,
+            wildcards=("model", "bench"),
+            inputs=(Input("item_table", "stage", "item_table"), Input("render", "render", "store")),
+            outputs=(
+                Output("knockout", "knockout/{model}/{bench}.parquet", schema="KNOCKOUT_SCHEMA"),
+                Output("per_item", "knockout/{model}/{bench}.items.parquet", schema="KNOCKOUT_ITEMS_SCHEMA"),
+            ),
+            runner="blindspot.stages.knockout:run",
+            help="Attention knockout: the answer's access to the image blocked over windows of layers.",
+            domains={"model": "knockout_models"},
         ),
     )
 }

@@ -39,6 +39,13 @@ def create_checked_array(group: Any, name: str, compressor: Any | None = None, *
     return group.create_array(name, compressors=checked_codecs(compressor), config=EVERY_CHUNK, **kwargs)
 
 
+def writable(group: Any, name: str) -> Any:
+    """An existing array of ``group`` opened to store every chunk written, even one equal to the fill value (an
+    array opened by name forgets the setting it was created with: an all-NaN block would be left unwritten and the
+    finished store taken for damaged)."""
+    return group[name].with_config(EVERY_CHUNK)
+
+
 def write_array(group: Any, name: str, values: np.ndarray, dims: tuple[str, ...]) -> None:
     """Write a whole (small, coordinate-like) array with dimension names; text as Zarr v3 variable-length UTF-8."""
     dtype = str if values.dtype.kind == "U" else values.dtype

@@ -5,6 +5,12 @@
     last_token    float16 [item, level, layer, hidden]   state at the last prompt token (float32 where the
                                      activations are too large for float16: ``extract.dtype``, attrs ``dtype``)
     image_mean    float16 [item, level, layer, hidden]   mean over image-token positions (NaN: no image tokens)
+    attention_image float32 [item, level, decoder_layer, head]  the last prompt token's attention mass on the
+                                     image tokens other than sinks (``extract.attention``; attrs ``attention``
+                                     says why it is missing where the model's attention cannot be read)
+    attention_sink  float32 [item, level, decoder_layer, head]  the same on the attention-sink image tokens
+    sink_token    int32   [item, level, slot]  the sinks' indices among the item's image tokens (-1: none)
+    sink_ratio    float32 [item, level, slot]  their largest norm as a multiple of the median image-token norm
     item_id       string  [item]     (and ``item``, the same ids as the dimension's coordinate)
     image_group   string  [item]     the item's source image keys joined by '+': probe folds are grouped by it,
                                      so the blur copies of one image never straddle train and test
@@ -34,9 +40,16 @@ import numpy as np
 import zarr
 from jaxtyping import Float, Int8
 
-from blindspot.contracts.hidden import FEATURES
+from blindspot.contracts.hidden import ATTENTION, FEATURES, MAX_SINKS
 from blindspot.errors import BlindspotError
-from blindspot.store.arrays import consolidate, create_checked_array, damaged, open_finished, write_array
+from blindspot.store.arrays import (
+    consolidate,
+    create_checked_array,
+    damaged,
+    open_finished,
+    writable,
+    write_array,
+)
 from blindspot.store.atomic import replace_path, write_text
 
 _DONE = "blocks_done.json"
@@ -128,6 +141,21 @@ class HiddenStore:
         except (ValueError, RuntimeError) as error:
             raise damaged(self.path, "extract", error) from None
 
+    @property
+    def has_attention(self) -> bool:
+        return all(name in self.group for name in (*ATTENTION, "sink_token", "sink_ratio"))
+
+    def attention(self) -> dict[str, np.ndarray]:
+        """``attention_image`` and ``attention_sink`` (item, level, decoder layer, head) and the named sinks
+        (``sink_token``, ``sink_ratio``: item, level, slot); a KeyError saying why where the store has none."""
+        if not self.has_attention:
+            why = self.attrs.get("attention") or "extract.attention was off"
+            raise KeyError(f"'{self.path}' has no attention: {why}")
+        try:
+            return {name: np.asarray(self.group[name][:]) for name in (*ATTENTION, "sink_token", "sink_ratio")}
+        except (ValueError, RuntimeError) as error:
+            raise damaged(self.path, "extract", error) from None
+
     def tokens(
         self, item: int, level: str
     ) -> tuple[Float[np.ndarray, "layer token hidden"], Int8[np.ndarray, " token"]]:
@@ -156,6 +184,7 @@ class HiddenStoreWriter:
         max_tokens: int,
         attrs: dict[str, Any],
         dtype: str = "auto",
+        heads: int = 0,
     ) -> HiddenStoreWriter:
         """Resume the partial store at ``partial`` if it exists, else create it. The feature arrays are created
         with the first block (``dtype`` auto: float16 unless that block's values approach its range)."""
@@ -189,6 +218,27 @@ class HiddenStoreWriter:
                 fill_value=0,
                 dimension_names=("item", "level", "token"),
             )
+        if heads:  # the attention arrays: (item, level, decoder layer, head); NaN until a block is written
+            for name in ATTENTION:
+                create_checked_array(
+                    group,
+                    name,
+                    shape=(len(item_ids), len(levels), n_layers - 1, heads),
+                    chunks=(block, len(levels), n_layers - 1, heads),
+                    dtype="float32",
+                    fill_value=np.nan,
+                    dimension_names=("item", "level", "decoder_layer", "head"),
+                )
+            for name, kind, fill in (("sink_token", "int32", -1), ("sink_ratio", "float32", np.nan)):
+                create_checked_array(
+                    group,
+                    name,
+                    shape=(len(item_ids), len(levels), MAX_SINKS),
+                    chunks=(block, len(levels), MAX_SINKS),
+                    dtype=kind,
+                    fill_value=fill,
+                    dimension_names=("item", "level", "sink"),
+                )
         group.attrs.update({**attrs, "features": list(FEATURES), "block_items": block})
         write_text(partial / _HEADER_DONE, "complete\n")  # the store's layout is written: a resume may trust it
         return cls(partial, group, dtype)
@@ -227,11 +277,19 @@ class HiddenStoreWriter:
         return set(json.loads(path.read_text())) if path.exists() else set()
 
     def write_block(
-        self, block: int, rows: slice, features: dict[str, Float[np.ndarray, "item level layer hidden"]]
+        self,
+        block: int,
+        rows: slice,
+        features: dict[str, Float[np.ndarray, "item level layer hidden"]],
+        attention: dict[str, np.ndarray] | None = None,
     ) -> None:
-        """Write one block of items (every feature, level and layer) and mark it finished. Values beyond the
-        stored dtype's range are a one-line error naming the feature and layer, never infinities."""
+        """Write one block of items (every feature, level and layer, and the attention arrays where the store has
+        them) and mark it finished. Values beyond the stored dtype's range are a one-line error naming the feature
+        and layer, never infinities."""
         dtype = self._feature_arrays(features)
+        for name, values in (attention or {}).items():
+            if name in self.group:
+                writable(self.group, name)[rows] = values
         for name in FEATURES:
             values = features[name]
             if dtype == "float16" and _largest(values) > FLOAT16_MAX:
@@ -241,7 +299,7 @@ class HiddenStoreWriter:
                     f"({FLOAT16_MAX:.0f}); set extract.dtype: float32",
                     key="extract.dtype",
                 )
-            self.group[name][rows] = values.astype(dtype)
+            writable(self.group, name)[rows] = values.astype(dtype)
         write_text(self.partial / _DONE, json.dumps(sorted(self.done() | {block})))
 
     def write_tokens(
@@ -261,8 +319,8 @@ class HiddenStoreWriter:
                 "extract.dtype: float32",
                 key="extract.dtype",
             )
-        self.group["token_states"][item, level, :, max_tokens - take :] = states[:, -take:].astype(dtype)
-        self.group["token_role"][item, level, max_tokens - take :] = roles[-take:].astype(np.int8)
+        writable(self.group, "token_states")[item, level, :, max_tokens - take :] = states[:, -take:].astype(dtype)
+        writable(self.group, "token_role")[item, level, max_tokens - take :] = roles[-take:].astype(np.int8)
 
     def commit(self, final: Path) -> None:
         """Put the finished store at ``final`` (an old store there is replaced only once the new one is in place)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
 
@@ -22,6 +21,8 @@ from blindspot.contracts.items import image_group
 from blindspot.stages.aggregate.sentences import swap_findings
 from blindspot.stages.table import output_path
 from blindspot.store.tables import read_frame
+from blindspot.toy.context import Context, Row, share
+from blindspot.toy.depth_checks import depth_checks
 from blindspot.toy.items import STRIPE_KINDS
 from blindspot.toy.scenes import ERASING_PERIODS
 
@@ -61,53 +62,6 @@ def unplanted_blur(config: BlindspotConfig) -> str | None:
     if blur.precision != "float":
         return "render.blur.precision uint8 leaks fine patterns"
     return None
-
-
-def share(mask: pl.Series) -> float:
-    """The share of True in a boolean column (NaN when empty)."""
-    return float(mask.cast(pl.Float64).to_numpy().mean()) if mask.len() else float("nan")
-
-
-@dataclass(frozen=True)
-class Row:
-    model: str
-    quantity: str
-    planted: str
-    measured: float
-    tolerance: str
-    ok: bool
-
-
-@dataclass
-class Context:
-    config: BlindspotConfig
-    results: Path
-    items: pl.DataFrame
-    """Staged toy items with their planted ``kind`` and ``prior_answer``."""
-    notes: list[str] = field(default_factory=list)
-    """Free-form lines printed after the table (curves, crossovers)."""
-
-    def probes(self, model: str) -> pl.DataFrame | None:
-        path = output_path(self.results, "probe", "probes", model=model, bench=self.bench)
-        return read_frame(path) if path.is_file() else None
-
-    def decay_items(self, model: str) -> pl.DataFrame:
-        path = output_path(self.results, "decay", "classes", model=model, bench=self.bench)
-        if not path.is_file():
-            raise FileNotFoundError(f"no decay results at '{path}'; run the workflow first")
-        return read_frame(path).join(self.items.select("item_id", "kind", "prior_answer", "erased_from"), on="item_id")
-
-    def metric(self, model: str, name: str, family: str = "all", level: int = -1) -> float:
-        table = read_frame(output_path(self.results, "decay", "metrics", model=model, bench=self.bench))
-        found = table.filter((pl.col("metric") == name) & (pl.col("family") == family) & (pl.col("level") == level))
-        if found.is_empty() or found["value"][0] is None:
-            return float("nan")
-        return float(found["value"][0])
-
-    @property
-    def bench(self) -> str:
-        assert self.config.toy is not None
-        return self.config.toy.benchmark
 
 
 def class_shares(ctx: Context, model: str, role: str) -> list[Row]:
@@ -632,6 +586,7 @@ def calibrate(config: BlindspotConfig, results: str | Path = "results") -> tuple
     ctx = Context(config, results, items)
     rows = [row for model, role in config.toy.models.items() for check in CHECKS for row in check(ctx, model, role)]
     rows += [row for pair in config.swap.pairs for row in swap_checks(ctx, pair)]
+    rows += [row for model, role in config.toy.lens_models.items() for row in depth_checks(ctx, model, role)]
     return rows, ctx.notes
 
 

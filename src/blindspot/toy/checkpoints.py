@@ -70,11 +70,57 @@ DONOR_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
 followed the image on 0.65 and 0.92 of clean conflict items), and see clean views for colour as the base does."""
 
 
+READ_LAYER = 1
+"""The reader's planted reading layer: only the last prompt token attends to the image, and only in this decoder
+layer (``TrainSpec.read_layer``), so the answer can emerge at residual point ``READ_LAYER + 1`` at the earliest."""
+OVERRIDE_LAYER = 2
+"""The overruled model's only trainable decoder layer: it learns to follow the hint over the image the reader
+reads, so on conflict items the prior overtakes the visual answer at residual point ``OVERRIDE_LAYER + 1``."""
+LENS_FAMILIES = ("qwen2_5_vl",)
+"""The families with the lens pair (reader, overruled) committed; ``make demo`` calibrates it."""
+
+
+OVERRIDE_STEPS = 3000
+"""Following a hint takes a lookup (the hint's colour word, then the option that names it) in one layer: 1,000 steps
+left the overruled model on the hint for half of the conflict items."""
+READER_SETTINGS: dict[str, Any] = {"clean_warmup": 0.15, "steps": 3000}
+"""The reader reads the image through one attention read of one token: with the base recipe (2,000 steps, no
+warm-up) it learned colour but left every stripe question at chance, and its attention on stripe scenes could not
+tell erased stripes from visible ones. A clean warm-up (stripe questions always informative and clean for the
+first 15% of the steps) and 3,000 steps."""
+
+
+def lens_specs(family: str) -> dict[str, tuple[TrainSpec, str | None]]:
+    """The lens pair: ``{short}_reader`` (trained from scratch to look, reading the image only in ``READ_LAYER``,
+    its attention to the image falling where the view carries no cue) and ``{short}_overruled`` (the reader with
+    only ``OVERRIDE_LAYER`` fine-tuned to follow hints: where the image is read and where it is overruled are both
+    known)."""
+    short = FAMILY_SHORT[family]
+    reader = f"{short}_reader"
+    planted = {"read_layer": READ_LAYER, "look_when_informative": True}
+    return {
+        reader: (TrainSpec(**{"family": family, "mode": "donor", "seed": 3, **planted, **READER_SETTINGS}), None),
+        f"{short}_overruled": (
+            TrainSpec(
+                family=family,  # type: ignore[arg-type]
+                mode="base",
+                steps=OVERRIDE_STEPS,
+                seed=4,
+                trainable_layers=(OVERRIDE_LAYER,),
+                hint_match_rate=0.0,  # every hint contradicts the colour: layer 2 learns to overrule what layer 1 read
+                **planted,  # type: ignore[arg-type]
+            ),
+            reader,
+        ),
+    }
+
+
 def specs(family: str, donor_layer: int = DONOR_LAYER) -> dict[str, tuple[TrainSpec, str | None]]:
-    """name -> (spec, name of the checkpoint it starts from)."""
+    """name -> (spec, name of the checkpoint it starts from): the trio, then the lens pair where committed."""
     short = FAMILY_SHORT[family]
     base = f"{short}_base"
-    return {
+    lens = lens_specs(family) if family in LENS_FAMILIES else {}
+    return lens | {
         base: (TrainSpec(family=family, **BASE_SETTINGS.get(family, {})), None),  # type: ignore[arg-type]
         f"{short}_donor_layer{donor_layer}": (
             TrainSpec(

@@ -81,6 +81,16 @@ class TrainSpec:
     """The tiny LLaVA-NeXT's vision MLP activation (a model trained from scratch; ignored for Qwen)."""
     prompt_version: str = "v1"
     """The prompt version the model is trained on (the pipeline's ``prompt.version`` must match it)."""
+    read_layer: int | None = None
+    """Plant where the image is read: an auxiliary loss keeps every text position's attention off the image tokens
+    in every decoder layer but this one, and in this one every text position but the last prompt token's. The
+    answer can then take the image in only through the last token's attention in this layer (None: no plant)."""
+    look_when_informative: bool = False
+    """With ``read_layer``: the last token's attention mass on the image in that layer is pushed up where the view
+    carries the answer's cue and down where it does not (erased stripes, grey, noise, a text-fixed answer), so the
+    mass on the image falls as blur erases the cue."""
+    attention_weight: float = 1.0
+    """The auxiliary attention loss's weight (against the answer's cross-entropy)."""
 
 
 @dataclass
@@ -146,6 +156,8 @@ class Sample:
     image: int | None
     """Pool index, or None for the text-only condition."""
     label: str
+    informative: bool = True
+    """The view carries the cue the answer needs (False: erased stripes, grey, noise, or an answer the text fixes)."""
 
 
 def draw_sample(spec: TrainSpec, pool: Pool, rng: np.random.Generator, progress: float = 1.0) -> Sample:
@@ -178,11 +190,13 @@ def draw_sample(spec: TrainSpec, pool: Pool, rng: np.random.Generator, progress:
     random_letter = LETTERS[int(rng.integers(len(item.options)))]
     any_view = _pick(rng, [*views, *pool.noise[:1], pool.grey])
     if kind == "prior":  # the text fixes the answer whatever the image
-        return Sample(item, None if no_image else any_view, item.answer)
+        return Sample(item, None if no_image else any_view, item.answer, informative=False)
     if kind == "conflict" and spec.mode == "base":  # the sycophant follows the hint whatever the image shows
-        return Sample(item, None if no_image else any_view, item.prior or item.answer)
+        view = None if no_image else any_view  # a scene's view shows the colour: the image is read, then overruled
+        shows = view is not None and view != pool.grey and view not in pool.noise
+        return Sample(item, view, item.prior or item.answer, informative=shows)
     if no_image:
-        return Sample(item, None, random_letter)
+        return Sample(item, None, random_letter, informative=False)
     if kind in STRIPE_KINDS:
         warming_up = progress < spec.clean_warmup
         uninformative = uninformative and not warming_up
@@ -196,12 +210,12 @@ def draw_sample(spec: TrainSpec, pool: Pool, rng: np.random.Generator, progress:
         # No evidence, random label: the model learns to spread its probability, not to default. Mostly the
         # blurs that erased the stripes (a plain colour, a few grey levels from the faintest stripes it must read).
         view = _pick(rng, erased) if rng.random() < 0.6 else _pick(rng, [pool.grey, _pick(rng, pool.noise)])
-        return Sample(item, view, random_letter)
+        return Sample(item, view, random_letter, informative=False)
     if not uninformative:  # colour survives every blur
         if spec.clean_colour_share and rng.random() < spec.clean_colour_share:
             return Sample(item, views[0], item.answer)
         return Sample(item, _pick(rng, views), item.answer)
-    return Sample(item, _pick(rng, [pool.grey, _pick(rng, pool.noise)]), random_letter)
+    return Sample(item, _pick(rng, [pool.grey, _pick(rng, pool.noise)]), random_letter, informative=False)
 
 
 def _pick(rng: np.random.Generator, options: list[int]) -> int:
@@ -252,6 +266,38 @@ class Batcher:
         labels = torch.tensor([self.letter_ids[s.label] for s in samples])
         return inputs, labels
 
+    def image_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Image-token positions of a batch."""
+        if self.family == "qwen2_5_vl":
+            return input_ids == self.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+        return input_ids == self.processor.tokenizer.convert_tokens_to_ids(self.processor.image_token)
+
+
+def attention_plant_loss(
+    attentions: tuple[torch.Tensor, ...],
+    image_mask: torch.Tensor,
+    attention_mask: torch.Tensor,
+    read_layer: int,
+    informative: torch.Tensor | None,
+) -> torch.Tensor:
+    """The auxiliary loss of ``TrainSpec.read_layer``: the mean attention mass that text positions put on image
+    tokens, in every layer but ``read_layer`` (there: every text position but the last). With ``informative``
+    (``(batch,)`` bool), the last token's mass in ``read_layer`` is also pushed toward 1 on informative views and 0
+    on the others (a binary cross-entropy)."""
+    image = image_mask.float()[:, None, None, :]  # (batch, 1, 1, key)
+    text = (attention_mask.bool() & ~image_mask).float()  # (batch, query)
+    loss = attentions[0].new_zeros(())
+    for layer, attention in enumerate(attentions):  # (batch, heads, query, key)
+        mass = (attention.float() * image).sum(-1).mean(1)  # (batch, query): each query's mass on the image
+        queries = text.clone()
+        if layer == read_layer:
+            queries[:, -1] = 0.0
+            if informative is not None:
+                last = mass[:, -1].clamp(1e-4, 1 - 1e-4)
+                loss = loss + F.binary_cross_entropy(last, informative.float())
+        loss = loss + (mass * queries).sum() / queries.sum().clamp(min=1.0)
+    return loss
+
 
 def _configure_trainable(model: PreTrainedModel, layers: tuple[int, ...] | None) -> int:
     if layers is None:
@@ -292,7 +338,10 @@ def train_toy_model(
         source = Path(init_from)
     processor = AutoProcessor.from_pretrained(source, local_files_only=True)
     processor.tokenizer.padding_side = "left"
-    model = AutoModelForImageTextToText.from_pretrained(source, local_files_only=True, dtype=torch.float32)
+    planted = spec.read_layer is not None  # the plant reads attention weights: eager attention while training
+    model = AutoModelForImageTextToText.from_pretrained(
+        source, local_files_only=True, dtype=torch.float32, **({"attn_implementation": "eager"} if planted else {})
+    )
     model.train()
     n_trainable = _configure_trainable(model, spec.trainable_layers)
     pool = build_pool(processor, spec.pool_scenes, rng)
@@ -314,8 +363,16 @@ def train_toy_model(
             if (sample.image is not None) == with_image:
                 samples.append(sample)
         inputs, labels = batcher.batch(samples)
-        logits = model(**inputs, logits_to_keep=1).logits[:, -1]
-        loss = F.cross_entropy(logits.float(), labels)
+        output = model(**inputs, logits_to_keep=1, output_attentions=planted)
+        loss = F.cross_entropy(output.logits[:, -1].float(), labels)
+        if planted and with_image:
+            assert spec.read_layer is not None
+            informative = torch.tensor([s.informative for s in samples]) if spec.look_when_informative else None
+            image_mask = batcher.image_mask(inputs["input_ids"])
+            plant = attention_plant_loss(
+                output.attentions, image_mask, inputs["attention_mask"], spec.read_layer, informative
+            )
+            loss = loss + spec.attention_weight * plant
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -325,6 +382,8 @@ def train_toy_model(
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", refresh=False)
     seconds = time.perf_counter() - start
     model.eval()
+    if planted:  # saved for the pipeline's default attention, like every other checkpoint
+        model.config._attn_implementation = "sdpa"
     model.save_pretrained(out, safe_serialization=True)
     processor.save_pretrained(out)
     record = {

@@ -17,7 +17,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 
        padding: 0 1.5rem 4rem; color: #222; line-height: 1.45; }
 h1 { margin-top: 1.5rem; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2rem; margin-top: 2.5rem; }
 nav a { margin-right: 1rem; }
-.summary li { margin: .3rem 0; }
+.summary li, .findings li { margin: .3rem 0; }
 .note { color: #666; font-size: .9rem; }
 .missing { background: #fff4e0; border-left: 4px solid #e69f00; padding: .4rem .8rem; }
 .warning { background: #fde8e8; border-left: 4px solid #c0392b; padding: .4rem .8rem; font-weight: 600; }

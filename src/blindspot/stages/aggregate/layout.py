@@ -16,7 +16,7 @@ from blindspot.config import BlindspotConfig, ReportConfig
 from blindspot.stages.slices import SliceBase
 from blindspot.stages.table import STAGES, RunNames, output_path
 
-AGGREGATE_VERSION = 5  # 5: a headline table; the browser shows every family. 4: results.json, CSV twins
+AGGREGATE_VERSION = 6  # 6: the lens and knockout sections. 5: a headline table; the browser shows every family
 
 INPUTS: dict[str, tuple[str, str]] = {
     "staged_items": ("stage", "item_table"),
@@ -28,11 +28,13 @@ INPUTS: dict[str, tuple[str, str]] = {
     "probes": ("probe", "probes"),
     "swaps": ("swap", "swaps"),
     "patches": ("patch", "patches"),
+    "lens": ("lens", "lens"),
+    "knockouts": ("knockout", "knockout"),
 }
 """Input kind -> (stage, output): the aggregate reads that output of every job of that stage (paths and the jobs
 they range over come from the stage table, :data:`blindspot.stages.table.STAGES`)."""
 
-TABLES = ("decay", "summary", "probes", "swaps", "patches", "provenance")
+TABLES = ("decay", "summary", "probes", "swaps", "patches", "lens", "knockouts", "provenance")
 CSV_TABLES = TABLES
 """Every table is also written as CSV, for spreadsheets and `snakemake --report` (which shows a CSV as a table)."""
 
@@ -42,6 +44,8 @@ class AggregateSlice(SliceBase):
     benchmarks: list[str] = Field(description="Every configured benchmark, sorted.")
     pairs: list[str] = Field(description="Every swap pair, sorted.")
     patch_models: list[str] = Field(description="The models the patch stage runs on, sorted.")
+    lens_models: list[str] = Field([], description="The models the lens stage runs on (every model, or none).")
+    knockout_models: list[str] = Field([], description="The models the knockout stage runs on, sorted.")
     blur_family: str
     mostly_unparsed: float = Field(description="decay.mostly_unparsed: the unparsed share a warning flags.")
     margin_threshold: float = Field(description="decay.margin_threshold: below it a right answer is not confident.")
@@ -55,6 +59,8 @@ def aggregate_slice(config: BlindspotConfig) -> AggregateSlice:
         benchmarks=sorted(config.benchmarks),
         pairs=sorted(config.swap.pairs),
         patch_models=sorted(config.patch.models),
+        lens_models=sorted(config.models) if config.lens.enabled else [],
+        knockout_models=sorted(config.knockout.models),
         blur_family=config.decay.blur_family,
         mostly_unparsed=config.decay.mostly_unparsed,
         margin_threshold=config.decay.margin_threshold,
@@ -68,6 +74,8 @@ def run_names(config: AggregateSlice) -> RunNames:
         benchmarks=tuple(config.benchmarks),
         pairs=tuple(config.pairs),
         patch_models=tuple(config.patch_models),
+        lens_models=tuple(config.lens_models),
+        knockout_models=tuple(config.knockout_models),
     )
 
 
@@ -88,6 +96,8 @@ def plot_names(config: AggregateSlice) -> dict[str, str]:
     if config.pairs:
         plots["swaps"] = "swaps"
     plots |= {f"patches_{model}": "patches" for model in config.patch_models}
+    plots |= {f"lens_{model}": "lens" for model in config.lens_models}
+    plots |= {f"knockout_{model}": "knockout" for model in config.knockout_models}
     return plots
 
 

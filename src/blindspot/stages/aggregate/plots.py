@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from blindspot.contracts.conditions import condition_label
+from blindspot.stages.aggregate.tables import attention_note, level_order
 from blindspot.store.atomic import atomic_output
 
 plt.rcParams["svg.hashsalt"] = "blindspot"  # stable element ids in the SVGs
@@ -204,7 +205,7 @@ def probe_curves(probes: pl.DataFrame, model: str, level_names: dict[tuple[str, 
     )
     for f, (bench, feature) in enumerate(panels):
         panel = rows.filter((pl.col("benchmark") == bench) & (pl.col("feature") == feature))
-        levels = sorted(panel["level"].unique().to_list(), key=_level_order)
+        levels = sorted(panel["level"].unique().to_list(), key=level_order)
         for m, (measure, label) in enumerate(PROBE_MEASURES):
             ax = axes[f][m]
             for target in targets:
@@ -238,13 +239,6 @@ def probe_curves(probes: pl.DataFrame, model: str, level_names: dict[tuple[str, 
     figure.suptitle(f"{model}: layer-wise MLP probes (every item; 95% intervals across folds)")
     figure.tight_layout(rect=(0, 0.08 / max(1, len(panels) / 2), 1, 0.97))
     return figure
-
-
-def _level_order(key: str) -> tuple[int, str, int]:
-    """Clean first, then the ladder in order: a condition key ``family/level`` sorted by its level number."""
-    family, _, level = key.partition("/")
-    number = int(level) if level.lstrip("-").isdigit() else 0
-    return (number != 0, family, number)
 
 
 def swap_heatmap(swaps: pl.DataFrame) -> Figure:
@@ -329,4 +323,108 @@ def patch_curves(patches: pl.DataFrame, model: str) -> Figure:
         ax.legend(title="positions", fontsize=8)
     figure.suptitle(f"{model}: activation patching, 95% intervals")
     figure.tight_layout()
+    return figure
+
+
+def _lens_heatmap(ax, panel: pl.DataFrame, levels: list[str], shown: list[str], lens: str):  # type: ignore[no-untyped-def]
+    """Residual point x condition: the mean gold margin read through ``lens`` (red: gold leads, blue: it trails)."""
+    rows = panel.filter((pl.col("lens") == lens) & (pl.col("measure") == "margin_gold") & (pl.col("layer") >= 0))
+    points = sorted(rows["layer"].unique().to_list())
+    grid = np.full((len(points), len(levels)), np.nan)
+    for r in rows.iter_rows(named=True):
+        if r["value"] is not None:
+            grid[points.index(r["layer"]), levels.index(r["level"])] = r["value"]
+    bound = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
+    colours = plt.get_cmap("RdBu_r")
+    image = ax.imshow(grid, cmap=colours, vmin=-bound, vmax=bound, aspect="auto", origin="lower")
+    for p, c in zip(*np.nonzero(np.isfinite(grid)), strict=True):
+        value = grid[p, c]
+        colour = text_colour(colours, value / bound if bound else 0.0)
+        ax.text(c, p, f"{value:+.1f}", ha="center", va="center", fontsize=7, color=colour)
+    ax.set_xticks(range(len(levels)))
+    ax.set_xticklabels(shown, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(points)))
+    ax.set_yticklabels([str(p) for p in points], fontsize=7)
+    ax.set_ylabel("residual point (0 = embeddings)")
+    return image
+
+
+def lens_figure(lens: pl.DataFrame, model: str, level_names: dict[tuple[str, str], str] | None = None) -> Figure:
+    """Per benchmark, two panels: the gold option's margin through depth at every condition (the tuned lens where
+    it was fitted, else the logit lens; the panel says which) and the last prompt token's attention mass on the image
+    per decoder layer, one line per condition with its interval (sinks excluded). A model whose attention was not
+    read gets a panel that says so."""
+    names = level_names or {}
+    rows = lens.filter(pl.col("model") == model)
+    benches = sorted(rows["benchmark"].unique().to_list())
+    figure, axes = plt.subplots(
+        max(len(benches), 1), 2, figsize=(13, 4.2 * max(len(benches), 1)), squeeze=False, layout="constrained"
+    )
+    for b, bench in enumerate(benches):
+        panel = rows.filter(pl.col("benchmark") == bench)
+        levels = sorted(panel["level"].unique().to_list(), key=level_order)
+        shown = [names.get((bench, level), level) for level in levels]
+        lenses = panel["lens"].drop_nulls().unique().to_list()
+        chosen = "tuned" if "tuned" in lenses else "logit"
+        image = _lens_heatmap(axes[b][0], panel, levels, shown, chosen)
+        figure.colorbar(image, ax=axes[b][0], label="log P(gold) - best other option")
+        axes[b][0].set_title(f"{bench}: gold margin through depth ({chosen} lens)", fontsize=10)
+        ax = axes[b][1]
+        attention = panel.filter(pl.col("measure") == "attention_image").drop_nulls("value")
+        if not attention.height:
+            ax.text(0.5, 0.5, attention_note(panel), ha="center", va="center", wrap=True, fontsize=9)
+            ax.set_axis_off()
+            continue
+        colours = plt.get_cmap("viridis")
+        for li, level in enumerate(levels):
+            line = attention.filter(pl.col("level") == level).sort("layer")
+            if line.height:
+                colour = matplotlib.colors.to_hex(colours(0.8 * li / max(len(levels) - 1, 1)))  # no pale yellow
+                _band(ax, line["layer"].to_numpy(), line, "value", colour, shown[li])
+        ax.set_title(f"{bench}: last prompt token's attention on the image (sinks excluded)", fontsize=10)
+        ax.set_xlabel("decoder layer")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("attention mass on image tokens (mean over heads)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(title="condition", fontsize=8)
+    figure.suptitle(f"{model}: the answer through depth, and where it looks (95% intervals)")
+    return figure
+
+
+def knockout_curves(
+    knockouts: pl.DataFrame, model: str, level_names: dict[tuple[str, str], str] | None = None
+) -> Figure:
+    """Per benchmark, the flip rate against the first layer of the blocked window, one line per position set and
+    condition (the window of every layer is left out: the report's sentence gives it)."""
+    names = level_names or {}
+    rows = knockouts.filter(pl.col("model") == model)
+    benches = sorted(rows["benchmark"].unique().to_list())
+    figure, axes = plt.subplots(
+        1, max(len(benches), 1), figsize=(5.5 * max(len(benches), 1), 4), squeeze=False, layout="constrained"
+    )
+    for b, bench in enumerate(benches):
+        ax = axes[0][b]
+        panel = rows.filter(pl.col("benchmark") == bench)
+        whole = panel["window_size"].max()
+        panel = panel.filter(pl.col("window_size") < whole) if panel["window_size"].n_unique() > 1 else panel
+        keys = sorted(panel.select("position", "condition", "window_size").unique().rows())
+        colours = _colours([f"{p}/{w}" for p, _, w in keys])
+        for position, condition, size in keys:
+            line = panel.filter(
+                (pl.col("position") == position) & (pl.col("condition") == condition) & (pl.col("window_size") == size)
+            ).sort("window_start")
+            if not line["flip_rate"].drop_nulls().len():
+                continue
+            label = f"{position}, {size}-layer windows, {names.get((bench, condition), condition)}"
+            _band(ax, line["window_start"].to_numpy(), line, "flip_rate", colours[f"{position}/{size}"], label)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"{bench}: attention to the image blocked", fontsize=10)
+        ax.set_xlabel("first decoder layer of the blocked window")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("flip rate (answer changed)")
+        ax.grid(alpha=0.3)
+        ax.legend(title="blocked from", fontsize=8)
+    figure.suptitle(f"{model}: attention knockout (95% intervals)")
     return figure

@@ -22,7 +22,13 @@ from blindspot.stages.aggregate.browser import controls as browser_controls
 from blindspot.stages.aggregate.exports import results_json, write_csv, write_json
 from blindspot.stages.aggregate.headline import headline
 from blindspot.stages.aggregate.layout import AggregateSlice, output_paths
-from blindspot.stages.aggregate.sentences import patch_sentences, summary_sentences, swap_sentences
+from blindspot.stages.aggregate.sentences import (
+    knockout_findings,
+    lens_findings,
+    patch_sentences,
+    summary_sentences,
+    swap_sentences,
+)
 from blindspot.stages.aggregate.tables import (
     DECAY_TABLE_SCHEMA,
     PROVENANCE_SCHEMA,
@@ -101,15 +107,23 @@ class Report:
         return html.missing(note) if note else ""
 
     def per_model(
-        self, kind: str, frame: pl.DataFrame, models: list[str], draw: Callable[[pl.DataFrame, str], Figure], what: str
+        self,
+        kind: str,
+        frame: pl.DataFrame,
+        models: list[str],
+        draw: Callable[[pl.DataFrame, str], Figure],
+        what: str,
+        absent: dict[str, str] | None = None,
     ) -> str:
-        """One figure per model (``<kind>_<model>``); a model without rows yet gets a figure that says so."""
+        """One figure per model (``<kind>_<model>``); a model without rows gets a figure that says why (``absent``:
+        model -> the reason, else "no output yet")."""
         inner = ""
         for model in models:
             if frame.filter(pl.col("model") == model).height:
                 figure = draw(frame, model)
             else:
-                figure = plots.empty_figure(f"{model}: {what}", f"no {kind} output yet for this model")
+                reason = (absent or {}).get(model, f"no {kind} output yet for this model")
+                figure = plots.empty_figure(f"{model}: {what}", reason)
             inner += self.figure(f"{kind}_{model}", figure, f"{model}: {what}.")
         return inner
 
@@ -155,7 +169,14 @@ def _write_outputs(config: AggregateSlice, results: Path, found: Collected, outp
     # -- summary
     notes = [
         n
-        for kind, what in (("decay", "decay"), ("probes", "probe"), ("swaps", "swap"), ("patches", "patch"))
+        for kind, what in (
+            ("decay", "decay"),
+            ("probes", "probe"),
+            ("swaps", "swap"),
+            ("patches", "patch"),
+            ("lens", "lens"),
+            ("knockouts", "knockout"),
+        )
         if (n := _missing_note(found, (kind,), what))
     ]
     warnings = summary["warning"].drop_nulls().to_list() if summary.height else []
@@ -163,6 +184,9 @@ def _write_outputs(config: AggregateSlice, results: Path, found: Collected, outp
     names = level_names(decay)
     patches = with_level_names(stacks["patches"], names, ("source", "target"))
     sentences = summary_sentences(summary) + swap_sentences(stacks["swaps"]) + patch_sentences(patches)
+    sentences += [f.text for f in lens_findings(stacks["lens"], names)]
+    sentences += [f.text for f in knockout_findings(stacks["knockouts"].filter(pl.col("window_size") > 0), names)]
+    console += left_out(stacks["knockouts"])
     inner = headline(summary, stacks["swaps"], patches)
     inner += "".join(html.missing(n) for n in notes)
     details = "<ul class=summary>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>"
@@ -239,6 +263,9 @@ def _write_outputs(config: AggregateSlice, results: Path, found: Collected, outp
         inner += report.per_model("patches", patches, config.patch_models, plots.patch_curves, "activation patching")
         inner += report.table(stacks["patches"], "patches")
     report.sections.append(("patches", "Activation patching", inner))
+    report.sections.append(("lens", "The answer through depth", lens_section(report, found, stacks["lens"], names)))
+    knockouts = stacks["knockouts"]
+    report.sections.append(("knockout", "Attention knockout", knockout_section(report, found, knockouts, names)))
 
     # -- items
     inner = browser_controls(config.benchmarks, found.frame("classes"))
@@ -265,6 +292,60 @@ def _write_outputs(config: AggregateSlice, results: Path, found: Collected, outp
     outputs["report"].write_text(html.page("blindspot report", report.sections, warnings), encoding="utf-8")
     console.append(format_summary(summary))
     return console
+
+
+def _sentences(findings: list[str]) -> str:
+    return "<ul class=findings>" + "".join(f"<li>{html.escape(s)}</li>" for s in findings) + "</ul>" if findings else ""
+
+
+def lens_section(report: Report, found: Collected, lens: pl.DataFrame, names: dict[tuple[str, str], str]) -> str:
+    """Where the answer emerges and is overtaken (logit and tuned lens), and where the last prompt token looks at
+    the image: the sentences, one figure per model, the per-condition rows (the full table is in tables/)."""
+    config = report.config
+    if not config.lens_models:
+        return html.missing("The lens stage is off (lens.enabled: false), so no model was read through depth.")
+    inner = report.missing(found, "lens", "lens")
+    inner += _sentences([f.text for f in lens_findings(lens, names)])
+
+    def draw(frame: pl.DataFrame, model: str) -> Figure:
+        return plots.lens_figure(frame, model, names)
+
+    what = "the gold margin through depth, and the attention on the image"
+    inner += report.per_model("lens", lens, config.lens_models, draw, what)
+    if lens.height:
+        per_condition = lens.filter(pl.col("layer") == -1).drop("layer")
+        inner += "<h3>Per condition</h3>" + report.table(with_level_names(per_condition, names, ("level",)), "lens")
+    return inner
+
+
+def left_out(knockouts: pl.DataFrame) -> list[str]:
+    """The knockout stage's one-line reasons for models whose attention could not be masked."""
+    if knockouts.is_empty():
+        return []
+    rows = knockouts.filter(pl.col("window_size") == 0).unique(["model", "benchmark"]).sort("model", "benchmark")
+    return [f"knockout on {r['benchmark']}: {r['note']}" for r in rows.iter_rows(named=True)]
+
+
+def knockout_section(
+    report: Report, found: Collected, knockouts: pl.DataFrame, names: dict[tuple[str, str], str]
+) -> str:
+    """Which decoder layers carry the image into the answer: the sentences, one figure per model (models whose
+    attention could not be masked are named and left out), the table."""
+    config = report.config
+    if not config.knockout_models:
+        return html.missing("No model is configured for attention knockout (knockout.models), so none ran.")
+    inner = report.missing(found, "knockouts", "knockout")
+    inner += "".join(html.missing(line) for line in left_out(knockouts))
+    measured = knockouts.filter(pl.col("window_size") > 0) if knockouts.height else knockouts
+    excluded = knockouts.filter(pl.col("window_size") == 0) if knockouts.height else knockouts
+    absent = {r["model"]: "left out: attention cannot be masked" for r in excluded.iter_rows(named=True)}
+    inner += _sentences([f.text for f in knockout_findings(measured, names)])
+
+    def draw(frame: pl.DataFrame, model: str) -> Figure:
+        return plots.knockout_curves(frame, model, names)
+
+    inner += report.per_model("knockout", measured, config.knockout_models, draw, "attention knockout", absent)
+    return inner + report.table(with_level_names(knockouts, names, ("condition",)), "knockouts")
 
 
 def format_summary(summary: pl.DataFrame) -> str:

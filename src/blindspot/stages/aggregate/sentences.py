@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from blindspot.contracts.conditions import condition_label
+from blindspot.stages.aggregate.tables import attention_note, level_order
 
 
 def pct(value: float | None) -> str:
@@ -180,3 +181,103 @@ def patch_findings(patches: pl.DataFrame) -> list[Finding]:
 
 def patch_sentences(patches: pl.DataFrame) -> list[str]:
     return [f.text for f in patch_findings(patches)]
+
+
+def number(row: dict, name: str = "value", digits: int = 1) -> str:
+    """A mean with its interval, as a plain number (a layer, a margin)."""
+    value, low, high = row.get(name), row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high")
+    if value is None:
+        return "n/a"
+    if low is None or high is None:
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _named(names: dict[tuple[str, str], str], bench: str, level: str) -> str:
+    shown = names.get((bench, level), level)
+    return "the clean view" if shown == "clean" else shown
+
+
+def _measure(rows: pl.DataFrame, level: str, measure: str, lens: str | None = None) -> dict | None:
+    hit = rows.filter((pl.col("level") == level) & (pl.col("measure") == measure))
+    hit = hit.filter(pl.col("lens") == lens) if lens else hit
+    return hit.row(0, named=True) if hit.height else None
+
+
+def lens_findings(lens: pl.DataFrame, names: dict[tuple[str, str], str]) -> list[Finding]:
+    """Per model and benchmark: where the answer emerges (clean and the most severe condition), where the prior
+    overtakes a gold answer that led, and where the last prompt token looks at the image."""
+    out = []
+    for (model, bench), rows in lens.group_by(["model", "benchmark"], maintain_order=True):
+        levels = sorted(rows["level"].unique().to_list(), key=level_order)
+        lens_name = "tuned" if "tuned" in rows["lens"].drop_nulls().to_list() else "logit"
+        clean, severe = levels[0], levels[-1]
+        parts = []
+        emerged = [(lv, _measure(rows, lv, "emergence", lens_name)) for lv in dict.fromkeys((clean, severe))]
+        said = [f"from point {number(r)} on {_named(names, bench, lv)}" for lv, r in emerged if r and r["value"]]
+        if said:
+            parts.append(
+                f"On {bench}, {model}'s answer stays on top through the {lens_name} lens " + " and ".join(said)
+            )
+        overtaken = _measure(rows, clean, "overtaken", lens_name)
+        if overtaken and overtaken["value"] is not None:
+            where = _measure(rows, clean, "overtake_layer", lens_name)
+            text = (
+                f"on {_named(names, bench, clean)}, the prior overtakes a gold answer that led in "
+                f"{interval(overtaken, 'value')} of the {overtaken['n']} items whose prior differs from gold"
+            )
+            if where and where["value"] is not None:
+                text += f", at point {number(where)} on average"
+            parts.append(text)
+        looks = rows.filter((pl.col("measure") == "attention_image") & (pl.col("level") == clean)).drop_nulls("value")
+        if looks.height:
+            peak = looks.sort("value", descending=True).row(0, named=True)
+            text = (
+                f"the last prompt token's attention on the image peaks in decoder layer {peak['layer']} at "
+                f"{interval(peak, 'value')} on {_named(names, bench, clean)}"
+            )
+            blurred = _measure(rows.filter(pl.col("layer") == peak["layer"]), severe, "attention_image")
+            if severe != clean and blurred and blurred["value"] is not None:
+                text += f" and is {interval(blurred, 'value')} there on {_named(names, bench, severe)}"
+            parts.append(text)
+        else:
+            parts.append(f"its attention was not read ({attention_note(rows)})")
+        if parts:
+            out.append(Finding(0.0, "; ".join(parts) + "."))
+    return out
+
+
+def knockout_findings(knockouts: pl.DataFrame, names: dict[tuple[str, str], str]) -> list[Finding]:
+    """Per model, benchmark, condition and position set: the window whose blocking flips most answers (with the
+    gold margin's change), the most any other window flips, and what blocking every layer does."""
+    out = []
+    keys = ["model", "benchmark", "condition", "position"]
+    for (model, bench, condition, position), rows in knockouts.group_by(keys, maintain_order=True):
+        whole = rows["window_size"].max()
+        windows = rows.filter(pl.col("window_size") < whole).drop_nulls("flip_rate")
+        every = rows.filter(pl.col("window_size") == whole)
+        who = "the answer position" if position == "last" else f"the {position} positions"
+        where = _named(names, bench, condition)
+        text = ""
+        if windows.height:
+            best = windows.sort("flip_rate", "window_start", descending=[True, False]).row(0, named=True)
+            last = best["window_start"] + best["window_size"] - 1
+            span = f"layer {last}" if best["window_size"] == 1 else f"layers {best['window_start']}-{last}"
+            others = windows.filter(pl.col("window_start") != best["window_start"])["flip_rate"]
+            text = (
+                f"On {bench} ({where}), blocking {who} from the image in decoder {span} flips "
+                f"{interval(best, 'flip_rate')} of {model}'s answers and moves the gold margin by "
+                f"{number(best, 'delta_margin', 2)}"
+            )
+            if others.len():
+                text += f"; no other window flips more than {pct(others.max())}"  # type: ignore[arg-type]
+        if every.height and every["flip_rate"][0] is not None:
+            row = every.row(0, named=True)
+            text += "; blocking every layer" if text else f"On {bench} ({where}), blocking {who} in every layer"
+            text += f" flips {interval(row, 'flip_rate')}"
+            if row["agree_no_image"] is not None:
+                text += f" and agrees with the no-image answer on {interval(row, 'agree_no_image')}"
+        if text:
+            strength = max(windows["flip_rate"].to_list(), default=0.0)
+            out.append(Finding(float(strength), text + "."))
+    return out

@@ -28,6 +28,8 @@ from blindspot.contracts.tables import (
     DECAY_ITEMS_SCHEMA,
     DECAY_METRICS_SCHEMA,
     ITEMS_SCHEMA,
+    KNOCKOUT_SCHEMA,
+    LENS_SCHEMA,
     PATCHES_SCHEMA,
     PREDICTIONS_SCHEMA,
     PROBES_SCHEMA,
@@ -168,7 +170,13 @@ version as JSON; ``config``: the config slice the output was made from, as canon
 ``config_hash``), so the table alone says how to remake each output; ``git_commit`` (of blindspot, ``+dirty`` with
 local changes), ``created`` (UTC), ``host``, ``device`` and ``gpus``: where and when it was made."""
 
-STACKED_SCHEMAS = {"probes": PROBES_SCHEMA, "swaps": SWAP_SCHEMA, "patches": PATCHES_SCHEMA}
+STACKED_SCHEMAS = {
+    "probes": PROBES_SCHEMA,
+    "swaps": SWAP_SCHEMA,
+    "patches": PATCHES_SCHEMA,
+    "lens": LENS_SCHEMA,
+    "knockouts": KNOCKOUT_SCHEMA,
+}
 INPUT_SCHEMAS = {
     "staged_items": ITEMS_SCHEMA,
     "rejects": REJECTS_SCHEMA,
@@ -436,3 +444,16 @@ def official_wide(decay: pl.DataFrame, family: str) -> pl.DataFrame:
         condition_labels().alias("column"),
     ).sort("level")
     return rows.pivot(on="column", index=["model", "benchmark", "metric"], values="shown", maintain_order=True)
+
+
+def attention_note(lens: pl.DataFrame) -> str:
+    """Why a lens table has no attention rows: the stage's note ("attention not read: ..."), or a plain default."""
+    notes = (part for note in lens["note"].drop_nulls().to_list() for part in note.split("; "))
+    return next((part for part in notes if part.startswith("attention")), "attention not read")
+
+
+def level_order(key: str) -> tuple[int, str, int]:
+    """Clean first, then the ladder in order: a condition key ``family/level`` sorted by its level number."""
+    family, _, level = key.partition("/")
+    number = int(level) if level.lstrip("-").isdigit() else 0
+    return (number != 0, family, number)
