@@ -54,6 +54,7 @@ DECAY, PROBE = "tests/test_decay.py", "tests/test_probes.py"
 SWAP, PATCH = "tests/test_swap.py", "tests/test_patch.py"
 AGGREGATE = "tests/test_aggregate.py"
 LENS, ATTENTION = "tests/test_lens.py", "tests/test_attention.py"
+COMPARE = "tests/test_compare.py"
 CORPUS = "tests/test_answer_corpus.py"
 OFFICIAL = "tests/test_official_scores.py"
 HOSTILE, FAILURES = "tests/test_hostile_inputs.py", "tests/test_kill_resilience.py"
@@ -452,6 +453,51 @@ MUTANTS = [
         "-key.shape[-2] :]\n",
         "knockout",
         ATTENTION,
+    ),
+    Mutant(
+        "compare-holm-unadjusted",
+        "p-values not adjusted",
+        "statistics.py",
+        "    stepped = np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order])\n",
+        "    stepped = np.maximum.accumulate(p[order])\n",
+        "aggregate",
+        COMPARE,
+    ),
+    Mutant(
+        "compare-mcnemar-one-sided",
+        "how p-values are built",
+        "statistics.py",
+        "    return 1.0 if n == 0 else float(binomtest(min(only_a, only_b), n, 0.5).pvalue)\n",
+        '    return 1.0 if n == 0 else float(binomtest(min(only_a, only_b), n, 0.5, alternative="less").pvalue)\n',
+        "aggregate",
+        COMPARE,
+    ),
+    Mutant(
+        "compare-sign-flip",
+        "a sign flip",
+        "stages/aggregate/compare.py",
+        "        diff[at] = score_a - score_b\n",
+        "        diff[at] = score_b - score_a\n",
+        "aggregate",
+        COMPARE,
+    ),
+    Mutant(
+        "decay-prior-not-divided",
+        "a step skipped",
+        "stages/decay.py",
+        "            corrected = {k: v - prior[i][k] for k, v in lp.items()}\n",
+        "            corrected = dict(lp)\n",
+        "decay",
+        DECAY,
+    ),
+    Mutant(
+        "export-coin-flips-count",
+        "a wrong subset",
+        "stages/aggregate/needs_image.py",
+        '            & (pl.col("margin").is_null() | (pl.col("margin") >= threshold))\n',
+        '            & (pl.col("margin").is_null() | (pl.col("margin") >= -threshold))\n',
+        "aggregate",
+        "tests/test_export.py",
     ),
     Mutant(
         "patch-last-is-first",
@@ -1069,8 +1115,10 @@ def job_paths(stage: str, w: dict[str, str]) -> dict[str, str]:
 
 def rerun_stage(stage: str, config_path: Path, workdir: Path, package: Path, log: Path) -> int:
     """Rerun one stage's every toy-world job with the mutated package, in place of the clean outputs."""
-    if stage == "aggregate":  # nothing planted to calibrate against: the unit tests judge, the run must not crash
-        return run([str(BIN / "blindspot"), "aggregate", "--config", str(config_path)], workdir, package, log)
+    if stage == "aggregate":  # the paired comparisons are calibrated; the rest of the aggregate: the unit tests
+        if run([str(BIN / "blindspot"), "aggregate", "--config", str(config_path)], workdir, package, log) != 0:
+            return 1
+        return run([str(BIN / "blindspot"), "calibrate", "--config", str(config_path)], workdir, package, log)
     config = load_config(config_path)
     spec = STAGES[stage]
     for wildcards in stage_jobs(stage, config):

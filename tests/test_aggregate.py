@@ -274,6 +274,7 @@ def slice_for(**overrides: Any) -> AggregateSlice:
         "patch_models": ["m1"],
         "lens_models": ["m1", "m2"],
         "knockout_models": ["m1", "m2"],
+        "compare_pairs": [("m1", "m2")],
         "blur_family": "blur",
         "mostly_unparsed": 0.5,
         "margin_threshold": 1.0,
@@ -479,6 +480,21 @@ def test_lens_and_knockout_sections_say_where_the_image_is_read_and_name_a_model
     assert pl.read_parquet(results / "tables" / "lens.parquet").height == len(lens_rows())
 
 
+def test_the_comparison_section_gives_paired_differences_with_adjusted_p_and_mde(results: Path) -> None:
+    aggregate(slice_for(compare={"bootstrap": 50}), results)
+    table = pl.read_parquet(results / "tables" / "comparisons.parquet")
+    assert table.height > 0 and set(table["model_a"]) == {"m1"} and set(table["model_b"]) == {"m2"}
+    clean = row(table, family="blur", level=0)
+    m1 = pl.read_parquet(results / "predictions" / "m1" / f"{BENCH}.parquet").filter(pl.col("level") == 0)
+    m2 = pl.read_parquet(results / "predictions" / "m2" / f"{BENCH}.parquet").filter(pl.col("level") == 0)
+    blur = (pl.col("family") == "blur") & (pl.col("level") == 0)
+    by_hand = m1.filter(blur)["score"].mean() - m2.filter(blur)["score"].mean()  # type: ignore[operator]
+    assert clean["difference"] == pytest.approx(by_hand) and clean["adjust"] == "holm"
+    page = (results / "report.html").read_text()
+    assert "m1 and m2 differ in" in page and "benchmark x condition cells (Holm-adjusted McNemar p &lt; 0.05)" in page
+    assert (results / "plots" / "comparisons.png").stat().st_size > 2000
+
+
 def test_lens_figure_is_a_heatmap_by_level_and_attention_curves_and_knockout_leaves_out_the_whole_window() -> None:
     names = {(BENCH, "blur/0"): "clean", (BENCH, "blur/1"): "blur k=25"}
     lens = plots.lens_figure(pl.DataFrame(lens_rows(), schema=pl.Schema(LENS_SCHEMA)), "m1", names)
@@ -628,7 +644,17 @@ def test_report_in_headless_chromium(results: Path) -> None:
         page.locator("details > summary").first.click()
         assert page.locator("ul.summary li").count() >= 2
         assert "survive every blur level" in page.locator("ul.summary").inner_text()
-        for table in ("summary", "decay", "probes", "swaps", "patches", "lens", "knockouts", "provenance"):
+        for table in (
+            "summary",
+            "decay",
+            "probes",
+            "swaps",
+            "patches",
+            "lens",
+            "knockouts",
+            "comparisons",
+            "provenance",
+        ):
             assert page.locator(f"#table-{table} tbody tr").count() > 0, table
         loaded = page.evaluate("Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length")
         assert loaded >= 8  # six plots at least, and the browser's thumbnails

@@ -538,3 +538,67 @@ def test_the_decay_stage_clusters_its_intervals_by_the_staged_source_images(tmp_
         return row["ci_high"] - row["ci_low"]
 
     assert c_rate_width(lambda i: f"img{i // 5}", "shared") > 1.6 * c_rate_width(lambda i: f"img{i}", "own")
+
+
+# ------------------------------------------------------------------------------------------------ the prior
+
+
+def _prior_world(seed: int, bias: float = 0.0, yes_no: bool = False) -> pl.DataFrame:
+    """Items whose option logits are the gold option's evidence (strong when clean, none without an image) plus
+    noise; ``bias`` adds a constant preference for the first option at every condition (a planted answer prior)."""
+    rng = np.random.default_rng(seed)
+    labels = ["yes", "no"] if yes_no else LABELS
+    rows = []
+    for k in range(60):
+        gold = labels[k % len(labels)]
+        noise = {c: rng.normal(0, 0.5, len(labels)) for c in CONDITIONS}
+        for family, level, param in CONDITIONS:
+            evidence = {("blur", 0): 3.0, ("blur", 1): 1.5, ("blur", 2): 0.5}.get((family, level), 0.0)
+            logits = np.array([evidence * (lab == gold) for lab in labels]) + noise[(family, level, param)]
+            logits[0] += bias
+            lp = logits - np.log(np.exp(logits).sum())
+            parsed = labels[int(lp.argmax())]
+            outcome = "correct" if parsed == gold else "wrong"
+            rows.append({"model": "m", "benchmark": "bench", "item_id": f"i{k}", "family": family, "level": level,
+                         "param": param, "answer_type": "yes_no" if yes_no else "multiple_choice", "gold": gold,
+                         "n_options": len(labels), "raw_text": parsed, "parsed": parsed, "outcome": outcome,
+                         "score": float(outcome == "correct"), "option_labels": labels,
+                         "option_logprobs": lp.tolist(), "scored": parsed, "first_token_is_label": True})  # fmt: skip
+    return pl.from_dicts(rows, schema=pl.Schema(PREDICTIONS_SCHEMA))
+
+
+def _values(frame: pl.DataFrame, name: str) -> dict[tuple[str, int], float | None]:
+    rows, _ = decay_metrics(build_grid(frame, ("blur", 0)), CONFIG, seed=0)
+    return {(r["family"], r["level"]): r["value"] for r in rows if r["metric"] == name}
+
+
+def test_a_planted_answer_prior_is_removed_by_the_prior_corrected_accuracy() -> None:
+    plain, biased = _prior_world(0), _prior_world(0, bias=2.5)
+    raw_plain, raw_biased = _values(plain, "accuracy"), _values(biased, "accuracy")
+    assert raw_biased[("blur", 2)] != raw_plain[("blur", 2)]  # the bias moves the raw accuracy
+    corrected_plain = _values(plain, "accuracy_prior_corrected")
+    assert _values(biased, "accuracy_prior_corrected") == corrected_plain  # and cancels exactly once corrected
+    assert corrected_plain[("blur", 0)] > corrected_plain[("blur", 2)]  # the evidence still decays with blur
+    clean = _values(plain, "accuracy_clean_prior_corrected")[("all", -1)]
+    assert clean == corrected_plain[("blur", 0)]
+
+
+def test_a_pure_yes_rate_shift_moves_the_yes_rate_not_the_corrected_contrast() -> None:
+    plain, shifted = _prior_world(1, yes_no=True), _prior_world(1, bias=1.5, yes_no=True)
+    yes_plain, yes_shifted = _values(plain, "yes_rate"), _values(shifted, "yes_rate")
+    assert all(yes_shifted[c] > yes_plain[c] for c in yes_plain)  # the model says yes more often everywhere
+    corrected_plain, corrected_shifted = (_values(f, "accuracy_prior_corrected") for f in (plain, shifted))
+
+    def contrast(values: dict[tuple[str, int], float | None]) -> float:
+        clean, blank = values[("blur", 0)], values[("blank", 1)]
+        assert clean is not None and blank is not None
+        return clean - blank
+
+    assert contrast(corrected_shifted) == pytest.approx(contrast(corrected_plain))
+
+
+def test_the_prior_corrected_accuracy_says_why_it_is_missing() -> None:
+    frame = _prior_world(2).filter(~pl.col("family").is_in(["none", "blank"]))
+    rows, _ = decay_metrics(build_grid(frame, ("blur", 0)), CONFIG.model_copy(update={"coarse_families": []}), 0)
+    found = [r for r in rows if r["metric"] == "accuracy_prior_corrected"]
+    assert found and all(r["value"] is None and "content-free condition" in r["note"] for r in found)

@@ -195,6 +195,33 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
             progress.say(shown)
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from blindspot.stages.aggregate.needs_image import export_benchmark, judge, read_predictions
+    from blindspot.stages.table import output_path
+
+    config = load_config(args.config)
+    results = Path(args.results or config.results)
+    out = Path(args.out) if args.out else results / "export"
+    for bench in args.bench or sorted(config.benchmarks):
+        if bench not in config.benchmarks:
+            raise UserError(f"--bench {bench}: not a configured benchmark ({', '.join(sorted(config.benchmarks))})")
+        paths = [output_path(results, "predict", "predictions", model=m, bench=bench) for m in sorted(config.models)]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise UserError(f"no predictions at '{missing[0]}' ({len(missing)} missing); run the workflow first")
+        judged = judge(read_predictions(paths), config.decay.coarse_families, config.decay.margin_threshold)
+        counts = export_benchmark(
+            bench,
+            judged,
+            output_path(results, "stage", "item_table", bench=bench),
+            output_path(results, "stage", "images", bench=bench),
+            out / bench,
+            config.decay.margin_threshold,
+        )
+        print(f"{bench}: {counts['items_exported']} of {counts['items_judged']} items need the image "
+              f"(no model of {len(counts['models'])} answers them right without it) -> {out / bench}")  # fmt: skip
+
+
 def cmd_summary(args: argparse.Namespace) -> None:
 
     from blindspot.stages.aggregate.run import format_summary
@@ -327,6 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="delete every damaged store and table, so the next snakemake run rebuilds it",
     )
+    p = add("export", cmd_export, "Write the items no model answers right without the image, as a benchmark.")
+    p.add_argument("--config", default="config/config.yaml")
+    p.add_argument("--results", help="the results folder (default: the config's results)")
+    p.add_argument("--out", help="where to write (default: <results>/export/<bench>)")
+    p.add_argument("--bench", nargs="+", help="only these benchmarks (default: every one)")
     p = add("summary", cmd_summary, "Print the summary table of a finished run and the report's path.")
     p.add_argument("--results", default="results")
     p = add("demo-data", cmd_demo_data, "Write a small fixture benchmark (coloured shapes) in the generic format.")

@@ -325,6 +325,11 @@ class DecayConfig(StrictModel):
         description="A benchmark whose share of unparsed answers exceeds this is flagged first, in one line, on "
         "the console and at the top of the report (a prompt the model does not follow, a wrong answer_type).",
     )
+    content_free: list[str] = Field(
+        ["none", "blank"],
+        description="The families whose option distribution is the item's content-free prior (averaged): the "
+        "prior-corrected accuracy divides each option's probability by it (calibrate-before-use; docs/method.md §9).",
+    )
 
 
 class ExtractConfig(StrictModel):
@@ -522,6 +527,31 @@ class KnockoutConfig(StrictModel):
         return keys
 
 
+class CompareConfig(StrictModel):
+    """Paired comparisons between models on the same items (the aggregate stage; docs/method.md §8)."""
+
+    pairs: list[Annotated[list[str], Field(min_length=2, max_length=2)]] | None = Field(
+        None, description="Model pairs [a, b] to compare (a minus b); default: every pair of configured models."
+    )
+    adjust: Literal["holm", "bh"] = Field(
+        "holm",
+        description="p-value adjustment over each pair's benchmark x condition grid: holm (family-wise error) or "
+        "bh (Benjamini-Hochberg, false discovery rate).",
+    )
+    alpha: float = Field(0.05, gt=0, lt=1, description="The test level: adjusted p below it is a difference.")
+    power: float = Field(0.8, gt=0, lt=1, description="The power the minimum detectable effect is given at.")
+    bootstrap: int = Field(1000, ge=10)
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+    @field_validator("pairs")
+    @classmethod
+    def _check_pairs(cls, pairs: list[list[str]] | None) -> list[list[str]] | None:
+        for a, b in pairs or []:
+            if a == b:
+                raise PydanticCustomError("pairs", "a pair compares two different models, got [{a}, {a}]", {"a": a})
+        return pairs
+
+
 # --------------------------------------------------------------------------------------------------- report
 
 
@@ -631,6 +661,7 @@ class BlindspotConfig(StrictModel):
     patch: PatchConfig = PatchConfig()
     lens: LensConfig = LensConfig()
     knockout: KnockoutConfig = KnockoutConfig()
+    compare: CompareConfig = CompareConfig()
     report: ReportConfig = ReportConfig()
     toy: ToyConfig | None = Field(None, description="The toy world: planted ground truth and calibration.")
 
@@ -687,14 +718,25 @@ class BlindspotConfig(StrictModel):
                 except ValidationError as error:
                     first = format_validation_error(error).splitlines()[0]
                     raise ValueError(f"benchmarks.{name}.{section}: {first}") from None
+        if self.toy is not None and self.toy.benchmark not in self.benchmarks:
+            raise ValueError(f"toy.benchmark '{self.toy.benchmark}' is not one of the benchmarks")
+        for a, b in self.compare.pairs or []:
+            unknown = sorted({a, b} - set(self.models))
+            if unknown:
+                raise ValueError(f"compare.pairs names unconfigured models: {', '.join(unknown)}")
         if self.toy is not None:
-            if self.toy.benchmark not in self.benchmarks:
-                raise ValueError(f"toy.benchmark '{self.toy.benchmark}' is not one of the benchmarks")
             for key in ("models", "lens_models"):
                 unknown = sorted(set(getattr(self.toy, key)) - set(self.models))
                 if unknown:
                     raise ValueError(f"toy.{key} names unconfigured models: {', '.join(unknown)}")
         return self
+
+    def compare_pairs(self) -> list[tuple[str, str]]:
+        """The model pairs compared: ``compare.pairs``, or every pair of configured models (sorted)."""
+        if self.compare.pairs is not None:
+            return [(a, b) for a, b in self.compare.pairs]
+        names = sorted(self.models)
+        return [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
 
     def render_for(self, bench: str) -> RenderConfig:
         """The render settings of one benchmark: the global ones with its ``render`` overrides merged in."""

@@ -108,6 +108,52 @@ class ClusterBootstrap:
             stats = (self.weights @ (np.where(mask, a - b, 0.0))) / (self.weights @ m)
         return Estimate(float((a - b)[mask].mean()), *self.percentiles(stats), n)
 
+    def standard_error(self, values: Float[np.ndarray, " items"], mask: Bool[np.ndarray, " items"]) -> float | None:
+        """The bootstrap standard error of the mean of ``values`` over the masked items (clusters resampled)."""
+        if not mask.any():
+            return None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            stats = (self.weights @ np.where(mask, values, 0.0)) / (self.weights @ mask.astype(float))
+        finite = stats[np.isfinite(stats)]
+        return float(finite.std(ddof=1)) if finite.size > 1 else None
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """McNemar's exact test: the two-sided binomial p-value of the discordant pairs (``only_a``: items only the
+    first model gets right; ``only_b``: only the second), 1.0 where there are none."""
+    from scipy.stats import binomtest
+
+    n = only_a + only_b
+    return 1.0 if n == 0 else float(binomtest(min(only_a, only_b), n, 0.5).pvalue)
+
+
+def adjust_p(p_values: list[float], method: str) -> list[float]:
+    """Adjusted p-values over one family of tests: ``holm`` (Holm's step-down, the family-wise error rate) or
+    ``bh`` (Benjamini-Hochberg, the false discovery rate; scipy's)."""
+    from scipy.stats import false_discovery_control
+
+    p = np.asarray(p_values, dtype=float)
+    if p.size == 0:
+        return []
+    if method == "bh":
+        return [float(v) for v in false_discovery_control(p, method="bh")]
+    if method != "holm":
+        raise ValueError(f"unknown p-value adjustment '{method}' (holm or bh)")
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order])
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return [float(v) for v in adjusted]
+
+
+def minimum_detectable(standard_error: float | None, alpha: float, power: float) -> float | None:
+    """The smallest true difference a two-sided test at ``alpha`` detects with probability ``power``, for an
+    estimate with this standard error (normal approximation): (z_{1-alpha/2} + z_power) x SE."""
+    if standard_error is None:
+        return None
+    z = NormalDist()
+    return (z.inv_cdf(1 - alpha / 2) + z.inv_cdf(power)) * standard_error
+
 
 def cluster_ids(labels: list[str]) -> Int[np.ndarray, " items"]:
     """Dense integer ids (0..k-1) for cluster labels, in first-seen order."""

@@ -89,6 +89,9 @@ class Grid:
     score_official: np.ndarray  # (items, conditions) float: the official scorer on the raw response; NaN if none
     margin: np.ndarray  # (items, conditions) float: clean answer's log-prob minus the best other; NaN if none
     label_first: np.ndarray  # (items, conditions) bool: the first generated token was an option label
+    gold: list[str] = field(default_factory=list)
+    option_lp: dict[tuple[int, int], dict[str, float]] = field(default_factory=dict)
+    """(item, condition) -> option label -> log-probability, where the model scored the options."""
 
     def column(self, family: str, level: int) -> int:
         for index, c in enumerate(self.conditions):
@@ -166,6 +169,8 @@ def build_grid(predictions: pl.DataFrame, clean: tuple[str, int], groups: dict[s
         score_official,
         margin,
         label_first,
+        firsts["gold"].to_list() if "gold" in firsts.columns else [],
+        logprobs,
     )
 
 
@@ -357,6 +362,50 @@ def condition_rows(grid: Grid, s: Survival, b: Bases, config: DecayConfig, out: 
             add(*at, "accuracy_official", boot.mean(np.nan_to_num(official), b.everyone))
 
 
+def content_free_prior(grid: Grid, families: list[str]) -> dict[int, dict[str, float]]:
+    """Per item, its content-free option prior as log-probabilities: the mean of the option log-probabilities over
+    the content-free conditions it was scored at (``decay.content_free``: no image, a blank image), where every one
+    of them scored the same options. The geometric mean (not the arithmetic mean of probabilities) makes the
+    correction cancel a constant preference for an option exactly, however many content-free inputs there are."""
+    columns = [j for j, c in enumerate(grid.conditions) if c.family in families]
+    prior: dict[int, dict[str, float]] = {}
+    for i in range(len(grid.item_ids)):
+        found = [grid.option_lp.get((i, j)) for j in columns]
+        if not columns or any(lp is None for lp in found) or len({tuple(lp) for lp in found if lp}) != 1:
+            continue
+        labels = list(found[0])  # type: ignore[arg-type]
+        mean = np.mean([[lp[k] for k in labels] for lp in found if lp], axis=0)
+        prior[i] = dict(zip(labels, mean - np.logaddexp.reduce(mean), strict=True))
+    return prior
+
+
+def prior_rows(grid: Grid, config: DecayConfig, out: MetricRows) -> None:
+    """Per condition: the prior-corrected accuracy (each option's probability divided by the item's content-free
+    prior, then the top option against gold: a constant preference for one option, however strong, cancels) over
+    the items with a prior, and the yes-rate of yes/no items (a shift of it is a bias, never visual reliance)."""
+    prior = content_free_prior(grid, config.content_free)
+    rows = np.array(sorted(prior), dtype=int)
+    yes_no = np.array([t == "yes_no" for t in grid.answer_types])
+    why = f"no item was scored on its options at every content-free condition ({', '.join(config.content_free)})"
+    for j, c in enumerate(grid.conditions):
+        at = (c.family, c.level, c.param)
+        right = np.zeros(len(grid.item_ids))
+        mask = np.zeros(len(grid.item_ids), dtype=bool)
+        for i in rows:
+            lp = grid.option_lp.get((i, j))
+            if lp is None or set(lp) != set(prior[i]) or not grid.gold:
+                continue
+            corrected = {k: v - prior[i][k] for k, v in lp.items()}
+            right[i], mask[i] = float(max(corrected, key=corrected.__getitem__) == grid.gold[i]), True
+        unread = None if mask.any() else why
+        out.add(*at, "accuracy_prior_corrected", out.boot.mean(right, mask), unreported=unread)
+        if (c.family, c.level) == (config.blur_family, 0):
+            out.add(*EVERY, "accuracy_clean_prior_corrected", out.boot.mean(right, mask), unreported=unread)
+        if yes_no.any():
+            said_yes = np.array([k == "yes" for k in grid.key[:, j]], dtype=float)
+            out.add(*at, "yes_rate", out.boot.mean(said_yes, yes_no & (grid.key[:, j] != None)))  # noqa: E711
+
+
 EVERY = ("all", -1, None)
 """The (family, level, param) of a per-benchmark row."""
 
@@ -493,6 +542,7 @@ def decay_metrics(grid: Grid, config: DecayConfig, seed: int) -> tuple[list[dict
     out = MetricRows(ClusterBootstrap(grid.clusters, config.bootstrap, config.confidence, seed), config.min_parsed)
     bases = Bases.of(s, out)
     condition_rows(grid, s, bases, config, out)
+    prior_rows(grid, config, out)
     answer_rows(grid, s, bases, out)
     c_rate_rows(grid, s, bases, out)
     reliance_rows(grid, s, bases, out)

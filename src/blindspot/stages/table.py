@@ -305,7 +305,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="decay",
             slice=DecaySlice,
-            version=8,  # 8: the vision-indispensable share with its interval
+            version=9,  # 9: the prior-corrected accuracy and the yes-rate per condition
             wildcards=("model", "bench"),
             inputs=(Input("predictions", "predict", "predictions"), Input("item_table", "stage", "item_table")),
             outputs=(

@@ -24,6 +24,7 @@ from blindspot.store.tables import read_frame
 from blindspot.toy.context import Context, Row, share
 from blindspot.toy.depth_checks import depth_checks
 from blindspot.toy.items import STRIPE_KINDS
+from blindspot.toy.reviewer_checks import compare_checks, export_checks
 from blindspot.toy.scenes import ERASING_PERIODS
 
 EXPECTED_CONFLICT_CLASS = {"base": "language_prior", "donor": "coarse_visual"}
@@ -587,6 +588,7 @@ def calibrate(config: BlindspotConfig, results: str | Path = "results") -> tuple
     rows = [row for model, role in config.toy.models.items() for check in CHECKS for row in check(ctx, model, role)]
     rows += [row for pair in config.swap.pairs for row in swap_checks(ctx, pair)]
     rows += [row for model, role in config.toy.lens_models.items() for row in depth_checks(ctx, model, role)]
+    rows += compare_checks(ctx) + export_checks(ctx)
     return rows, ctx.notes
 
 

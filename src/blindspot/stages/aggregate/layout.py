@@ -12,11 +12,11 @@ from pathlib import Path
 
 from pydantic import Field
 
-from blindspot.config import BlindspotConfig, ReportConfig
+from blindspot.config import BlindspotConfig, CompareConfig, ReportConfig
 from blindspot.stages.slices import SliceBase
 from blindspot.stages.table import STAGES, RunNames, output_path
 
-AGGREGATE_VERSION = 6  # 6: the lens and knockout sections. 5: a headline table; the browser shows every family
+AGGREGATE_VERSION = 7  # 7: paired comparisons. 6: the lens and knockout sections. 5: a headline table
 
 INPUTS: dict[str, tuple[str, str]] = {
     "staged_items": ("stage", "item_table"),
@@ -34,7 +34,7 @@ INPUTS: dict[str, tuple[str, str]] = {
 """Input kind -> (stage, output): the aggregate reads that output of every job of that stage (paths and the jobs
 they range over come from the stage table, :data:`blindspot.stages.table.STAGES`)."""
 
-TABLES = ("decay", "summary", "probes", "swaps", "patches", "lens", "knockouts", "provenance")
+TABLES = ("decay", "summary", "probes", "swaps", "patches", "lens", "knockouts", "comparisons", "provenance")
 CSV_TABLES = TABLES
 """Every table is also written as CSV, for spreadsheets and `snakemake --report` (which shows a CSV as a table)."""
 
@@ -46,6 +46,12 @@ class AggregateSlice(SliceBase):
     patch_models: list[str] = Field(description="The models the patch stage runs on, sorted.")
     lens_models: list[str] = Field([], description="The models the lens stage runs on (every model, or none).")
     knockout_models: list[str] = Field([], description="The models the knockout stage runs on, sorted.")
+    compare_pairs: list[tuple[str, str]] = Field([], description="The model pairs compared (a minus b).")
+    compare: CompareConfig = CompareConfig()
+    seed: int = Field(0, description="The run's seed (the comparisons' bootstrap).")
+    blind_families: list[str] = Field(
+        ["blank", "noise", "none"], description="decay.coarse_families: the conditions that show nothing of the image."
+    )
     blur_family: str
     mostly_unparsed: float = Field(description="decay.mostly_unparsed: the unparsed share a warning flags.")
     margin_threshold: float = Field(description="decay.margin_threshold: below it a right answer is not confident.")
@@ -61,6 +67,10 @@ def aggregate_slice(config: BlindspotConfig) -> AggregateSlice:
         patch_models=sorted(config.patch.models),
         lens_models=sorted(config.models) if config.lens.enabled else [],
         knockout_models=sorted(config.knockout.models),
+        compare_pairs=config.compare_pairs(),
+        compare=config.compare,
+        seed=config.seed,
+        blind_families=config.decay.coarse_families,
         blur_family=config.decay.blur_family,
         mostly_unparsed=config.decay.mostly_unparsed,
         margin_threshold=config.decay.margin_threshold,
@@ -98,6 +108,8 @@ def plot_names(config: AggregateSlice) -> dict[str, str]:
     plots |= {f"patches_{model}": "patches" for model in config.patch_models}
     plots |= {f"lens_{model}": "lens" for model in config.lens_models}
     plots |= {f"knockout_{model}": "knockout" for model in config.knockout_models}
+    if config.compare_pairs:
+        plots["comparisons"] = "comparisons"
     return plots
 
 

@@ -63,8 +63,9 @@ def _band(ax, x, rows: pl.DataFrame, column: str, colour: str, label: str) -> No
 
 
 def decay_curves(decay: pl.DataFrame, bench: str, blur_family: str, chance: float | None) -> Figure:
-    """Accuracy and E against the blur kernel, one line per model with its interval band; the other families
-    (pixelate, blank, noise, no image) as marked points in a panel of their own, on the same y axis."""
+    """Accuracy and E against the blur kernel, one line per model with its interval band (and, dashed, the accuracy
+    corrected for the model's content-free prior); the other families (pixelate, blank, noise, no image) as marked
+    points in a panel of their own, on the same y axis."""
     rows = decay.filter(pl.col("benchmark") == bench)
     models = sorted(rows["model"].unique().to_list())
     colours = _colours(models)
@@ -80,6 +81,10 @@ def decay_curves(decay: pl.DataFrame, bench: str, blur_family: str, chance: floa
             ladder = rows.filter((pl.col("model") == model) & (pl.col("family") == blur_family)).sort("level")
             if ladder.height:
                 _band(ladder_ax, ladder["param"].to_numpy(), ladder, column, colours[model], model)
+                corrected = ladder["accuracy_prior_corrected"].to_numpy().astype(float)
+                if column == "accuracy" and np.isfinite(corrected).any():  # beside the raw accuracy, dashed
+                    ladder_ax.plot(ladder["param"].to_numpy(), corrected, "--", color=colours[model], alpha=0.8,
+                                   label=f"{model}, prior-corrected")  # fmt: skip
             other = rows.filter((pl.col("model") == model) & (pl.col("family") != blur_family))
             for i, r in enumerate(others.iter_rows(named=True)):
                 hit = other.filter((pl.col("family") == r["family"]) & (pl.col("level") == r["level"]))
@@ -105,9 +110,11 @@ def decay_curves(decay: pl.DataFrame, bench: str, blur_family: str, chance: floa
     axes[1][0].set_xlabel(f"{blur_family} kernel size (pixels)")
     axes[1][1].set_xlabel("other conditions")
     axes[0][1].set_title("other families", fontsize=10)
-    axes[0][0].legend(loc="lower left", fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()  # below the panels: it never covers a curve
+    figure.legend(handles, labels, loc="lower center", ncol=min(4, max(len(labels), 1)), fontsize=8)
     figure.suptitle(f"{bench}: accuracy and answer identity (E) under obfuscation, 95% intervals")
-    figure.tight_layout()
+    legend_rows = -(-len(labels) // 4)
+    figure.tight_layout(rect=(0.0, min(0.3, 0.035 * legend_rows + 0.01), 1.0, 1.0))
     return figure
 
 
@@ -427,4 +434,53 @@ def knockout_curves(
         ax.grid(alpha=0.3)
         ax.legend(title="blocked from", fontsize=8)
     figure.suptitle(f"{model}: attention knockout (95% intervals)")
+    return figure
+
+
+def comparison_forest(comparisons: pl.DataFrame, level_names: dict[tuple[str, str], str] | None = None) -> Figure:
+    """Per pair, the accuracy difference (a - b) at every condition with its paired interval, one marker series per
+    benchmark: filled where the adjusted p is below alpha, hollow where not; the MDE band shaded around zero."""
+    names = level_names or {}
+    pairs = sorted(comparisons.select("model_a", "model_b").unique().rows())
+    columns = min(3, max(len(pairs), 1))
+    rows_n = max(1, -(-len(pairs) // columns))
+    figure, axes = plt.subplots(rows_n, columns, figsize=(5.5 * columns, 3.8 * rows_n), squeeze=False,
+                                layout="constrained")  # fmt: skip
+    benches = sorted(comparisons["benchmark"].unique().to_list())
+    colours = _colours(benches)
+    for p, (model_a, model_b) in enumerate(pairs):
+        ax = axes[p // columns][p % columns]
+        panel = comparisons.filter((pl.col("model_a") == model_a) & (pl.col("model_b") == model_b))
+        for b, bench in enumerate(benches):
+            part = panel.filter(pl.col("benchmark") == bench).with_columns(
+                (pl.col("family") + "/" + pl.col("level").cast(pl.String)).alias("key")
+            )
+            keys = part["key"].to_list()
+            part = part[sorted(range(part.height), key=lambda i: level_order(keys[i]))]
+            if not part.height:
+                continue
+            x = np.arange(part.height) + 0.12 * b
+            value = part["difference"].to_numpy().astype(float)
+            low = value - part["difference_ci_low"].to_numpy().astype(float)
+            high = part["difference_ci_high"].to_numpy().astype(float) - value
+            ax.errorbar(x, value, yerr=[low, high], fmt="none", ecolor=colours[bench], alpha=0.6)
+            differs = part["differs"].fill_null(False).to_numpy()
+            ax.scatter(x[differs], value[differs], color=colours[bench], label=f"{bench} (differs)", zorder=3)
+            ax.scatter(x[~differs], value[~differs], facecolors="white", edgecolors=colours[bench],
+                       label=f"{bench} (no difference)", zorder=3)  # fmt: skip
+            mde = float(np.nanmedian(part["mde"].to_numpy().astype(float))) if part["mde"].drop_nulls().len() else 0
+            ax.axhspan(-mde, mde, color=colours[bench], alpha=0.08, linewidth=0)
+            if b == 0:
+                ax.set_xticks(np.arange(part.height))
+                ax.set_xticklabels([names.get((bench, k), k) for k in part["key"]], rotation=40, ha="right",
+                                   fontsize=7)  # fmt: skip
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_title(f"{model_a} minus {model_b}", fontsize=10)
+        ax.set_xlabel("condition")
+        ax.set_ylabel("accuracy difference (paired 95% interval)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for p in range(len(pairs), rows_n * columns):
+        axes[p // columns][p % columns].set_axis_off()
+    figure.suptitle("Paired comparisons: filled where the adjusted p is below alpha; band: the median MDE")
     return figure

@@ -19,10 +19,13 @@ from blindspot.contracts.tables import PROBE_SKIPPED
 from blindspot.stages.aggregate import html, plots
 from blindspot.stages.aggregate.browser import browser
 from blindspot.stages.aggregate.browser import controls as browser_controls
+from blindspot.stages.aggregate.compare import comparisons
 from blindspot.stages.aggregate.exports import results_json, write_csv, write_json
 from blindspot.stages.aggregate.headline import headline
 from blindspot.stages.aggregate.layout import AggregateSlice, output_paths
+from blindspot.stages.aggregate.needs_image import judge
 from blindspot.stages.aggregate.sentences import (
+    comparison_findings,
     knockout_findings,
     lens_findings,
     patch_sentences,
@@ -30,6 +33,7 @@ from blindspot.stages.aggregate.sentences import (
     swap_sentences,
 )
 from blindspot.stages.aggregate.tables import (
+    COMPARISONS_SCHEMA,
     DECAY_TABLE_SCHEMA,
     PROVENANCE_SCHEMA,
     STACKED_SCHEMAS,
@@ -158,6 +162,13 @@ def _write_outputs(config: AggregateSlice, results: Path, found: Collected, outp
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
         stacks[kind] = frame
+    compared = pl.DataFrame(
+        comparisons(found.frame("predictions"), found.frame("staged_items"), config.compare_pairs, config.compare,
+                    config.seed),
+        schema=pl.Schema(COMPARISONS_SCHEMA),
+    )  # fmt: skip
+    write_table(compared.to_arrow(), COMPARISONS_SCHEMA, record, outputs["table_comparisons"])
+    stacks["comparisons"] = compared
     origins = provenance_table(found, results)
     write_table(origins, PROVENANCE_SCHEMA, record, outputs["table_provenance"])
     prov_frame = pl.from_arrow(origins)
@@ -186,6 +197,7 @@ def _write_outputs(config: AggregateSlice, results: Path, found: Collected, outp
     sentences = summary_sentences(summary) + swap_sentences(stacks["swaps"]) + patch_sentences(patches)
     sentences += [f.text for f in lens_findings(stacks["lens"], names)]
     sentences += [f.text for f in knockout_findings(stacks["knockouts"].filter(pl.col("window_size") > 0), names)]
+    sentences += [f.text for f in comparison_findings(compared, names, config.compare.alpha)]
     console += left_out(stacks["knockouts"])
     inner = headline(summary, stacks["swaps"], patches)
     inner += "".join(html.missing(n) for n in notes)
@@ -266,6 +278,9 @@ def _write_outputs(config: AggregateSlice, results: Path, found: Collected, outp
     report.sections.append(("lens", "The answer through depth", lens_section(report, found, stacks["lens"], names)))
     knockouts = stacks["knockouts"]
     report.sections.append(("knockout", "Attention knockout", knockout_section(report, found, knockouts, names)))
+    report.sections.append(("compare", "Paired comparisons", comparison_section(report, compared, names)))
+    needs = needs_image_section(report, found.frame("predictions"))
+    report.sections.append(("needs-image", "Items that need the image", needs))
 
     # -- items
     inner = browser_controls(config.benchmarks, found.frame("classes"))
@@ -346,6 +361,51 @@ def knockout_section(
 
     inner += report.per_model("knockout", measured, config.knockout_models, draw, "attention knockout", absent)
     return inner + report.table(with_level_names(knockouts, names, ("condition",)), "knockouts")
+
+
+def comparison_section(report: Report, compared: pl.DataFrame, names: dict[tuple[str, str], str]) -> str:
+    """Each configured pair's differences per benchmark and condition: the sentences, the forest plot, the table."""
+    config = report.config
+    if not config.compare_pairs:
+        return html.missing("Fewer than two models are configured, so no pair was compared (compare.pairs).")
+    inner = _sentences([f.text for f in comparison_findings(compared, names, config.compare.alpha)])
+    inner += (
+        "<p>McNemar's exact test takes items as independent; where items share a source image, the paired "
+        "cluster-bootstrap interval is the one that accounts for it.</p>"
+    )
+    figure = (
+        plots.comparison_forest(compared, names)
+        if compared.height
+        else plots.empty_figure("Paired comparisons", "no predictions of a compared pair yet")
+    )
+    inner += report.figure("comparisons", figure, "Accuracy differences per pair, condition and benchmark.")
+    return inner + report.table(compared, "comparisons")
+
+
+def needs_image_section(report: Report, predictions: pl.DataFrame) -> str:
+    """Per benchmark: how many items no model of the run answers right without an informative image (what
+    ``blindspot export`` writes as a benchmark), and how many each model solves blind."""
+    config = report.config
+    if predictions.is_empty():
+        return html.missing("No predictions yet, so no item has been judged.")
+    rows = []
+    for bench in config.benchmarks:
+        part = predictions.filter(pl.col("benchmark") == bench)
+        if part.is_empty():
+            continue
+        judged = judge(part, config.blind_families, config.margin_threshold)
+        row = {"benchmark": bench, "items": judged.items.height,
+               "need the image": int((~judged.items["solved_blind"]).sum())}  # fmt: skip
+        row |= {f"solved blind by {m}": int(judged.items["blind_models"].list.contains(m).sum()) for m in judged.models}
+        rows.append(row)
+    text = (
+        "<p>An item is solved blind by a model that answers it right, with the gold option leading by at least "
+        f"{config.margin_threshold} nats, at a condition that shows nothing of the image "
+        f"({html.escape(', '.join(config.blind_families))}). The items no model solves blind are a benchmark that "
+        "needs the image: <code>blindspot export</code> writes them (Parquet in a Hugging Face dataset's layout, an "
+        "lmms-eval task and a datasheet).</p>"
+    )
+    return text + report.table(pl.DataFrame(rows), "needs-image")
 
 
 def format_summary(summary: pl.DataFrame) -> str:

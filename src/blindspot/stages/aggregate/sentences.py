@@ -281,3 +281,33 @@ def knockout_findings(knockouts: pl.DataFrame, names: dict[tuple[str, str], str]
             strength = max(windows["flip_rate"].to_list(), default=0.0)
             out.append(Finding(float(strength), text + "."))
     return out
+
+
+def comparison_findings(comparisons: pl.DataFrame, names: dict[tuple[str, str], str], alpha: float) -> list[Finding]:
+    """Per pair: how many benchmark x condition cells differ after adjustment, the largest difference with its
+    interval and adjusted p, and the median MDE of the cells that do not differ (what a null result rules out)."""
+    out = []
+    for (model_a, model_b), rows in comparisons.group_by(["model_a", "model_b"], maintain_order=True):
+        rows = rows.drop_nulls("difference")
+        if not rows.height:
+            continue
+        method = "Holm" if rows["adjust"][0] == "holm" else "Benjamini-Hochberg"
+        differs = rows.filter(pl.col("differs"))
+        text = (
+            f"{model_a} and {model_b} differ in {differs.height} of {rows.height} benchmark x condition cells "
+            f"({method}-adjusted McNemar p < {alpha:g})"
+        )
+        if differs.height:
+            top = differs.sort(pl.col("difference").abs(), descending=True).row(0, named=True)
+            where = _named(names, top["benchmark"], f"{top['family']}/{top['level']}")
+            text += (
+                f"; the largest is {top['model_a']} minus {top['model_b']} = "
+                f"{number(top, 'difference', 3)} on {top['benchmark']} at {where} (adjusted p {top['p_adjusted']:.2g})"
+            )
+        same = rows.filter(~pl.col("differs")).drop_nulls("mde")
+        if same.height:
+            mde = float(same["mde"].median())  # type: ignore[arg-type]
+            text += f"; where they do not differ, differences above {mde:.3f} are ruled out (median MDE)"
+        strength = max((abs(v) for v in differs["difference"].to_list()), default=0.0)
+        out.append(Finding(strength, text + "."))
+    return out

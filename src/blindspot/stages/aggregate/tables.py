@@ -53,6 +53,8 @@ DECAY_COLUMNS: dict[str, str] = {
     "accuracy_c": "accuracy_c1",
     **{f"share_{outcome}": f"share_{outcome}" for outcome in (*OUTCOMES, "hedged")},
     "accuracy_official": "accuracy_official",
+    "accuracy_prior_corrected": "accuracy_prior_corrected",
+    "yes_rate": "yes_rate",
 }
 """Aggregate column -> the decay stage's metric name."""
 
@@ -109,6 +111,8 @@ SUMMARY_SCHEMA = pa.schema(
         pa.field("warning", pa.string()),
         *interval_fields("accuracy_clean"),
         pa.field("accuracy_clean_note", pa.string()),
+        *interval_fields("accuracy_clean_prior_corrected"),
+        pa.field("accuracy_clean_prior_corrected_note", pa.string()),
         *(f for name in ANSWER_SHARES for f in interval_fields(f"share_{name}_answers")),
         *interval_fields("c_rate"),
         pa.field("c_rate_note", pa.string()),
@@ -130,9 +134,11 @@ SUMMARY_SCHEMA = pa.schema(
     ]
 )
 """One row per model x benchmark. ``warning``: set where most answers could not be read (``decay.mostly_unparsed``);
-``accuracy_clean``: accuracy on the unobfuscated image; ``share_<unparsed|abstain|hedged>_answers``: how the answers
-were read, over every item and condition; ``c_rate``: the share of items (with a clean answer) whose answer survives
-every blur level (by identity; ``c_rate_margin`` by evidence); every ``<metric>_note`` says why its metric is null
+``accuracy_clean``: accuracy on the unobfuscated image (``accuracy_clean_prior_corrected``: with each option's
+probability divided by the item's content-free prior, docs/method.md §9);
+``share_<unparsed|abstain|hedged>_answers``: how the answers were read, over every item and condition; ``c_rate``:
+the share of items (with a clean answer) whose answer survives every blur level (by identity; ``c_rate_margin`` by
+evidence); every ``<metric>_note`` says why its metric is null
 (too few parsed answers: ``decay.min_parsed``; no option margins; a condition that did not run);
 ``c_chance``: the (1/K)^levels formula;
 ``c_chance_empirical``: the same from the model's own answers under the uninformative conditions; ``mg``: accuracy
@@ -170,6 +176,37 @@ version as JSON; ``config``: the config slice the output was made from, as canon
 ``config_hash``), so the table alone says how to remake each output; ``git_commit`` (of blindspot, ``+dirty`` with
 local changes), ``created`` (UTC), ``host``, ``device`` and ``gpus``: where and when it was made."""
 
+COMPARISONS_SCHEMA = pa.schema(
+    [
+        pa.field("model_a", pa.string(), nullable=False),
+        pa.field("model_b", pa.string(), nullable=False),
+        pa.field("benchmark", pa.string(), nullable=False),
+        pa.field("family", pa.string(), nullable=False),
+        pa.field("level", pa.int32(), nullable=False),
+        pa.field("param", pa.float32()),
+        pa.field("n", pa.int64(), nullable=False),
+        pa.field("accuracy_a", pa.float64()),
+        pa.field("accuracy_b", pa.float64()),
+        *interval_fields("difference"),
+        pa.field("standard_error", pa.float64()),
+        pa.field("mde", pa.float64()),
+        pa.field("only_a", pa.int64(), nullable=False),
+        pa.field("only_b", pa.int64(), nullable=False),
+        pa.field("p_mcnemar", pa.float64()),
+        pa.field("p_adjusted", pa.float64()),
+        pa.field("adjust", pa.string(), nullable=False),
+        pa.field("differs", pa.bool_()),
+        pa.field("note", pa.string()),
+    ]
+)
+"""One row per (pair, benchmark, condition), over the items both models answered: accuracy of each (the mean
+official score), ``difference`` = a - b with its paired cluster-bootstrap interval (items resampled by source
+image, both models' answers together), ``standard_error`` (bootstrap) and ``mde``: the smallest true difference
+the test detects with ``compare.power`` at ``compare.alpha`` (a null result rules out differences above it).
+``only_a`` / ``only_b``: items only a / only b gets right (the discordant pairs); ``p_mcnemar``: McNemar's exact
+test on them; ``p_adjusted``: adjusted over the pair's benchmark x condition grid (``adjust``: holm or bh);
+``differs``: ``p_adjusted < compare.alpha``."""
+
 STACKED_SCHEMAS = {
     "probes": PROBES_SCHEMA,
     "swaps": SWAP_SCHEMA,
@@ -188,10 +225,13 @@ INPUT_SCHEMAS = {
 """The contract schema of each Parquet input (the render stores are read by the item browser)."""
 
 READ_COLUMNS = {
-    "predictions": ["model", "benchmark", "item_id", "family", "level", "param", "parsed", "outcome", "raw_text"]
-}
-"""Inputs read only in part: the item browser needs these prediction columns, not the option log-probs of every
-(item, condition) of every model."""
+    "predictions": [
+        "model", "benchmark", "item_id", "family", "level", "param", "parsed", "outcome", "raw_text", "score", "gold",
+        "option_labels", "option_logprobs",
+    ]
+}  # fmt: skip
+"""Inputs read only in part: the item browser, the paired comparisons and the items that need the image read these
+prediction columns (not the raw responses' scoring details or the prompts)."""
 
 # ------------------------------------------------------------------------------------------------ collecting
 
