@@ -482,6 +482,15 @@ MUTANTS = [
         COMPARE,
     ),
     Mutant(
+        "compare-hybrid-against-donor",
+        "a wrong reference",
+        "stages/aggregate/compare.py",
+        '        (f"{pair}:{spec}", f"{pair}:base")\n',
+        '        (f"{pair}:{spec}", f"{pair}:donor")\n',
+        "aggregate",
+        COMPARE,
+    ),
+    Mutant(
         "decay-prior-not-divided",
         "a step skipped",
         "stages/decay.py",

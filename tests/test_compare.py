@@ -12,7 +12,7 @@ import pytest
 from scipy.stats import binom
 
 from blindspot.config import BlindspotConfig, CompareConfig
-from blindspot.stages.aggregate.compare import comparisons
+from blindspot.stages.aggregate.compare import comparisons, hybrid_answers
 from blindspot.statistics import adjust_p, mcnemar_exact, minimum_detectable
 
 SEEDS = 300
@@ -114,3 +114,16 @@ def test_pairs_default_to_every_pair_of_models_and_name_configured_models() -> N
         BlindspotConfig.model_validate(base | {"compare": {"pairs": [["m1", "nope"]]}})
     with pytest.raises(ValueError, match="two different models"):
         CompareConfig.model_validate({"pairs": [["m1", "m1"]]})
+
+
+def test_each_swap_hybrid_is_compared_with_its_base() -> None:
+    rows = [{"pair": "p", "benchmark": "bench", "spec": spec, "item_id": f"i{k}", "family": "blur", "level": 0,
+             "param": 1.0, "outcome": "correct" if right else "wrong", "score": float(right)}
+            for spec, answers in (("base", [1, 0, 0, 0]), ("layer_2", [1, 1, 1, 1]), ("donor", [1, 1, 1, 0]))
+            for k, right in enumerate(answers)]  # fmt: skip
+    frame, pairs = hybrid_answers(pl.DataFrame(rows))
+    assert pairs == [("p:donor", "p:base"), ("p:layer_2", "p:base")]
+    items = pl.DataFrame({"item_id": [f"i{k}" for k in range(4)], "image_keys": [[f"g{k}"] for k in range(4)]})
+    found = {r["model_a"]: r for r in comparisons(frame, items, pairs, _settings(), 0, "swap")}
+    assert found["p:layer_2"]["difference"] == pytest.approx(0.75) and found["p:layer_2"]["only_a"] == 3
+    assert found["p:donor"]["difference"] == pytest.approx(0.5) and {r["kind"] for r in found.values()} == {"swap"}

@@ -533,6 +533,9 @@ class CompareConfig(StrictModel):
     pairs: list[Annotated[list[str], Field(min_length=2, max_length=2)]] | None = Field(
         None, description="Model pairs [a, b] to compare (a minus b); default: every pair of configured models."
     )
+    hybrids: bool = Field(
+        True, description="Also compare every swap hybrid with its base (each swap.pairs spec against 'base')."
+    )
     adjust: Literal["holm", "bh"] = Field(
         "holm",
         description="p-value adjustment over each pair's benchmark x condition grid: holm (family-wise error) or "

@@ -21,10 +21,10 @@ from blindspot.contracts.items import image_group
 from blindspot.stages.aggregate.sentences import swap_findings
 from blindspot.stages.table import output_path
 from blindspot.store.tables import read_frame
-from blindspot.toy.context import Context, Row, share
+from blindspot.toy.context import Context, Row, planted_layers, share
 from blindspot.toy.depth_checks import depth_checks
 from blindspot.toy.items import STRIPE_KINDS
-from blindspot.toy.reviewer_checks import compare_checks, export_checks
+from blindspot.toy.reviewer_checks import compare_checks, export_checks, hybrid_checks
 from blindspot.toy.scenes import ERASING_PERIODS
 
 EXPECTED_CONFLICT_CLASS = {"base": "language_prior", "donor": "coarse_visual"}
@@ -404,13 +404,6 @@ FIX_SHARE = 0.9
 """A spec 'holds the fix' when it recovers this share of the donor's follow-image gain over the base."""
 
 
-def planted_layers(model_path: str) -> tuple[int, ...] | None:
-    """The decoder layers a toy donor was fine-tuned in (its training spec), None where every parameter was."""
-    record = json.loads((Path(model_path) / "training.json").read_text())
-    layers = record["spec"].get("trainable_layers")
-    return tuple(layers) if layers else None
-
-
 def _condition_rows(table: pl.DataFrame, family: str = "blur", level: int = 0) -> pl.DataFrame:
     return table.filter((pl.col("family") == family) & (pl.col("level") == level))
 
@@ -588,7 +581,7 @@ def calibrate(config: BlindspotConfig, results: str | Path = "results") -> tuple
     rows = [row for model, role in config.toy.models.items() for check in CHECKS for row in check(ctx, model, role)]
     rows += [row for pair in config.swap.pairs for row in swap_checks(ctx, pair)]
     rows += [row for model, role in config.toy.lens_models.items() for row in depth_checks(ctx, model, role)]
-    rows += compare_checks(ctx) + export_checks(ctx)
+    rows += compare_checks(ctx) + hybrid_checks(ctx) + export_checks(ctx)
     return rows, ctx.notes
 
 

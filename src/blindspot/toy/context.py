@@ -3,6 +3,7 @@ row of the table ``blindspot calibrate`` prints (:class:`Row`)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,3 +59,10 @@ class Context:
     def bench(self) -> str:
         assert self.config.toy is not None
         return self.config.toy.benchmark
+
+
+def planted_layers(model_path: str) -> tuple[int, ...] | None:
+    """The decoder layers a toy donor was fine-tuned in (its training spec), None where every parameter was."""
+    record = json.loads((Path(model_path) / "training.json").read_text())
+    layers = record["spec"].get("trainable_layers")
+    return tuple(layers) if layers else None

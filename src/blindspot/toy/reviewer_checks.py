@@ -4,7 +4,8 @@
 **Comparisons.** Planted: on the clean view the reader and the overruled model answer every item alike but the
 conflict items, where the reader answers the colour (gold) and the overruled model never does; so the reader's
 accuracy exceeds the overruled model's by exactly the planted conflict share, and the test must find it. A layer
-donor and the reader both follow the image on every kind: on the clean view they must not differ.
+donor and the reader both follow the image on every kind: on the clean view they must not differ. A layer donor's
+hybrids differ from their base exactly where the swapped weights include the planted layer.
 
 **The benchmark that needs the image.** Every kind but ``prior`` (the text fixes the answer) needs the image: the
 toy models answer those at chance and unsure without it (conflict items included: the hint-follower answers the
@@ -18,7 +19,7 @@ import polars as pl
 from blindspot.stages.aggregate.needs_image import judge, read_predictions
 from blindspot.stages.table import output_path
 from blindspot.store.tables import read_frame
-from blindspot.toy.context import Context, Row
+from blindspot.toy.context import Context, Row, planted_layers
 
 EXPORT_TARGET = 0.98
 
@@ -89,3 +90,35 @@ def export_checks(ctx: Context) -> list[Row]:
         Row(name, "needs-image recall (planted kinds)", f">= {EXPORT_TARGET}", recall, f">= {EXPORT_TARGET}",
             recall >= EXPORT_TARGET),
     ]  # fmt: skip
+
+
+def hybrid_checks(ctx: Context) -> list[Row]:
+    """A layer donor's weight-swap hybrids against their base, on the clean view: the ones that differ (adjusted p
+    below alpha) are exactly the specs whose swapped layers include the planted layer (or every parameter)."""
+    comparisons = ctx.results / "tables" / "comparisons.parquet"
+    swaps = ctx.results / "tables" / "swaps.parquet"
+    if not comparisons.is_file() or not swaps.is_file():
+        return []
+    table = read_frame(comparisons).filter((pl.col("kind") == "swap") & (pl.col("benchmark") == ctx.bench))
+    specs = read_frame(swaps).select("pair", "spec", "layers", "units").unique(["pair", "spec"])
+    rows = []
+    for pair, spec in ctx.config.swap.pairs.items():
+        if spec.donor is None:  # a LoRA donor: not a planted toy layer
+            continue
+        planted = planted_layers(ctx.config.models[spec.donor].path)
+        clean = table.filter(
+            (pl.col("model_b") == f"{pair}:base") & (pl.col("family") == CLEAN[0]) & (pl.col("level") == CLEAN[1])
+        )
+        if planted is None or clean.is_empty():
+            continue
+        found = {a.split(":", 1)[1] for a in clean.filter(pl.col("differs"))["model_a"]}
+        expected = {
+            r["spec"] for r in specs.filter(pl.col("pair") == pair).iter_rows(named=True)
+            if r["spec"] != "base" and (set(planted) & set(r["layers"] or []) or "all" in (r["units"] or []))
+        }  # fmt: skip
+        agree = len(found & expected) / max(len(found | expected), 1)
+        rows.append(Row(pair, "hybrids that differ: planted-layer specs", f"{sorted(expected)}", agree,
+                        "same set", found == expected))  # fmt: skip
+        if found != expected:
+            ctx.notes.append(f"{pair}: hybrids that differ from the base {sorted(found)}, expected {sorted(expected)}")
+    return rows

@@ -5,7 +5,8 @@ with a paired cluster-bootstrap interval: an item's two answers are resampled to
 image move together, so neither the pairing nor the clustering is thrown away. McNemar's exact test on the
 discordant pairs (items exactly one of the two gets right) gives a p-value per condition; the p-values of one pair
 are adjusted over its whole benchmark x condition grid (Holm by default, Benjamini-Hochberg as ``compare.adjust``).
-Every row carries its minimum detectable effect, so a null result says which differences it rules out.
+Every row carries its minimum detectable effect, so a null result says which differences it rules out. A weight
+swap's hybrids are compared with their base the same way (``<pair>:<spec>`` against ``<pair>:base``).
 """
 
 from __future__ import annotations
@@ -68,7 +69,12 @@ def compare_pair(
 
 
 def comparisons(
-    predictions: pl.DataFrame, items: pl.DataFrame, pairs: list[tuple[str, str]], settings: Any, seed: int
+    predictions: pl.DataFrame,
+    items: pl.DataFrame,
+    pairs: list[tuple[str, str]],
+    settings: Any,
+    seed: int,
+    kind: str = "models",
 ) -> list[dict[str, Any]]:
     """Every pair, benchmark and condition; p adjusted per pair over its benchmark x condition grid."""
     groups = {r["item_id"]: image_group(r["image_keys"]) for r in items.select("item_id", "image_keys").iter_rows(
@@ -81,7 +87,7 @@ def comparisons(
             found = compare_pair(
                 _answers(predictions, model_a, bench), _answers(predictions, model_b, bench), groups, settings, seed
             )
-            rows += [{"model_a": model_a, "model_b": model_b, "benchmark": bench} | r for r in found]
+            rows += [{"kind": kind, "model_a": model_a, "model_b": model_b, "benchmark": bench} | r for r in found]
         adjusted = adjust_p([r["p_mcnemar"] for r in rows], settings.adjust)
         for row, p in zip(rows, adjusted, strict=True):
             row |= {"p_adjusted": p, "adjust": settings.adjust, "differs": p < settings.alpha, "note": None}
@@ -89,3 +95,17 @@ def comparisons(
                 row["note"] = "no discordant pairs: the two models answer alike on every item"
         out += rows
     return out
+
+
+def hybrid_answers(swap_answers: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[str, str]]]:
+    """The swap stage's answers as predictions of models named ``<pair>:<spec>``, and every (hybrid, its base)
+    pair: a weight swap compared with the model it was made from, on the same items and conditions."""
+    if swap_answers.is_empty():
+        return swap_answers, []
+    frame = swap_answers.with_columns((pl.col("pair") + ":" + pl.col("spec")).alias("model"))
+    pairs = [
+        (f"{pair}:{spec}", f"{pair}:base")
+        for pair, spec in swap_answers.select("pair", "spec").unique().sort("pair", "spec").iter_rows()
+        if spec != "base"
+    ]
+    return frame, pairs

@@ -27,6 +27,7 @@ INPUTS: dict[str, tuple[str, str]] = {
     "classes": ("decay", "classes"),
     "probes": ("probe", "probes"),
     "swaps": ("swap", "swaps"),
+    "swap_answers": ("swap", "answers"),
     "patches": ("patch", "patches"),
     "lens": ("lens", "lens"),
     "knockouts": ("knockout", "knockout"),

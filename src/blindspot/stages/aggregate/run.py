@@ -19,13 +19,14 @@ from blindspot.contracts.tables import PROBE_SKIPPED
 from blindspot.stages.aggregate import html, plots
 from blindspot.stages.aggregate.browser import browser
 from blindspot.stages.aggregate.browser import controls as browser_controls
-from blindspot.stages.aggregate.compare import comparisons
+from blindspot.stages.aggregate.compare import comparisons, hybrid_answers
 from blindspot.stages.aggregate.exports import results_json, write_csv, write_json
 from blindspot.stages.aggregate.headline import headline
 from blindspot.stages.aggregate.layout import AggregateSlice, output_paths
 from blindspot.stages.aggregate.needs_image import judge
 from blindspot.stages.aggregate.sentences import (
     comparison_findings,
+    hybrid_findings,
     knockout_findings,
     lens_findings,
     patch_sentences,
@@ -162,9 +163,12 @@ def _write_outputs(config: AggregateSlice, results: Path, found: Collected, outp
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
         stacks[kind] = frame
+    hybrids, hybrid_pairs = hybrid_answers(found.frame("swap_answers")) if config.compare.hybrids else (None, [])
     compared = pl.DataFrame(
         comparisons(found.frame("predictions"), found.frame("staged_items"), config.compare_pairs, config.compare,
-                    config.seed),
+                    config.seed)
+        + (comparisons(hybrids, found.frame("staged_items"), hybrid_pairs, config.compare, config.seed, "swap")
+           if hybrids is not None else []),
         schema=pl.Schema(COMPARISONS_SCHEMA),
     )  # fmt: skip
     write_table(compared.to_arrow(), COMPARISONS_SCHEMA, record, outputs["table_comparisons"])
@@ -198,6 +202,7 @@ def _write_outputs(config: AggregateSlice, results: Path, found: Collected, outp
     sentences += [f.text for f in lens_findings(stacks["lens"], names)]
     sentences += [f.text for f in knockout_findings(stacks["knockouts"].filter(pl.col("window_size") > 0), names)]
     sentences += [f.text for f in comparison_findings(compared, names, config.compare.alpha)]
+    sentences += [f.text for f in hybrid_findings(compared, config.compare.alpha)]
     console += left_out(stacks["knockouts"])
     inner = headline(summary, stacks["swaps"], patches)
     inner += "".join(html.missing(n) for n in notes)
@@ -368,14 +373,16 @@ def comparison_section(report: Report, compared: pl.DataFrame, names: dict[tuple
     config = report.config
     if not config.compare_pairs:
         return html.missing("Fewer than two models are configured, so no pair was compared (compare.pairs).")
-    inner = _sentences([f.text for f in comparison_findings(compared, names, config.compare.alpha)])
+    models = compared.filter(pl.col("kind") == "models")
+    inner = _sentences([f.text for f in comparison_findings(models, names, config.compare.alpha)])
+    inner += _sentences([f.text for f in hybrid_findings(compared, config.compare.alpha)])
     inner += (
         "<p>McNemar's exact test takes items as independent; where items share a source image, the paired "
         "cluster-bootstrap interval is the one that accounts for it.</p>"
     )
     figure = (
-        plots.comparison_forest(compared, names)
-        if compared.height
+        plots.comparison_forest(models, names)
+        if models.height
         else plots.empty_figure("Paired comparisons", "no predictions of a compared pair yet")
     )
     inner += report.figure("comparisons", figure, "Accuracy differences per pair, condition and benchmark.")

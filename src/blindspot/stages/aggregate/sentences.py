@@ -287,7 +287,8 @@ def comparison_findings(comparisons: pl.DataFrame, names: dict[tuple[str, str], 
     """Per pair: how many benchmark x condition cells differ after adjustment, the largest difference with its
     interval and adjusted p, and the median MDE of the cells that do not differ (what a null result rules out)."""
     out = []
-    for (model_a, model_b), rows in comparisons.group_by(["model_a", "model_b"], maintain_order=True):
+    models = comparisons.filter(pl.col("kind") == "models")
+    for (model_a, model_b), rows in models.group_by(["model_a", "model_b"], maintain_order=True):
         rows = rows.drop_nulls("difference")
         if not rows.height:
             continue
@@ -309,5 +310,31 @@ def comparison_findings(comparisons: pl.DataFrame, names: dict[tuple[str, str], 
             mde = float(same["mde"].median())  # type: ignore[arg-type]
             text += f"; where they do not differ, differences above {mde:.3f} are ruled out (median MDE)"
         strength = max((abs(v) for v in differs["difference"].to_list()), default=0.0)
+        out.append(Finding(strength, text + "."))
+    return out
+
+
+def hybrid_findings(comparisons: pl.DataFrame, alpha: float) -> list[Finding]:
+    """Per swap pair: how many of its hybrids differ from the base after adjustment, and the largest difference."""
+    out: list[Finding] = []
+    swaps = comparisons.filter(pl.col("kind") == "swap").drop_nulls("difference")
+    if swaps.is_empty():
+        return out
+    swaps = swaps.with_columns(
+        pl.col("model_a").str.split(":").list.first().alias("pair"),
+        pl.col("model_a").str.split(":").list.last().alias("spec"),
+    )
+    for (pair,), rows in swaps.group_by(["pair"], maintain_order=True):
+        differing = rows.filter(pl.col("differs"))
+        specs, found = rows["spec"].n_unique(), differing["spec"].n_unique()
+        text = f"Of the {specs} weight-swap hybrids of {pair}, {found} differ from the unswapped base in accuracy"
+        text += f" (adjusted McNemar p < {alpha:g})"
+        if differing.height:
+            top = differing.sort(pl.col("difference").abs(), descending=True).row(0, named=True)
+            text += (
+                f"; the largest is {top['spec']}, {number(top, 'difference', 3)} on {top['benchmark']} "
+                f"(adjusted p {top['p_adjusted']:.2g})"
+            )
+        strength = max((abs(v) for v in differing["difference"].to_list()), default=0.0)
         out.append(Finding(strength, text + "."))
     return out

@@ -34,6 +34,7 @@ from blindspot.contracts.tables import (
     PREDICTIONS_SCHEMA,
     PROBES_SCHEMA,
     REJECTS_SCHEMA,
+    SWAP_ANSWERS_SCHEMA,
     SWAP_SCHEMA,
     interval_fields,
 )
@@ -178,6 +179,7 @@ local changes), ``created`` (UTC), ``host``, ``device`` and ``gpus``: where and 
 
 COMPARISONS_SCHEMA = pa.schema(
     [
+        pa.field("kind", pa.string(), nullable=False),
         pa.field("model_a", pa.string(), nullable=False),
         pa.field("model_b", pa.string(), nullable=False),
         pa.field("benchmark", pa.string(), nullable=False),
@@ -199,7 +201,8 @@ COMPARISONS_SCHEMA = pa.schema(
         pa.field("note", pa.string()),
     ]
 )
-"""One row per (pair, benchmark, condition), over the items both models answered: accuracy of each (the mean
+"""One row per (pair, benchmark, condition), over the items both models answered (``kind``: ``models``, two
+configured models; ``swap``, a hybrid ``<pair>:<spec>`` against its ``<pair>:base``): accuracy of each (the mean
 official score), ``difference`` = a - b with its paired cluster-bootstrap interval (items resampled by source
 image, both models' answers together), ``standard_error`` (bootstrap) and ``mde``: the smallest true difference
 the test detects with ``compare.power`` at ``compare.alpha`` (a null result rules out differences above it).
@@ -220,6 +223,7 @@ INPUT_SCHEMAS = {
     "predictions": PREDICTIONS_SCHEMA,
     "decay": DECAY_METRICS_SCHEMA,
     "classes": DECAY_ITEMS_SCHEMA,
+    "swap_answers": SWAP_ANSWERS_SCHEMA,
     **STACKED_SCHEMAS,
 }
 """The contract schema of each Parquet input (the render stores are read by the item browser)."""
@@ -228,7 +232,8 @@ READ_COLUMNS = {
     "predictions": [
         "model", "benchmark", "item_id", "family", "level", "param", "parsed", "outcome", "raw_text", "score", "gold",
         "option_labels", "option_logprobs",
-    ]
+    ],
+    "swap_answers": ["pair", "benchmark", "spec", "item_id", "family", "level", "param", "outcome", "score"],
 }  # fmt: skip
 """Inputs read only in part: the item browser, the paired comparisons and the items that need the image read these
 prediction columns (not the raw responses' scoring details or the prompts)."""
