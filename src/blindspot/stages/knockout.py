@@ -27,6 +27,7 @@ import torch
 from jaxtyping import Bool
 
 from blindspot.config import KnockoutConfig
+from blindspot.contracts.answers import option_margin
 from blindspot.contracts.conditions import Condition, resolve_condition_key
 from blindspot.contracts.items import image_group
 from blindspot.contracts.tables import KNOCKOUT_ITEMS_SCHEMA, KNOCKOUT_SCHEMA
@@ -72,8 +73,12 @@ def windows(sizes: list[int], n_layers: int) -> list[Window]:
 
 
 def gold_margin(lp: dict[str, float], gold: str) -> float:
-    """log P(gold) minus the best other option's."""
-    return lp[gold] - max(v for k, v in lp.items() if k != gold)
+    """log P(gold) minus the best other option's (:func:`option_margin`; a closed item's gold is one of at least
+    two options, so it is always defined here)."""
+    margin = option_margin(lp, gold)
+    if margin is None:
+        raise KnockoutError(f"gold '{gold}' is not one of the options {sorted(lp)}", key="knockout.models")
+    return margin
 
 
 def query_positions(

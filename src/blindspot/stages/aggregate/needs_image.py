@@ -27,6 +27,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from blindspot.contracts.answers import option_margin
 from blindspot.store.atomic import atomic_output
 from blindspot.store.tables import read_frame
 
@@ -57,11 +58,9 @@ class Judged:
 
 def gold_margin(labels: list[str] | None, logprobs: list[float] | None, gold: str) -> float | None:
     """log P(gold) minus the best other option's, where the options were scored and gold is one of them."""
-    if not labels or logprobs is None or gold not in labels:
+    if not labels or logprobs is None:
         return None
-    lp = dict(zip(labels, logprobs, strict=True))
-    others = [v for k, v in lp.items() if k != gold]
-    return lp[gold] - max(others) if others else None
+    return option_margin(dict(zip(labels, logprobs, strict=True)), gold)
 
 
 def judge(predictions: pl.DataFrame, families: list[str], threshold: float) -> Judged:

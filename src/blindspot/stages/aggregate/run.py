@@ -199,10 +199,16 @@ def _write_outputs(config: AggregateSlice, results: Path, found: Collected, outp
     names = level_names(decay)
     patches = with_level_names(stacks["patches"], names, ("source", "target"))
     sentences = summary_sentences(summary) + swap_sentences(stacks["swaps"]) + patch_sentences(patches)
-    sentences += [f.text for f in lens_findings(stacks["lens"], names)]
-    sentences += [f.text for f in knockout_findings(stacks["knockouts"].filter(pl.col("window_size") > 0), names)]
-    sentences += [f.text for f in comparison_findings(compared, names, config.compare.alpha)]
-    sentences += [f.text for f in hybrid_findings(compared, config.compare.alpha)]
+    findings = {  # the mechanism sections' sentences, computed once for the summary and the sections
+        "lens": [f.text for f in lens_findings(stacks["lens"], names)],
+        "knockout": [f.text for f in knockout_findings(stacks["knockouts"], names)],
+        "compare": [
+            f.text
+            for f in comparison_findings(compared, names, config.compare.alpha)
+            + hybrid_findings(compared, config.compare.alpha)
+        ],
+    }
+    sentences += findings["lens"] + findings["knockout"] + findings["compare"]
     console += left_out(stacks["knockouts"])
     inner = headline(summary, stacks["swaps"], patches)
     inner += "".join(html.missing(n) for n in notes)
@@ -280,10 +286,12 @@ def _write_outputs(config: AggregateSlice, results: Path, found: Collected, outp
         inner += report.per_model("patches", patches, config.patch_models, plots.patch_curves, "activation patching")
         inner += report.table(stacks["patches"], "patches")
     report.sections.append(("patches", "Activation patching", inner))
-    report.sections.append(("lens", "The answer through depth", lens_section(report, found, stacks["lens"], names)))
-    knockouts = stacks["knockouts"]
-    report.sections.append(("knockout", "Attention knockout", knockout_section(report, found, knockouts, names)))
-    report.sections.append(("compare", "Paired comparisons", comparison_section(report, compared, names)))
+    lens = lens_section(report, found, stacks["lens"], names, findings["lens"])
+    report.sections.append(("lens", "The answer through depth", lens))
+    knockout = knockout_section(report, found, stacks["knockouts"], names, findings["knockout"])
+    report.sections.append(("knockout", "Attention knockout", knockout))
+    compare = comparison_section(report, compared, names, findings["compare"])
+    report.sections.append(("compare", "Paired comparisons", compare))
     needs = needs_image_section(report, found.frame("predictions"))
     report.sections.append(("needs-image", "Items that need the image", needs))
 
@@ -318,14 +326,16 @@ def _sentences(findings: list[str]) -> str:
     return "<ul class=findings>" + "".join(f"<li>{html.escape(s)}</li>" for s in findings) + "</ul>" if findings else ""
 
 
-def lens_section(report: Report, found: Collected, lens: pl.DataFrame, names: dict[tuple[str, str], str]) -> str:
+def lens_section(
+    report: Report, found: Collected, lens: pl.DataFrame, names: dict[tuple[str, str], str], findings: list[str]
+) -> str:
     """Where the answer emerges and is overtaken (logit and tuned lens), and where the last prompt token looks at
     the image: the sentences, one figure per model, the per-condition rows (the full table is in tables/)."""
     config = report.config
     if not config.lens_models:
         return html.missing("The lens stage is off (lens.enabled: false), so no model was read through depth.")
     inner = report.missing(found, "lens", "lens")
-    inner += _sentences([f.text for f in lens_findings(lens, names)])
+    inner += _sentences(findings)
 
     def draw(frame: pl.DataFrame, model: str) -> Figure:
         return plots.lens_figure(frame, model, names)
@@ -347,7 +357,7 @@ def left_out(knockouts: pl.DataFrame) -> list[str]:
 
 
 def knockout_section(
-    report: Report, found: Collected, knockouts: pl.DataFrame, names: dict[tuple[str, str], str]
+    report: Report, found: Collected, knockouts: pl.DataFrame, names: dict[tuple[str, str], str], findings: list[str]
 ) -> str:
     """Which decoder layers carry the image into the answer: the sentences, one figure per model (models whose
     attention could not be masked are named and left out), the table."""
@@ -359,7 +369,7 @@ def knockout_section(
     measured = knockouts.filter(pl.col("window_size") > 0) if knockouts.height else knockouts
     excluded = knockouts.filter(pl.col("window_size") == 0) if knockouts.height else knockouts
     absent = {r["model"]: "left out: attention cannot be masked" for r in excluded.iter_rows(named=True)}
-    inner += _sentences([f.text for f in knockout_findings(measured, names)])
+    inner += _sentences(findings)
 
     def draw(frame: pl.DataFrame, model: str) -> Figure:
         return plots.knockout_curves(frame, model, names)
@@ -368,14 +378,15 @@ def knockout_section(
     return inner + report.table(with_level_names(knockouts, names, ("condition",)), "knockouts")
 
 
-def comparison_section(report: Report, compared: pl.DataFrame, names: dict[tuple[str, str], str]) -> str:
+def comparison_section(
+    report: Report, compared: pl.DataFrame, names: dict[tuple[str, str], str], findings: list[str]
+) -> str:
     """Each configured pair's differences per benchmark and condition: the sentences, the forest plot, the table."""
     config = report.config
     if not config.compare_pairs:
         return html.missing("Fewer than two models are configured, so no pair was compared (compare.pairs).")
     models = compared.filter(pl.col("kind") == "models")
-    inner = _sentences([f.text for f in comparison_findings(models, names, config.compare.alpha)])
-    inner += _sentences([f.text for f in hybrid_findings(compared, config.compare.alpha)])
+    inner = _sentences(findings)
     inner += (
         "<p>McNemar's exact test takes items as independent; where items share a source image, the paired "
         "cluster-bootstrap interval is the one that accounts for it.</p>"

@@ -249,8 +249,10 @@ def lens_findings(lens: pl.DataFrame, names: dict[tuple[str, str], str]) -> list
 
 def knockout_findings(knockouts: pl.DataFrame, names: dict[tuple[str, str], str]) -> list[Finding]:
     """Per model, benchmark, condition and position set: the window whose blocking flips most answers (with the
-    gold margin's change), the most any other window flips, and what blocking every layer does."""
+    gold margin's change), the most any other window flips, and what blocking every layer does. A model left out
+    (its one row has no window) has no finding."""
     out = []
+    knockouts = knockouts.filter(pl.col("window_size") > 0)
     keys = ["model", "benchmark", "condition", "position"]
     for (model, bench, condition, position), rows in knockouts.group_by(keys, maintain_order=True):
         whole = rows["window_size"].max()
