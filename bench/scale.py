@@ -16,6 +16,9 @@ rendered toy items, each stage runs against its baseline in the same process:
 - lens (attention recorded in extract's pass, then the lens stage) against extract alone: its cost;
 - knockout (replay from each window's first layer) against a whole forward pass per window: the speed-up.
 
+``--plan`` prints the paper's predict stage planned on 1, 8 and 32 GPUs, unsplit and split (``shards: auto``),
+from per-job throughput (``bench/_plan.py``); ``--full`` prints it again from the throughput it measured.
+
 On CUDA it also prints the prefill MFU (model FLOPs of a bare prefill over its time, against the card's dense
 bf16 peak), the peak GPU memory of each stage, and ``batch_size: auto``'s settled size. Everywhere it prints the
 padding waste of the predict stage's batches (the share of padded positions in the encoded batches).
@@ -37,6 +40,7 @@ from typing import Any, Literal
 import _cli as cli  # bench/_cli.py
 import torch
 import transformers
+from _plan import ASSUMED_RATES, plan_table  # bench/_plan.py
 from extract import bare_loop  # bench/extract.py
 from lens import whole_forward  # bench/lens.py
 from predict import naive_loop  # bench/predict.py
@@ -247,7 +251,8 @@ def mfu(loaded: Any, seconds: float, tokens: int) -> str:
     return f"{flops / seconds / peak:.1%} of {card}'s {peak / 1e12:.0f} TFLOP/s bf16 ({flops / seconds / 1e12:.1f})"
 
 
-def run_shape(name: str, args: argparse.Namespace, root: Path) -> None:
+def run_shape(name: str, args: argparse.Namespace, root: Path) -> float:
+    """Run every stage at one shape; returns the predict stage's units/s."""
     cuda = torch.cuda.is_available()
     dtype = torch.bfloat16 if cuda else torch.float32
     started = time.perf_counter()
@@ -283,6 +288,7 @@ def run_shape(name: str, args: argparse.Namespace, root: Path) -> None:
         f"  predict: {n} units; naive loop {n / naive_s:7.2f} units/s, stage {n / stage_s:7.2f} units/s "
         f"(x{naive_s / stage_s:.2f}); same parsed answer on {agree:.0%} of units; padding waste {waste:.1%}"
     )
+    rate = n / stage_s
 
     levels = ["blur/0", "blur/1"]
     bare_batch = model if isinstance(model.batch_size, int) else model.model_copy(update={"batch_size": 8})
@@ -330,6 +336,7 @@ def run_shape(name: str, args: argparse.Namespace, root: Path) -> None:
     if memory:
         print("  peak GPU memory: " + ", ".join(f"{k} {v:.1f} GiB" for k, v in memory.items()))
     shutil.rmtree(path)
+    return rate
 
 
 def lens_and_knockout(
@@ -383,7 +390,12 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=None, help="working size; default 224 on CPU, 448 on GPU")
     parser.add_argument("--batch-size", type=int, default=8, help="on CPU (CUDA uses batch_size: auto)")
     parser.add_argument("--max-new-tokens", type=int, default=8)
+    parser.add_argument("--plan", action="store_true", help="only the paper's run on 1, 8 and 32 GPUs (assumed rates)")
     args = parser.parse_args()
+    if args.plan or args.smoke:
+        print(plan_table(ASSUMED_RATES, "at the README's assumed throughput"))
+        if args.plan:
+            return
     if args.smoke:
         args.shape, args.items, args.patch_items, args.side, args.batch_size, args.max_new_tokens = (
             next(iter(SHAPES)),
@@ -401,8 +413,9 @@ def main() -> None:
     print(f"scale benchmark: torch {torch.__version__}, transformers {transformers.__version__}, "
           f"{torch.get_num_threads()} CPU threads")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        for name in SHAPES if args.shape == "all" else [args.shape]:
-            run_shape(name, args, Path(tmp))
+        rates = {name: run_shape(name, args, Path(tmp)) for name in (SHAPES if args.shape == "all" else [args.shape])}
+    if args.full and set(rates) == set(ASSUMED_RATES):
+        print(plan_table(rates, f"at the predict throughput measured above ({torch.cuda.get_device_name()})"))
 
 
 if __name__ == "__main__":

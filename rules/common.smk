@@ -1,6 +1,7 @@
 # Shared helpers: config validation, each rule's config slice and command (from the stage table in
 # blindspot.stages.table), input functions and target lists. The logic lives in blindspot.*.
 import os
+import re
 import sys
 
 from blindspot.stages.aggregate.layout import INPUTS, aggregate_slice, input_paths, output_kinds, output_paths
@@ -14,6 +15,7 @@ from blindspot.config import (
 )
 from blindspot.conda_env import set_repository_root
 from blindspot.store.provenance import canonical_json
+from blindspot.contracts.parts import PART_PATTERN
 from blindspot.stages.table import STAGES, STORE_ROOT
 
 
@@ -62,10 +64,24 @@ MODELS = sorted(CFG.models)
 PAIRS = sorted(CFG.swap.pairs)
 
 
+def one_of(names):
+    """A wildcard constraint matching exactly these names (none: nothing)."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
 wildcard_constraints:
-    bench="|".join(BENCHMARKS),
-    model="|".join(MODELS) or "(?!)",
-    pair="|".join(PAIRS) or "(?!)",
+    bench=one_of(BENCHMARKS),
+    model=one_of(MODELS),
+    pair=one_of(PAIRS),
+    part=PART_PATTERN,
+
+
+SHARDS = {bench: CFG.shards_for(bench) for bench in BENCHMARKS}
+"""How many jobs each model-running job of a benchmark is split into (`shards:`; blindspot.contracts.parts)."""
+SPLIT = one_of([bench for bench in BENCHMARKS if SHARDS[bench] > 1])
+"""The benchmarks whose splittable stages run as parts and a gather (the <stage>_part and <stage>_gather rules)."""
+WHOLE = one_of([bench for bench in BENCHMARKS if SHARDS[bench] == 1])
+"""The benchmarks whose splittable stages run as one job (the stage's own rule)."""
 
 
 def slice_param(stage):
@@ -111,9 +127,15 @@ def stage_benchmark(stage):
     return R(STAGES[stage].benchmark_template)
 
 
-def cli(stage):
-    """The rule's shell command: `blindspot <stage>` with its wildcards, slice, inputs, outputs and log."""
-    return STAGES[stage].cli_command()
+def cli(stage, part=False):
+    """The rule's shell command: `blindspot <stage>` with its wildcards, slice, inputs, outputs and log (`part`:
+    with the part a split job runs)."""
+    return STAGES[stage].cli_command(part=part)
+
+
+def gather_cli(stage):
+    """The gather rule's shell command: `blindspot gather <stage>` with every part of each output, in order."""
+    return STAGES[stage].gather_command()
 
 
 def benchmark_files(wildcards):
@@ -121,14 +143,87 @@ def benchmark_files(wildcards):
     return CFG.benchmarks[wildcards.bench].input_files()
 
 
-def model_gpus(wildcards):
-    """The GPUs a model's job requests (`models.<name>.gpu`; above 1 the model is spread over them)."""
-    return CFG.models[wildcards.model].gpu
+def job_model(stage, wildcards):
+    """The model whose weights a job loads (a swap job: its pair's base; the donor's tensors go beside each
+    swapped parameter), or None for a job that loads none."""
+    kind = STAGES[stage].weights
+    if kind == "model":
+        return wildcards.model
+    if kind == "pair":
+        return CFG.swap.pairs[wildcards.pair].base
+    return None
 
 
-def pair_gpus(wildcards):
-    """A swap job loads its base (the donor's tensors go beside each swapped parameter): the base's `gpu`."""
-    return CFG.models[CFG.swap.pairs[wildcards.pair].base].gpu
+def stage_resources(stage, job=None):
+    """The rule's resources, from the config's `resources` (default, the stage, the model): runtime, mem_mb,
+    cpus_per_task, gpu (the model's `gpu` for a job that loads it) and gres. `job="gather"`: a split job's gather."""
+
+    def value(key):
+        def get(wildcards):
+            model = None if job == "gather" else job_model(stage, wildcards)
+            gpus = CFG.models[model].gpu if model is not None else 0
+            merged = CFG.resources_for("gather" if job == "gather" else stage, model, gpus)
+            return merged.get(key, "" if key == "gres" else 0)
+
+        return get
+
+    return {key: value(key) for key in ("runtime", "mem_mb", "cpus_per_task", "gpu", "gres")}
+
+
+def stage_weights(stage):
+    """The rule's weight files (a local model directory's: retraining in place reruns its jobs), where the stage
+    loads a model (the stage table's `weights`)."""
+    kind = STAGES[stage].weights
+    return {"model": {"weights": model_files}, "pair": {"weights": pair_files}}.get(kind, {})
+
+
+def part_outputs(stage):
+    """A split job's part outputs (`parts/{part}/...`): temporary, removed once gathered."""
+    return {name: temp(R(template)) for name, template in STAGES[stage].rule_templates(part=True)[1].items()}
+
+
+def gather_params(stage):
+    """The gather's params: the slice, the stores it reads, and each output's parts in order (a store by its
+    folder)."""
+    spec = STAGES[stage]
+    params = stage_params(stage)
+
+    def parts_of(name):
+        template = R(spec.part_template(spec.output(name).template))
+
+        def get(wildcards):
+            count = SHARDS[wildcards.bench]
+            values = {w: getattr(wildcards, w) for w in spec.wildcards}
+            return [template.format(part=f"{k}-of-{count}", **values) for k in range(1, count + 1)]
+
+        return get
+
+    return params | {f"{name}_parts": parts_of(name) for name in spec.output_names}
+
+
+def gather_inputs(stage):
+    """The gather's inputs: the stage's own, and every part of each output (a store by its root metadata)."""
+    spec = STAGES[stage]
+    declared = spec.rule_templates(part=True)[1]
+
+    def parts(wildcards):
+        count = SHARDS[wildcards.bench]
+        values = {w: getattr(wildcards, w) for w in spec.wildcards}
+        return [
+            R(template.format(part=f"{k}-of-{count}", **values))
+            for template in declared.values()
+            for k in range(1, count + 1)
+        ]
+
+    return stage_inputs(stage) | {"parts": parts}
+
+
+def split_log(stage, job):
+    return R(STAGES[stage].split_log_template(job))
+
+
+def split_benchmark(stage, job):
+    return R(STAGES[stage].split_benchmark_template(job))
 
 
 def model_files(wildcards):

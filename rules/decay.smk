@@ -5,6 +5,8 @@ rule decay:
         **stage_outputs("decay"),
     params:
         **stage_params("decay"),
+    resources:
+        **stage_resources("decay"),
     log:
         stage_log("decay"),
     conda:

@@ -1,13 +1,13 @@
 rule knockout:
     input:
         **stage_inputs("knockout"),
-        weights=model_files,
+        **stage_weights("knockout"),
     output:
         **stage_outputs("knockout"),
     params:
         **stage_params("knockout"),
     resources:
-        gpu=model_gpus,
+        **stage_resources("knockout"),
     benchmark:
         stage_benchmark("knockout")
     log:

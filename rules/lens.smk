@@ -1,13 +1,13 @@
 rule lens:
     input:
         **stage_inputs("lens"),
-        weights=model_files,
+        **stage_weights("lens"),
     output:
         **stage_outputs("lens"),
     params:
         **stage_params("lens"),
     resources:
-        gpu=model_gpus,
+        **stage_resources("lens"),
     benchmark:
         stage_benchmark("lens")
     log:

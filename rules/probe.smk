@@ -7,6 +7,8 @@ rule probe:
         **stage_params("probe"),
     benchmark:
         stage_benchmark("probe")
+    resources:
+        **stage_resources("probe"),
     log:
         stage_log("probe"),
     conda:

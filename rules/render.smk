@@ -6,6 +6,8 @@ rule render:
     params:
         **stage_params("render"),
     threads: 2
+    resources:
+        **stage_resources("render"),
     log:
         stage_log("render"),
     conda:

@@ -5,6 +5,8 @@ rule stage:
         **stage_outputs("stage"),
     params:
         **stage_params("stage"),
+    resources:
+        **stage_resources("stage"),
     log:
         stage_log("stage"),
     conda:

@@ -1,13 +1,13 @@
 rule swap:
     input:
         **stage_inputs("swap"),
-        weights=pair_files,
+        **stage_weights("swap"),
     output:
         **stage_outputs("swap"),
     params:
         **stage_params("swap"),
     resources:
-        gpu=pair_gpus,
+        **stage_resources("swap"),
     benchmark:
         stage_benchmark("swap")
     log:

@@ -58,6 +58,7 @@ COMPARE = "tests/test_compare.py"
 CORPUS = "tests/test_answer_corpus.py"
 OFFICIAL = "tests/test_official_scores.py"
 HOSTILE, FAILURES = "tests/test_hostile_inputs.py", "tests/test_kill_resilience.py"
+SPLIT = "tests/test_split.py"
 """The reliability mutants change no measurement: calibrate cannot see them (their stage to rerun is the cheap
 decay), so their unit tests must catch each."""
 MUTANTS = [
@@ -1075,6 +1076,42 @@ MUTANTS = [
         "    if resolved == here:\n",
         "decay",
         "tests/test_config.py",
+    ),
+    Mutant(
+        "split-block-splits-image",
+        "a split image",
+        "contracts/parts.py",
+        "        if len(current) >= target and reach == position:\n",
+        "        if len(current) >= target:\n",
+        "decay",
+        SPLIT,
+    ),
+    Mutant(
+        "split-parts-overlap",
+        "a wrong item range",
+        "contracts/parts.py",
+        "            if total and start * self.count // total + 1 == self.index:\n",
+        "            if total and start * self.count // total + 1 <= self.index:\n",
+        "decay",
+        SPLIT,
+    ),
+    Mutant(
+        "split-gather-reversed",
+        "a wrong order",
+        "store/parts.py",
+        "    tables = [read_table(path).select(schema.names).cast(schema) for path in paths]\n",
+        "    tables = [read_table(path).select(schema.names).cast(schema) for path in reversed(paths)]\n",
+        "decay",
+        SPLIT,
+    ),
+    Mutant(
+        "margin-only-least-likely",
+        "an inverted comparison",
+        "models/inference.py",
+        "        responses.append(Response(text=max(logprobs, key=logprobs.__getitem__), option_logprobs=logprobs,\n",
+        "        responses.append(Response(text=min(logprobs, key=logprobs.__getitem__), option_logprobs=logprobs,\n",
+        "decay",
+        "tests/test_predict.py",
     ),
 ]
 

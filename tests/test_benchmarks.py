@@ -157,7 +157,7 @@ def test_lmms_lab_encoder_layout_reads_the_same(tmp_path: Path) -> None:
     moved.parent.mkdir(parents=True)
     (tmp_path / "a" / "en" / "dev-00000-of-00001.parquet").rename(moved)
     config = parse_config({"benchmarks": {"m": {**fixture.entry, "path": str(tmp_path / "b")}}}).benchmarks["m"]
-    assert config.shards() == [moved]
+    assert config.parquet_files() == [moved]
     assert config.data_problems() == []
 
 
@@ -190,11 +190,11 @@ def test_split_files_named_as_published(tmp_path: Path) -> None:
     pq.write_table(table.slice(2), tmp_path / "cv" / "test_3d.parquet")
     pq.write_table(table.slice(0, 1), tmp_path / "cv" / "testmini.parquet")
     config = parse_config({"benchmarks": {"c": fixture.entry}}).benchmarks["c"]
-    assert [f.name for f in config.shards()] == ["test_2d.parquet", "test_3d.parquet"]
+    assert [f.name for f in config.parquet_files()] == ["test_2d.parquet", "test_3d.parquet"]
     single = BUILDERS["mmstar"](tmp_path / "star")
     (tmp_path / "star" / "mmstar" / "val-00000-of-00001.parquet").rename(tmp_path / "star" / "mmstar.parquet")
     config = parse_config({"benchmarks": {"s": single.entry}}).benchmarks["s"]
-    assert [f.name for f in config.shards()] == ["mmstar.parquet"] and config.data_problems() == []
+    assert [f.name for f in config.parquet_files()] == ["mmstar.parquet"] and config.data_problems() == []
 
 
 def staged_textvqa(tmp_path: Path, open_scorer: str) -> tuple[BenchmarkConfig, dict[str, Path]]:

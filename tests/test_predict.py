@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from conftest import with_a_long_question
@@ -12,10 +13,11 @@ from conftest import with_a_long_question
 import blindspot.models.answering as answering_module
 from blindspot.benchmarks.registry import GENERIC_SCORING
 from blindspot.config import ModelConfig, PredictConfig, PromptConfig
+from blindspot.contracts.tables import ITEMS_SCHEMA
 from blindspot.models.loading import load_model
 from blindspot.stages.predict import PredictError, predict_benchmark, select_conditions
 from blindspot.store.render import RenderStore
-from blindspot.store.tables import read_provenance
+from blindspot.store.tables import read_provenance, write_table
 
 
 def run(
@@ -24,9 +26,12 @@ def run(
     out: Path,
     family: str = "qwen2_5_vl",
     batch_size: int = 4,
+    max_new_tokens: int = 6,
     **predict: object,
 ) -> pl.DataFrame:
-    model = ModelConfig(adapter=family, path=str(tiny_models[family]), batch_size=batch_size, max_new_tokens=6)
+    model = ModelConfig(
+        adapter=family, path=str(tiny_models[family]), batch_size=batch_size, max_new_tokens=max_new_tokens
+    )
     predict_benchmark(
         "m",
         "b",
@@ -278,3 +283,35 @@ def test_a_finished_job_removes_stale_resume_folders_of_its_output(
     run(tiny_models, small_benchmark, out, conditions=["blur/0"])
     assert out.is_file() and not stale.exists() and other.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".p.parquet")] == []
+
+
+def test_a_margin_only_run_answers_from_the_option_log_probs_in_one_prefill(
+    tiny_models, small_benchmark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """max_new_tokens: 0 never generates; each answer is the most likely option (`scored`), with the log-probs a
+    generating run reports at its first answer token; an open item is left unanswered, with a note."""
+    import transformers
+
+    from blindspot.models.inference import MARGIN_ONLY_NOTE
+
+    generating = run(tiny_models, small_benchmark, tmp_path / "g.parquet", max_new_tokens=3)
+
+    def no_generation(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a margin-only run generated")
+
+    monkeypatch.setattr(transformers.GenerationMixin, "generate", no_generation)
+    margin = run(tiny_models, small_benchmark, tmp_path / "m.parquet", max_new_tokens=0)
+    assert margin.height == generating.height
+    assert margin["parsed"].to_list() == margin["scored"].to_list() == generating["scored"].to_list()
+    for a, b in zip(margin["option_logprobs"].to_list(), generating["option_logprobs"].to_list(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    assert margin.filter(pl.col("parsed") == pl.col("gold"))["outcome"].unique().to_list() == ["correct"]
+
+    items = pl.read_parquet(small_benchmark["items"])
+    open_items = items.with_columns(pl.lit("open").alias("answer_type"), pl.lit(None).alias("options"))
+    open_path = tmp_path / "open_items.parquet"
+    write_table(open_items.to_arrow(), ITEMS_SCHEMA, read_provenance(small_benchmark["items"]), open_path)
+    unanswered = run(tiny_models, {**small_benchmark, "items": open_path}, tmp_path / "o.parquet",
+                     max_new_tokens=0)  # fmt: skip
+    assert unanswered["parsed"].null_count() == unanswered.height
+    assert unanswered["note"].unique().to_list() == [MARGIN_ONLY_NOTE]

@@ -288,9 +288,21 @@ def test_the_papers_config_validates_and_plans_the_whole_run(tmp_path: Path) -> 
     assert main(["check-config", str(REPO / "config" / "paper.yaml"), "--no-paths"]) == 0
     write_config(tmp_path, yaml.safe_load((REPO / "config" / "paper.yaml").read_text()))
     result = run_snakemake(tmp_path, "-n", "--config", "check_paths=false")
-    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M))
-    assert counts["stage"] == "12" and counts["render"] == "12"
-    assert counts["predict"] == "36" and counts["decay"] == "36" and counts["aggregate"] == "1"
+    counts = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M)}
+    assert counts["stage"] == 12 and counts["render"] == 12
+    assert counts["decay"] == 36 and counts["aggregate"] == 1
+    # shards: auto, from each adapter's published size (no data here): RePOPE 5 jobs, TextVQA and MMBench 3, ...
+    shards = {"repope": 5, "textvqa": 3, "mmbench": 3, "ai2d": 2, "cvbench": 2, "scienceqa": 2}
+    assert counts["predict"] == 3 * (12 - len(shards)) and counts["predict_gather"] == 3 * len(shards)
+    assert counts["predict_part"] == 3 * sum(shards.values()) and counts["extract_part"] == 3 * sum(shards.values())
+    assert counts["patch_part"] == sum(shards.values())  # one patched model
+    jobs = result.stdout.split("\n\n")
+    for model, runtime in (("qwen2_5_vl_3b", 240), ("llava_v1_6_mistral_7b", 720)):
+        part = next(j for j in jobs if "rule predict_part:" in j and f"part=2-of-5, model={model}, bench=repope" in j)
+        assert f"runtime={runtime}," in part and "mem_mb=32000" in part and "cpus_per_task=8" in part
+        assert "gpu=1" in part and "predictions/" in part
+    gather = next(j for j in jobs if "rule predict_gather:" in j and "bench=repope" in j)
+    assert "runtime=30," in gather and "gpu=0" in gather and "5-of-5/predictions" in gather
 
 
 def test_a_published_benchmark_runs_through_the_workflow_from_its_download_folder(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from blindspot import __version__, progress
 from blindspot.config import BlindspotConfig, ConfigError, json_schema, load_config
+from blindspot.contracts.parts import Part
 from blindspot.errors import BlindspotError
 from blindspot.stages.slices import user_key
 from blindspot.stages.table import STAGES, JobContext, Stage, option
@@ -122,13 +123,39 @@ def run_stage(stage: Stage, args: argparse.Namespace) -> None:
                 raise UserError(f"no {item.stage} output at '{inputs[item.name]}'; run the {item.stage} step first")
         stage.check_inputs(inputs)
         outputs = {name: Path(getattr(args, name)) for name in stage.output_names}
-        job = JobContext(stage.name, wildcards, threads=args.threads, progress=not args.quiet)
+        part = Part.parse(args.part) if stage.splittable else Part()
+        job = JobContext(stage.name, wildcards, threads=args.threads, progress=not args.quiet, part=part)
         summary = stage.load_runner()(config, inputs, outputs, job)
     except BlindspotError as error:
         raise UserError(user_key(str(error), wildcards)) from None
     print(summary)
     for line in summary.splitlines():
         progress.say(line)
+
+
+def gather_stage(stage: Stage, args: argparse.Namespace) -> None:
+    """Gather the parts of a split job into the outputs the unsplit job writes."""
+    wildcards = {w: getattr(args, w) for w in stage.wildcards}
+    progress.say(f"gather {stage.name} {'/'.join(wildcards.values())}: started (log: {args.log})")
+    try:
+        config = stage.parse_slice(args.slice)
+        lists = {name: [Path(p) for p in getattr(args, name)] for name in stage.output_names}
+        counts = {len(paths) for paths in lists.values()}
+        if len(counts) != 1:
+            raise UserError(f"every output needs the same number of parts, got {sorted(counts)}")
+        for paths in lists.values():
+            for path in paths:
+                if not path.exists():
+                    raise UserError(f"no part at '{path}'; run the split {stage.name} jobs first (through snakemake)")
+        parts = [{name: lists[name][k] for name in stage.output_names} for k in range(counts.pop())]
+        inputs = {item.name: Path(getattr(args, item.name)) for item in stage.inputs}
+        stage.check_inputs(inputs)
+        outputs = {name: Path(getattr(args, f"{name}_out")) for name in stage.output_names}
+        summary = stage.load_gatherer()(config, inputs, parts, outputs, JobContext(stage.name, wildcards))
+    except BlindspotError as error:
+        raise UserError(user_key(str(error), wildcards)) from None
+    print(summary)
+    progress.say(summary)
 
 
 def cmd_tiny_model(args: argparse.Namespace) -> None:
@@ -314,9 +341,30 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 f"--{option(output.name)}", dest=output.name, required=True, help=f"output: {output.template}"
             )
+        if stage.splittable:
+            p.add_argument("--part", default="1-of-1", help="the part of the items to run, k-of-n (default: all)")
         p.add_argument("--threads", type=int, default=1, help="CPU threads the job may use")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         p.add_argument("--log", help="write the job's output here; the console gets its start, progress and result")
+    p = add("gather", lambda args: args.gather(args), "Gather the parts of a split job into the unsplit outputs.")
+    by_stage = p.add_subparsers(dest="stage", required=True, metavar="STAGE")
+    for stage in STAGES.values():
+        if not stage.splittable:
+            continue
+        q = by_stage.add_parser(stage.name, help=f"gather a split {stage.name} job")
+        q.set_defaults(gather=partial(gather_stage, stage))
+        for wildcard in stage.wildcards:
+            q.add_argument(f"--{wildcard}", required=True, help=f"the {wildcard} name (a config key)")
+        q.add_argument("--slice", required=True, help=f"the {stage.name} config slice, as JSON")
+        for item in stage.inputs:
+            q.add_argument(f"--{option(item.name)}", dest=item.name, required=True,
+                           help=f"input: the {item.stage} step's {item.output}")  # fmt: skip
+        for output in stage.outputs:
+            q.add_argument(f"--{option(output.name)}-parts", dest=output.name, nargs="+", required=True,
+                           help=f"the parts' {output.name}, in part order")  # fmt: skip
+            q.add_argument(f"--{option(output.name)}", dest=f"{output.name}_out", required=True,
+                           help=f"output: {output.template}")  # fmt: skip
+        q.add_argument("--log", help="write the job's output here; the console gets its start and result")
     p = add("tiny-model", cmd_tiny_model, "Build a tiny random model (real transformers classes) for offline runs.")
     p.add_argument("--family", required=True, choices=["qwen2_5_vl", "llava_next"])
     p.add_argument("--out", required=True)

@@ -209,7 +209,18 @@ class ModelConfig(StrictModel):
         description="GPUs each of this model's jobs requests (the Snakemake resource `gpu`). Above 1, the model is "
         "spread over the visible GPUs (transformers device_map='auto'), for models larger than one GPU.",
     )
-    max_new_tokens: int = Field(16, ge=1, le=512)
+    max_new_tokens: int = Field(
+        16,
+        ge=0,
+        le=512,
+        description="Tokens generated per answer. 0: margin-only, one prefill per unit and no generation; an item "
+        "with options is answered by its most likely option label (its log-probs at the first answer token), an open "
+        "item is left unanswered (with a note).",
+    )
+    resources: dict[StageName, JobResources] = Field(
+        default_factory=dict,
+        description="Cluster resources of this model's jobs, per stage (over the top-level `resources`).",
+    )
     max_prompt_tokens: int = Field(
         4096,
         ge=16,
@@ -264,6 +275,55 @@ def _condition_keys(keys: list[str]) -> list[str]:
 
 ConditionKeys = Annotated[list[str], AfterValidator(_condition_keys)]
 """A list of condition keys (``blur/0``, ``blur/-1``, ``none``), each checked."""
+
+
+StageName = Literal[
+    "default", "stage", "render", "predict", "decay", "extract", "probe", "swap", "patch", "lens", "knockout",
+    "gather", "aggregate",
+]  # fmt: skip
+"""The keys of ``resources``: every stage (``gather``: the gather jobs of split stages), and ``default``."""
+
+
+class JobResources(StrictModel):
+    """What one job asks of the cluster (each unset key falls back to the next level: model, stage, default)."""
+
+    runtime: int | None = Field(None, ge=1, description="Wall-clock minutes (SLURM --time).")
+    mem_mb: int | None = Field(None, ge=1, description="Memory in MB (SLURM --mem).")
+    cpus_per_task: int | None = Field(None, ge=1, description="CPU cores; also the job's threads.")
+    gpu: int | None = Field(
+        None, ge=0, description="GPUs (the `gpu` resource: --resources gpu=N caps it on a workstation)."
+    )
+    gres: str | None = Field(
+        None,
+        pattern=r"^[a-zA-Z0-9_]+(:[a-zA-Z0-9_.]+)?(:\d+[TGM]?)?$",
+        description="A SLURM generic resource string (gpu:a100:1). One naming a GPU replaces `gpu` on the cluster "
+        "(the SLURM executor refuses both).",
+    )
+
+
+def _default_stage_resources() -> dict[StageName, JobResources]:
+    return {
+        "render": JobResources(runtime=120, cpus_per_task=4),
+        "gather": JobResources(runtime=60, mem_mb=8000, cpus_per_task=1),
+    }
+
+
+class ResourcesConfig(StrictModel):
+    """Resources per stage (``default`` under every stage); a model's own ``resources`` go over these."""
+
+    default: JobResources = JobResources(runtime=60, mem_mb=8000, cpus_per_task=2)
+    stages: dict[StageName, JobResources] = Field(
+        default_factory=lambda: _default_stage_resources(),
+        description="Per stage: predict, extract, ... and gather (a split job's gather).",
+    )
+
+
+class SplitConfig(StrictModel):
+    """How a benchmark with ``shards: auto`` is split."""
+
+    items_per_job: int = Field(
+        2000, ge=1, description="shards: auto gives a benchmark one job per this many of its source's rows."
+    )
 
 
 class PromptConfig(StrictModel):
@@ -666,6 +726,8 @@ class BlindspotConfig(StrictModel):
     knockout: KnockoutConfig = KnockoutConfig()
     compare: CompareConfig = CompareConfig()
     report: ReportConfig = ReportConfig()
+    split: SplitConfig = SplitConfig()
+    resources: ResourcesConfig = ResourcesConfig()
     toy: ToyConfig | None = Field(None, description="The toy world: planted ground truth and calibration.")
 
     @field_validator("results")
@@ -740,6 +802,36 @@ class BlindspotConfig(StrictModel):
             return [(a, b) for a, b in self.compare.pairs]
         names = sorted(self.models)
         return [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+
+    def shards_for(self, bench: str) -> int:
+        """How many jobs each model-running job of ``bench`` is split into: its ``shards``, or for ``auto`` one per
+        ``split.items_per_job`` rows of its source (counted without reading it; the adapter's published size where
+        the source is not here), so the number does not change once the benchmark is staged."""
+        entry = self.benchmarks[bench]
+        if entry.shards != "auto":
+            return int(entry.shards)
+        rows = entry.source_rows()
+        if rows is None:
+            from blindspot.benchmarks import get_benchmark
+
+            rows = get_benchmark(entry.adapter).items or 1
+            rows = min(rows, entry.limit) if entry.limit is not None else rows
+        return max(1, -(-rows // self.split.items_per_job))
+
+    def resources_for(self, stage: str, model: str | None = None, gpus: int = 0) -> dict[str, int | str]:
+        """The Snakemake resources of one job: ``resources.default``, then ``resources.stages.<stage>``, then
+        ``models.<model>.resources.<stage>``; ``gpu`` defaults to ``gpus`` (the model's GPUs for a job that loads
+        it). A ``gres`` naming a GPU replaces ``gpu``."""
+        merged: dict[str, int | str] = {"gpu": gpus}
+        layers = [self.resources.default, self.resources.stages.get(stage)]  # type: ignore[call-overload]
+        if model is not None:
+            layers.append(self.models[model].resources.get(stage))  # type: ignore[call-overload]
+        for layer in layers:
+            if layer is not None:
+                merged |= layer.model_dump(exclude_none=True)
+        if "gpu" in str(merged.get("gres", "")):
+            merged.pop("gpu")
+        return merged
 
     def render_for(self, bench: str) -> RenderConfig:
         """The render settings of one benchmark: the global ones with its ``render`` overrides merged in."""

@@ -55,6 +55,7 @@ AI2D_SPEC = register(
         read=read_ai2d,
         prompt=multiple_choice_prompt,
         official=accuracy,
+        items=3088,  # the published size, for shards: auto
         source="lmms-lab/ai2d (split test)",
         columns=COLUMNS,
     )

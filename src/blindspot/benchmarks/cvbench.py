@@ -78,6 +78,7 @@ CVBENCH = register(
         read=read_cvbench,
         prompt=cvbench_prompt,
         official=cvbench_scores,
+        items=2638,  # the published size, for shards: auto
         source="nyu-visionx/CV-Bench (split test)",
         columns=COLUMNS,
     )

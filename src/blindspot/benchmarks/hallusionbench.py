@@ -87,6 +87,7 @@ HALLUSIONBENCH = register(
         prompt=hallusion_prompt,
         official=hallusion_scores,
         cluster=question_set,
+        items=950,  # the published size, for shards: auto
         source="lmms-lab/HallusionBench (split image)",
         columns=COLUMNS,
     )

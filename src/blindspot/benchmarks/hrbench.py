@@ -71,6 +71,7 @@ HRBENCH = register(
         read=read_hrbench,
         prompt=hrbench_prompt,
         official=hrbench_scores,
+        items=800,  # the published size, for shards: auto
         source="DreamMr/HR-Bench (config hrbench_version_split: hrbench_4k, hrbench_8k)",
         columns=COLUMNS,
     )

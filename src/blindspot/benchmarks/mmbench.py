@@ -82,6 +82,7 @@ MMBENCH = register(
         prompt=mmbench_prompt,
         official=mmbench_scores,
         cluster=circular_group,
+        items=4329,  # the published size, for shards: auto
         source="lmms-lab/MMBench (config en, split dev)",
         columns=COLUMNS,
     )

@@ -217,6 +217,7 @@ MMMU_SPEC = register(
         score=mmmu_score,
         score_official=mmmu_official,
         official=mmmu_scores,
+        items=900,  # the published size, for shards: auto
         source="lmms-lab/MMMU (split validation)",
         columns=COLUMNS,
     )

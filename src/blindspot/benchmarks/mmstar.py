@@ -57,6 +57,7 @@ MMSTAR = register(
         read=read_mmstar,
         prompt=mmstar_prompt,
         official=mmstar_scores,
+        items=1500,  # the published size, for shards: auto
         source="Lin-Chen/MMStar (split val)",
         columns=COLUMNS,
     )

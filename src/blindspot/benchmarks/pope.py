@@ -175,6 +175,7 @@ POPE = register(
         read=read_pope,
         prompt=pope_prompt,
         official=pope_scores,
+        items=9000,  # the published size, for shards: auto
         source="lmms-lab/POPE (config Full: adversarial, popular, random)",
         columns=(*POPE_COLUMNS, "category"),
     )
@@ -188,6 +189,7 @@ REPOPE = register(
         read=read_repope,
         prompt=pope_prompt,
         official=pope_scores,
+        items=8200,  # the published size, for shards: auto
         source="lmms-lab/POPE (config Full) + YanNeu/RePOPE annotations/coco_repope_<category>.json",
         columns=(*POPE_COLUMNS, "category", "labels: question_id, image, text, label"),
     )

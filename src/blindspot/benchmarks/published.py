@@ -3,7 +3,7 @@
 ``hf download --repo-type dataset ID --local-dir DIR`` writes shards named
 ``[<subset>/]<split>-00000-of-0000N.parquet`` (or ``<subset>/<split>/0000.parquet`` in the converted-parquet
 layout). A published benchmark's config names that folder plus a split and a subset with the published
-defaults; :meth:`PublishedBenchmark.shards` finds the split's shards in either layout, and
+defaults; :meth:`PublishedBenchmark.parquet_files` finds the split's shards in either layout, and
 :func:`published_rows` streams their rows after checking that the columns the adapter reads are there.
 The ``lmms-lab/*`` and ``lmms-lab-encoder/*`` copies share one layout, so either download works.
 """
@@ -70,14 +70,14 @@ class PublishedBenchmark(BenchmarkConfigBase):
 
     def input_files(self) -> list[str]:
         try:
-            return [str(p) for p in self.shards()]
+            return [str(p) for p in self.parquet_files()]
         except SourceError:
             return []
 
     def splits(self) -> list[str]:
         return self.split if isinstance(self.split, list) else [self.split]
 
-    def shards(self) -> list[Path]:
+    def parquet_files(self) -> list[Path]:
         """The parquet shards of the configured split(s), in split order then path order."""
         root = Path(self.path)
         if root.is_file():
@@ -120,7 +120,7 @@ class PublishedBenchmark(BenchmarkConfigBase):
         )
 
     def columns(self) -> list[str]:
-        file = self.shards()[0]
+        file = self.parquet_files()[0]
         try:
             return list(pq.read_schema(file).names)
         except Exception as error:  # pyarrow raises several types for a damaged or empty file
@@ -149,7 +149,7 @@ def published_rows(config: PublishedBenchmark, batch_size: int = 32) -> Iterator
         raise SourceError(message, key=f"benchmark.{key}")
     index = 0
     root = Path(config.path)
-    for file in config.shards():
+    for file in config.parquet_files():
         split = next((s for s in config.splits() if root.is_file() or _in_split(file, root, s)), config.splits()[0])
         try:
             reader = pq.ParquetFile(file)

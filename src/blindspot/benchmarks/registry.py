@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+import pyarrow.parquet as pq
+from pydantic import Field, field_validator
 
 from blindspot.answers import Parsed, parse_answer, score_answer, score_official
 from blindspot.answers.vqa import OpenScorer
@@ -77,6 +78,12 @@ class BenchmarkConfigBase(StrictModel):
         description="Probe targets for this benchmark only, over the global `probe`: `metadata_targets` and/or "
         "`prior_field` (VLMBias: expected_bias).",
     )
+    shards: int | Literal["auto"] = Field(
+        1,
+        description="Split each model-running job (predict, extract, patch) of this benchmark into this many jobs "
+        "over disjoint item ranges, gathered into the output the unsplit job writes (identical for any number); "
+        "auto: one job per `split.items_per_job` of the source's rows.",
+    )
     open_scorer: OpenScorer = Field(
         "textvqa",
         description="How open answers are scored: 'textvqa' (EvalAI's processing on the answer and every "
@@ -84,6 +91,28 @@ class BenchmarkConfigBase(StrictModel):
         "reference, once) or 'vqav2_evalai' (the older rule: references re-processed only where they differ), each "
         "exactly as published.",
     )
+
+    @field_validator("shards")
+    @classmethod
+    def _positive_shards(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"shards must be a positive number of jobs or 'auto', got {value}")
+        return value
+
+    def source_rows(self) -> int | None:
+        """The source's rows (at most ``limit``), counted without reading them: parquet footers, JSONL lines. None
+        where the source is not here (a dry run on a machine without the data)."""
+        rows = 0
+        for name in self.input_files():
+            path = Path(name)
+            if path.suffix == ".parquet":
+                rows += pq.ParquetFile(path).metadata.num_rows
+            elif path.suffix == ".jsonl":
+                with path.open("rb") as handle:
+                    rows += sum(1 for line in handle if line.strip())
+        if not rows:
+            return None
+        return min(rows, self.limit) if self.limit is not None else rows
 
     def official_groups(self) -> Any:
         """The config's official aggregates over groups of items (a benchmark described in config may declare
@@ -155,6 +184,9 @@ class BenchmarkSpec:
     """Where the data is published (e.g. ``lmms-lab/POPE``), for ``blindspot adapters`` and the README."""
     columns: tuple[str, ...] = ()
     """The source columns the reader expects (``blindspot adapters``)."""
+    items: int | None = None
+    """About how many items the default split stages (the published size): ``shards: auto`` plans with it where
+    the source is not on the machine that plans the run."""
 
 
 _REGISTRY: dict[str, BenchmarkSpec] = {}

@@ -66,6 +66,7 @@ SCIENCEQA = register(
         read=read_scienceqa,
         prompt=scienceqa_prompt,
         official=scienceqa_scores,
+        items=2017,  # the published size, for shards: auto
         source="lmms-lab/ScienceQA (config ScienceQA-IMG, split test)",
         columns=COLUMNS,
     )

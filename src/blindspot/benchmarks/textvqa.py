@@ -59,6 +59,7 @@ TEXTVQA = register(
         read=read_textvqa,
         prompt=textvqa_prompt,
         official=textvqa_scores,
+        items=5000,  # the published size, for shards: auto
         source="lmms-lab/textvqa (split validation)",
         columns=COLUMNS,
     )

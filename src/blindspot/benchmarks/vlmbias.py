@@ -104,6 +104,7 @@ VLMBIAS = register(
         prompt=vlmbias_prompt,
         score_official=vlmbias_official,
         official=vlmbias_scores,
+        items=1400,  # the published size, for shards: auto
         source="anvo25/vlms-are-biased (split main)",
         columns=(*COLUMNS, "ID", "sub_topic"),
     )

@@ -56,6 +56,7 @@ VSTAR = register(
         read=read_vstar,
         prompt=vstar_prompt,
         official=vstar_scores,
+        items=191,  # the published size, for shards: auto
         source="lmms-lab/vstar-bench (split test)",
         columns=(*COLUMNS, "question_id"),
     )

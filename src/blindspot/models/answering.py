@@ -7,6 +7,7 @@ prompts, batching, parsing, scoring and option log-probs).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,7 +17,7 @@ from tqdm import tqdm
 from blindspot.contracts.conditions import LLM_CONDITION, NONE_CONDITION, Condition
 from blindspot.errors import BlindspotError
 from blindspot.models.batching import BatchSizer, bucket_order
-from blindspot.models.inference import Request, Response, generate_batch
+from blindspot.models.inference import MARGIN_ONLY_NOTE, Request, Response, generate_batch
 from blindspot.models.job import ModelJob
 from blindspot.models.loading import LoadedModel
 from blindspot.models.prompts import PromptCache
@@ -34,14 +35,15 @@ class WorkUnit:
     condition: Condition
 
 
-def work_units(n_items: int, conditions: list[Condition]) -> list[WorkUnit]:
+def work_units(items: int | Sequence[int], conditions: list[Condition]) -> list[WorkUnit]:
     """Image conditions item by item (one chunk read serves all of an item's levels), then ``none`` for all, then
-    the base language model (``llm``) for all."""
+    the base language model (``llm``) for all. ``items``: the item rows (or their number, for every row)."""
+    rows = range(items) if isinstance(items, int) else items
     imaged = [c for c in conditions if c not in (NONE_CONDITION, LLM_CONDITION)]
-    units = [WorkUnit(i, c) for i in range(n_items) for c in imaged]
+    units = [WorkUnit(i, c) for i in rows for c in imaged]
     for text_only in (NONE_CONDITION, LLM_CONDITION):
         if text_only in conditions:
-            units += [WorkUnit(i, text_only) for i in range(n_items)]
+            units += [WorkUnit(i, text_only) for i in rows]
     return units
 
 
@@ -174,9 +176,13 @@ class _Run:
             f"not run: a prompt of {length} tokens exceeds {limit} (models.{self.job.model_name}.max_prompt_tokens or "
             "the model's context)"
             if skip
+            else MARGIN_ONLY_NOTE
+            if self.max_new_tokens == 0 and responses[p].option_logprobs is None
             else None
-            for length, skip in zip(lengths, too_long, strict=True)
+            for p, (length, skip) in enumerate(zip(lengths, too_long, strict=True))
         ]
+        if self.max_new_tokens == 0 and (unanswered := notes.count(MARGIN_ONLY_NOTE)):
+            print(f"{unanswered} open question(s) not answered: {MARGIN_ONLY_NOTE}", flush=True)
         if any(too_long):
             print(f"{sum(too_long)} item(s) not run: prompt longer than {limit} tokens (see `note`)", flush=True)
             if self.bar is not None:

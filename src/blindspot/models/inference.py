@@ -97,6 +97,10 @@ def encode_batch(loaded: LoadedModel, requests: list[Request]) -> dict[str, torc
 
 @torch.inference_mode()
 def generate_batch(loaded: LoadedModel, requests: list[Request], max_new_tokens: int) -> list[Response]:
+    """Greedy answers with the option labels' log-probs at the first answer token; ``max_new_tokens`` 0:
+    :func:`margin_batch`."""
+    if max_new_tokens == 0:
+        return margin_batch(loaded, requests)
     inputs = encode_batch(loaded, requests)
     tokenizer = loaded.tokenizer
     output = loaded.model.generate(
@@ -121,4 +125,26 @@ def generate_batch(loaded: LoadedModel, requests: list[Request], max_new_tokens:
             logprobs = label_logprobs(tokenizer, first_step[row], request.labels)
             is_label = any(first_tokens[row] in t for t in option_token_ids(tokenizer, request.labels).values())
         responses.append(Response(text=text.strip(), option_logprobs=logprobs, first_token_is_label=is_label))
+    return responses
+
+
+MARGIN_ONLY_NOTE = "margin-only run (max_new_tokens: 0): an open question is not answered"
+
+
+@torch.inference_mode()
+def margin_batch(loaded: LoadedModel, requests: list[Request]) -> list[Response]:
+    """A margin-only batch: one prefill, no generation. A request with option labels is answered by its most likely
+    label at the first answer token (the same log-probs :func:`generate_batch` reports); one without is left
+    unanswered (empty text)."""
+    inputs = encode_batch(loaded, requests)
+    logits = loaded.model(**inputs, logits_to_keep=1).logits[:, -1]
+    first_step = torch.log_softmax(logits.float(), dim=-1).cpu()
+    responses = []
+    for row, request in enumerate(requests):
+        if not request.labels:
+            responses.append(Response(text="", option_logprobs=None, first_token_is_label=None))
+            continue
+        logprobs = label_logprobs(loaded.tokenizer, first_step[row], request.labels)
+        responses.append(Response(text=max(logprobs, key=logprobs.__getitem__), option_logprobs=logprobs,
+                                  first_token_is_label=True))  # fmt: skip
     return responses

@@ -1,12 +1,16 @@
 """The extract step: per-layer residual-stream features to a chunked Zarr store, streamed and resumable.
 
-The store's layout is :mod:`blindspot.store.hidden`'s. Items are processed block by block (a block is one chunk's
-worth of items); each finished block is recorded in the partial store, so a killed job restarted skips finished
-blocks and memory stays flat however many items there are. The finished store is committed into place.
+The store's layout is :mod:`blindspot.store.hidden`'s. Items are processed block by block (about one chunk's worth
+of items, the items of one source image together: :func:`blindspot.contracts.parts.item_blocks`); each finished
+block is recorded in the partial store, so a killed job restarted skips finished blocks and memory stays flat
+however many items there are. The finished store is committed into place. A split job (``shards: N`` for the
+benchmark) extracts one part's blocks into a store of its own; :func:`gather` writes their items, in order, into
+the store the unsplit job writes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
@@ -30,6 +34,7 @@ from blindspot.contracts.hidden import (
     ROLE_TEMPLATE,
 )
 from blindspot.contracts.items import image_group
+from blindspot.contracts.parts import WHOLE, Part, part_items
 from blindspot.errors import BlindspotError
 from blindspot.models.answering import within_prompt_limit
 from blindspot.models.attention import Control, attention_control, check_attention
@@ -42,7 +47,8 @@ from blindspot.models.prompts import question_mask
 from blindspot.stages.slices import ExtractSlice
 from blindspot.stages.table import JobContext, Paths
 from blindspot.store.atomic import register_partial
-from blindspot.store.hidden import HiddenStoreWriter
+from blindspot.store.hidden import HiddenStoreWriter, gather_stores
+from blindspot.store.parts import part_record
 from blindspot.store.render import RenderStore
 
 
@@ -86,7 +92,9 @@ def extract_benchmark(
     scoring: BenchmarkScoring,
     loaded: LoadedModel | None = None,
     progress: bool = True,
+    part: Part = WHOLE,
 ) -> dict[str, Any]:
+    """Extract ``part`` of the items (every item by default) into the store at ``out``."""
     config_slice = {"model": model, "extract": extract, "prompt": prompt, "scoring": scoring}
     job = ModelJob.open(
         "extract",
@@ -109,26 +117,31 @@ def extract_benchmark(
         print(f"extract {model_name}/{bench}: {too_long}", flush=True)
     if not order:
         raise BlindspotError(f"no item of '{bench}' fits the prompt limit: {too_long}", key="model.max_prompt_tokens")
-    items = [job.items[i] for i in order]
     levels = resolve_levels(job.store, extract.levels)
     n_layers = len(loaded_model.layers) + 1
     hidden = int(loaded_model.model.config.get_text_config().hidden_size)
+    block = block_items(hidden, extract.chunk_bytes, len(order))
+    groups = [image_group(job.items[i]["image_keys"]) for i in order]
+    blocks = part_items(groups, block, part)  # store positions, in blocks; a part's positions are contiguous
+    start = blocks[0][0] if blocks else 0
+    order = [order[p] for b in blocks for p in b]  # this part's store rows -> item index
+    items = [job.items[i] for i in order]
     n_items = len(items)
-    block = block_items(hidden, extract.chunk_bytes, n_items)
-    full = min(extract.full_items, n_items)
+    full = min(max(extract.full_items - start, 0), n_items)  # the first full_items store positions of the whole job
     size = estimate_bytes(n_items, len(levels), n_layers, hidden, full, extract.max_tokens)
     print(
-        f"extract {model_name}/{bench}: {n_items} items x {len(levels)} levels x {n_layers} layers x {hidden} "
-        f"hidden; estimated store size {size / 2**20:.1f} MiB (as float16, before compression)",
+        f"extract {model_name}/{bench}{'' if part.whole else f' part {part.label}'}: {n_items} items x "
+        f"{len(levels)} levels x {n_layers} layers x {hidden} hidden; estimated store size {size / 2**20:.1f} MiB "
+        "(as float16, before compression)",
         flush=True,
     )
     conditions = [job.store.condition_index(*parse_condition_key(k)) for k in levels]
-    unreadable = attention_problem(job, loaded_model, order[0], conditions[0]) if extract.attention else None
+    unreadable = attention_problem(job, loaded_model, order[0], conditions[0]) if extract.attention and order else None
     if unreadable:
         print(f"extract {model_name}/{bench}: attention not stored: {unreadable}", flush=True)
     heads = int(loaded_model.model.config.get_text_config().num_attention_heads)
     with_attention = extract.attention and unreadable is None
-    record = {**job.record, "levels": levels, "block_items": block, "left_out": too_long}
+    record = part_record({**job.record, "levels": levels, "block_items": block, "left_out": too_long}, part)
     writer = HiddenStoreWriter.open(
         job.resume,
         [r["item_id"] for r in items],
@@ -150,11 +163,10 @@ def extract_benchmark(
     )
     register_partial(job.resume, lambda: len(writer.done()))
     done = writer.done()
-    n_blocks = (n_items + block - 1) // block
     sizer = BatchSizer(model.batch_size, loaded_model.device.type)
     bar = job.bar(n_items, "item")
-    for b in range(n_blocks):
-        rows = range(b * block, min((b + 1) * block, n_items))
+    for b, positions in enumerate(blocks):
+        rows = range(positions[0] - start, positions[-1] - start + 1)
         if b in done:
             bar.update(len(rows))
             continue
@@ -302,5 +314,12 @@ def run(config: ExtractSlice, inputs: Paths, outputs: Paths, job: JobContext) ->
         outputs["hidden"],
         scoring=config.scoring,
         progress=job.progress,
+        part=job.part,
     )
-    return f"extracted {job.model} on {job.bench}: {summary}"
+    return f"extracted {job.model} on {job.bench}{job.part_suffix}: {summary}"
+
+
+def gather(config: ExtractSlice, inputs: Paths, parts: Sequence[Paths], outputs: Paths, job: JobContext) -> str:
+    """The parts' stores, their items in part order: the store the unsplit job writes."""
+    items = gather_stores([paths["hidden"] for paths in parts], outputs["hidden"])
+    return f"gathered {len(parts)} parts of extract {job.model} on {job.bench}: {items} items"

@@ -32,6 +32,7 @@ layer: the means with cluster-bootstrap intervals). Resumable by shard of items.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -39,12 +40,14 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import torch
 from jaxtyping import Bool, Float
 from tqdm import tqdm
 
 from blindspot.contracts.conditions import Condition, resolve_condition_key
 from blindspot.contracts.items import image_group
+from blindspot.contracts.parts import WHOLE, Part, part_items
 from blindspot.contracts.tables import PATCH_ITEMS_SCHEMA, PATCHES_SCHEMA
 from blindspot.errors import BlindspotError
 from blindspot.models.answering import closed_items
@@ -58,7 +61,8 @@ from blindspot.prompts import option_labels
 from blindspot.stages.slices import PatchSlice
 from blindspot.stages.table import JobContext, Paths
 from blindspot.statistics import ClusterBootstrap, cluster_ids
-from blindspot.store.tables import write_table
+from blindspot.store.parts import gather_tables, part_record
+from blindspot.store.tables import read_frame, write_table
 
 Position = Literal["image", "last", "all"]
 
@@ -295,9 +299,10 @@ def patch_benchmark(
     *,
     loaded: LoadedModel | None = None,
     progress: bool = True,
+    part: Part = WHOLE,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Run the sweep; write the per-item rows and the per-layer table. Returns the table's rows and a note on the
-    items left out (None when none were)."""
+    """Run the sweep (on ``part`` of the items); write the per-item rows and the per-layer table. Returns the
+    table's rows and a note on the items left out (None when none were)."""
     job = ModelJob.open(
         "patch",
         model_name,
@@ -316,8 +321,10 @@ def patch_benchmark(
     pairs = parse_pairs(job, settings.pairs)
     chosen, note = closed_items(job, "patch", settings.max_items)
     identity = {"model": model_name, "benchmark": bench}
-    shards = [chosen[s : s + settings.shard_size] for s in range(0, len(chosen), settings.shard_size)]
-    bar = job.bar(len(chosen), "item")
+    groups = [image_group(job.items[i]["image_keys"]) for i in chosen]
+    shards = [[chosen[p] for p in block] for block in part_items(groups, settings.shard_size, part)]
+    record = part_record(job.record | {"left_out": note}, part)
+    bar = job.bar(sum(map(len, shards)), "item")
     sizer = BatchSizer(config.model.batch_size, job.loaded.device.type)
     piece = partial(_patch_piece, job, pairs, list(settings.positions), settings.method, bar,
                     _ReplayCheck(settings.method == "replay"))  # fmt: skip
@@ -331,16 +338,26 @@ def patch_benchmark(
     )
     bar.close()
     sizer.report(f"patch {model_name}/{bench}")
-    metrics = patch_metrics(pl.from_arrow(table), job.items, settings, config.seed)  # type: ignore[arg-type]
-    write_table(table, PATCH_ITEMS_SCHEMA, job.record, outputs["per_item"])
-    write_table(
-        [identity | r | {"method": settings.method, "note": note} for r in metrics],
-        PATCHES_SCHEMA,
-        job.record,
-        outputs["patches"],
-    )
+    metrics = write_patches(table, job.items, config, record, identity, outputs)
     job.finish()
     return metrics, note
+
+
+def write_patches(
+    table: pa.Table,
+    items: list[dict[str, Any]],
+    config: PatchSlice,
+    record: dict[str, Any],
+    identity: dict[str, str],
+    outputs: Paths,
+) -> list[dict[str, Any]]:
+    """The per-item rows and the per-layer table computed from them (the note on left-out items is the record's
+    ``left_out``); returns the per-layer rows."""
+    metrics = patch_metrics(pl.from_arrow(table), items, config.patch, config.seed)  # type: ignore[arg-type]
+    write_table(table, PATCH_ITEMS_SCHEMA, record, outputs["per_item"])
+    rows = [identity | r | {"method": config.patch.method, "note": record.get("left_out")} for r in metrics]
+    write_table(rows, PATCHES_SCHEMA, record, outputs["patches"])
+    return metrics
 
 
 def format_patches(rows: list[dict[str, Any]]) -> str:
@@ -359,13 +376,22 @@ def format_patches(rows: list[dict[str, Any]]) -> str:
 
 def run(config: PatchSlice, inputs: Paths, outputs: Paths, job: JobContext) -> str:
     rows, note = patch_benchmark(
-        job.model, job.bench, config, inputs["item_table"], inputs["render"], outputs, progress=job.progress
-    )
+        job.model, job.bench, config, inputs["item_table"], inputs["render"], outputs, progress=job.progress,
+        part=job.part,
+    )  # fmt: skip
     print(format_patches(rows))
     n_items = max((r["n"] for r in rows), default=0)
-    return f"patched {job.model} on {job.bench}: {n_items} items, {len(rows)} (pair, position, layer) cells" + (
-        f" ({note})" if note else ""
-    )
+    line = f"patched {job.model} on {job.bench}{job.part_suffix}: {n_items} items, {len(rows)} (pair, position, "
+    return line + "layer) cells" + (f" ({note})" if note else "")
+
+
+def gather(config: PatchSlice, inputs: Paths, parts: Sequence[Paths], outputs: Paths, job: JobContext) -> str:
+    """The parts' per-item rows in part order, and the per-layer table computed from all of them: the outputs the
+    unsplit job writes."""
+    table, record = gather_tables([paths["per_item"] for paths in parts], PATCH_ITEMS_SCHEMA)
+    items = read_frame(inputs["item_table"]).to_dicts()
+    rows = write_patches(table, items, config, record, {"model": job.model, "benchmark": job.bench}, outputs)
+    return f"gathered {len(parts)} parts of patch {job.model} on {job.bench}: {len(rows)} cells"
 
 
 __all__ = ["item_measures", "patch_benchmark", "patched_forward", "run"]

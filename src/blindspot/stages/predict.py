@@ -1,9 +1,14 @@
 """The predict step: one model on every rendered condition of every item, greedy and batched, resumable.
 
 Work units are (item, condition) pairs: every rendered condition selected in config, then the text-only ``none``
-condition (MMStar's S_wv). Units are processed in fixed shards; each finished shard is written atomically to a
-shard folder keyed by the job's inputs, so a killed job restarted skips what it finished. The final table is the
-shards concatenated, written atomically, and the shard folder removed.
+condition (MMStar's S_wv). Units are processed in shards of whole items (:func:`blindspot.contracts.parts.item_blocks`:
+about ``predict.shard_size`` units, the items of one source image together); each finished shard is written
+atomically to a shard folder keyed by the job's inputs, so a killed job restarted skips what it finished. The final
+table is the shards concatenated, written atomically, and the shard folder removed. A split job (``shards: N`` for
+the benchmark) runs one part's shards; :func:`gather` concatenates the parts into the table the unsplit job writes.
+
+With ``max_new_tokens: 0`` the job is margin-only: one prefill per unit and no generation; the answer of an item
+with options is its most likely option label (``scored``), and an open item is left unanswered with a note.
 
 Output: one row per (item, family, level) with the raw text, the parsed answer, the outcome, the score and, for
 closed answer spaces, the log-probability of every option label at the first answer token and ``scored``, the
@@ -12,11 +17,14 @@ most likely label (the log-likelihood reading; ``parsed`` is what the model actu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from blindspot.benchmarks.registry import BenchmarkScoring
 from blindspot.config import ModelConfig, PredictConfig, PromptConfig
 from blindspot.contracts.conditions import LLM_CONDITION, NONE_CONDITION, Condition, resolve_condition_key
+from blindspot.contracts.items import image_group
+from blindspot.contracts.parts import WHOLE, Part, part_items
 from blindspot.contracts.tables import PREDICTIONS_SCHEMA
 from blindspot.errors import BlindspotError
 from blindspot.models.answering import predict_units, work_units
@@ -26,6 +34,7 @@ from blindspot.models.loading import LoadedModel, load_language_model
 from blindspot.models.prompts import PromptCache
 from blindspot.stages.slices import PredictSlice
 from blindspot.stages.table import JobContext, Paths
+from blindspot.store.parts import gather_tables, part_record
 from blindspot.store.render import RenderStore
 from blindspot.store.tables import write_table
 
@@ -63,8 +72,10 @@ def predict_benchmark(
     scoring: BenchmarkScoring,
     loaded: LoadedModel | None = None,
     progress: bool = True,
+    part: Part = WHOLE,
 ) -> int:
-    """Run the predict step; returns the number of rows written. ``loaded`` reuses an already loaded model."""
+    """Run the predict step (``part`` of its items); returns the number of rows written. ``loaded`` reuses an
+    already loaded model."""
     config_slice = {"model": model, "predict": predict, "prompt": prompt, "scoring": scoring}
     job = ModelJob.open(
         "predict",
@@ -81,14 +92,18 @@ def predict_benchmark(
         progress=progress,
     )
     conditions = select_conditions(job.store, predict) + ([LLM_CONDITION] if model.llm else [])
-    units = work_units(len(job.items), conditions)
+    groups = [image_group(item["image_keys"]) for item in job.items]
+    blocks = part_items(groups, max(1, -(-predict.shard_size // len(conditions))), part)
+    shards = [work_units(block, conditions) for block in blocks]
+    units = [unit for shard in shards for unit in shard]
+    if not part.whole:
+        print(f"predict {model_name}/{bench}: part {part.label}: {sum(map(len, blocks))} of {len(job.items)} items",
+              flush=True)  # fmt: skip
     llm = None
     if model.llm:  # MMStar's S_t: the same questions, text only, to the base language model
         language_model = load_language_model(model)
         text = job.prompts.text
         llm = (language_model, PromptCache(language_model.processor, job.items, text))
-    size = predict.shard_size
-    shards = [units[s : s + size] for s in range(0, len(units), size)]
     sizer = BatchSizer(model.batch_size, job.loaded.device.type)  # auto settles once, for every shard
     bar = job.bar(len(units), "unit")
     table = job.run_shards(
@@ -101,7 +116,7 @@ def predict_benchmark(
     )
     bar.close()
     sizer.report(f"predict {model_name}/{bench}")
-    write_table(table, PREDICTIONS_SCHEMA, job.record, out)
+    write_table(table, PREDICTIONS_SCHEMA, part_record(job.record, part), out)
     job.finish()
     return table.num_rows
 
@@ -118,5 +133,13 @@ def run(config: PredictSlice, inputs: Paths, outputs: Paths, job: JobContext) ->
         outputs["predictions"],
         scoring=config.scoring,
         progress=job.progress,
+        part=job.part,
     )
-    return f"predicted {job.model} on {job.bench}: {rows} rows"
+    return f"predicted {job.model} on {job.bench}{job.part_suffix}: {rows} rows"
+
+
+def gather(config: PredictSlice, inputs: Paths, parts: Sequence[Paths], outputs: Paths, job: JobContext) -> str:
+    """The parts' tables, concatenated in part order: the table the unsplit job writes."""
+    table, record = gather_tables([paths["predictions"] for paths in parts], PREDICTIONS_SCHEMA)
+    write_table(table, PREDICTIONS_SCHEMA, record, outputs["predictions"])
+    return f"gathered {len(parts)} parts of predict {job.model} on {job.bench}: {table.num_rows} rows"

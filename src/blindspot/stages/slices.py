@@ -130,20 +130,32 @@ def folder_fingerprint(path: str | Path) -> str:
 
 
 Wildcards = Mapping[str, str]
+
+
+def _benchmark(config: BlindspotConfig, bench: str) -> Any:
+    """A benchmark's entry as its jobs see it: how its jobs are split (``shards``) changes none of their outputs."""
+    return config.benchmarks[bench].model_copy(update={"shards": 1})
+
+
+def _model(config: BlindspotConfig, name: str) -> ModelConfig:
+    """A model's entry as its jobs see it: the cluster resources they ask for change none of their outputs."""
+    return config.models[name].model_copy(update={"resources": {}})
+
+
 FIELD_SOURCES: dict[str, Callable[[BlindspotConfig, Wildcards], Any]] = {
-    "benchmark": lambda config, w: config.benchmarks[w["bench"]],
+    "benchmark": lambda config, w: _benchmark(config, w["bench"]),
     "scoring": lambda config, w: config.benchmarks[w["bench"]].scoring(),
     "official": lambda config, w: config.benchmarks[w["bench"]].official_groups(),
-    "model": lambda config, w: config.models[w["model"]],
+    "model": lambda config, w: _model(config, w["model"]),
     "image_folder": lambda config, w: (
         folder_fingerprint(folder)
         if (folder := config.benchmarks[w["bench"]].image_folder()) and folder.is_dir()
         else None
     ),
     "pair": lambda config, w: config.swap.pairs[w["pair"]],
-    "base": lambda config, w: config.models[config.swap.pairs[w["pair"]].base],
+    "base": lambda config, w: _model(config, config.swap.pairs[w["pair"]].base),
     "donor": lambda config, w: (
-        config.models[donor] if (donor := config.swap.pairs[w["pair"]].donor) is not None else None
+        _model(config, donor) if (donor := config.swap.pairs[w["pair"]].donor) is not None else None
     ),
     "swap": lambda config, w: config.swap.model_copy(update={"pairs": {w["pair"]: config.swap.pairs[w["pair"]]}}),
     "prior_field": lambda config, w: config.probe_for(w["bench"]).prior_field,

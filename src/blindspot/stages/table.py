@@ -8,7 +8,13 @@ Each :class:`Stage` names
 - its **wildcards** (``bench``, ``model``), its named **inputs** (each with the stage that produces it) and named
   **outputs**: explicit paths, never derived from a directory name;
 - its **runner**, ``module:function``, called as ``run(slice, inputs, outputs, job)``. It is imported only when the
-  stage runs, so building the Snakemake DAG or parsing a slice never imports torch.
+  stage runs, so building the Snakemake DAG or parsing a slice never imports torch;
+- for a stage that can be **split** over item ranges (``shards:`` per benchmark), its **gather**, called as
+  ``gather(slice, inputs, parts, outputs, job)``: part ``k`` of ``N`` writes each output at its
+  :meth:`Stage.part_template` (``parts/{part}/...``), and the gather writes the outputs the unsplit job writes
+  (:mod:`blindspot.contracts.parts`);
+- the **weights** its jobs load (``model``: the model wildcard's; ``pair``: a swap pair's base and donor), which
+  its rules take as inputs and which decide the GPUs its jobs request.
 
 From this table come the CLI's stage subcommands (:mod:`blindspot.cli`), the slice each rule passes
 (``rules/common.smk``: ``slice_param``) and each rule's shell command (``cli_command``). A new stage is one module
@@ -18,7 +24,7 @@ with a ``run`` function, one entry here, and one thin rule (``docs/adding-a-stag
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +32,7 @@ from typing import Any, Protocol
 from pydantic import TypeAdapter, ValidationError
 
 from blindspot.config import BlindspotConfig, format_validation_error
+from blindspot.contracts.parts import WHOLE, Part
 from blindspot.errors import BlindspotError
 from blindspot.stages.slices import (
     FIELD_SOURCES,
@@ -55,6 +62,8 @@ class JobContext:
     wildcards: Mapping[str, str] = field(default_factory=dict)
     threads: int = 1
     progress: bool = True
+    part: Part = WHOLE
+    """The part of the items a split job runs (``Part(1, 1)``: every item)."""
 
     @property
     def bench(self) -> str:
@@ -64,12 +73,21 @@ class JobContext:
     def model(self) -> str:
         return self.wildcards["model"]
 
+    @property
+    def part_suffix(self) -> str:
+        """`` (part 2-of-3)`` for a split job's console line; empty for an unsplit one."""
+        return "" if self.part.whole else f" (part {self.part.label})"
+
 
 Paths = Mapping[str, Path]
 
 
 class Runner(Protocol):
     def __call__(self, config: Any, inputs: Paths, outputs: Paths, job: JobContext) -> str: ...
+
+
+class Gatherer(Protocol):
+    def __call__(self, config: Any, inputs: Paths, parts: Sequence[Paths], outputs: Paths, job: JobContext) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -139,6 +157,19 @@ class Stage:
     help: str
     domains: Mapping[str, str] = field(default_factory=dict)
     """Wildcards that range over another :class:`RunNames` field than the default (patch: ``patch_models``)."""
+    weights: str | None = None
+    """The weights its jobs load: ``model`` (the model wildcard's) or ``pair`` (a swap pair's base and donor)."""
+    gather: str | None = None
+    """``module:function`` with the :class:`Gatherer` signature, for a stage that can be split over item ranges."""
+
+    @property
+    def splittable(self) -> bool:
+        return self.gather is not None
+
+    @staticmethod
+    def part_template(template: str) -> str:
+        """Where part ``{part}`` (``2-of-3``) of a split job writes an output: ``parts/{part}/<its path>``."""
+        return f"parts/{{part}}/{template}"
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -161,14 +192,16 @@ class Stage:
                 return STAGES[item.stage].output(item.output)
         raise KeyError(f"the {self.name} stage has no input '{name}'")
 
-    def rule_templates(self) -> tuple[dict[str, str], dict[str, str]]:
-        """(inputs, outputs) as the rule declares them: a store by its root metadata file (:data:`STORE_ROOT`)."""
+    def rule_templates(self, part: bool = False) -> tuple[dict[str, str], dict[str, str]]:
+        """(inputs, outputs) as the rule declares them: a store by its root metadata file (:data:`STORE_ROOT`);
+        ``part``: the outputs of one part of a split job (:meth:`part_template`)."""
 
-        def declared(output: Output) -> str:
-            return f"{output.template}/{STORE_ROOT}" if output.directory else output.template
+        def declared(output: Output, split: bool = False) -> str:
+            template = self.part_template(output.template) if split else output.template
+            return f"{template}/{STORE_ROOT}" if output.directory else template
 
         inputs = {item.name: declared(self.input_output(item.name)) for item in self.inputs}
-        return inputs, {output.name: declared(output) for output in self.outputs}
+        return inputs, {output.name: declared(output, part) for output in self.outputs}
 
     def store_params(self) -> dict[str, tuple[str, str]]:
         """The rule's params that hand a store's folder to the CLI: ``<name>_store`` -> (input or output, name)."""
@@ -178,15 +211,28 @@ class Stage:
         params |= {f"{output.name}_store": ("output", output.name) for output in self.outputs if output.directory}
         return params
 
+    def _job_path(self, kind: str, suffix: str, job: str) -> str:
+        """``<kind>/<stage>/{model}/{bench}<suffix>``; a part's under ``<kind>/parts/{part}/``, a gather's under
+        ``<kind>/gather/``."""
+        head = {"whole": [kind], "part": [kind, "parts", "{part}"], "gather": [kind, "gather"]}[job]
+        return "/".join([*head, self.name, *(f"{{{w}}}" for w in self.wildcards)]) + suffix
+
     @property
     def log_template(self) -> str:
         """``logs/<stage>/{model}/{bench}.log``: one log per job, keyed like its outputs."""
-        return "/".join(["logs", self.name, *(f"{{{w}}}" for w in self.wildcards)]) + ".log"
+        return self._job_path("logs", ".log", "whole")
 
     @property
     def benchmark_template(self) -> str:
         """``benchmarks/<stage>/{model}/{bench}.tsv``: Snakemake's timing and memory of each job."""
-        return "/".join(["benchmarks", self.name, *(f"{{{w}}}" for w in self.wildcards)]) + ".tsv"
+        return self._job_path("benchmarks", ".tsv", "whole")
+
+    def split_log_template(self, job: str) -> str:
+        """The log of a part (``job="part"``) or of the gather (``job="gather"``) of a split job."""
+        return self._job_path("logs", ".log", job)
+
+    def split_benchmark_template(self, job: str) -> str:
+        return self._job_path("benchmarks", ".tsv", job)
 
     def jobs(self, names: RunNames) -> list[dict[str, str]]:
         """The wildcards of every job this stage runs for a config's names (models x benchmarks, ...)."""
@@ -243,7 +289,31 @@ class Stage:
         runner: Runner = getattr(importlib.import_module(module), function)
         return runner
 
-    def cli_command(self) -> str:
+    def load_gatherer(self) -> Gatherer:
+        if self.gather is None:
+            raise KeyError(f"the {self.name} stage cannot be split")
+        module, _, function = self.gather.partition(":")
+        gatherer: Gatherer = getattr(importlib.import_module(module), function)
+        return gatherer
+
+    def gather_command(self) -> str:
+        """The gather rule's shell command: ``blindspot gather <stage>`` with the parts of each output, in order."""
+        stores = self.store_params()
+        parts = [f"--{option(name)}-parts {{params.{name}_parts:q}}" for name in self.output_names]
+        outputs = [
+            f"--{option(name)} "
+            + (f"{{params.{name}_store:q}}" if f"{name}_store" in stores else f"{{output.{name}:q}}")
+            for name in self.output_names
+        ]
+        head = [f"blindspot gather {self.name}", *(f"--{w} {{wildcards.{w}:q}}" for w in self.wildcards)]
+        inputs = [
+            f"--{option(item.name)} "
+            + (f"{{params.{item.name}_store:q}}" if f"{item.name}_store" in stores else f"{{input.{item.name}:q}}")
+            for item in self.inputs
+        ]
+        return " ".join([*head, "--slice {params.slice:q}", *inputs, *parts, *outputs, "--log {log:q}"])
+
+    def cli_command(self, part: bool = False) -> str:
         """The rule's shell command: ``blindspot <stage>`` with its wildcards, slice, inputs, outputs and log. The
         job writes its full output to the log itself and puts short lines on the console (its start, its progress
         every half minute, its summary or its one-line error: :mod:`blindspot.progress`)."""
@@ -257,6 +327,8 @@ class Stage:
         parts.append("--slice {params.slice:q}")
         parts += [f"--{option(item.name)} {value('input', item.name)}" for item in self.inputs]
         parts += [f"--{option(name)} {value('output', name)}" for name in self.output_names]
+        if part:
+            parts.append("--part {wildcards.part}")
         parts.append("--threads {threads} --log {log:q}")
         return " ".join(parts)
 
@@ -300,6 +372,8 @@ STAGES: dict[str, Stage] = {
             inputs=(Input("item_table", "stage", "item_table"), Input("render", "render", "store")),
             outputs=(Output("predictions", "predictions/{model}/{bench}.parquet", schema="PREDICTIONS_SCHEMA"),),
             runner="blindspot.stages.predict:run",
+            weights="model",
+            gather="blindspot.stages.predict:gather",
             help="Run one model on every rendered condition of one benchmark.",
         ),
         Stage(
@@ -324,6 +398,8 @@ STAGES: dict[str, Stage] = {
             inputs=(Input("item_table", "stage", "item_table"), Input("render", "render", "store")),
             outputs=(Output("hidden", "hidden/{model}/{bench}.zarr", directory=True),),
             runner="blindspot.stages.extract:run",
+            weights="model",
+            gather="blindspot.stages.extract:gather",
             help="Per-layer hidden-state features of one model on one benchmark, to Zarr.",
         ),
         Stage(
@@ -347,6 +423,7 @@ STAGES: dict[str, Stage] = {
                 Output("answers", "swaps/{pair}/{bench}.answers.parquet", schema="SWAP_ANSWERS_SCHEMA"),
             ),
             runner="blindspot.stages.swap:run",
+            weights="pair",
             help="Counterfactual weight swaps: hybrids of a base and a donor, layer by layer and unit by unit.",
         ),
         Stage(
@@ -360,6 +437,8 @@ STAGES: dict[str, Stage] = {
                 Output("per_item", "patches/{model}/{bench}.items.parquet", schema="PATCH_ITEMS_SCHEMA"),
             ),
             runner="blindspot.stages.patch:run",
+            weights="model",
+            gather="blindspot.stages.patch:gather",
             help="Activation patching between rendered conditions, at every layer and position set.",
             domains={"model": "patch_models"},
         ),
@@ -375,6 +454,7 @@ STAGES: dict[str, Stage] = {
                 Output("sinks", "lens/{model}/{bench}.sinks.parquet", schema="SINKS_SCHEMA"),
             ),
             runner="blindspot.stages.lens:run",
+            weights="model",
             help="The answer through depth (logit and tuned lens) and the answer's attention on the image.",
             domains={"model": "lens_models"},
         ),
@@ -389,6 +469,7 @@ STAGES: dict[str, Stage] = {
                 Output("per_item", "knockout/{model}/{bench}.items.parquet", schema="KNOCKOUT_ITEMS_SCHEMA"),
             ),
             runner="blindspot.stages.knockout:run",
+            weights="model",
             help="Attention knockout: the answer's access to the image blocked over windows of layers.",
             domains={"model": "knockout_models"},
         ),

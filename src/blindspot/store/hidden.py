@@ -51,6 +51,7 @@ from blindspot.store.arrays import (
     write_array,
 )
 from blindspot.store.atomic import replace_path, write_text
+from blindspot.store.parts import gathered_record
 
 _DONE = "blocks_done.json"
 _HEADER_DONE = "layout_done"
@@ -328,3 +329,57 @@ class HiddenStoreWriter:
         (self.partial / _HEADER_DONE).unlink(missing_ok=True)
         consolidate(self.partial)
         replace_path(self.partial, final)
+
+
+def gather_stores(parts: list[Path], out: Path) -> int:
+    """Write the parts of a split extract job (stores of contiguous runs of items, in order) into one store at
+    ``out``, as the unsplit job writes it: the same items, chunks, dtype and attributes, provenance gathered
+    (:func:`blindspot.store.parts.gathered_record`). Resumable: each copied block is recorded as the extract job
+    records its own. Returns the number of items."""
+    stores = [HiddenStore(path) for path in parts]
+    first = stores[0]
+    record = gathered_record([store.provenance for store in stores], parts)
+    filled = [store for store in stores if all(name in store.group for name in FEATURES)]
+    dtype = str(filled[0].group[FEATURES[0]].dtype) if filled else "auto"
+    heads = int(first.group[ATTENTION[0]].shape[-1]) if first.has_attention else 0
+    tokens = [int(store.group["token_states"].shape[0]) if "token_states" in store.group else 0 for store in stores]
+    max_tokens = int(first.group["token_states"].shape[3]) if "token_states" in first.group else 1
+    block = int(first.attrs["block_items"])
+    hidden = int(filled[0].group[FEATURES[0]].shape[-1]) if filled else 1
+    writer = HiddenStoreWriter.open(
+        out.with_name(f".{out.name}.gather"),
+        [i for store in stores for i in store.item_ids],
+        [g for store in stores for g in store.groups],
+        first.levels,
+        len(first.layers),
+        hidden,
+        block,
+        sum(tokens),
+        max_tokens,
+        {key: value for key, value in first.attrs.items() if key not in ("features", "block_items", "dtype")}
+        | {"provenance": record},
+        dtype=dtype,
+        heads=heads,
+    )
+    done = writer.done()
+    offset, token_offset, copied = 0, 0, 0
+    for store, n_tokens in zip(stores, tokens, strict=True):
+        n = len(store.item_ids)
+        for start in range(0, n if store in filled else 0, block):
+            rows = slice(start, min(start + block, n))
+            if copied not in done:
+                features = {name: np.asarray(store.group[name][rows], dtype=np.float32) for name in FEATURES}
+                attention = (
+                    {name: np.asarray(store.group[name][rows]) for name in (*ATTENTION, "sink_token", "sink_ratio")}
+                    if heads
+                    else None
+                )
+                writer.write_block(copied, slice(offset + rows.start, offset + rows.stop), features, attention)
+            copied += 1
+        for name in ("token_states", "token_role"):
+            if n_tokens:
+                writable(writer.group, name)[token_offset : token_offset + n_tokens] = store.group[name][:]
+        offset += n
+        token_offset += n_tokens
+    writer.commit(out)
+    return offset
