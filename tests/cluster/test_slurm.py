@@ -50,7 +50,7 @@ def test_the_demo_through_the_slurm_profile_equals_a_local_run(tmp_path: Path) -
     config = reduced_toy_config(["qwen_base"])
     config["toy"]["n_items"] = 120
     # Two cores and two (fake) GPUs: each job asks for one core, so the two parts of a split job fit side by side.
-    config["resources"] = {"default": {"runtime": 30, "mem_mb": 1000, "cpus_per_task": 1}}
+    config["resources"] = {"default": {"runtime": 30, "mem_mb": 1000, "cpus_per_task": 1}, "stages": {}}
     local, cluster = tmp_path / "local", tmp_path / "cluster"
     prepare(local, config)
     prepare(cluster, config | {"benchmarks": {"toy": config["benchmarks"]["toy"] | {"shards": 2}}})
