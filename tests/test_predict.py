@@ -118,9 +118,10 @@ def test_resume_after_a_kill_gives_the_same_table(
     calls["n"] = -(10**9)  # no more kills; count the batches the restart runs
     resumed = run(tiny_models, small_benchmark, out, shard_size=7)
     assert resumed.equals(reference)
-    # 30 units in shards of 7 (7, 7, 7, 7, 2); shard 0 is reused. Batches of 4 never mix image and text-only units:
-    # shards 1-3 take 2 batches each (shard 3: 3 image units + 4 text-only), shard 4 one batch: 7 in all.
-    assert calls["n"] == -(10**9) + 7
+    # 6 items x 5 units; shard_size 7 makes shards of whole items, ceil(7 / 5) = 2 items (10 units) each: 3 shards,
+    # shard 0 reused. Batches of 4 never mix image and text-only units: shards 1 and 2 take 2 batches for their 8
+    # image units and 1 for their 2 text-only units: 6 in all.
+    assert calls["n"] == -(10**9) + 6
 
 
 def test_condition_selection(small_benchmark) -> None:
