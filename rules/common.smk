@@ -160,9 +160,10 @@ def stage_resources(stage, job=None):
 
     def value(key):
         def get(wildcards):
-            model = None if job == "gather" else job_model(stage, wildcards)
-            gpus = CFG.models[model].gpu if model is not None else 0
-            merged = CFG.resources_for("gather" if job == "gather" else stage, model, gpus)
+            if job == "gather":
+                merged = CFG.resources_for("gather")
+            else:
+                merged = CFG.resources_for(stage, job_model(stage, wildcards))
             return merged.get(key, "" if key == "gres" else 0)
 
         return get
@@ -182,40 +183,30 @@ def part_outputs(stage):
     return {name: temp(R(template)) for name, template in STAGES[stage].rule_templates(part=True)[1].items()}
 
 
+def every_part(stage, template, wildcards):
+    """A part template's path for each part of a job, in order: the benchmark's `shards` of them."""
+    count = SHARDS[wildcards.bench]
+    values = {w: getattr(wildcards, w) for w in STAGES[stage].wildcards}
+    return [R(template.format(part=f"{k}-of-{count}", **values)) for k in range(1, count + 1)]
+
+
 def gather_params(stage):
     """The gather's params: the slice, the stores it reads, and each output's parts in order (a store by its
     folder)."""
     spec = STAGES[stage]
-    params = stage_params(stage)
 
     def parts_of(name):
-        template = R(spec.part_template(spec.output(name).template))
+        return lambda wildcards: every_part(stage, spec.part_template(spec.output(name).template), wildcards)
 
-        def get(wildcards):
-            count = SHARDS[wildcards.bench]
-            values = {w: getattr(wildcards, w) for w in spec.wildcards}
-            return [template.format(part=f"{k}-of-{count}", **values) for k in range(1, count + 1)]
-
-        return get
-
-    return params | {f"{name}_parts": parts_of(name) for name in spec.output_names}
+    return stage_params(stage) | {f"{name}_parts": parts_of(name) for name in spec.output_names}
 
 
 def gather_inputs(stage):
     """The gather's inputs: the stage's own, and every part of each output (a store by its root metadata)."""
-    spec = STAGES[stage]
-    declared = spec.rule_templates(part=True)[1]
-
-    def parts(wildcards):
-        count = SHARDS[wildcards.bench]
-        values = {w: getattr(wildcards, w) for w in spec.wildcards}
-        return [
-            R(template.format(part=f"{k}-of-{count}", **values))
-            for template in declared.values()
-            for k in range(1, count + 1)
-        ]
-
-    return stage_inputs(stage) | {"parts": parts}
+    declared = STAGES[stage].rule_templates(part=True)[1].values()
+    return stage_inputs(stage) | {
+        "parts": lambda wildcards: [path for template in declared for path in every_part(stage, template, wildcards)]
+    }
 
 
 def split_log(stage, job):

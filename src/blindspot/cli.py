@@ -16,10 +16,11 @@ import sys
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from blindspot import __version__, progress
 from blindspot.config import BlindspotConfig, ConfigError, json_schema, load_config
-from blindspot.contracts.parts import Part
+from blindspot.contracts.parts import WHOLE, Part
 from blindspot.errors import BlindspotError
 from blindspot.stages.slices import user_key
 from blindspot.stages.table import STAGES, JobContext, Stage, option
@@ -111,10 +112,12 @@ def cmd_schema(args: argparse.Namespace) -> None:
         sys.stdout.write(text)
 
 
-def run_stage(stage: Stage, args: argparse.Namespace) -> None:
-    """Validate the slice, check the inputs exist, and call the stage's runner."""
+def stage_job(stage: Stage, args: argparse.Namespace, label: str, body: Callable[..., str]) -> None:
+    """What every job of a stage does around its work: say it started, validate the slice, check the inputs (each
+    exists and is the output of the stage the table names), call ``body(config, inputs, wildcards)``, and print its
+    summary; a fixable error is one line naming the user's key."""
     wildcards = {w: getattr(args, w) for w in stage.wildcards}
-    progress.say(f"{stage.name} {'/'.join(wildcards.values())}: started (log: {args.log})")
+    progress.say(f"{label} {'/'.join(wildcards.values())}: started (log: {args.log})")
     try:
         config = stage.parse_slice(args.slice)
         inputs = {item.name: Path(getattr(args, item.name)) for item in stage.inputs}
@@ -122,10 +125,7 @@ def run_stage(stage: Stage, args: argparse.Namespace) -> None:
             if not inputs[item.name].exists():
                 raise UserError(f"no {item.stage} output at '{inputs[item.name]}'; run the {item.stage} step first")
         stage.check_inputs(inputs)
-        outputs = {name: Path(getattr(args, name)) for name in stage.output_names}
-        part = Part.parse(args.part) if stage.splittable else Part()
-        job = JobContext(stage.name, wildcards, threads=args.threads, progress=not args.quiet, part=part)
-        summary = stage.load_runner()(config, inputs, outputs, job)
+        summary = body(config, inputs, wildcards)
     except BlindspotError as error:
         raise UserError(user_key(str(error), wildcards)) from None
     print(summary)
@@ -133,12 +133,22 @@ def run_stage(stage: Stage, args: argparse.Namespace) -> None:
         progress.say(line)
 
 
+def run_stage(stage: Stage, args: argparse.Namespace) -> None:
+    """Run one job of a stage (one part of it, for a split job)."""
+
+    def body(config: Any, inputs: dict[str, Path], wildcards: dict[str, str]) -> str:
+        outputs = {name: Path(getattr(args, name)) for name in stage.output_names}
+        part = Part.parse(args.part) if stage.splittable else WHOLE
+        job = JobContext(stage.name, wildcards, threads=args.threads, progress=not args.quiet, part=part)
+        return stage.load_runner()(config, inputs, outputs, job)
+
+    stage_job(stage, args, stage.name, body)
+
+
 def gather_stage(stage: Stage, args: argparse.Namespace) -> None:
     """Gather the parts of a split job into the outputs the unsplit job writes."""
-    wildcards = {w: getattr(args, w) for w in stage.wildcards}
-    progress.say(f"gather {stage.name} {'/'.join(wildcards.values())}: started (log: {args.log})")
-    try:
-        config = stage.parse_slice(args.slice)
+
+    def body(config: Any, inputs: dict[str, Path], wildcards: dict[str, str]) -> str:
         lists = {name: [Path(p) for p in getattr(args, name)] for name in stage.output_names}
         counts = {len(paths) for paths in lists.values()}
         if len(counts) != 1:
@@ -148,14 +158,10 @@ def gather_stage(stage: Stage, args: argparse.Namespace) -> None:
                 if not path.exists():
                     raise UserError(f"no part at '{path}'; run the split {stage.name} jobs first (through snakemake)")
         parts = [{name: lists[name][k] for name in stage.output_names} for k in range(counts.pop())]
-        inputs = {item.name: Path(getattr(args, item.name)) for item in stage.inputs}
-        stage.check_inputs(inputs)
         outputs = {name: Path(getattr(args, f"{name}_out")) for name in stage.output_names}
-        summary = stage.load_gatherer()(config, inputs, parts, outputs, JobContext(stage.name, wildcards))
-    except BlindspotError as error:
-        raise UserError(user_key(str(error), wildcards)) from None
-    print(summary)
-    progress.say(summary)
+        return stage.load_gatherer()(config, inputs, parts, outputs, JobContext(stage.name, wildcards))
+
+    stage_job(stage, args, f"gather {stage.name}", body)
 
 
 def cmd_tiny_model(args: argparse.Namespace) -> None:

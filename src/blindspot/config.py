@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import json
+import math
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
@@ -316,6 +317,11 @@ class ResourcesConfig(StrictModel):
         default_factory=lambda: _default_stage_resources(),
         description="Per stage: predict, extract, ... and gather (a split job's gather).",
     )
+
+
+def auto_shards(rows: int, items_per_job: int) -> int:
+    """``shards: auto``: one job per ``items_per_job`` rows (at least one)."""
+    return max(1, math.ceil(rows / items_per_job))
 
 
 class SplitConfig(StrictModel):
@@ -816,13 +822,13 @@ class BlindspotConfig(StrictModel):
 
             rows = get_benchmark(entry.adapter).items or 1
             rows = min(rows, entry.limit) if entry.limit is not None else rows
-        return max(1, -(-rows // self.split.items_per_job))
+        return auto_shards(rows, self.split.items_per_job)
 
-    def resources_for(self, stage: str, model: str | None = None, gpus: int = 0) -> dict[str, int | str]:
+    def resources_for(self, stage: str, model: str | None = None) -> dict[str, int | str]:
         """The Snakemake resources of one job: ``resources.default``, then ``resources.stages.<stage>``, then
-        ``models.<model>.resources.<stage>``; ``gpu`` defaults to ``gpus`` (the model's GPUs for a job that loads
-        it). A ``gres`` naming a GPU replaces ``gpu``."""
-        merged: dict[str, int | str] = {"gpu": gpus}
+        ``models.<model>.resources.<stage>``; ``gpu`` defaults to the GPUs of the ``model`` the job loads (none for
+        a job that loads none). A ``gres`` naming a GPU replaces ``gpu``."""
+        merged: dict[str, int | str] = {"gpu": self.models[model].gpu if model is not None else 0}
         layers = [self.resources.default, self.resources.stages.get(stage)]  # type: ignore[call-overload]
         if model is not None:
             layers.append(self.models[model].resources.get(stage))  # type: ignore[call-overload]

@@ -296,41 +296,31 @@ class Stage:
         gatherer: Gatherer = getattr(importlib.import_module(module), function)
         return gatherer
 
-    def gather_command(self) -> str:
-        """The gather rule's shell command: ``blindspot gather <stage>`` with the parts of each output, in order."""
-        stores = self.store_params()
-        parts = [f"--{option(name)}-parts {{params.{name}_parts:q}}" for name in self.output_names]
-        outputs = [
-            f"--{option(name)} "
-            + (f"{{params.{name}_store:q}}" if f"{name}_store" in stores else f"{{output.{name}:q}}")
-            for name in self.output_names
-        ]
-        head = [f"blindspot gather {self.name}", *(f"--{w} {{wildcards.{w}:q}}" for w in self.wildcards)]
-        inputs = [
-            f"--{option(item.name)} "
-            + (f"{{params.{item.name}_store:q}}" if f"{item.name}_store" in stores else f"{{input.{item.name}:q}}")
-            for item in self.inputs
-        ]
-        return " ".join([*head, "--slice {params.slice:q}", *inputs, *parts, *outputs, "--log {log:q}"])
-
-    def cli_command(self, part: bool = False) -> str:
-        """The rule's shell command: ``blindspot <stage>`` with its wildcards, slice, inputs, outputs and log. The
-        job writes its full output to the log itself and puts short lines on the console (its start, its progress
-        every half minute, its summary or its one-line error: :mod:`blindspot.progress`)."""
+    def _arguments(self, command: str) -> tuple[list[str], list[str]]:
+        """``<command> --<wildcard> ... --slice ... --<input> ...``, and ``--<output> ...``: what every job of the
+        stage is given (a store by its folder, the params' ``<name>_store``; a file by its path)."""
         stores = self.store_params()
 
         def value(kind: str, name: str) -> str:
             return f"{{params.{name}_store:q}}" if f"{name}_store" in stores else f"{{{kind}.{name}:q}}"
 
-        parts = [f"blindspot {self.name}"]
-        parts += [f"--{w} {{wildcards.{w}:q}}" for w in self.wildcards]
-        parts.append("--slice {params.slice:q}")
-        parts += [f"--{option(item.name)} {value('input', item.name)}" for item in self.inputs]
-        parts += [f"--{option(name)} {value('output', name)}" for name in self.output_names]
-        if part:
-            parts.append("--part {wildcards.part}")
-        parts.append("--threads {threads} --log {log:q}")
-        return " ".join(parts)
+        head = [command, *(f"--{w} {{wildcards.{w}:q}}" for w in self.wildcards), "--slice {params.slice:q}"]
+        head += [f"--{option(item.name)} {value('input', item.name)}" for item in self.inputs]
+        return head, [f"--{option(name)} {value('output', name)}" for name in self.output_names]
+
+    def gather_command(self) -> str:
+        """The gather rule's shell command: ``blindspot gather <stage>`` with the parts of each output, in order."""
+        head, outputs = self._arguments(f"blindspot gather {self.name}")
+        parts = [f"--{option(name)}-parts {{params.{name}_parts:q}}" for name in self.output_names]
+        return " ".join([*head, *parts, *outputs, "--log {log:q}"])
+
+    def cli_command(self, part: bool = False) -> str:
+        """The rule's shell command: ``blindspot <stage>`` with its wildcards, slice, inputs, outputs and log. The
+        job writes its full output to the log itself and puts short lines on the console (its start, its progress
+        every half minute, its summary or its one-line error: :mod:`blindspot.progress`)."""
+        head, outputs = self._arguments(f"blindspot {self.name}")
+        return " ".join([*head, *outputs, *(["--part {wildcards.part}"] if part else []),
+                         "--threads {threads} --log {log:q}"])  # fmt: skip
 
 
 def option(name: str) -> str:
