@@ -176,7 +176,7 @@ def test_reruns_see_sources_images_and_output_versions(tmp_path: Path) -> None:
     # 3. The installed code bumps the render stage's output version.
     package = tmp_path / "package"
     shutil.copytree(REPO / "src" / "blindspot", package / "blindspot")
-    table = package / "blindspot" / "stages.py"
+    table = package / "blindspot" / "stages" / "table.py"
     text = table.read_text()
     current = f'name="render",\n            slice=RenderSlice,\n            version={STAGES["render"].version},'
     assert current in text
@@ -229,6 +229,7 @@ def test_models_run_through_predict_and_decay(tmp_path: Path, tiny_models: dict[
         ("all", None),
         ("decay", "colour"),
         ("extract", "colour"),
+        ("lens", "colour"),
         ("predict", "colour"),
         ("probe", "colour"),
     ]
@@ -244,6 +245,7 @@ def test_models_run_through_predict_and_decay(tmp_path: Path, tiny_models: dict[
         ("all", None),
         ("decay", "colour"),
         ("extract", "colour"),
+        ("lens", "colour"),
         ("predict", "colour"),
         ("probe", "colour"),
     ]
