@@ -229,3 +229,56 @@ def test_changing_the_split_reruns_only_the_split_jobs_and_a_killed_part_reruns_
         path = Path(target.removesuffix("/zarr.json"))
         assert_same_content(whole / str(i) / path.name, path)
     assert not (tmp_path / "results/parts/2-of-2/predictions/qwen_base/toy.parquet").exists()  # gathered: removed
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({"benchmarks": {"toy": {"shards": 0}}}, "benchmarks.toy.shards: shards must be a positive number of jobs"),
+        ({"benchmarks": {"toy": {"shards": "many"}}}, "benchmarks.toy.shards: shards must be a positive number"),
+        ({"benchmarks": {"toy": {"shards": True}}}, "benchmarks.toy.shards: shards must be a positive number"),
+        ({"resources": {"default": {"gres": "gpu 1"}}}, "resources.default.gres: gres must be <name>[:<type>]"),
+        ({"resources": {"stages": {"predictt": {"runtime": 5}}}}, "resources.stages.predictt"),
+        ({"split": {"items_per_job": 0}}, "split.items_per_job"),
+    ],
+)
+def test_bad_split_and_resource_settings_are_one_line_naming_the_key(entry: dict[str, Any], expected: str) -> None:
+    from blindspot.config import ConfigError, parse_config
+
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    for section, value in entry.items():
+        if section == "benchmarks":
+            config["benchmarks"]["toy"] |= value["toy"]
+        else:
+            config[section] = value
+    with pytest.raises(ConfigError) as error:
+        parse_config(config)
+    assert str(error.value).splitlines()[0].startswith(expected), str(error.value)
+    assert len(str(error.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("label", ["0-of-3", "4-of-3", "2of3"])
+def test_a_bad_part_is_a_usage_error_not_a_traceback(label: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from blindspot.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["predict", "--model", "m", "--bench", "b", "--slice", "{}", "--item-table", "i", "--render", "r",
+              "--predictions", "p", "--part", label])  # fmt: skip
+    assert stop.value.code == 2
+    assert "argument --part: part" in capsys.readouterr().err
+
+
+def test_resources_reach_each_job_from_the_default_the_stage_and_the_model() -> None:
+    from blindspot.config import parse_config
+
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["resources"] = {"default": {"runtime": 10, "mem_mb": 100}, "stages": {"predict": {"runtime": 20}}}
+    config["models"]["qwen_base"]["resources"] = {"predict": {"mem_mb": 300, "gres": "gpu:a100:1"}}
+    config["models"]["qwen_reader"]["gpu"] = 2
+    parsed = parse_config(config)
+    assert parsed.resources_for("predict", "qwen_base") == {"runtime": 20, "mem_mb": 300, "gres": "gpu:a100:1"}
+    assert parsed.resources_for("predict", "qwen_reader") == {"gpu": 2, "runtime": 20, "mem_mb": 100}
+    assert parsed.resources_for("decay") == {"gpu": 0, "runtime": 10, "mem_mb": 100}

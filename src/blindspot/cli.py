@@ -133,12 +133,20 @@ def stage_job(stage: Stage, args: argparse.Namespace, label: str, body: Callable
         progress.say(line)
 
 
+def part_label(text: str) -> Part:
+    """``--part``: ``k-of-n``, or argparse's one-line usage error saying the form expected."""
+    try:
+        return Part.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def run_stage(stage: Stage, args: argparse.Namespace) -> None:
     """Run one job of a stage (one part of it, for a split job)."""
 
     def body(config: Any, inputs: dict[str, Path], wildcards: dict[str, str]) -> str:
         outputs = {name: Path(getattr(args, name)) for name in stage.output_names}
-        part = Part.parse(args.part) if stage.splittable else WHOLE
+        part = args.part if stage.splittable else WHOLE
         job = JobContext(stage.name, wildcards, threads=args.threads, progress=not args.quiet, part=part)
         return stage.load_runner()(config, inputs, outputs, job)
 
@@ -348,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
                 f"--{option(output.name)}", dest=output.name, required=True, help=f"output: {output.template}"
             )
         if stage.splittable:
-            p.add_argument("--part", default="1-of-1", help="the part of the items to run, k-of-n (default: all)")
+            p.add_argument("--part", type=part_label, default=WHOLE, help="the part of the items to run, k-of-n "
+                           "(default: all)")  # fmt: skip
         p.add_argument("--threads", type=int, default=1, help="CPU threads the job may use")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         p.add_argument("--log", help="write the job's output here; the console gets its start, progress and result")

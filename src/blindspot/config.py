@@ -296,10 +296,17 @@ class JobResources(StrictModel):
     )
     gres: str | None = Field(
         None,
-        pattern=r"^[a-zA-Z0-9_]+(:[a-zA-Z0-9_.]+)?(:\d+[TGM]?)?$",
         description="A SLURM generic resource string (gpu:a100:1). One naming a GPU replaces `gpu` on the cluster "
         "(the SLURM executor refuses both).",
     )
+
+    @field_validator("gres")
+    @classmethod
+    def _slurm_gres(cls, value: str | None) -> str | None:
+        """The SLURM executor's own form, checked before any job is submitted."""
+        if value is not None and not re.fullmatch(r"[a-zA-Z0-9_]+(:[a-zA-Z0-9_.]+)?(:\d+[TGM]?)?", value):
+            raise ValueError("gres must be <name>[:<type>][:<count>], e.g. gpu:1 or gpu:a100:2")
+        return value
 
 
 def _default_stage_resources() -> dict[StageName, JobResources]:

@@ -92,11 +92,12 @@ class BenchmarkConfigBase(StrictModel):
         "exactly as published.",
     )
 
-    @field_validator("shards")
+    @field_validator("shards", mode="before")
     @classmethod
-    def _positive_shards(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError(f"shards must be a positive number of jobs or 'auto', got {value}")
+    def _positive_shards(cls, value: Any) -> Any:
+        """One line for any bad value (the union's own errors would be one per member)."""
+        if value != "auto" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError("shards must be a positive number of jobs or 'auto'")
         return value
 
     def source_rows(self) -> int | None:

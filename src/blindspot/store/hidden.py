@@ -42,6 +42,7 @@ from jaxtyping import Float, Int8
 
 from blindspot.contracts.hidden import ATTENTION, FEATURES, MAX_SINKS
 from blindspot.errors import BlindspotError
+from blindspot.progress import Bar
 from blindspot.store.arrays import (
     consolidate,
     create_checked_array,
@@ -363,10 +364,12 @@ def gather_stores(parts: list[Path], out: Path) -> int:
     )
     done = writer.done()
     offset, token_offset, copied = 0, 0, 0
+    bar = Bar(total=sum(len(store.item_ids) for store in stores), desc=f"gather {out.name}", unit="item")
     for store, n_tokens in zip(stores, tokens, strict=True):
         n = len(store.item_ids)
         for start in range(0, n if store in filled else 0, block):
             rows = slice(start, min(start + block, n))
+            bar.update(rows.stop - rows.start)
             if copied not in done:
                 features = {name: np.asarray(store.group[name][rows], dtype=np.float32) for name in FEATURES}
                 attention = (
@@ -381,5 +384,6 @@ def gather_stores(parts: list[Path], out: Path) -> int:
                 writable(writer.group, name)[token_offset : token_offset + n_tokens] = store.group[name][:]
         offset += n
         token_offset += n_tokens
+    bar.close()
     writer.commit(out)
     return offset
